@@ -1,0 +1,165 @@
+//! The one executor trait, and the owned request/outcome types that cross it.
+//!
+//! Every backend (process, container, native function, remote, plugin) implements
+//! [`Executor`]. The scheduler knows executors only through this trait; executors know nothing
+//! of reporters. Requests and outcomes are owned and serde-able so they can cross gRPC, WASM
+//! and the journal unchanged.
+//!
+//! An executor reports *how the attempt ended* ([`ExecOutcome`]); mapping that to a
+//! [`TaskStatus`](crate::TaskStatus) (retries, success criteria) is the scheduler's job.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+/// Everything an executor needs to run one attempt of one task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecRequest {
+    /// Task name (after matrix expansion).
+    pub task: String,
+    /// What to run.
+    pub action: Action,
+    /// Environment for the task: task env, capabilities, matrix values and resolved secrets.
+    /// Secret values are in here; never log a request.
+    pub env: BTreeMap<String, String>,
+    /// Whether the runtime's own environment is passed through beneath `env`.
+    pub inherit_env: bool,
+    /// Absolute working directory on the host (for a container: the project directory that
+    /// relative mounts resolve against).
+    pub workdir: PathBuf,
+    /// Run inside this container instead of on the host.
+    pub container: Option<ContainerSpec>,
+    /// Wall-clock limit for this attempt; the executor enforces it and returns
+    /// [`ExecOutcome::TimedOut`].
+    pub timeout: Option<Duration>,
+    /// Grace period between SIGTERM and SIGKILL when stopping the task.
+    pub kill_grace: Duration,
+    /// Run id, for labelling external resources (containers, networks).
+    pub run_id: String,
+}
+
+/// The thing an attempt executes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    /// A shell command, run with `/bin/sh -c`.
+    Shell(String),
+    /// A native Rust function registered in the pipeline binary, by name.
+    Native(String),
+}
+
+/// Container settings of a task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// Image reference.
+    pub image: String,
+    /// Working directory inside the container.
+    pub workdir: Option<String>,
+    /// Bind mounts and volumes.
+    pub mounts: Vec<ContainerMount>,
+    /// Sidecar services, reachable by name.
+    pub services: Vec<ServiceSpec>,
+}
+
+/// One mount into a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerMount {
+    /// What is mounted.
+    pub source: MountSource,
+    /// Absolute path inside the container.
+    pub target: String,
+}
+
+/// The source side of a container mount.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MountSource {
+    /// A host directory (absolute).
+    HostDir(PathBuf),
+    /// A named volume that persists between runs.
+    Volume(String),
+}
+
+/// A sidecar container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceSpec {
+    /// Image reference.
+    pub image: String,
+    /// Hostname the task reaches it by.
+    pub name: String,
+}
+
+/// Which output stream a chunk came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputStream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// Where an executor writes a task's output as it is produced.
+///
+/// Implementations mask secrets, write the full log and forward lines to reporters; they must
+/// keep memory bounded however much a task prints.
+pub trait OutputSink: Send + Sync {
+    /// Accepts the next raw chunk of one stream (not necessarily whole lines).
+    fn write(&self, stream: OutputStream, bytes: &[u8]);
+}
+
+/// The I/O handles of one attempt.
+#[derive(Clone)]
+pub struct ExecIo {
+    /// Destination of stdout and stderr.
+    pub output: Arc<dyn OutputSink>,
+    /// Cancelled on Ctrl-C, SIGTERM or fail-fast: stop the task and return
+    /// [`ExecOutcome::Cancelled`].
+    pub cancel: CancellationToken,
+}
+
+/// How one attempt ended. A task that ran and failed is never confused with the runtime
+/// failing to run it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExecOutcome {
+    /// The task ran to completion with this exit code (0 is success; a process killed by a
+    /// signal reports 128 + the signal number).
+    Exited {
+        /// The exit code.
+        code: i32,
+    },
+    /// The wall-clock timeout elapsed; the task was stopped.
+    TimedOut,
+    /// The run was cancelled while the task ran; the task was stopped.
+    Cancelled,
+    /// The task could not be run at all.
+    Errored {
+        /// What was being done, e.g. "spawning /bin/sh" or "pulling image busybox".
+        stage: String,
+        /// A human-readable reason.
+        message: String,
+    },
+}
+
+impl ExecOutcome {
+    /// An [`ExecOutcome::Errored`] from a stage and a message.
+    pub fn errored(stage: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        ExecOutcome::Errored {
+            stage: stage.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+/// Runs one attempt of a task somewhere.
+pub trait Executor: Send + Sync {
+    /// A short name for messages and placement ("process", "docker", "native", ...).
+    fn name(&self) -> &str;
+
+    /// Runs the attempt to completion, honouring `req.timeout` and `io.cancel`. Must leave no
+    /// process, container or network behind when it returns.
+    fn execute<'a>(&'a self, req: &'a ExecRequest, io: ExecIo) -> BoxFuture<'a, ExecOutcome>;
+}

@@ -1,0 +1,5 @@
+//! The `sykli` command line.
+
+fn main() -> std::process::ExitCode {
+    sykli::cli::main()
+}
