@@ -1,13 +1,13 @@
 //! The wire types: exactly what an SDK emits, before validation.
 //!
 //! These types read every document the upstream Sykli SDKs emit (versions "1" to "4") and
-//! write canonical JSON. They carry no invariants beyond shape: [`super::validate`] turns a
+//! write canonical JSON: fields in the order declared here, every map sorted by key, so the
+//! Rust, Go and TypeScript SDKs can emit the same bytes for the same pipeline. They carry no invariants beyond shape: [`super::validate`] turns a
 //! [`Graph`] into something safe to plan.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
@@ -20,8 +20,8 @@ pub struct Graph {
     #[serde(default)]
     pub tasks: Vec<Task>,
     /// Named directory and cache resources that mounts refer to.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
-    pub resources: IndexMap<String, Resource>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resources: BTreeMap<String, Resource>,
     /// Top-level fields this runtime does not know; kept and re-emitted.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
@@ -33,7 +33,7 @@ impl Graph {
         Graph {
             version: Version::V1,
             tasks: Vec::new(),
-            resources: IndexMap::new(),
+            resources: BTreeMap::new(),
             extra: BTreeMap::new(),
         }
     }
@@ -158,10 +158,10 @@ pub struct Task {
     /// Named output paths. The array form `["a", "b"]` is read as `output_0`, `output_1`.
     #[serde(
         default,
-        skip_serializing_if = "IndexMap::is_empty",
+        skip_serializing_if = "BTreeMap::is_empty",
         deserialize_with = "deserialize_outputs"
     )]
-    pub outputs: IndexMap<String, String>,
+    pub outputs: BTreeMap<String, String>,
     /// Outputs of other tasks copied into this task's workdir (implies a dependency).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub task_inputs: Vec<TaskInput>,
@@ -175,17 +175,20 @@ pub struct Task {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub services: Vec<Service>,
     /// Dimension -> values; expands to one task per combination.
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
-    pub matrix: IndexMap<String, Vec<String>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub matrix: BTreeMap<String, Vec<String>>,
     /// Secret names read from the environment.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secrets: Vec<String>,
     /// Typed secret references.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub secret_refs: Vec<SecretRef>,
-    /// Condition expression; `condition` is accepted as an alias.
-    #[serde(default, alias = "condition", skip_serializing_if = "Option::is_none")]
+    /// Condition expression. See [`Task::condition_expr`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<String>,
+    /// Upstream alias of `when`, read but never emitted by SDKs; `when` wins when both are set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
     /// Extra attempts after a failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<u32>,
@@ -258,6 +261,11 @@ impl Task {
         }
     }
 
+    /// The effective condition: `when`, else the `condition` alias.
+    pub fn condition_expr(&self) -> Option<&str> {
+        self.when.as_deref().or(self.condition.as_deref())
+    }
+
     /// The lowest format version that covers the fields this task uses.
     pub fn required_version(&self) -> Version {
         if self.evidence_required.is_some() {
@@ -310,11 +318,13 @@ impl Task {
     }
 }
 
-fn deserialize_outputs<'de, D: Deserializer<'de>>(d: D) -> Result<IndexMap<String, String>, D::Error> {
+fn deserialize_outputs<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Outputs {
-        Map(IndexMap<String, String>),
+        Map(BTreeMap<String, String>),
         List(Vec<String>),
     }
     match Outputs::deserialize(d) {
