@@ -172,13 +172,14 @@ func (p *Pipeline) encode() ([]byte, error) {
 	if err := enc.Encode(g); err != nil {
 		return nil, fmt.Errorf("failed to encode the pipeline: %w", err)
 	}
-	return unescapeLineSeparators(buf.Bytes()), nil
+	return normalizeEscapes(buf.Bytes()), nil
 }
 
-// unescapeLineSeparators undoes encoding/json's escaping of U+2028 and U+2029, which
-// serde_json and JSON.stringify emit as raw characters.
-func unescapeLineSeparators(b []byte) []byte {
-	if !bytes.Contains(b, []byte(`\u202`)) {
+// normalizeEscapes makes encoding/json's string escapes match serde_json and
+// JSON.stringify: U+2028 and U+2029 are written raw, and (for toolchains before Go
+// 1.22) backspace and form feed as \b and \f.
+func normalizeEscapes(b []byte) []byte {
+	if !bytes.Contains(b, []byte(`\u`)) {
 		return b
 	}
 	out := make([]byte, 0, len(b))
@@ -187,19 +188,24 @@ func unescapeLineSeparators(b []byte) []byte {
 			out = append(out, b[i])
 			continue
 		}
-		if i+5 < len(b) && b[i+1] == 'u' && string(b[i+2:i+5]) == "202" && (b[i+5] == '8' || b[i+5] == '9') {
-			if b[i+5] == '8' {
-				out = append(out, "\u2028"...)
-			} else {
-				out = append(out, "\u2029"...)
+		if b[i+1] == 'u' && i+5 < len(b) {
+			if r, ok := escapeReplacements[string(b[i+2:i+6])]; ok {
+				out = append(out, r...)
+				i += 5
+				continue
 			}
-			i += 5
-			continue
 		}
 		out = append(out, b[i], b[i+1])
 		i++
 	}
 	return out
+}
+
+var escapeReplacements = map[string]string{
+	"2028": "\u2028",
+	"2029": "\u2029",
+	"0008": `\b`,
+	"000c": `\f`,
 }
 
 // Emit is the end of every sykli.go. When the program was started with --emit it
