@@ -74,7 +74,7 @@ func (p *Pipeline) Cache(name string) *CacheVolume {
 
 // Template returns an empty set of reusable task settings; apply it with Task.From.
 func (p *Pipeline) Template() *Template {
-	return &Template{p: p, env: map[string]string{}}
+	return &Template{env: map[string]string{}}
 }
 
 // Chain makes each named task depend on the one before it. Every name must
@@ -84,7 +84,7 @@ func (p *Pipeline) Chain(names ...string) *Pipeline {
 	for _, n := range names {
 		t := p.lookup(n)
 		if t == nil {
-			p.errs = append(p.errs, fmt.Sprintf("chain refers to unknown task %q", n))
+			p.errs = append(p.errs, fmt.Sprintf("chain refers to unknown task %s", quote(n)))
 			prev = nil
 			continue
 		}
@@ -96,18 +96,11 @@ func (p *Pipeline) Chain(names ...string) *Pipeline {
 	return p
 }
 
-// Parallel names a set of existing tasks so others can depend on all of them with
-// Task.AfterGroup. It adds no edges itself.
+// Parallel names a set of tasks so others can depend on all of them with
+// Task.AfterGroup. It adds no edges itself; a member that is not a task is reported
+// by Validate as an unknown dependency of the tasks that use the group.
 func (p *Pipeline) Parallel(names ...string) *Group {
-	g := &Group{}
-	for _, n := range names {
-		if p.lookup(n) == nil {
-			p.errs = append(p.errs, fmt.Sprintf("parallel group refers to unknown task %q", n))
-			continue
-		}
-		g.names = append(g.names, n)
-	}
-	return g
+	return &Group{names: append([]string(nil), names...)}
 }
 
 func (p *Pipeline) lookup(name string) *Task {

@@ -95,11 +95,12 @@ func TestValidate(t *testing.T) {
 		}, nil},
 		{"gate needs no command", func(s *Pipeline) { s.Gate("g") }, nil},
 		{"empty name", func(s *Pipeline) { s.Task("").Run("x") }, []string{"task name must not be empty"}},
-		{"duplicate reported once per extra definition", func(s *Pipeline) {
+		{"duplicate reported once per name, then each task's own problems", func(s *Pipeline) {
 			s.Task("a").Run("x")
 			s.Task("a")
-			s.Task("a")
-		}, []string{`duplicate task name "a"`, `duplicate task name "a"`}},
+			s.Task("a").Run("y")
+		}, []string{`duplicate task name "a"`, `task "a" has no command`}},
+		{"blank command", func(s *Pipeline) { s.Task("a").Run(" \t") }, []string{`task "a" has no command`}},
 		{"no command", func(s *Pipeline) { s.Task("a") }, []string{`task "a" has no command`}},
 		{"empty command", func(s *Pipeline) { s.Task("a").Run("") }, []string{`task "a" has no command`}},
 		{"suggestion picks the closest", func(s *Pipeline) {
@@ -107,9 +108,15 @@ func TestValidate(t *testing.T) {
 			s.Task("lints").Run("x")
 			s.Task("t").Run("x").After("lnts")
 		}, []string{`task "t" depends on unknown task "lnts" (did you mean "lints"?)`}},
-		{"never suggests the task itself", func(s *Pipeline) {
+		{"suggests like the runtime, the task itself included", func(s *Pipeline) {
 			s.Task("tests").Run("x").After("test")
-		}, []string{`task "tests" depends on unknown task "test"`}},
+		}, []string{`task "tests" depends on unknown task "test" (did you mean "tests"?)`}},
+		{"no suggestion below 0.8", func(s *Pipeline) {
+			s.Task("build").Run("x").After("deploy")
+		}, []string{`task "build" depends on unknown task "deploy"`}},
+		{"unknown reported once per task", func(s *Pipeline) {
+			s.Task("a").Run("x").After("zz").InputFrom("zz", "o", "d")
+		}, []string{`task "a" depends on unknown task "zz"`}},
 		{"self", func(s *Pipeline) { s.Task("a").Run("x").After("a") }, []string{`task "a" depends on itself`}},
 		{"two-cycle", func(s *Pipeline) {
 			s.Task("a").Run("x").After("b")
@@ -117,8 +124,56 @@ func TestValidate(t *testing.T) {
 		}, []string{"dependency cycle detected: a -> b -> a"}},
 		{"cycle through input_from", func(s *Pipeline) {
 			s.Task("a").Run("x").InputFrom("b", "o", "d")
-			s.Task("b").Run("x").After("a")
+			s.Task("b").Run("x").After("a").Output("o", "f")
 		}, []string{"dependency cycle detected: a -> b -> a"}},
+		{"cycle through needs", func(s *Pipeline) {
+			s.Task("a").Run("x").Provides("db").After("b")
+			s.Task("b").Run("x").Needs("db")
+		}, []string{"dependency cycle detected: a -> b -> a"}},
+		{"shortest way back", func(s *Pipeline) {
+			s.Task("a").Run("x").After("b", "c")
+			s.Task("b").Run("x").After("c")
+			s.Task("c").Run("x").After("a")
+		}, []string{"dependency cycle detected: a -> c -> a"}},
+		{"one cycle per component", func(s *Pipeline) {
+			s.Task("x").Run("x").After("y")
+			s.Task("a").Run("x").After("b")
+			s.Task("b").Run("x").After("a")
+			s.Task("y").Run("x").After("x")
+		}, []string{"dependency cycle detected: x -> y -> x", "dependency cycle detected: a -> b -> a"}},
+		{"no cycle check with name errors", func(s *Pipeline) {
+			s.Task("a").Run("x").After("b")
+			s.Task("b").Run("x").After("a")
+			s.Task("").Run("x")
+		}, []string{"task name must not be empty"}},
+		{"undeclared output", func(s *Pipeline) {
+			s.Task("a").Run("x").Output("bin", "b")
+			s.Task("b").Run("x").InputFrom("a", "lib", "l")
+		}, []string{`task "b" takes output "lib" from task "a", which declares no such output`}},
+		{"needs without provider", func(s *Pipeline) { s.Task("a").Run("x").Needs("db") }, []string{`task "a" needs "db", but no task provides it`}},
+		{"two providers", func(s *Pipeline) {
+			s.Task("a").Run("x").Provides("db")
+			s.Task("b").Run("x").Provides("db")
+		}, []string{`capability "db" is provided by more than one task: "a", "b"`}},
+		{"directory outside the project", func(s *Pipeline) {
+			s.Dir("../up")
+			s.Dir("/abs")
+			s.Dir("a/../b")
+			s.Task("a").Run("x")
+		}, []string{`resource "src:../up" refers to directory "../up", which is outside the project`, `resource "src:/abs" refers to directory "/abs", which is outside the project`}},
+		{"mounts", func(s *Pipeline) {
+			d := s.Dir("d")
+			s.Task("a").Run("x").Mount(d, "rel")
+		}, []string{`task "a" mounts "src:d" at "rel", which is not an absolute path`}},
+		{"criteria", func(s *Pipeline) {
+			s.Task("a").Run("x").SuccessCriteria(ExitCode(0)).SuccessCriteria(ExitCode(1)).SuccessCriteria(FileExists("../x")).SuccessCriteria(FileNonEmpty(""))
+		}, []string{`task "a" has success criterion path "../x" outside its workdir`, `task "a" has success criterion path "" outside its workdir`, `task "a" has more than one exit_code success criterion`}},
+		{"services", func(s *Pipeline) { s.Task("a").Run("x").Service("", "") }, []string{`task "a" has a service with an empty image`, `task "a" has a service with an empty name`}},
+		{"gates", func(s *Pipeline) {
+			s.Gate("e").EnvVar("")
+			s.Gate("f").File("")
+		}, []string{"gate \"e\" uses strategy env but has no `env_var`", "gate \"f\" uses strategy file but has no `file_path`"}},
+		{"matrix", func(s *Pipeline) { s.Task("a").Run("x").Matrix("os").Matrix("v", "1", "1").Matrix("", "x") }, []string{`task "a" has matrix dimension "" with an empty name`, `task "a" has matrix dimension "os" with no values`, `task "a" has matrix dimension "v" with duplicate value "1"`}},
 		{"cycle starts at first task on it", func(s *Pipeline) {
 			s.Task("root").Run("x").After("z")
 			s.Task("z").Run("x").After("y")

@@ -174,13 +174,9 @@ func (t *Task) SecretFrom(name string, src SecretSource) *Task {
 	return t
 }
 
-// Matrix sets the values of one matrix dimension, replacing earlier ones. A
-// dimension without values is removed.
+// Matrix sets the values of one matrix dimension, replacing earlier ones (a
+// dimension without values is reported by Validate).
 func (t *Task) Matrix(key string, values ...string) *Task {
-	if len(values) == 0 {
-		delete(t.matrix, key)
-		return t
-	}
 	if t.matrix == nil {
 		t.matrix = map[string][]string{}
 	}
@@ -271,6 +267,9 @@ func (t *Task) NoCache() *Task {
 // From applies a template's settings to the task: scalar settings replace the
 // task's, env entries are set, and lists are appended.
 func (t *Task) From(tpl *Template) *Task {
+	if tpl.mountsCwd {
+		t.p.ensureCwd()
+	}
 	if tpl.container != "" {
 		t.container = tpl.container
 	}
@@ -379,6 +378,9 @@ type SecretSource struct {
 // FromEnv reads a secret from the runtime's environment variable key.
 func FromEnv(key string) SecretSource { return SecretSource{source: "env", key: key} }
 
+// FromVault reads a secret from a Vault path (resolved where a Vault client is configured).
+func FromVault(path string) SecretSource { return SecretSource{source: "vault", key: path} }
+
 // FromFile reads a secret from a file on the runtime's machine.
 func FromFile(path string) SecretSource { return SecretSource{source: "file", key: path} }
 
@@ -423,7 +425,7 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-func sortedKeys(m map[string]string) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

@@ -5,7 +5,7 @@ import "time"
 // Template is a reusable set of task settings, applied with Task.From. Every method
 // returns the template for chaining.
 type Template struct {
-	p         *Pipeline
+	mountsCwd bool
 	container string
 	workdir   string
 	env       map[string]string
@@ -56,9 +56,9 @@ func (t *Template) MountCache(cache *CacheVolume, path string) *Template {
 }
 
 // MountCwd mounts the project root at /work and makes /work the working directory.
-// It registers the resource "src:." right away.
+// The resource "src:." is registered when the template is applied to a task.
 func (t *Template) MountCwd() *Template {
-	t.p.ensureCwd()
+	t.mountsCwd = true
 	t.mounts = append(t.mounts, cwdMount())
 	t.workdir = "/work"
 	return t

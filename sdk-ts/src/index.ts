@@ -27,6 +27,7 @@ export {
   ValidationError,
   fromEnv,
   fromFile,
+  fromVault,
   exitCode,
   fileExists,
   fileNonEmpty,

@@ -12,7 +12,7 @@ export type Placement = "remote" | "local";
 /** Where a secret's value is read from; make one with {@link fromEnv} or {@link fromFile}. */
 export interface SecretSource {
   /** `"env"` or `"file"`. */
-  readonly source: "env" | "file";
+  readonly source: "env" | "file" | "vault";
   /** The environment variable name or the file path. */
   readonly key: string;
 }
@@ -20,6 +20,11 @@ export interface SecretSource {
 /** Reads a secret from the runtime's environment variable `key`. */
 export function fromEnv(key: string): SecretSource {
   return { source: "env", key };
+}
+
+/** Reads a secret from a Vault path (resolved where a Vault client is configured). */
+export function fromVault(path: string): SecretSource {
+  return { source: "vault", key: path };
 }
 
 /** Reads a secret from a file on the runtime's machine. */
@@ -153,7 +158,7 @@ export class Pipeline {
 
   /** An empty set of reusable task settings, applied with `task.from(template)`. */
   template(): Template {
-    return new Template(this.#state);
+    return new Template();
   }
 
   /** Makes each named task depend on the one before it; every name must already be a task. */
@@ -174,22 +179,17 @@ export class Pipeline {
     return this;
   }
 
-  /** Names a set of existing tasks for `task.afterGroup(group)`; adds no edges itself. */
+  /**
+   * Names a set of tasks for `task.afterGroup(group)`; adds no edges itself. A member
+   * that is not a task is reported as an unknown dependency of the tasks using the group.
+   */
   parallel(...names: string[]): Group {
-    const members: string[] = [];
-    for (const n of names) {
-      if (lookup(this.#state, n) === undefined) {
-        this.#state.errors.push(`parallel group refers to unknown task ${quote(n)}`);
-        continue;
-      }
-      members.push(n);
-    }
-    return new Group(members);
+    return new Group([...names]);
   }
 
   /** Every problem in the pipeline, in report order; empty when it is valid. */
   validate(): string[] {
-    return validate(this.#state.tasks, this.#state.errors);
+    return validate(this.#state.tasks, this.#state.resources, this.#state.errors);
   }
 
   /**
@@ -253,7 +253,7 @@ export class Pipeline {
 }
 
 function quote(s: string): string {
-  return JSON.stringify(s);
+  return `"${s}"`;
 }
 
 /** Writes all of `text` to a file descriptor synchronously, so `process.exit` loses nothing. */
@@ -608,13 +608,9 @@ export class Task {
     return this;
   }
 
-  /** Sets one matrix dimension, replacing earlier values; no values removes it. */
+  /** Sets one matrix dimension, replacing earlier values (no values is a validation error). */
   matrix(key: string, values: readonly string[]): this {
-    if (values.length === 0) {
-      this.#data.matrix.delete(key);
-    } else {
-      this.#data.matrix.set(key, [...values]);
-    }
+    this.#data.matrix.set(key, [...values]);
     return this;
   }
 
@@ -700,6 +696,7 @@ export class Task {
   from(template: Template): this {
     const s = template.settings;
     const d = this.#data;
+    if (s.mountsCwd) ensureCwd(this.#state);
     if (s.container !== undefined) d.container = s.container;
     if (s.workdir !== undefined) d.workdir = s.workdir;
     for (const [k, v] of s.env) d.env.set(k, v);
@@ -775,6 +772,7 @@ export class Gate {
 
 /** The settings a {@link Template} carries. */
 export interface TemplateSettings {
+  mountsCwd: boolean;
   container?: string;
   workdir?: string;
   env: Map<string, string>;
@@ -790,9 +788,9 @@ export interface TemplateSettings {
 
 /** Reusable task settings, applied with `task.from(template)`. Every method returns the template. */
 export class Template {
-  readonly #state: State;
   /** The collected settings (read by `task.from`). */
   readonly settings: TemplateSettings = {
+    mountsCwd: false,
     env: new Map(),
     inputs: [],
     mounts: [],
@@ -800,10 +798,6 @@ export class Template {
     requires: [],
   };
 
-  /** Made by `pipeline.template()`. */
-  constructor(state: State) {
-    this.#state = state;
-  }
 
   /** Sets the image. */
   container(image: string): this {
@@ -841,9 +835,9 @@ export class Template {
     return this;
   }
 
-  /** Mounts the project root at `/work` and makes it the working directory; registers `src:.` now. */
+  /** Mounts the project root at `/work` and makes it the working directory (`src:.` is registered when applied). */
   mountCwd(): this {
-    ensureCwd(this.#state);
+    this.settings.mountsCwd = true;
     this.settings.mounts.push(cwdMount());
     this.settings.workdir = "/work";
     return this;

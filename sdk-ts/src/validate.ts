@@ -18,7 +18,7 @@ export interface TaskData {
   services: { image: string; name: string }[];
   matrix: Map<string, string[]>;
   secrets: string[];
-  secretRefs: { name: string; source: "env" | "file"; key: string }[];
+  secretRefs: { name: string; source: "env" | "file" | "vault"; key: string }[];
   when?: string;
   retry?: number;
   timeout?: number;
@@ -41,87 +41,232 @@ export interface TaskData {
 }
 
 
-const q = (s: string): string => JSON.stringify(s);
+/** Wraps `s` in double quotes, as the runtime's messages do (no escaping). */
+const q = (s: string): string => `"${s}"`;
+
+/** @internal A directory resource's path, for the project-escape check. */
+export interface ResourceInfo {
+  type: "directory" | "cache";
+  path?: string;
+}
 
 /**
- * Every problem in report order: problems found while building, then for each task
- * in definition order its name, command, env, number and dependency problems, then
- * at most one dependency cycle.
+ * Every problem, with the same messages in the same order as the sykli runtime's
+ * validator (which the Rust SDK uses): problems found while building, empty and
+ * duplicate names, capabilities with several providers, directories outside the
+ * project, each task's own problems in definition order, then dependency cycles
+ * (only when every name is valid). Conditions are checked by the runtime.
  */
-export function validate(tasks: readonly TaskData[], buildErrors: readonly string[]): string[] {
+export function validate(
+  tasks: readonly TaskData[],
+  resources: ReadonlyMap<string, ResourceInfo>,
+  buildErrors: readonly string[],
+): string[] {
   const errors = [...buildErrors];
-  const first = new Map<string, TaskData>();
-  for (const t of tasks) {
-    if (t.name !== "" && !first.has(t.name)) {
-      first.set(t.name, t);
-    }
-  }
-  const names = [...first.keys()];
 
-  for (const t of tasks) {
+  // Names.
+  const index = new Map<string, number>();
+  const reportedDup = new Set<string>();
+  let nameErrors = false;
+  tasks.forEach((t, i) => {
     if (t.name === "") {
       errors.push("task name must not be empty");
-      continue;
-    }
-    if (first.get(t.name) !== t) {
-      errors.push(`duplicate task name ${q(t.name)}`);
-      continue;
-    }
-    const at = `task ${q(t.name)}`;
-    if (t.gate === undefined && (t.command === undefined || t.command === "")) {
-      errors.push(`${at} has no command`);
-    }
-    if (t.env.has("")) {
-      errors.push(`${at} has an empty env key`);
-    }
-    if (t.retry !== undefined) {
-      if (!Number.isInteger(t.retry)) {
-        errors.push(`${at} has a non-integer retry count`);
-      } else if (t.retry < 0) {
-        errors.push(`${at} has a negative retry count`);
+      nameErrors = true;
+    } else if (index.has(t.name)) {
+      if (!reportedDup.has(t.name)) {
+        errors.push(`duplicate task name ${q(t.name)}`);
+        reportedDup.add(t.name);
       }
+      nameErrors = true;
+    } else {
+      index.set(t.name, i);
     }
-    if (t.timeout !== undefined && Number.isNaN(t.timeout)) {
-      errors.push(`${at} has a timeout that is not a finite number of seconds`);
+  });
+
+  // Capabilities, in order of first mention.
+  const providers = new Map<string, number[]>();
+  tasks.forEach((t, i) => {
+    for (const p of t.provides) {
+      const list = providers.get(p.name) ?? [];
+      if (!list.includes(i)) list.push(i);
+      providers.set(p.name, list);
     }
-    if (t.gate?.timeout !== undefined && Number.isNaN(t.gate.timeout)) {
-      errors.push(`${at} has a gate timeout that is not a finite number of seconds`);
-    }
-    for (const c of t.criteria) {
-      if (c.type === "exit_code" && !Number.isInteger(c.equals)) {
-        errors.push(`${at} has a non-integer exit code in its success criteria`);
-      }
-    }
-    for (const d of t.dependsOn) {
-      if (d === t.name) {
-        errors.push(`${at} depends on itself`);
-      } else if (!first.has(d)) {
-        const s = suggest(d, names, t.name);
-        errors.push(
-          `${at} depends on unknown task ${q(d)}` + (s === undefined ? "" : ` (did you mean ${q(s)}?)`),
-        );
-      }
+  });
+  for (const [cap, list] of providers) {
+    if (list.length > 1) {
+      const names = list.map((i) => q(tasks[i]?.name ?? "")).join(", ");
+      errors.push(`capability ${q(cap)} is provided by more than one task: ${names}`);
     }
   }
 
-  const cycle = findCycle(names, first);
-  if (cycle !== undefined) {
-    errors.push(`dependency cycle detected: ${cycle.join(" -> ")}`);
+  // Resources, by id.
+  for (const id of [...resources.keys()].sort(compareCodeUnitsAsBytes)) {
+    const r = resources.get(id);
+    if (r?.type === "directory" && escapes(r.path ?? "")) {
+      errors.push(`resource ${q(id)} refers to directory ${q(r.path ?? "")}, which is outside the project`);
+    }
+  }
+
+  // Per task.
+  const edges: number[][] = [];
+  tasks.forEach((t, i) => {
+    checkTask(t, resources, errors);
+    edges.push(resolveDeps(tasks, i, t, index, providers, errors));
+  });
+
+  if (!nameErrors) {
+    for (const cycle of findCycles(edges)) {
+      errors.push(`dependency cycle detected: ${cycle.map((i) => tasks[i]?.name ?? "").join(" -> ")}`);
+    }
   }
   return errors;
 }
 
-/** The known name closest to `unknown` (Jaro-Winkler >= 0.8; ties: defined first; never `self`). */
-export function suggest(unknown: string, names: readonly string[], self: string): string | undefined {
-  let best: string | undefined;
-  let bestScore = 0;
-  for (const n of names) {
-    if (n === self) {
+function compareCodeUnitsAsBytes(a: string, b: string): number {
+  const ea = new TextEncoder().encode(a);
+  const eb = new TextEncoder().encode(b);
+  for (let i = 0; i < Math.min(ea.length, eb.length); i++) {
+    const d = (ea[i] ?? 0) - (eb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return ea.length - eb.length;
+}
+
+function checkTask(t: TaskData, resources: ReadonlyMap<string, ResourceInfo>, errors: string[]): void {
+  const at = `task ${q(t.name)}`;
+  const add = (msg: string): void => {
+    errors.push(`${at} ${msg}`);
+  };
+  if (t.gate === undefined && (t.command ?? "").trim() === "") {
+    add("has no command");
+  }
+  if (t.env.has("")) {
+    add("has an empty env key");
+  }
+  if (t.retry !== undefined) {
+    if (!Number.isInteger(t.retry)) {
+      add("has a non-integer retry count");
+    } else if (t.retry < 0) {
+      add("has a negative retry count");
+    }
+  }
+  if (t.timeout !== undefined && Number.isNaN(t.timeout)) {
+    add("has a timeout that is not a finite number of seconds");
+  }
+  for (const m of t.mounts) {
+    if (!m.path.startsWith("/")) {
+      add(`mounts ${q(m.resource)} at ${q(m.path)}, which is not an absolute path`);
+    }
+    const r = resources.get(m.resource);
+    if (r !== undefined && r.type !== m.type) {
+      add(`mounts resource ${q(m.resource)} as ${m.type}, but it is a ${r.type}`);
+    }
+  }
+  let exitCodes = 0;
+  for (const c of t.criteria) {
+    if (c.type === "exit_code") {
+      exitCodes++;
+      if (!Number.isInteger(c.equals)) {
+        add("has a non-integer exit code in its success criteria");
+      }
+    } else if (c.path === "" || escapes(c.path)) {
+      add(`has success criterion path ${q(c.path)} outside its workdir`);
+    }
+  }
+  if (exitCodes > 1) {
+    add("has more than one exit_code success criterion");
+  }
+  for (const s of t.services) {
+    if (s.image === "") add("has a service with an empty image");
+    if (s.name === "") add("has a service with an empty name");
+  }
+  const g = t.gate;
+  if (g !== undefined) {
+    if (g.strategy === "env" && (g.envVar ?? "") === "") {
+      errors.push(`gate ${q(t.name)} uses strategy env but has no \`env_var\``);
+    } else if (g.strategy === "file" && (g.filePath ?? "") === "") {
+      errors.push(`gate ${q(t.name)} uses strategy file but has no \`file_path\``);
+    }
+    if (g.timeout !== undefined && Number.isNaN(g.timeout)) {
+      add("has a gate timeout that is not a finite number of seconds");
+    }
+  }
+  for (const key of [...t.matrix.keys()].sort(compareCodeUnitsAsBytes)) {
+    const values = t.matrix.get(key) ?? [];
+    if (key === "") add(`has matrix dimension ${q(key)} with an empty name`);
+    if (values.length === 0) add(`has matrix dimension ${q(key)} with no values`);
+    const seen = new Set<string>();
+    for (const v of values) {
+      if (seen.has(v)) add(`has matrix dimension ${q(key)} with duplicate value ${q(v)}`);
+      seen.add(v);
+    }
+  }
+}
+
+/** A task's dependencies as indices: depends_on, task_inputs sources, providers of needs. */
+function resolveDeps(
+  tasks: readonly TaskData[],
+  i: number,
+  t: TaskData,
+  index: ReadonlyMap<string, number>,
+  providers: ReadonlyMap<string, number[]>,
+  errors: string[],
+): number[] {
+  const deps: number[] = [];
+  let selfReported = false;
+  const unknownReported = new Set<string>();
+  const add = (d: string): void => {
+    if (d === t.name) {
+      if (!selfReported) {
+        errors.push(`task ${q(t.name)} depends on itself`);
+        selfReported = true;
+      }
+      return;
+    }
+    const j = index.get(d);
+    if (j === undefined) {
+      if (!unknownReported.has(d)) {
+        const s = suggest(d, tasks);
+        errors.push(
+          `task ${q(t.name)} depends on unknown task ${q(d)}` + (s === undefined ? "" : ` (did you mean ${q(s)}?)`),
+        );
+        unknownReported.add(d);
+      }
+      return;
+    }
+    if (!deps.includes(j)) deps.push(j);
+  };
+  for (const d of t.dependsOn) add(d);
+  for (const input of t.taskInputs) {
+    add(input.fromTask);
+    const j = index.get(input.fromTask);
+    if (j !== undefined && j !== i && tasks[j]?.outputs.has(input.output) !== true) {
+      errors.push(
+        `task ${q(t.name)} takes output ${q(input.output)} from task ${q(input.fromTask)}, which declares no such output`,
+      );
+    }
+  }
+  for (const need of t.needs) {
+    const list = providers.get(need);
+    if (list === undefined) {
+      errors.push(`task ${q(t.name)} needs ${q(need)}, but no task provides it`);
       continue;
     }
-    const s = jaroWinkler(unknown, n);
-    if (s >= 0.8 && s > bestScore) {
-      best = n;
+    for (const j of list) {
+      if (j !== i && !deps.includes(j)) deps.push(j);
+    }
+  }
+  return deps;
+}
+
+/** The task name closest to `unknown` (Jaro-Winkler >= 0.8; ties: defined first). */
+export function suggest(unknown: string, tasks: readonly TaskData[]): string | undefined {
+  let best: string | undefined;
+  let bestScore = 0;
+  for (const t of tasks) {
+    const s = jaroWinkler(unknown, t.name);
+    if (s >= 0.8 && (best === undefined || s > bestScore)) {
+      best = t.name;
       bestScore = s;
     }
   }
@@ -129,33 +274,78 @@ export function suggest(unknown: string, names: readonly string[], self: string)
 }
 
 /**
- * A dependency cycle as a path starting and ending at the first task, in definition
- * order, that lies on one; edges follow `depends_on` in the order written.
+ * One cycle per strongly connected component of more than one task, components in
+ * order of their first task, each path starting there and following the shortest
+ * way back (breadth-first, edges in order).
  */
-function findCycle(names: readonly string[], byName: ReadonlyMap<string, TaskData>): string[] | undefined {
-  const deps = (n: string): string[] =>
-    (byName.get(n)?.dependsOn ?? []).filter((d) => d !== n && byName.has(d));
-  for (const start of names) {
-    const visited = new Set([start]);
-    const walk = (n: string, path: string[]): string[] | undefined => {
-      for (const d of deps(n)) {
-        if (d === start) {
-          return [...path, start];
-        }
-        if (!visited.has(d)) {
-          visited.add(d);
-          const found = walk(d, [...path, d]);
-          if (found !== undefined) {
-            return found;
-          }
+function findCycles(edges: readonly number[][]): number[][] {
+  const n = edges.length;
+  const reach = (from: number): boolean[] => {
+    const seen = new Array<boolean>(n).fill(false);
+    const stack = [from];
+    seen[from] = true;
+    for (let u = stack.pop(); u !== undefined; u = stack.pop()) {
+      for (const v of edges[u] ?? []) {
+        if (!seen[v]) {
+          seen[v] = true;
+          stack.push(v);
         }
       }
-      return undefined;
-    };
-    const found = walk(start, [start]);
-    if (found !== undefined) {
-      return found;
+    }
+    return seen;
+  };
+  const reachable = edges.map((_, i) => reach(i));
+  const assigned = new Array<boolean>(n).fill(false);
+  const cycles: number[][] = [];
+  for (let start = 0; start < n; start++) {
+    if (assigned[start]) continue;
+    const inScc = new Array<boolean>(n).fill(false);
+    let size = 0;
+    for (let v = 0; v < n; v++) {
+      if (reachable[start]?.[v] === true && reachable[v]?.[start] === true) {
+        inScc[v] = true;
+        assigned[v] = true;
+        size++;
+      }
+    }
+    if (size < 2) continue;
+    const prev = new Map<number, number>();
+    const queue = [start];
+    let last: number | undefined;
+    bfs: for (let u = queue.shift(); u !== undefined; u = queue.shift()) {
+      for (const v of edges[u] ?? []) {
+        if (v === start) {
+          last = u;
+          break bfs;
+        }
+        if (inScc[v] === true && !prev.has(v)) {
+          prev.set(v, u);
+          queue.push(v);
+        }
+      }
+    }
+    if (last === undefined) continue;
+    const chain: number[] = [];
+    for (let u: number | undefined = last; u !== undefined && u !== start; u = prev.get(u)) {
+      chain.push(u);
+    }
+    cycles.push([start, ...chain.reverse(), start]);
+  }
+  return cycles;
+}
+
+/** Whether a relative path leaves its base: absolute, or `..` below the start. */
+export function escapes(path: string): boolean {
+  if (path.startsWith("/")) return true;
+  let depth = 0;
+  for (const c of path.split("/")) {
+    if (c === "" || c === ".") continue;
+    if (c === "..") {
+      depth--;
+      if (depth < 0) return true;
+    } else {
+      depth++;
     }
   }
-  return undefined;
+  return false;
 }

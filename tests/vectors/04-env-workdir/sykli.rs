@@ -3,7 +3,7 @@ use sykli::Pipeline;
 
 /// The pipeline of this vector.
 pub fn pipeline() -> Pipeline {
-    let mut p = Pipeline::new();
+    let p = Pipeline::new();
     p.task("env")
         .run("env")
         .env("b", "2")
@@ -22,5 +22,5 @@ pub fn pipeline() -> Pipeline {
 
 #[allow(dead_code)]
 fn main() {
-    pipeline().emit();
+    pipeline().emit_or_exit();
 }

@@ -3,7 +3,7 @@ use sykli::{Pipeline, SecretSource};
 
 /// The pipeline of this vector.
 pub fn pipeline() -> Pipeline {
-    let mut p = Pipeline::new();
+    let p = Pipeline::new();
     p.task("deploy")
         .run("./deploy.sh")
         .secret("API_TOKEN")
@@ -16,5 +16,5 @@ pub fn pipeline() -> Pipeline {
 
 #[allow(dead_code)]
 fn main() {
-    pipeline().emit();
+    pipeline().emit_or_exit();
 }

@@ -5,7 +5,7 @@ use sykli::Pipeline;
 
 /// The pipeline of this vector.
 pub fn pipeline() -> Pipeline {
-    let mut p = Pipeline::new();
+    let p = Pipeline::new();
     p.task("build").run("make");
     p.gate("approve").after(&["build"]);
     p.gate("env-gate")
@@ -27,5 +27,5 @@ pub fn pipeline() -> Pipeline {
 
 #[allow(dead_code)]
 fn main() {
-    pipeline().emit();
+    pipeline().emit_or_exit();
 }

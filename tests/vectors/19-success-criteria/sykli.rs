@@ -3,7 +3,7 @@ use sykli::{Pipeline, Criterion};
 
 /// The pipeline of this vector.
 pub fn pipeline() -> Pipeline {
-    let mut p = Pipeline::new();
+    let p = Pipeline::new();
     p.task("build")
         .run("make")
         .success_criteria(Criterion::exit_code(0))
@@ -17,5 +17,5 @@ pub fn pipeline() -> Pipeline {
 
 #[allow(dead_code)]
 fn main() {
-    pipeline().emit();
+    pipeline().emit_or_exit();
 }

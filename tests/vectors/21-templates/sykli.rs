@@ -5,7 +5,7 @@ use sykli::{Pipeline, Placement};
 
 /// The pipeline of this vector.
 pub fn pipeline() -> Pipeline {
-    let mut p = Pipeline::new();
+    let p = Pipeline::new();
     let src = p.dir(".");
     let cargo = p.cache("cargo");
     let rust = p
@@ -40,5 +40,5 @@ pub fn pipeline() -> Pipeline {
 
 #[allow(dead_code)]
 fn main() {
-    pipeline().emit();
+    pipeline().emit_or_exit();
 }

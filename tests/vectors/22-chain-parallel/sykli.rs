@@ -3,24 +3,24 @@ use sykli::Pipeline;
 
 /// The pipeline of this vector.
 pub fn pipeline() -> Pipeline {
-    let mut p = Pipeline::new();
+    let p = Pipeline::new();
     p.task("fmt").run("fmt");
     p.task("lint").run("lint");
-    p.task("unit").run("unit");
-    p.task("integration").run("integration");
-    p.task("package").run("package");
+    let unit = p.task("unit").run("unit");
+    let integration = p.task("integration").run("integration");
+    let package = p.task("package").run("package");
     p.task("publish").run("publish");
     p.chain(&["fmt", "lint", "unit"]);
     let checks = p.parallel(&["fmt", "lint"]);
     let tests = p.parallel(&["unit", "integration"]);
-    p.task_mut("unit").after_group(&checks);
-    p.task_mut("integration").after_group(&checks);
-    p.task_mut("package").after_group(&tests);
+    unit.after_group(&checks);
+    integration.after_group(&checks);
+    package.after_group(&tests);
     p.chain(&["package", "publish"]);
     p
 }
 
 #[allow(dead_code)]
 fn main() {
-    pipeline().emit();
+    pipeline().emit_or_exit();
 }

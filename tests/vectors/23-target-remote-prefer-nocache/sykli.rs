@@ -3,7 +3,7 @@ use sykli::{Pipeline, Placement};
 
 /// The pipeline of this vector.
 pub fn pipeline() -> Pipeline {
-    let mut p = Pipeline::new();
+    let p = Pipeline::new();
     p.task("a").run("make").target("docker");
     p.task("b").run("make").remote();
     p.task("c").run("make").prefer(Placement::Remote);
@@ -20,5 +20,5 @@ pub fn pipeline() -> Pipeline {
 
 #[allow(dead_code)]
 fn main() {
-    pipeline().emit();
+    pipeline().emit_or_exit();
 }

@@ -3,7 +3,7 @@ use sykli::Pipeline;
 
 /// The pipeline of this vector.
 pub fn pipeline() -> Pipeline {
-    let mut p = Pipeline::new();
+    let p = Pipeline::new();
     p.task("html <b>&</b>")
         .run(r#"echo "<script>alert('x')</script>" && cat C:\dir"#)
         .env("CTRL", "\x01\x1f\x7f")
@@ -17,5 +17,5 @@ pub fn pipeline() -> Pipeline {
 
 #[allow(dead_code)]
 fn main() {
-    pipeline().emit();
+    pipeline().emit_or_exit();
 }

@@ -5,7 +5,7 @@ use sykli::{Pipeline, Condition, SecretSource, Criterion, Placement};
 
 /// The pipeline of this vector.
 pub fn pipeline() -> Pipeline {
-    let mut p = Pipeline::new();
+    let p = Pipeline::new();
     let src = p.dir(".");
     let cache = p.cache("deps");
     p.task("dep").run("true").output("out", "o.txt");
@@ -42,5 +42,5 @@ pub fn pipeline() -> Pipeline {
 
 #[allow(dead_code)]
 fn main() {
-    pipeline().emit();
+    pipeline().emit_or_exit();
 }

@@ -8,6 +8,6 @@ import (
 func main() {
 	s := sykli.New()
 	s.Task("build").Run("make")
-	s.Task("tests").Run("make test").After("test", "deploy")
+	s.Task("unit").Run("make test").After("deploy")
 	s.Emit()
 }

@@ -3,13 +3,13 @@ use sykli::Pipeline;
 
 /// The pipeline of this vector.
 pub fn pipeline() -> Pipeline {
-    let mut p = Pipeline::new();
+    let p = Pipeline::new();
     p.task("build").run("make");
-    p.task("tests").run("make test").after(&["test", "deploy"]);
+    p.task("unit").run("make test").after(&["deploy"]);
     p
 }
 
 #[allow(dead_code)]
 fn main() {
-    pipeline().emit();
+    pipeline().emit_or_exit();
 }

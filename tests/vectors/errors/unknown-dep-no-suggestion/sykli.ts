@@ -3,5 +3,5 @@ import { Pipeline } from "../../../../sdk-ts/src/index.ts";
 
 const p = new Pipeline();
 p.task("build").run("make");
-p.task("tests").run("make test").after("test", "deploy");
+p.task("unit").run("make test").after("deploy");
 p.emit();
