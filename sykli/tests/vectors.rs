@@ -9,6 +9,38 @@ use std::path::{Path, PathBuf};
 use sykli::Pipeline;
 use sykli::runtime::graph::Graph;
 
+#[path = "../../tests/vectors/errors/after-group-unknown/sykli.rs"]
+mod e_after_group_unknown;
+#[path = "../../tests/vectors/errors/capabilities-and-outputs/sykli.rs"]
+mod e_capabilities_and_outputs;
+#[path = "../../tests/vectors/errors/chain-unknown/sykli.rs"]
+mod e_chain_unknown;
+#[path = "../../tests/vectors/errors/cycle/sykli.rs"]
+mod e_cycle;
+#[path = "../../tests/vectors/errors/cycle-shortest-path/sykli.rs"]
+mod e_cycle_shortest_path;
+#[path = "../../tests/vectors/errors/duplicate-name/sykli.rs"]
+mod e_duplicate_name;
+#[path = "../../tests/vectors/errors/empty-env-key/sykli.rs"]
+mod e_empty_env_key;
+#[path = "../../tests/vectors/errors/empty-name/sykli.rs"]
+mod e_empty_name;
+#[path = "../../tests/vectors/errors/input-from-unknown/sykli.rs"]
+mod e_input_from_unknown;
+#[path = "../../tests/vectors/errors/many-errors/sykli.rs"]
+mod e_many_errors;
+#[path = "../../tests/vectors/errors/many-errors-with-cycle/sykli.rs"]
+mod e_many_errors_with_cycle;
+#[path = "../../tests/vectors/errors/no-command/sykli.rs"]
+mod e_no_command;
+#[path = "../../tests/vectors/errors/self-dependency/sykli.rs"]
+mod e_self_dependency;
+#[path = "../../tests/vectors/errors/task-field-checks/sykli.rs"]
+mod e_task_field_checks;
+#[path = "../../tests/vectors/errors/unknown-dep-no-suggestion/sykli.rs"]
+mod e_unknown_dep_no_suggestion;
+#[path = "../../tests/vectors/errors/unknown-dep-suggestion/sykli.rs"]
+mod e_unknown_dep_suggestion;
 #[path = "../../tests/vectors/01-minimal/sykli.rs"]
 mod v_01_minimal;
 #[path = "../../tests/vectors/02-empty/sykli.rs"]
@@ -61,38 +93,6 @@ mod v_24_escaping;
 mod v_25_resources_only;
 #[path = "../../tests/vectors/26-every-field/sykli.rs"]
 mod v_26_every_field;
-#[path = "../../tests/vectors/errors/after-group-unknown/sykli.rs"]
-mod e_after_group_unknown;
-#[path = "../../tests/vectors/errors/capabilities-and-outputs/sykli.rs"]
-mod e_capabilities_and_outputs;
-#[path = "../../tests/vectors/errors/chain-unknown/sykli.rs"]
-mod e_chain_unknown;
-#[path = "../../tests/vectors/errors/cycle/sykli.rs"]
-mod e_cycle;
-#[path = "../../tests/vectors/errors/cycle-shortest-path/sykli.rs"]
-mod e_cycle_shortest_path;
-#[path = "../../tests/vectors/errors/duplicate-name/sykli.rs"]
-mod e_duplicate_name;
-#[path = "../../tests/vectors/errors/empty-env-key/sykli.rs"]
-mod e_empty_env_key;
-#[path = "../../tests/vectors/errors/empty-name/sykli.rs"]
-mod e_empty_name;
-#[path = "../../tests/vectors/errors/input-from-unknown/sykli.rs"]
-mod e_input_from_unknown;
-#[path = "../../tests/vectors/errors/many-errors/sykli.rs"]
-mod e_many_errors;
-#[path = "../../tests/vectors/errors/many-errors-with-cycle/sykli.rs"]
-mod e_many_errors_with_cycle;
-#[path = "../../tests/vectors/errors/no-command/sykli.rs"]
-mod e_no_command;
-#[path = "../../tests/vectors/errors/self-dependency/sykli.rs"]
-mod e_self_dependency;
-#[path = "../../tests/vectors/errors/task-field-checks/sykli.rs"]
-mod e_task_field_checks;
-#[path = "../../tests/vectors/errors/unknown-dep-no-suggestion/sykli.rs"]
-mod e_unknown_dep_no_suggestion;
-#[path = "../../tests/vectors/errors/unknown-dep-suggestion/sykli.rs"]
-mod e_unknown_dep_suggestion;
 
 fn vectors_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors")
@@ -123,7 +123,10 @@ fn vectors() -> Vec<(&'static str, fn() -> Pipeline)> {
         ("20-task-type", v_20_task_type::pipeline),
         ("21-templates", v_21_templates::pipeline),
         ("22-chain-parallel", v_22_chain_parallel::pipeline),
-        ("23-target-remote-prefer-nocache", v_23_target_remote_prefer_nocache::pipeline),
+        (
+            "23-target-remote-prefer-nocache",
+            v_23_target_remote_prefer_nocache::pipeline,
+        ),
         ("24-escaping", v_24_escaping::pipeline),
         ("25-resources-only", v_25_resources_only::pipeline),
         ("26-every-field", v_26_every_field::pipeline),
@@ -134,7 +137,10 @@ fn vectors() -> Vec<(&'static str, fn() -> Pipeline)> {
 fn error_cases() -> Vec<(&'static str, fn() -> Pipeline)> {
     vec![
         ("after-group-unknown", e_after_group_unknown::pipeline),
-        ("capabilities-and-outputs", e_capabilities_and_outputs::pipeline),
+        (
+            "capabilities-and-outputs",
+            e_capabilities_and_outputs::pipeline,
+        ),
         ("chain-unknown", e_chain_unknown::pipeline),
         ("cycle", e_cycle::pipeline),
         ("cycle-shortest-path", e_cycle_shortest_path::pipeline),
@@ -147,7 +153,10 @@ fn error_cases() -> Vec<(&'static str, fn() -> Pipeline)> {
         ("no-command", e_no_command::pipeline),
         ("self-dependency", e_self_dependency::pipeline),
         ("task-field-checks", e_task_field_checks::pipeline),
-        ("unknown-dep-no-suggestion", e_unknown_dep_no_suggestion::pipeline),
+        (
+            "unknown-dep-no-suggestion",
+            e_unknown_dep_no_suggestion::pipeline,
+        ),
         ("unknown-dep-suggestion", e_unknown_dep_suggestion::pipeline),
     ]
 }
@@ -168,7 +177,9 @@ fn every_vector_emits_expected_json_byte_for_byte() {
         let want = read(&vectors_dir().join(name).join("expected.json"));
         let got = p.to_json();
         if got != want {
-            failures.push(format!("{name}: output differs\n--- got\n{got}--- want\n{want}"));
+            failures.push(format!(
+                "{name}: output differs\n--- got\n{got}--- want\n{want}"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -178,13 +189,20 @@ fn every_vector_emits_expected_json_byte_for_byte() {
 fn every_error_case_lists_exactly_the_expected_errors() {
     let mut failures = Vec::new();
     for (name, pipeline) in error_cases() {
-        let want = read(&vectors_dir().join("errors").join(name).join("expected_error.txt"));
+        let want = read(
+            &vectors_dir()
+                .join("errors")
+                .join(name)
+                .join("expected_error.txt"),
+        );
         match pipeline().validate() {
             Ok(_) => failures.push(format!("{name}: validated, expected errors:\n{want}")),
             Err(e) => {
                 let got = format!("{e}\n");
                 if got != want {
-                    failures.push(format!("{name}: errors differ\n--- got\n{got}--- want\n{want}"));
+                    failures.push(format!(
+                        "{name}: errors differ\n--- got\n{got}--- want\n{want}"
+                    ));
                 }
             }
         }

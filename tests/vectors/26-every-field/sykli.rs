@@ -1,7 +1,7 @@
 //! Test vector 26-every-field: `pipeline().to_json()` must equal expected.json byte for byte.
 use std::time::Duration;
 
-use sykli::{Pipeline, Condition, SecretSource, Criterion, Placement};
+use sykli::{Condition, Criterion, Pipeline, Placement, SecretSource};
 
 /// The pipeline of this vector.
 pub fn pipeline() -> Pipeline {

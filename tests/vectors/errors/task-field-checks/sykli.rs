@@ -1,5 +1,5 @@
 //! Test vector errors/task-field-checks: `pipeline().to_json()` must equal expected.json byte for byte.
-use sykli::{Pipeline, Criterion};
+use sykli::{Criterion, Pipeline};
 
 /// The pipeline of this vector.
 pub fn pipeline() -> Pipeline {
