@@ -94,12 +94,15 @@ mod v_25_resources_only;
 #[path = "../../tests/vectors/26-every-field/sykli.rs"]
 mod v_26_every_field;
 
+/// A vector's directory name and its pipeline.
+type Case = (&'static str, fn() -> Pipeline);
+
 fn vectors_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors")
 }
 
 /// Every vector with its pipeline, by directory name.
-fn vectors() -> Vec<(&'static str, fn() -> Pipeline)> {
+fn vectors() -> Vec<Case> {
     vec![
         ("01-minimal", v_01_minimal::pipeline),
         ("02-empty", v_02_empty::pipeline),
@@ -134,7 +137,7 @@ fn vectors() -> Vec<(&'static str, fn() -> Pipeline)> {
 }
 
 /// Every error case with a Rust program, by directory name.
-fn error_cases() -> Vec<(&'static str, fn() -> Pipeline)> {
+fn error_cases() -> Vec<Case> {
     vec![
         ("after-group-unknown", e_after_group_unknown::pipeline),
         (
