@@ -198,3 +198,58 @@ fn init_rust_writes_a_cargo_project_around_sykli_rs() {
     let src = fs::read_to_string(dir.path().join("sykli.rs")).unwrap();
     assert!(src.contains("p.emit_or_exit();"));
 }
+
+/// `sykli init --go` then `sykli validate` / `sykli graph` through the real binary.
+#[test]
+fn cli_init_then_validate_and_graph_go_and_ts() {
+    let sykli = env!("CARGO_BIN_EXE_sykli");
+    for (flag, file) in [("--go", "sykli.go"), ("--ts", "sykli.ts")] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut path = std::env::var_os("PATH").unwrap_or_default();
+        // The TypeScript starter needs a runner: the SDK's own tsx.
+        let mut paths: Vec<PathBuf> = vec![repo().join("sdk-ts/node_modules/.bin")];
+        paths.extend(std::env::split_paths(&path));
+        path = std::env::join_paths(paths).unwrap();
+        let run = |args: &[&str]| {
+            std::process::Command::new(sykli)
+                .args(args)
+                .env("PATH", &path)
+                .env("SYKLI_GO_SDK", repo().join("sdk-go"))
+                .env("SYKLI_TS_SDK", repo().join("sdk-ts"))
+                .output()
+                .unwrap()
+        };
+        let dir_arg = dir.path().to_str().unwrap();
+        let out = run(&["init", flag, dir_arg]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(dir.path().join(file).is_file());
+
+        let out = run(&["validate", dir_arg]);
+        assert!(
+            out.status.success(),
+            "{flag}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = run(&["graph", dir_arg]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{flag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            text.contains("hello") && text.contains("world"),
+            "{flag}: {text}"
+        );
+
+        // A second init refuses to overwrite.
+        let out = run(&["init", flag, dir_arg]);
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    }
+}
