@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"math"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +82,32 @@ func TestJaroWinkler(t *testing.T) {
 	for _, tt := range tests {
 		if got := jaroWinkler(tt.a, tt.b); math.Abs(got-tt.want) > 1e-12 {
 			t.Errorf("jaroWinkler(%q, %q) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+// TestJaroWinklerTable checks the scores shared by all three SDKs' tests (computed by
+// strsim, which the runtime uses) for exact equality.
+func TestJaroWinklerTable(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join("..", "tests", "vectors", "jaro-winkler.tsv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	if len(lines) < 20 {
+		t.Fatalf("only %d lines", len(lines))
+	}
+	for _, line := range lines {
+		cols := strings.Split(line, "\t")
+		if len(cols) != 3 {
+			t.Fatalf("bad line %q", line)
+		}
+		want, err := strconv.ParseFloat(cols[2], 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := jaroWinkler(cols[0], cols[1]); got != want {
+			t.Errorf("jaroWinkler(%q, %q) = %v, want %v", cols[0], cols[1], got, want)
 		}
 	}
 }

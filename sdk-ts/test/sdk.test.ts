@@ -1,6 +1,9 @@
 /** Unit tests of the compiled SDK (dist/src), table-driven where it fits. */
 import { strict as assert } from "node:assert";
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { describe, test } from "node:test";
+import { fileURLToPath } from "node:url";
 
 import { jaroWinkler } from "../src/jaro.ts";
 import { compareKeys, render, type Json } from "../src/json.ts";
@@ -57,6 +60,17 @@ describe("jaroWinkler matches strsim 0.11", () => {
   ];
   for (const [a, b, want] of cases) {
     test(`${a} / ${b}`, () => assert.ok(Math.abs(jaroWinkler(a, b) - want) < 1e-12, String(jaroWinkler(a, b))));
+  }
+});
+
+test("jaroWinkler reproduces the shared strsim table exactly", () => {
+  const table = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..", "..", "tests", "vectors", "jaro-winkler.tsv");
+  const lines = readFileSync(table, "utf8").replace(/\n$/, "").split("\n");
+  assert.ok(lines.length >= 20);
+  for (const line of lines) {
+    const [a, b, score] = line.split("\t");
+    assert.ok(a !== undefined && b !== undefined && score !== undefined, line);
+    assert.equal(jaroWinkler(a, b), Number(score), `${a} / ${b}`);
   }
 });
 

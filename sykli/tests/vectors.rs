@@ -245,3 +245,21 @@ fn every_vector_directory_is_registered() {
     assert_eq!(listed(vectors_dir().join("errors"), "sykli.rs"), registered);
     assert!(registered.len() >= 10);
 }
+
+/// tests/vectors/jaro-winkler.tsv holds `a<TAB>b<TAB>score` lines; the Go and TypeScript SDKs
+/// must compute exactly these scores, which are strsim's (what the runtime suggests with).
+#[test]
+fn jaro_winkler_table_is_strsim() {
+    let text = read(&vectors_dir().join("jaro-winkler.tsv"));
+    let mut n = 0;
+    for line in text.lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        let [a, b, score] = cols[..] else {
+            panic!("bad line {line:?}");
+        };
+        let want: f64 = score.parse().unwrap();
+        assert_eq!(strsim::jaro_winkler(a, b), want, "{a:?} / {b:?}");
+        n += 1;
+    }
+    assert!(n >= 20);
+}
