@@ -5,6 +5,8 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod init;
+pub mod loader;
 pub mod pipeline;
 
 pub use sykli_runtime as runtime;

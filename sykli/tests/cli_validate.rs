@@ -146,7 +146,12 @@ fn load_errors_name_the_file() {
     );
     std::fs::write(d.path().join("sykli.go"), "package main").unwrap();
     let out = sykli(&["validate"], d.path());
-    assert!(text(&out.stderr).contains("sykli.go: Go pipelines are not supported"));
+    // A sykli.go that does not build: the error names the file, the command and go's stderr.
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("sykli.go"), "{err}");
+    assert!(err.contains("go build -o"), "{err}");
+    assert!(err.contains("function main is undeclared"), "{err}");
 }
 
 #[test]

@@ -342,18 +342,52 @@ fn rust_bin_for(file: &Path, dir: &Path, manifest: &Path) -> Result<String, Load
     })
 }
 
-/// `sykli.go`: not in this build yet (the Go SDK loader plugs in here).
+/// `sykli.go`: built once with `go build` into `.sykli/bin/` (keyed by a BLAKE3 hash of the
+/// sources and `go version`, see [`crate::loader`]), then the binary runs with `--emit`.
 pub fn load_go(file: &Path) -> Result<Graph, LoadError> {
-    Err(LoadError::Unsupported {
-        file: file.to_path_buf(),
-        sdk: "Go",
-    })
+    let bin = crate::loader::go_binary(file).map_err(|e| from_sdk_loader(file, e))?;
+    let mut cmd = Command::new(bin);
+    cmd.arg("--emit");
+    run_emitter(file, &dir_of(file), cmd)
 }
 
-/// `sykli.ts`: not in this build yet (the TypeScript SDK loader plugs in here).
+/// `sykli.ts`: run with the project's tsx, or tsx, bun, deno, `node
+/// --experimental-strip-types` (Node 22.6+) or `npx tsx`, whichever is found first.
 pub fn load_ts(file: &Path) -> Result<Graph, LoadError> {
-    Err(LoadError::Unsupported {
-        file: file.to_path_buf(),
-        sdk: "TypeScript",
-    })
+    let dir = dir_of(file);
+    let runner = crate::loader::TsRunner::detect(&dir);
+    let mut cmd = Command::new(&runner.program);
+    cmd.args(&runner.args)
+        .arg(file.file_name().unwrap_or(file.as_os_str()))
+        .arg("--emit");
+    run_emitter(file, &dir, cmd)
+}
+
+fn from_sdk_loader(file: &Path, e: crate::loader::LoadError) -> LoadError {
+    use crate::loader::LoadError as L;
+    match e {
+        L::ToolchainMissing { command, hint, .. } => LoadError::Spawn {
+            file: file.to_path_buf(),
+            command,
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, hint),
+        },
+        L::Failed {
+            command,
+            status,
+            stderr,
+            ..
+        } => LoadError::ProgramFailed {
+            file: file.to_path_buf(),
+            command,
+            status,
+            stderr,
+        },
+        L::NotUtf8 { command, .. } => LoadError::ProgramFailed {
+            file: file.to_path_buf(),
+            command,
+            status: "printed output that is not UTF-8".into(),
+            stderr: String::new(),
+        },
+        L::Io { path, source, .. } => LoadError::Read { path, source },
+    }
 }

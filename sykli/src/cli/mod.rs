@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 pub mod graph;
+pub mod init;
 pub mod load;
 pub mod validate;
 
@@ -35,6 +36,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Print the task graph as Mermaid (default) or Graphviz.
     Graph(GraphArgs),
+    /// Scaffold a starter pipeline (sykli.rs, sykli.go or sykli.ts).
+    Init(init::InitArgs),
 }
 
 /// Where the pipeline is.
@@ -85,6 +88,7 @@ pub fn main() -> ExitCode {
         }
         Some(Command::Validate(args)) => validate::validate_command(&args),
         Some(Command::Graph(args)) => graph::graph_command(&args),
+        Some(Command::Init(args)) => init::init_command(&args),
     }
 }
 
