@@ -1,0 +1,276 @@
+//! Sidecar services: a private network per attempt, one container per service reachable by
+//! its name, and readiness checks before the task starts.
+//!
+//! A service is ready when its image's HEALTHCHECK reports healthy; without one, when every
+//! TCP port the image exposes accepts connections on the private network; without either,
+//! once it runs. No fixed sleeps: the state is polled until ready, exited or out of time.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HealthStatusEnum, HostConfig, ImageInspect,
+    NetworkCreateRequest, NetworkingConfig,
+};
+use bollard::query_parameters::CreateContainerOptionsBuilder;
+use tokio::time::Instant;
+
+use super::attempt::{Ctx, Failure, Shared, last_output, record};
+use super::names::{self, LABEL_SERVICE};
+use crate::exec::ServiceSpec;
+
+/// Pause between two readiness probes.
+const POLL: Duration = Duration::from_millis(50);
+/// Limit of one TCP connection attempt.
+const CONNECT_LIMIT: Duration = Duration::from_millis(500);
+
+/// Creates the private network, starts every service on it and waits until all are ready.
+/// Returns the network's name.
+pub(super) async fn start_all(
+    ctx: &Ctx<'_>,
+    created: &Shared,
+    images: &[ImageInspect],
+) -> Result<String, Failure> {
+    let task = &ctx.req.task;
+    let mut seen = HashSet::new();
+    for svc in &ctx.spec.services {
+        if !valid_hostname(&svc.name) {
+            return Err(Failure::new(
+                "starting services",
+                format!(
+                    "task `{task}`: service name `{}` is not a valid hostname (letters, digits, `-`, `.`; at most 63 characters)",
+                    svc.name
+                ),
+            ));
+        }
+        if !seen.insert(svc.name.as_str()) {
+            return Err(Failure::new(
+                "starting services",
+                format!("task `{task}`: two services are named `{}`", svc.name),
+            ));
+        }
+    }
+
+    let network = names::network_name(task, &ctx.attempt);
+    let created_net = ctx
+        .docker
+        .create_network(NetworkCreateRequest {
+            name: network.clone(),
+            driver: Some("bridge".to_owned()),
+            labels: Some(ctx.labels.clone()),
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| Failure::engine(format!("creating network {network}"), &e))?;
+    record(created, |c| c.network = Some(created_net.id.clone()));
+
+    let mut started = Vec::with_capacity(ctx.spec.services.len());
+    for svc in &ctx.spec.services {
+        let id = start_one(ctx, created, svc, &network).await?;
+        started.push(id);
+    }
+    let deadline = Instant::now() + ctx.config.service_ready_timeout;
+    let checks = ctx
+        .spec
+        .services
+        .iter()
+        .zip(images)
+        .zip(&started)
+        .map(|((svc, image), id)| wait_ready(ctx, svc, image, id, &network, deadline));
+    for result in futures::future::join_all(checks).await {
+        result?;
+    }
+    Ok(network)
+}
+
+async fn start_one(
+    ctx: &Ctx<'_>,
+    created: &Shared,
+    svc: &ServiceSpec,
+    network: &str,
+) -> Result<String, Failure> {
+    let stage = || format!("starting service `{}` ({})", svc.name, svc.image);
+    let mut labels = ctx.labels.clone();
+    labels.insert(LABEL_SERVICE.to_owned(), svc.name.clone());
+    let name = names::container_name(&ctx.req.task, &ctx.attempt, Some(&svc.name));
+    let body = ContainerCreateBody {
+        image: Some(svc.image.clone()),
+        hostname: Some(svc.name.clone()),
+        labels: Some(labels),
+        host_config: Some(HostConfig {
+            network_mode: Some(network.to_owned()),
+            ..Default::default()
+        }),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(
+                network.to_owned(),
+                EndpointSettings {
+                    aliases: Some(vec![svc.name.clone()]),
+                    ..Default::default()
+                },
+            )])),
+        }),
+        ..Default::default()
+    };
+    let id = ctx
+        .docker
+        .create_container(
+            Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+            body,
+        )
+        .await
+        .map_err(|e| Failure::engine(stage(), &e))?
+        .id;
+    record(created, |c| c.containers.push(id.clone()));
+    ctx.docker
+        .start_container(&id, None)
+        .await
+        .map_err(|e| Failure::engine(stage(), &e))?;
+    Ok(id)
+}
+
+/// What readiness means for one service.
+enum Probe {
+    Health,
+    Ports(Vec<u16>),
+    Running,
+}
+
+fn probe_for(image: &ImageInspect) -> Probe {
+    let config = image.config.as_ref();
+    let has_health = config
+        .and_then(|c| c.healthcheck.as_ref())
+        .and_then(|h| h.test.as_ref())
+        .and_then(|t| t.first())
+        .is_some_and(|first| first != "NONE");
+    if has_health {
+        return Probe::Health;
+    }
+    let mut ports: Vec<u16> = config
+        .and_then(|c| c.exposed_ports.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            let (port, proto) = p.split_once('/').unwrap_or((p.as_str(), "tcp"));
+            (proto == "tcp").then(|| port.parse().ok()).flatten()
+        })
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    if ports.is_empty() {
+        Probe::Running
+    } else {
+        Probe::Ports(ports)
+    }
+}
+
+async fn wait_ready(
+    ctx: &Ctx<'_>,
+    svc: &ServiceSpec,
+    image: &ImageInspect,
+    id: &str,
+    network: &str,
+    deadline: Instant,
+) -> Result<(), Failure> {
+    let stage = format!("starting service `{}` ({})", svc.name, svc.image);
+    let probe = probe_for(image);
+    let mut waiting_for = String::from("the container to run");
+    loop {
+        let info = ctx
+            .docker
+            .inspect_container(id, None)
+            .await
+            .map_err(|e| Failure::engine(stage.clone(), &e))?;
+        let state = info.state.unwrap_or_default();
+        if state.running != Some(true) {
+            let started = state
+                .started_at
+                .as_deref()
+                .is_some_and(|s| !s.starts_with("0001"));
+            if started {
+                let code = state.exit_code.unwrap_or(-1);
+                return Err(Failure::new(
+                    stage,
+                    format!(
+                        "service `{}` (image {}) exited with code {code} before it was ready; its last output:\n{}",
+                        svc.name,
+                        svc.image,
+                        last_output(ctx.docker, id).await
+                    ),
+                ));
+            }
+        } else {
+            match &probe {
+                Probe::Running => return Ok(()),
+                Probe::Health => match state.health.and_then(|h| h.status) {
+                    Some(HealthStatusEnum::HEALTHY) => return Ok(()),
+                    Some(HealthStatusEnum::UNHEALTHY) => {
+                        return Err(Failure::new(
+                            stage,
+                            format!(
+                                "service `{}` (image {}) reported unhealthy; its last output:\n{}",
+                                svc.name,
+                                svc.image,
+                                last_output(ctx.docker, id).await
+                            ),
+                        ));
+                    }
+                    _ => waiting_for = "its health check to pass".to_owned(),
+                },
+                Probe::Ports(ports) => {
+                    let ip = info
+                        .network_settings
+                        .and_then(|n| n.networks)
+                        .and_then(|mut n| n.remove(network))
+                        .and_then(|e| e.ip_address)
+                        .and_then(|ip| ip.parse::<IpAddr>().ok());
+                    match ip {
+                        None => waiting_for = format!("an address on network {network}"),
+                        Some(ip) => match closed_port(ip, ports).await {
+                            None => return Ok(()),
+                            Some(port) => {
+                                waiting_for =
+                                    format!("TCP port {port} to accept connections at {ip}")
+                            }
+                        },
+                    }
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(Failure::new(
+                stage,
+                format!(
+                    "service `{}` (image {}) was not ready within {}: still waiting for {waiting_for}; its last output:\n{}",
+                    svc.name,
+                    svc.image,
+                    humantime::format_duration(ctx.config.service_ready_timeout),
+                    last_output(ctx.docker, id).await
+                ),
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The first port of `ports` that does not accept a TCP connection at `ip`, if any.
+async fn closed_port(ip: IpAddr, ports: &[u16]) -> Option<u16> {
+    for &port in ports {
+        let connect = tokio::net::TcpStream::connect((ip, port));
+        match tokio::time::timeout(CONNECT_LIMIT, connect).await {
+            Ok(Ok(_stream)) => {}
+            _ => return Some(port),
+        }
+    }
+    None
+}
+
+fn valid_hostname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && !name.starts_with('-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.' || c == '_')
+}
