@@ -3,10 +3,11 @@
 # Idempotent: installs docker.io and busybox-static if missing, starts dockerd if no engine
 # answers, and builds the test images from a static busybox without any registry.
 #
-# Images built:
-#   sykli-test/busybox:latest   a busybox rootfs (sh and the common applets)
-#   sykli-test/echo-server:latest  busybox plus an entrypoint serving TCP on port 7777
-#                                  ("hello from service" to every connection)
+# Images built (all from one static-busybox rootfs, see the definitions below):
+#   sykli-test/busybox          sh and the common applets
+#   sykli-test/echo-server      greets every TCP connection on 7777 (EXPOSEd port)
+#   sykli-test/healthy-server   the same, ready by HEALTHCHECK after about 1 s
+#   sykli-test/broken-service   exposes 7777 but exits with code 3 at once
 set -euo pipefail
 
 log_file="${SYKLI_DOCKERD_LOG:-/var/log/sykli-dockerd.log}"
@@ -66,29 +67,48 @@ build_rootfs() {
     printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
 }
 
-# sykli-test/busybox
-if ! docker image inspect sykli-test/busybox:latest >/dev/null 2>&1; then
-    build_rootfs "$work/busybox"
-    tar -C "$work/busybox" -c . | docker import \
-        -c 'ENV PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin' \
-        -c 'CMD ["/bin/sh"]' - sykli-test/busybox:latest >/dev/null
-    echo "docker-setup: built sykli-test/busybox:latest"
-fi
+# Bump when an image definition changes: images with another version are rebuilt.
+images_version=3
 
-# sykli-test/echo-server: answers every TCP connection on 7777.
-if ! docker image inspect sykli-test/echo-server:latest >/dev/null 2>&1; then
-    build_rootfs "$work/echo"
-    cat >"$work/echo/bin/serve-hello" <<'SH'
+# import_image NAME ROOTFS [--change ...]: imports ROOTFS as NAME unless it is up to date.
+import_image() {
+    local name="$1" root="$2"
+    shift 2
+    local have
+    have="$(docker image inspect "$name" --format '{{ index .Config.Labels "dev.sykli.test-images" }}' 2>/dev/null || true)"
+    if [ "$have" = "$images_version" ]; then
+        return 0
+    fi
+    tar -C "$root" -c . | docker import \
+        -c 'ENV PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin' \
+        -c "LABEL dev.sykli.test-images=$images_version" \
+        "$@" - "$name" >/dev/null
+    echo "docker-setup: built $name"
+}
+
+build_rootfs "$work/rootfs"
+cat >"$work/rootfs/bin/serve-hello" <<'SH'
 #!/bin/sh
 echo "hello from service"
 SH
-    chmod 755 "$work/echo/bin/serve-hello"
-    tar -C "$work/echo" -c . | docker import \
-        -c 'ENV PATH=/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin' \
-        -c 'EXPOSE 7777/tcp' \
-        -c 'CMD ["/bin/nc", "-ll", "-p", "7777", "-e", "/bin/serve-hello"]' \
-        - sykli-test/echo-server:latest >/dev/null
-    echo "docker-setup: built sykli-test/echo-server:latest"
-fi
+chmod 755 "$work/rootfs/bin/serve-hello"
+
+# A plain busybox userland.
+import_image sykli-test/busybox:latest "$work/rootfs" -c 'CMD ["/bin/sh"]'
+
+# A service exposing 7777/tcp that greets every connection (readiness: open port).
+import_image sykli-test/echo-server:latest "$work/rootfs" \
+    -c 'EXPOSE 7777/tcp' \
+    -c 'CMD ["/bin/nc", "-ll", "-p", "7777", "-e", "/bin/serve-hello"]'
+
+# The same greeting, but ready only once its HEALTHCHECK passes (about 1 s after start).
+import_image sykli-test/healthy-server:latest "$work/rootfs" \
+    -c 'HEALTHCHECK --interval=250ms --timeout=2s --start-period=10s CMD test -f /tmp/ready' \
+    -c 'CMD ["/bin/sh", "-c", "/bin/nc -ll -p 7777 -e /bin/serve-hello & sleep 1; touch /tmp/ready; wait"]'
+
+# A service that exposes a port but exits with code 3 at once.
+import_image sykli-test/broken-service:latest "$work/rootfs" \
+    -c 'EXPOSE 7777/tcp' \
+    -c 'CMD ["/bin/sh", "-c", "echo cannot start >&2; exit 3"]'
 
 docker image ls --filter reference='sykli-test/*'

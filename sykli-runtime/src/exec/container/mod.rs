@@ -108,7 +108,9 @@ pub struct CleanupReport {
 /// while the rest of the run goes on.
 pub struct DockerExecutor {
     host: String,
-    client: Docker,
+    /// The client, when it could be set up without the engine (a unix socket that does not
+    /// exist yet is only looked for again on first use).
+    client: Option<Docker>,
     engine: tokio::sync::OnceCell<Docker>,
     config: DockerConfig,
 }
@@ -136,10 +138,16 @@ impl DockerExecutor {
             .clone()
             .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
             .unwrap_or_else(|| DEFAULT_DOCKER_HOST.to_owned());
-        let client = Docker::connect_with_host(&host).map_err(|e| ContainerError::Client {
-            host: host.clone(),
-            source: Box::new(e),
-        })?;
+        let client = match Docker::connect_with_host(&host) {
+            Ok(client) => Some(client),
+            Err(bollard::errors::Error::SocketNotFoundError(_)) => None,
+            Err(e) => {
+                return Err(ContainerError::Client {
+                    host,
+                    source: Box::new(e),
+                });
+            }
+        };
         Ok(DockerExecutor {
             host,
             client,
@@ -171,7 +179,12 @@ impl DockerExecutor {
                     source,
                 };
                 let limit = self.config.connect_timeout;
-                match tokio::time::timeout(limit, self.client.ping()).await {
+                let client = match &self.client {
+                    Some(client) => client.clone(),
+                    None => Docker::connect_with_host(&self.host)
+                        .map_err(|e| unreachable(Box::new(e)))?,
+                };
+                match tokio::time::timeout(limit, client.ping()).await {
                     Err(_) => {
                         return Err(unreachable(
                             format!("no answer within {}", humantime::format_duration(limit))
@@ -181,7 +194,7 @@ impl DockerExecutor {
                     Ok(Err(e)) => return Err(unreachable(Box::new(e))),
                     Ok(Ok(_)) => {}
                 }
-                match tokio::time::timeout(limit, self.client.clone().negotiate_version()).await {
+                match tokio::time::timeout(limit, client.negotiate_version()).await {
                     Err(_) => Err(unreachable("no answer to /version".into())),
                     Ok(Err(e)) => Err(ContainerError::Engine {
                         action: format!("agree on an API version with {}", self.host),
