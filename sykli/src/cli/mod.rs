@@ -7,6 +7,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod clean;
+
 /// CI/CD pipelines as real code.
 #[derive(Debug, Parser)]
 #[command(name = "sykli", version, about, args_conflicts_with_subcommands = true)]
@@ -28,6 +30,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Print the task graph as Mermaid (default) or Graphviz.
     Graph(GraphArgs),
+    /// Remove what interrupted runs left behind.
+    Clean(CleanArgs),
 }
 
 /// Where the pipeline is.
@@ -68,6 +72,18 @@ pub struct GraphArgs {
     pub dot: bool,
 }
 
+/// Arguments of `sykli clean`.
+#[derive(Debug, Clone, Args)]
+pub struct CleanArgs {
+    /// Remove containers and networks labelled by sykli (`dev.sykli.managed=true`); cache
+    /// volumes are kept.
+    #[arg(long)]
+    pub containers: bool,
+    /// Only what this run left behind.
+    #[arg(long, value_name = "RUN_ID", requires = "containers")]
+    pub run: Option<String>,
+}
+
 /// Parses the process arguments and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -76,6 +92,7 @@ pub fn main() -> ExitCode {
             eprintln!("sykli: `run` is not available yet");
             ExitCode::from(2)
         }
+        Some(Command::Clean(args)) => clean::run(&args),
         Some(Command::Validate(_)) | Some(Command::Graph(_)) => {
             eprintln!("sykli: this command is not available yet");
             ExitCode::from(2)
