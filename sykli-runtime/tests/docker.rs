@@ -357,6 +357,45 @@ async fn cache_volume_persists_between_executions() {
 }
 
 #[tokio::test]
+async fn new_cache_volume_is_writable_by_a_non_root_user() {
+    let config = DockerConfig {
+        user: UserMapping::Fixed("4321:4322".to_owned()),
+        ..DockerConfig::default()
+    };
+    let (docker, exec) = executor(config).await;
+    let run = run_id("cacheuser");
+    let cache = format!("test-user-cache-{}", rand_suffix());
+    let with_cache = ContainerSpec {
+        mounts: vec![ContainerMount {
+            source: MountSource::Volume(cache.clone()),
+            target: "/cache".to_owned(),
+        }],
+        ..spec(BUSYBOX)
+    };
+    let req = request(
+        &run,
+        "cacheuser",
+        "echo ok > /cache/f && stat -c %u:%g /cache",
+        with_cache,
+    );
+    let (outcome, out) = execute(&exec, &req).await;
+    let _ = docker
+        .remove_volume(
+            &cache_volume_name(&cache),
+            None::<bollard::query_parameters::RemoveVolumeOptions>,
+        )
+        .await;
+    assert_eq!(
+        outcome,
+        ExecOutcome::Exited { code: 0 },
+        "{}",
+        out.text(OutputStream::Stderr)
+    );
+    assert_eq!(out.text(OutputStream::Stdout), "4321:4322\n");
+    assert_nothing_left(&docker, &run).await;
+}
+
+#[tokio::test]
 async fn env_and_workdir_reach_the_task() {
     let (docker, exec) = executor(DockerConfig::default()).await;
     let run = run_id("env");

@@ -227,7 +227,6 @@ impl Ctx<'_> {
             ));
         }
         let env = self.env()?;
-        let mounts = self.mounts().await?;
 
         // Images first (task and services), so a missing one fails before anything starts.
         ensure_image(self.docker, &self.spec.image).await?;
@@ -235,6 +234,7 @@ impl Ctx<'_> {
         for svc in &self.spec.services {
             service_images.push(ensure_image(self.docker, &svc.image).await?);
         }
+        let mounts = self.mounts(created).await?;
 
         let network = if self.spec.services.is_empty() {
             None
@@ -390,7 +390,7 @@ impl Ctx<'_> {
     }
 
     /// Bind mounts for host directories, named volumes for caches (created when missing).
-    async fn mounts(&self) -> Result<Vec<Mount>, Failure> {
+    async fn mounts(&self, created: &Shared) -> Result<Vec<Mount>, Failure> {
         let task = &self.req.task;
         let mut out = Vec::with_capacity(self.spec.mounts.len());
         for m in &self.spec.mounts {
@@ -430,21 +430,7 @@ impl Ctx<'_> {
                 }
                 MountSource::Volume(cache) => {
                     let volume = names::cache_volume_name(cache);
-                    let labels = HashMap::from([
-                        (LABEL_MANAGED.to_owned(), "true".to_owned()),
-                        (LABEL_CACHE.to_owned(), cache.clone()),
-                    ]);
-                    // Idempotent: an existing volume is returned unchanged.
-                    self.docker
-                        .create_volume(bollard::models::VolumeCreateRequest {
-                            name: Some(volume.clone()),
-                            labels: Some(labels),
-                            ..Default::default()
-                        })
-                        .await
-                        .map_err(|e| {
-                            Failure::engine(format!("creating cache volume {volume}"), &e)
-                        })?;
+                    self.prepare_volume(created, cache, &volume).await?;
                     Mount {
                         typ: Some(MountType::VOLUME),
                         source: Some(volume),
@@ -457,6 +443,90 @@ impl Ctx<'_> {
             out.push(mount);
         }
         Ok(out)
+    }
+
+    /// Creates the cache volume when missing. A new volume belongs to root; when the task
+    /// runs as another user, a short-lived root container of the task image hands it over
+    /// with `chown`, so the task can write its cache.
+    async fn prepare_volume(
+        &self,
+        created: &Shared,
+        cache: &str,
+        volume: &str,
+    ) -> Result<(), Failure> {
+        let stage = || format!("preparing cache volume {volume}");
+        match self.docker.inspect_volume(volume).await {
+            Ok(_) => return Ok(()),
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(Failure::engine(stage(), &e)),
+        }
+        let labels = HashMap::from([
+            (LABEL_MANAGED.to_owned(), "true".to_owned()),
+            (LABEL_CACHE.to_owned(), cache.to_owned()),
+        ]);
+        // Idempotent: a volume created meanwhile by a parallel task is returned unchanged.
+        self.docker
+            .create_volume(bollard::models::VolumeCreateRequest {
+                name: Some(volume.to_owned()),
+                labels: Some(labels),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Failure::engine(stage(), &e))?;
+        let Some(user) = self.user().filter(|u| !is_root(u)) else {
+            return Ok(());
+        };
+        const AT: &str = "/sykli-volume";
+        let body = ContainerCreateBody {
+            image: Some(self.spec.image.clone()),
+            user: Some("0:0".to_owned()),
+            entrypoint: Some(vec!["chown".to_owned(), user.clone(), AT.to_owned()]),
+            labels: Some(self.labels.clone()),
+            host_config: Some(HostConfig {
+                mounts: Some(vec![Mount {
+                    typ: Some(MountType::VOLUME),
+                    source: Some(volume.to_owned()),
+                    target: Some(AT.to_owned()),
+                    ..Default::default()
+                }]),
+                network_mode: Some("none".to_owned()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let id = self
+            .docker
+            .create_container(
+                None::<bollard::query_parameters::CreateContainerOptions>,
+                body,
+            )
+            .await
+            .map_err(|e| Failure::engine(stage(), &e))?
+            .id;
+        record(created, |c| c.containers.push(id.clone()));
+        self.docker
+            .start_container(&id, None)
+            .await
+            .map_err(|e| Failure::engine(stage(), &e))?;
+        let code = self.wait_exit(&id).await?;
+        if code != 0 {
+            return Err(Failure::new(
+                stage(),
+                format!(
+                    "task `{}`: could not hand the new cache volume to user {user}: `chown` in image {} exited with code {code}: {}",
+                    self.req.task,
+                    self.spec.image,
+                    last_output(self.docker, &id).await
+                ),
+            ));
+        }
+        let opts = RemoveContainerOptionsBuilder::default().force(true).build();
+        if let Err(e) = self.docker.remove_container(&id, Some(opts)).await
+            && !is_not_found(&e)
+        {
+            return Err(Failure::engine(stage(), &e));
+        }
+        Ok(())
     }
 
     /// Removes every container and the network of this attempt. With `sweep`, also whatever
@@ -544,6 +614,11 @@ impl Ctx<'_> {
             Err(errors.join("; "))
         }
     }
+}
+
+/// Whether a `user[:group]` names root.
+fn is_root(user: &str) -> bool {
+    matches!(user.split(':').next(), Some("0" | "root"))
 }
 
 fn exit_code(code: i64) -> i32 {
