@@ -31,7 +31,7 @@ fn stats(samples: &[Duration]) -> (Duration, Duration) {
     sorted.sort();
     let mean = sorted.iter().sum::<Duration>() / sorted.len() as u32;
     let mid = sorted.len() / 2;
-    let median = if sorted.len() % 2 == 0 {
+    let median = if sorted.len().is_multiple_of(2) {
         (sorted[mid - 1] + sorted[mid]) / 2
     } else {
         sorted[mid]
