@@ -8,6 +8,7 @@
 #   sykli-test/echo-server      greets every TCP connection on 7777 (EXPOSEd port)
 #   sykli-test/healthy-server   the same, ready by HEALTHCHECK after about 1 s
 #   sykli-test/broken-service   exposes 7777 but exits with code 3 at once
+#   sykli-test/web-noshell      busybox httpd on 7777 (EXPOSEd) in an image without a shell
 set -euo pipefail
 
 log_file="${SYKLI_DOCKERD_LOG:-/var/log/sykli-dockerd.log}"
@@ -68,7 +69,7 @@ build_rootfs() {
 }
 
 # Bump when an image definition changes: images with another version are rebuilt.
-images_version=3
+images_version=4
 
 # import_image NAME ROOTFS [--change ...]: imports ROOTFS as NAME unless it is up to date.
 import_image() {
@@ -105,6 +106,15 @@ import_image sykli-test/echo-server:latest "$work/rootfs" \
 import_image sykli-test/healthy-server:latest "$work/rootfs" \
     -c 'HEALTHCHECK --interval=250ms --timeout=2s --start-period=10s CMD test -f /tmp/ready' \
     -c 'CMD ["/bin/sh", "-c", "/bin/nc -ll -p 7777 -e /bin/serve-hello & sleep 1; touch /tmp/ready; wait"]'
+
+# A web server in an image without a shell (only busybox and its httpd applet).
+mkdir -p "$work/noshell/bin" "$work/noshell/www"
+cp "$busybox_bin" "$work/noshell/bin/busybox"
+ln -sf /bin/busybox "$work/noshell/bin/httpd"
+echo "hello from web" >"$work/noshell/www/index.html"
+import_image sykli-test/web-noshell:latest "$work/noshell" \
+    -c 'EXPOSE 7777/tcp' \
+    -c 'CMD ["/bin/httpd", "-f", "-p", "7777", "-h", "/www"]'
 
 # A service that exposes a port but exits with code 3 at once.
 import_image sykli-test/broken-service:latest "$work/rootfs" \

@@ -28,6 +28,7 @@ const BUSYBOX: &str = "sykli-test/busybox:latest";
 const ECHO_SERVER: &str = "sykli-test/echo-server:latest";
 const HEALTHY_SERVER: &str = "sykli-test/healthy-server:latest";
 const BROKEN_SERVICE: &str = "sykli-test/broken-service:latest";
+const WEB_NO_SHELL: &str = "sykli-test/web-noshell:latest";
 const SETUP_HINT: &str =
     "run .ci/docker-setup.sh (starts dockerd and builds the sykli-test images)";
 
@@ -78,7 +79,13 @@ async fn engine() -> Docker {
         .negotiate_version()
         .await
         .unwrap_or_else(|e| panic!("cannot agree on an API version ({e}): {SETUP_HINT}"));
-    for image in [BUSYBOX, ECHO_SERVER, HEALTHY_SERVER, BROKEN_SERVICE] {
+    for image in [
+        BUSYBOX,
+        ECHO_SERVER,
+        HEALTHY_SERVER,
+        BROKEN_SERVICE,
+        WEB_NO_SHELL,
+    ] {
         if let Err(e) = docker.inspect_image(image).await {
             panic!("test image {image} is missing ({e}): {SETUP_HINT}");
         }
@@ -482,6 +489,29 @@ async fn service_with_health_check_is_awaited() {
         "hello from service
 "
     );
+    assert_nothing_left(&docker, &run).await;
+}
+
+#[tokio::test]
+async fn service_without_a_shell_is_probed_over_the_network() {
+    let (docker, exec) = executor(DockerConfig::default()).await;
+    let run = run_id("noshell");
+    let spec = ContainerSpec {
+        services: vec![ServiceSpec {
+            image: WEB_NO_SHELL.to_owned(),
+            name: "web".to_owned(),
+        }],
+        ..spec(BUSYBOX)
+    };
+    let req = request(&run, "noshell", "wget -q -O - http://web:7777/", spec);
+    let (outcome, out) = execute(&exec, &req).await;
+    assert_eq!(
+        outcome,
+        ExecOutcome::Exited { code: 0 },
+        "{}",
+        out.text(OutputStream::Stderr)
+    );
+    assert_eq!(out.text(OutputStream::Stdout), "hello from web\n");
     assert_nothing_left(&docker, &run).await;
 }
 

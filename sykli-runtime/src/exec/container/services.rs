@@ -2,18 +2,23 @@
 //! its name, and readiness checks before the task starts.
 //!
 //! A service is ready when its image's HEALTHCHECK reports healthy; without one, when every
-//! TCP port the image exposes accepts connections on the private network; without either,
-//! once it runs. No fixed sleeps: the state is polled until ready, exited or out of time.
+//! TCP port the image exposes is listening; without either, once it runs. Ports are probed
+//! from inside the service's own network namespace (an exec of `/bin/sh` reading
+//! `/proc/net/tcp`, which works with remote and rootless engines too); an image without a
+//! shell is probed by connecting to its address on the private network from here instead.
+//! No fixed sleeps: the state is polled until ready, exited or out of time.
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::Duration;
 
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::models::{
     ContainerCreateBody, EndpointSettings, HealthStatusEnum, HostConfig, ImageInspect,
     NetworkCreateRequest, NetworkingConfig,
 };
 use bollard::query_parameters::CreateContainerOptionsBuilder;
+use futures::StreamExt;
 use tokio::time::Instant;
 
 use super::attempt::{Ctx, Failure, Shared, last_output, record};
@@ -24,6 +29,89 @@ use crate::exec::ServiceSpec;
 const POLL: Duration = Duration::from_millis(50);
 /// Limit of one TCP connection attempt.
 const CONNECT_LIMIT: Duration = Duration::from_millis(500);
+
+/// Exits 0 when every port given as an argument (4 upper-case hex digits) is in LISTEN state
+/// (`0A`) in this network namespace, 1 when one is not, 3 when `/proc/net/tcp*` is unreadable.
+const LISTENING_SCRIPT: &str = r#"seen=
+for p in "$@"; do
+  found=
+  for f in /proc/net/tcp /proc/net/tcp6; do
+    [ -r "$f" ] || continue
+    seen=1
+    while read -r _ local _ st _; do
+      case "$local" in *:"$p") [ "$st" = 0A ] && found=1 ;; esac
+    done < "$f"
+  done
+  [ -n "$seen" ] || exit 3
+  [ -n "$found" ] || exit 1
+done
+exit 0"#;
+
+/// How the ports of a service are probed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum PortProbe {
+    /// An exec inside the service container.
+    Inside,
+    /// A TCP connection from here to its address on the private network.
+    FromHere,
+}
+
+/// Answer of one probe from inside the service container.
+enum Inside {
+    Listening,
+    NotYet,
+    /// The image cannot run the probe (no `/bin/sh`, no `/proc/net/tcp`).
+    Unsupported,
+}
+
+/// Probes `ports` inside the container `id`.
+async fn listening_inside(
+    docker: &bollard::Docker,
+    id: &str,
+    ports: &[u16],
+) -> Result<Inside, bollard::errors::Error> {
+    let mut cmd = vec![
+        "/bin/sh".to_owned(),
+        "-c".to_owned(),
+        LISTENING_SCRIPT.to_owned(),
+        "sh".to_owned(),
+    ];
+    cmd.extend(ports.iter().map(|p| format!("{p:04X}")));
+    let exec = match docker
+        .create_exec(
+            id,
+            CreateExecOptions {
+                cmd: Some(cmd),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+    {
+        Ok(exec) => exec,
+        // 409: the container is not running (it is inspected again on the next poll).
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 409, ..
+        }) => return Ok(Inside::NotYet),
+        Err(e) => return Err(e),
+    };
+    match docker.start_exec(&exec.id, None::<StartExecOptions>).await {
+        Ok(StartExecResults::Attached { mut output, .. }) => while output.next().await.is_some() {},
+        Ok(StartExecResults::Detached) => {}
+        // The engine could not start `/bin/sh` at all.
+        Err(bollard::errors::Error::DockerResponseServerError { .. }) => {
+            return Ok(Inside::Unsupported);
+        }
+        Err(e) => return Err(e),
+    }
+    let code = docker.inspect_exec(&exec.id).await?.exit_code;
+    Ok(match code {
+        Some(0) => Inside::Listening,
+        Some(1) => Inside::NotYet,
+        _ => Inside::Unsupported,
+    })
+}
 
 /// Creates the private network, starts every service on it and waits until all are ready.
 /// Returns the network's name.
@@ -175,6 +263,7 @@ async fn wait_ready(
 ) -> Result<(), Failure> {
     let stage = format!("starting service `{}` ({})", svc.name, svc.image);
     let probe = probe_for(image);
+    let mut port_probe = PortProbe::Inside;
     let mut waiting_for = String::from("the container to run");
     loop {
         let info = ctx
@@ -218,6 +307,19 @@ async fn wait_ready(
                     }
                     _ => waiting_for = "its health check to pass".to_owned(),
                 },
+                Probe::Ports(ports) if port_probe == PortProbe::Inside => {
+                    match listening_inside(ctx.docker, id, ports).await {
+                        Ok(Inside::Listening) => return Ok(()),
+                        Ok(Inside::NotYet) => {
+                            waiting_for = format!("TCP port(s) {ports:?} to be listening");
+                        }
+                        Ok(Inside::Unsupported) => {
+                            port_probe = PortProbe::FromHere;
+                            continue;
+                        }
+                        Err(e) => return Err(Failure::engine(stage.clone(), &e)),
+                    }
+                }
                 Probe::Ports(ports) => {
                     let ip = info
                         .network_settings
