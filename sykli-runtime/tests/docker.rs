@@ -610,6 +610,33 @@ async fn cancellation_stops_task_and_removes_everything() {
     assert_nothing_left(&docker, &run).await;
 }
 
+/// Regression: a creation request abandoned by a cancellation was still completed by the
+/// engine, leaving a service container behind after the attempt had cleaned up.
+#[tokio::test]
+async fn cancellation_at_any_point_leaves_nothing_behind() {
+    let (docker, exec) = executor(DockerConfig::default()).await;
+    let run = run_id("cancelsweep");
+    for delay_ms in [0, 5, 10, 20, 40, 80, 160, 320] {
+        let mut req = request(&run, "cancelsweep", "sleep 60", with_echo_service());
+        req.kill_grace = Duration::from_millis(200);
+        let cancel = CancellationToken::new();
+        let trigger = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            trigger.cancel();
+        });
+        let io = ExecIo {
+            output: Arc::new(Capture::default()),
+            cancel,
+        };
+        let outcome = exec.execute(&req, io).await;
+        assert_eq!(outcome, ExecOutcome::Cancelled, "cancelled after {delay_ms} ms");
+    }
+    // Anything created by an abandoned request would show up by now.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_nothing_left(&docker, &run).await;
+}
+
 #[tokio::test]
 async fn missing_image_errors_clearly() {
     let (docker, exec) = executor(DockerConfig::default()).await;

@@ -57,6 +57,48 @@ pub(super) struct Created {
     pub(super) network: Option<String>,
     /// The task that copies the container's output into the sink.
     pump: Option<JoinHandle<()>>,
+    /// Creation requests sent to the engine, see [`tracked`].
+    in_flight: Vec<JoinHandle<()>>,
+}
+
+/// What a [`tracked`] creation makes.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Kind {
+    /// A service or helper container.
+    Container,
+    /// The task container.
+    Task,
+    /// The private network.
+    Network,
+}
+
+/// Sends a creation request in a task of its own and records the new object's id when the
+/// engine answers, even if the attempt was dropped meanwhile (timeout, cancellation): the
+/// engine completes a creation whose request was abandoned, so cleanup first waits for every
+/// request still in flight. Returns the id, or the engine's reason.
+pub(super) async fn tracked<F>(created: &Shared, kind: Kind, request: F) -> Result<String, String>
+where
+    F: std::future::Future<Output = Result<String, bollard::errors::Error>> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let shared = created.clone();
+    let handle = tokio::spawn(async move {
+        let result = request.await;
+        if let Ok(id) = &result {
+            record(&shared, |c| match kind {
+                Kind::Container => c.containers.push(id.clone()),
+                Kind::Task => {
+                    c.containers.push(id.clone());
+                    c.main = Some(id.clone());
+                }
+                Kind::Network => c.network = Some(id.clone()),
+            });
+        }
+        let _ = tx.send(result.map_err(|e| chain(&e)));
+    });
+    record(created, |c| c.in_flight.push(handle));
+    rx.await
+        .unwrap_or_else(|_| Err("the creation request was abandoned".to_owned()))
 }
 
 pub(super) type Shared = Arc<Mutex<Created>>;
@@ -265,21 +307,16 @@ impl Ctx<'_> {
             }),
             ..Default::default()
         };
-        let id = self
-            .docker
-            .create_container(
-                Some(CreateContainerOptionsBuilder::default().name(&name).build()),
-                body,
-            )
-            .await
-            .map_err(|e| {
-                Failure::engine(format!("creating the container of task `{}`", req.task), &e)
-            })?
-            .id;
-        record(created, |c| {
-            c.containers.push(id.clone());
-            c.main = Some(id.clone());
-        });
+        let docker = self.docker.clone();
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        let id = tracked(created, Kind::Task, async move {
+            docker
+                .create_container(Some(options), body)
+                .await
+                .map(|r| r.id)
+        })
+        .await
+        .map_err(|e| Failure::new(format!("creating the container of task `{}`", req.task), e))?;
 
         // Attach before starting, so no output is missed.
         let attach = AttachContainerOptionsBuilder::default()
@@ -494,16 +531,18 @@ impl Ctx<'_> {
             }),
             ..Default::default()
         };
-        let id = self
-            .docker
-            .create_container(
-                None::<bollard::query_parameters::CreateContainerOptions>,
-                body,
-            )
-            .await
-            .map_err(|e| Failure::engine(stage(), &e))?
-            .id;
-        record(created, |c| c.containers.push(id.clone()));
+        let docker = self.docker.clone();
+        let id = tracked(created, Kind::Container, async move {
+            docker
+                .create_container(
+                    None::<bollard::query_parameters::CreateContainerOptions>,
+                    body,
+                )
+                .await
+                .map(|r| r.id)
+        })
+        .await
+        .map_err(|e| Failure::new(stage(), e))?;
         self.docker
             .start_container(&id, None)
             .await
@@ -533,6 +572,9 @@ impl Ctx<'_> {
     /// carries this attempt's label (something may have been created by a request that was
     /// interrupted before it answered).
     async fn cleanup(&self, created: &Shared, sweep: bool) -> Result<(), String> {
+        let in_flight =
+            std::mem::take(&mut created.lock().unwrap_or_else(|p| p.into_inner()).in_flight);
+        futures::future::join_all(in_flight).await;
         let (mut ids, network) = {
             let c = created.lock().unwrap_or_else(|p| p.into_inner());
             (c.containers.clone(), c.network.clone())

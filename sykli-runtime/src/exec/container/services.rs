@@ -21,7 +21,7 @@ use bollard::query_parameters::CreateContainerOptionsBuilder;
 use futures::StreamExt;
 use tokio::time::Instant;
 
-use super::attempt::{Ctx, Failure, Shared, last_output, record};
+use super::attempt::{Ctx, Failure, Kind, Shared, last_output, tracked};
 use super::names::{self, LABEL_SERVICE};
 use crate::exec::ServiceSpec;
 
@@ -141,17 +141,18 @@ pub(super) async fn start_all(
     }
 
     let network = names::network_name(task, &ctx.attempt);
-    let created_net = ctx
-        .docker
-        .create_network(NetworkCreateRequest {
-            name: network.clone(),
-            driver: Some("bridge".to_owned()),
-            labels: Some(ctx.labels.clone()),
-            ..Default::default()
-        })
-        .await
-        .map_err(|e| Failure::engine(format!("creating network {network}"), &e))?;
-    record(created, |c| c.network = Some(created_net.id.clone()));
+    let docker = ctx.docker.clone();
+    let request = NetworkCreateRequest {
+        name: network.clone(),
+        driver: Some("bridge".to_owned()),
+        labels: Some(ctx.labels.clone()),
+        ..Default::default()
+    };
+    tracked(created, Kind::Network, async move {
+        docker.create_network(request).await.map(|r| r.id)
+    })
+    .await
+    .map_err(|e| Failure::new(format!("creating network {network}"), e))?;
 
     let mut started = Vec::with_capacity(ctx.spec.services.len());
     for svc in &ctx.spec.services {
@@ -201,16 +202,16 @@ async fn start_one(
         }),
         ..Default::default()
     };
-    let id = ctx
-        .docker
-        .create_container(
-            Some(CreateContainerOptionsBuilder::default().name(&name).build()),
-            body,
-        )
-        .await
-        .map_err(|e| Failure::engine(stage(), &e))?
-        .id;
-    record(created, |c| c.containers.push(id.clone()));
+    let docker = ctx.docker.clone();
+    let options = CreateContainerOptionsBuilder::default().name(&name).build();
+    let id = tracked(created, Kind::Container, async move {
+        docker
+            .create_container(Some(options), body)
+            .await
+            .map(|r| r.id)
+    })
+    .await
+    .map_err(|e| Failure::new(stage(), e))?;
     ctx.docker
         .start_container(&id, None)
         .await
