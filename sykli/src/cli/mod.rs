@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod clean;
 pub mod graph;
 pub mod init;
 pub mod load;
@@ -38,6 +39,8 @@ pub enum Command {
     Graph(GraphArgs),
     /// Scaffold a starter pipeline (sykli.rs, sykli.go or sykli.ts).
     Init(init::InitArgs),
+    /// Remove what interrupted runs left behind.
+    Clean(CleanArgs),
 }
 
 /// Where the pipeline is.
@@ -78,6 +81,18 @@ pub struct GraphArgs {
     pub dot: bool,
 }
 
+/// Arguments of `sykli clean`.
+#[derive(Debug, Clone, Args)]
+pub struct CleanArgs {
+    /// Remove containers and networks labelled by sykli (`dev.sykli.managed=true`); cache
+    /// volumes are kept.
+    #[arg(long)]
+    pub containers: bool,
+    /// Only what this run left behind.
+    #[arg(long, value_name = "RUN_ID", requires = "containers")]
+    pub run: Option<String>,
+}
+
 /// Parses the process arguments and runs the command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -89,6 +104,7 @@ pub fn main() -> ExitCode {
         Some(Command::Validate(args)) => validate::validate_command(&args),
         Some(Command::Graph(args)) => graph::graph_command(&args),
         Some(Command::Init(args)) => init::init_command(&args),
+        Some(Command::Clean(args)) => clean::run(&args),
     }
 }
 
