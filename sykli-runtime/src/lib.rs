@@ -8,6 +8,7 @@
 pub mod events;
 pub mod exec;
 pub mod graph;
+pub mod state;
 mod status;
 
 pub use status::TaskStatus;

@@ -5,5 +5,6 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod report;
 
 pub use sykli_runtime as runtime;
