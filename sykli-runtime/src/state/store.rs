@@ -137,9 +137,14 @@ pub fn find_run(state_dir: &Path, run: &str) -> Result<RunRecord, StateError> {
     })
 }
 
-/// The log file of `task` in `record`, checked to exist. Unknown tasks list the run's tasks;
-/// tasks that never started say why they have no log.
-pub fn task_log(state_dir: &Path, record: &RunRecord, task: &str) -> Result<PathBuf, StateError> {
+/// The log file of `task` in `record`, checked to exist; `None` when the task ran but printed
+/// nothing (logs are created on the first byte). Unknown tasks list the run's tasks; tasks
+/// that never ran say why they have no log.
+pub fn task_log(
+    state_dir: &Path,
+    record: &RunRecord,
+    task: &str,
+) -> Result<Option<PathBuf>, StateError> {
     let Some(t) = record.task(task) else {
         return Err(StateError::UnknownTask {
             run: record.run_id.clone(),
@@ -149,14 +154,20 @@ pub fn task_log(state_dir: &Path, record: &RunRecord, task: &str) -> Result<Path
     };
     let path = log_path(state_dir, &record.run_id, task);
     if path.is_file() {
-        return Ok(path);
+        return Ok(Some(path));
+    }
+    if t.attempts > 0 {
+        return Ok(None);
     }
     let reason = match t.status {
         Some(TaskStatus::Blocked) => "was blocked by a failed dependency".to_string(),
         Some(TaskStatus::Skipped) => "was skipped (its condition was false)".to_string(),
         Some(TaskStatus::Cached) => "was restored from the cache".to_string(),
-        _ if t.attempts == 0 => "never started".to_string(),
-        _ => format!("should be at {} but that file is missing", path.display()),
+        Some(TaskStatus::Errored) => format!(
+            "could not start ({})",
+            t.message.as_deref().unwrap_or("no reason recorded")
+        ),
+        _ => "never started".to_string(),
     };
     Err(StateError::NoLog {
         run: record.run_id.clone(),
@@ -280,7 +291,9 @@ mod tests {
         let p = log_path(&state, "r", "build");
         fs::create_dir_all(p.parent().unwrap()).unwrap();
         fs::write(&p, "hello\n").unwrap();
-        assert_eq!(task_log(&state, &record, "build").unwrap(), p);
+        assert_eq!(task_log(&state, &record, "build").unwrap(), Some(p));
+        // Ran, printed nothing: no file, no error.
+        assert_eq!(task_log(&state, &record, "test").unwrap(), None);
         let e = task_log(&state, &record, "nope").unwrap_err().to_string();
         assert!(e.contains("build, test, deploy"), "{e}");
         let e = task_log(&state, &record, "deploy").unwrap_err().to_string();

@@ -1,0 +1,1 @@
+//! `sykli explain [TASK]`: what a run would do and why.
