@@ -22,7 +22,10 @@ fn marker() -> String {
 
 /// Processes whose command line mentions `marker`.
 fn survivors(marker: &str) -> Vec<String> {
-    let out = Command::new("ps").args(["-eo", "pid,args"]).output().unwrap();
+    let out = Command::new("ps")
+        .args(["-eo", "pid,args"])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.contains(marker))
@@ -46,7 +49,11 @@ fn project(dir: &Path, command: &str) {
     std::fs::write(dir.join("sykli.json"), graph.to_string()).unwrap();
 }
 
-fn run_and_interrupt(command: &str, marker: &str, sigints: usize) -> (std::process::Output, Duration) {
+fn run_and_interrupt(
+    command: &str,
+    marker: &str,
+    sigints: usize,
+) -> (std::process::Output, Duration) {
     let dir = tempfile::tempdir().unwrap();
     project(dir.path(), command);
     let child = Command::new(env!("CARGO_BIN_EXE_sykli"))
@@ -83,14 +90,24 @@ fn ctrl_c_leaves_no_process_behind() {
     let command = format!("sh -c 'sleep {marker} & sleep {marker}'");
     let (out, took) = run_and_interrupt(&command, &marker, 1);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "interrupted runs exit 1: {text}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "interrupted runs exit 1: {text}"
+    );
     assert!(took < Duration::from_secs(15), "exit took {took:?}");
     // Give the kernel a moment to reap, then nothing with the marker may remain.
     std::thread::sleep(Duration::from_millis(200));
     let left = survivors(&marker);
     assert!(left.is_empty(), "processes survived Ctrl-C: {left:?}");
     assert!(text.contains("interrupted"), "{text}");
-    assert!(text.lines().last().unwrap_or_default().starts_with("sykli: "), "{text}");
+    assert!(
+        text.lines()
+            .last()
+            .unwrap_or_default()
+            .starts_with("sykli: "),
+        "{text}"
+    );
 }
 
 #[test]
@@ -99,9 +116,20 @@ fn a_second_ctrl_c_kills_tasks_that_ignore_sigterm() {
     // Both the shell and its background child ignore SIGTERM.
     let command = format!("sh -c 'trap \"\" TERM; sleep {marker} & sleep {marker}'");
     let (out, took) = run_and_interrupt(&command, &marker, 2);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
-    assert!(took < Duration::from_secs(5), "the second Ctrl-C must not wait out the grace period: {took:?}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        took < Duration::from_secs(5),
+        "the second Ctrl-C must not wait out the grace period: {took:?}"
+    );
     std::thread::sleep(Duration::from_millis(200));
     let left = survivors(&marker);
-    assert!(left.is_empty(), "processes survived a double Ctrl-C: {left:?}");
+    assert!(
+        left.is_empty(),
+        "processes survived a double Ctrl-C: {left:?}"
+    );
 }

@@ -16,7 +16,7 @@ mod record;
 mod store;
 
 pub use error::StateError;
-pub use paths::{log_file_name, log_path, logs_dir, record_path, runs_dir};
+pub use paths::{log_path, logs_dir, record_path, runs_dir};
 pub use record::{RunRecord, RunRecorder, TaskRecord};
 pub use store::{
     RunList, find_run, list_runs, previous_durations, read_record, task_log, write_record,

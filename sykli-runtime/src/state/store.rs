@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::error::StateError;
-use super::paths::{log_path, record_path, runs_dir};
+use super::paths::{is_plain_id, log_path, record_path, runs_dir};
 use super::record::RunRecord;
 use crate::TaskStatus;
 
@@ -102,6 +102,7 @@ pub fn list_runs(state_dir: &Path) -> Result<RunList, StateError> {
 /// A run by id, or the newest one for `last`. An unknown id lists the runs that exist.
 pub fn find_run(state_dir: &Path, run: &str) -> Result<RunRecord, StateError> {
     if run != "last"
+        && is_plain_id(run)
         && let Ok(r) = read_record(state_dir, run)
     {
         return Ok(r);

@@ -10,8 +10,9 @@ use clap::{Args, Parser, Subcommand};
 mod error;
 mod explain;
 mod history;
+mod load;
 mod logs;
-mod run;
+pub(crate) mod run;
 
 pub use error::CliError;
 pub use run::{RunOptions, Timeout};
@@ -140,11 +141,10 @@ pub struct GraphArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Run(_)) | None => {
-            eprintln!("sykli: `run` is not available yet");
-            ExitCode::from(2)
-        }
-        Some(Command::Validate(_)) | Some(Command::Graph(_)) | Some(Command::Explain(_)) => {
+        Some(Command::Run(args)) => run::run_command(&args),
+        None => run::run_command(&cli.run),
+        Some(Command::Explain(args)) => done(explain::explain(&args), args.json),
+        Some(Command::Validate(_)) | Some(Command::Graph(_)) => {
             eprintln!("sykli: this command is not available yet");
             ExitCode::from(2)
         }

@@ -11,13 +11,13 @@ use sykli_runtime::events::{Event, EventSink, RunSummary, TaskReport};
 /// The one JSON document a `--json` command prints:
 /// `{"ok": bool, "version": "1", "data": ..., "error": null | {"code", "message"}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Envelope {
+pub struct Envelope<D = Value> {
     /// Whether the command succeeded.
     pub ok: bool,
     /// Envelope format version, "1".
     pub version: String,
     /// The command's result (null when it failed before producing one).
-    pub data: Value,
+    pub data: D,
     /// What went wrong, when `ok` is false.
     pub error: Option<ErrorBody>,
 }
@@ -31,9 +31,9 @@ pub struct ErrorBody {
     pub message: String,
 }
 
-impl Envelope {
+impl<D: Serialize> Envelope<D> {
     /// A successful result.
-    pub fn success(data: Value) -> Self {
+    pub fn success(data: D) -> Self {
         Envelope {
             ok: true,
             version: "1".into(),
@@ -43,7 +43,7 @@ impl Envelope {
     }
 
     /// A failure, with whatever data there is (often `Value::Null`).
-    pub fn failure(code: impl Into<String>, message: impl Into<String>, data: Value) -> Self {
+    pub fn failure(code: impl Into<String>, message: impl Into<String>, data: D) -> Self {
         Envelope {
             ok: false,
             version: "1".into(),
@@ -97,6 +97,17 @@ impl From<&TaskReport> for TaskJson {
     }
 }
 
+/// `data` of a run's envelope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunData {
+    /// The run id (`None` if the run never started).
+    pub run_id: Option<String>,
+    /// Every task that reached a status, in plan order.
+    pub tasks: Vec<TaskJson>,
+    /// Counts and timing (`None` if the run never finished).
+    pub summary: Option<RunSummary>,
+}
+
 /// Collects a run's events; [`JsonReporter::envelope`] renders the `--json` document once the
 /// run is over. Prints nothing by itself.
 #[derive(Default)]
@@ -119,7 +130,7 @@ impl JsonReporter {
     }
 
     /// The run as `{run_id, tasks, summary}`, tasks in plan order.
-    pub fn data(&self) -> Value {
+    pub fn data(&self) -> RunData {
         let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let mut tasks: Vec<TaskJson> = st
             .order
@@ -135,16 +146,16 @@ impl JsonReporter {
             .collect();
         extra.sort_by(|a, b| a.task.cmp(&b.task));
         tasks.extend(extra.into_iter().map(TaskJson::from));
-        serde_json::json!({
-            "run_id": st.run_id,
-            "tasks": tasks,
-            "summary": st.summary,
-        })
+        RunData {
+            run_id: st.run_id.clone(),
+            tasks,
+            summary: st.summary.clone(),
+        }
     }
 
     /// The final envelope: ok when the run finished with nothing failed, errored or
     /// interrupted; `error` explains otherwise. `error` overrides (the run itself broke).
-    pub fn envelope(&self, error: Option<ErrorBody>) -> Envelope {
+    pub fn envelope(&self, error: Option<ErrorBody>) -> Envelope<RunData> {
         let data = self.data();
         if let Some(e) = error {
             return Envelope::failure(e.code, e.message, data);

@@ -15,5 +15,5 @@ mod terminal;
 
 pub use fanout::Fanout;
 pub use format::{detail_line, final_line, format_duration};
-pub use json::{Envelope, ErrorBody, JsonReporter, TaskJson};
+pub use json::{Envelope, ErrorBody, JsonReporter, RunData, TaskJson};
 pub use terminal::{TerminalOptions, TerminalReporter};

@@ -118,8 +118,10 @@ fn finish_line(r: &TaskReport) -> String {
         line.push_str(&format!(" ({} attempts)", r.attempts));
     }
     match (r.status, r.exit_code, &r.message) {
-        (TaskStatus::Failed, Some(code), Some(m)) => line.push_str(&format!(" exit {code}: {m}")),
-        (TaskStatus::Failed, Some(code), None) => line.push_str(&format!(" exit {code}")),
+        (TaskStatus::Failed, Some(code), Some(m)) if !m.starts_with("exited with code") => {
+            line.push_str(&format!(" exit {code}: {m}"))
+        }
+        (TaskStatus::Failed, Some(code), _) => line.push_str(&format!(" exit {code}")),
         (_, _, Some(m)) => line.push_str(&format!(": {m}")),
         _ => {}
     }
@@ -303,8 +305,8 @@ impl Inner {
             for l in &lines {
                 block.push(format!("    {l}"));
             }
-            if report.attempts > 0 {
-                let log = state::log_path(&self.opts.state_dir, &self.run_id, &report.task);
+            let log = state::log_path(&self.opts.state_dir, &self.run_id, &report.task);
+            if report.attempts > 0 && log.is_file() {
                 block.push(format!("    full log: {}", display_path(&log)));
             }
             for l in block {
