@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod pipeline;
 pub mod report;
+mod run;
 
 pub use sykli_runtime as runtime;
 
@@ -14,3 +15,4 @@ pub use pipeline::{
     CacheVolume, Condition, Criterion, Directory, EmitError, GateBuilder, Group, Pipeline,
     Placement, SecretSource, TaskBuilder, Template,
 };
+pub use run::{Runner, RunnerError, run, run_async};
