@@ -608,8 +608,10 @@ fn index(graph: Graph, warnings: Vec<ValidationWarning>) -> ValidGraph {
         targets: vec![0; deps.targets.len()],
     };
     dependents.offsets.push(0);
-    for k in 0..n {
-        dependents.offsets.push(dependents.offsets[k] + indegree[k]);
+    let mut acc = 0;
+    for d in &indegree {
+        acc += d;
+        dependents.offsets.push(acc);
     }
     let mut fill = dependents.offsets[..n].to_vec();
     for i in 0..n {
