@@ -317,3 +317,26 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_closed_stdout_does_not_disturb_the_run() {
+    let dir = project(json!({"version": "1", "tasks": [
+        {"name": "a", "command": "for i in $(seq 1 2000); do echo line $i; done"},
+        {"name": "b", "command": "touch ran-b", "depends_on": ["a"]},
+    ]}));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sykli"))
+        .arg("run")
+        .current_dir(dir.path())
+        .env_remove("CI")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // like `sykli run | head -0`
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(dir.path().join("ran-b").exists());
+    let out = sykli(dir.path(), &["history", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["data"]["runs"][0]["summary"]["passed"], 2);
+}
