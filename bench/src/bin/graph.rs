@@ -19,7 +19,11 @@ fn random_graph(n: usize, seed: u64) -> Graph {
         t.command = Some(format!("echo {i}"));
         t.inputs = vec![format!("src/mod{}/**/*.rs", i % 97)];
         // Fan-in 0..=6, mean 3, from earlier tasks: a DAG by construction.
-        let k = if i == 0 { 0 } else { rng.random_range(0..=6usize).min(i) };
+        let k = if i == 0 {
+            0
+        } else {
+            rng.random_range(0..=6usize).min(i)
+        };
         while t.depends_on.len() < k {
             let d = format!("task-{}", rng.random_range(0..i));
             if !t.depends_on.contains(&d) {
@@ -102,7 +106,9 @@ fn main() -> anyhow::Result<()> {
         [] => {
             let exe = std::env::current_exe()?;
             for n in [1_000, 10_000, 100_000] {
-                let status = std::process::Command::new(&exe).arg(n.to_string()).status()?;
+                let status = std::process::Command::new(&exe)
+                    .arg(n.to_string())
+                    .status()?;
                 anyhow::ensure!(status.success(), "size {n} failed");
             }
             Ok(())
