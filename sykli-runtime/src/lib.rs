@@ -14,6 +14,7 @@ pub mod paths;
 pub mod redact;
 pub mod scheduler;
 pub mod secrets;
+pub mod state;
 mod status;
 
 pub use events::{Event, EventSink, RunSummary, TaskReport};

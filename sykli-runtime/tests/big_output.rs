@@ -54,14 +54,25 @@ async fn hundreds_of_megabytes_of_output_keep_memory_bounded() {
     assert!(summary.ok(), "{summary:?}");
     let after = peak_rss_kib();
 
-    let one = std::fs::metadata(log_dir.join("one-line.log")).unwrap().len();
-    let many = std::fs::metadata(log_dir.join("many-lines.log")).unwrap().len();
+    let one = std::fs::metadata(log_dir.join("one-line.log"))
+        .unwrap()
+        .len();
+    let many = std::fs::metadata(log_dir.join("many-lines.log"))
+        .unwrap()
+        .len();
     // The unterminated line gets its newline in the log when the task ends.
     assert_eq!(one, 200_000_001);
     assert_eq!(many, 100_000_000);
     assert_eq!(events.lines.load(Ordering::Relaxed), 1 + 1_000_000);
     assert!(events.longest.load(Ordering::Relaxed) < 17 * 1024);
     println!("peak RSS before {before} KiB, after {after} KiB");
-    assert!(after < 96 * 1024, "peak RSS {after} KiB after 300 MB of output");
-    assert!(after - before < 48 * 1024, "RSS grew by {} KiB", after - before);
+    assert!(
+        after < 96 * 1024,
+        "peak RSS {after} KiB after 300 MB of output"
+    );
+    assert!(
+        after - before < 48 * 1024,
+        "RSS grew by {} KiB",
+        after - before
+    );
 }

@@ -630,7 +630,11 @@ async fn cancellation_at_any_point_leaves_nothing_behind() {
             cancel,
         };
         let outcome = exec.execute(&req, io).await;
-        assert_eq!(outcome, ExecOutcome::Cancelled, "cancelled after {delay_ms} ms");
+        assert_eq!(
+            outcome,
+            ExecOutcome::Cancelled,
+            "cancelled after {delay_ms} ms"
+        );
     }
     // Anything created by an abandoned request would show up by now.
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -8,6 +8,8 @@ pub mod cli;
 pub mod init;
 pub mod loader;
 pub mod pipeline;
+pub mod report;
+mod run;
 
 pub use sykli_runtime as runtime;
 
@@ -15,3 +17,4 @@ pub use pipeline::{
     CacheVolume, Condition, Criterion, Directory, EmitError, GateBuilder, Group, Pipeline,
     Placement, SecretSource, TaskBuilder, Template,
 };
+pub use run::{Runner, RunnerError, run, run_async};

@@ -8,10 +8,18 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod clean;
+mod error;
+mod explain;
 pub mod graph;
+mod history;
 pub mod init;
 pub mod load;
+mod logs;
+pub(crate) mod run;
 pub mod validate;
+
+pub use error::CliError;
+pub use run::{RunOptions, Timeout};
 
 /// Exit code for bad usage or an invalid pipeline.
 pub const EXIT_INVALID: u8 = 2;
@@ -41,6 +49,12 @@ pub enum Command {
     Init(init::InitArgs),
     /// Remove what interrupted runs left behind.
     Clean(CleanArgs),
+    /// List past runs, newest first.
+    History(HistoryArgs),
+    /// Print the full log of a past run's tasks.
+    Logs(LogsArgs),
+    /// Show what a run would do and why, without running anything.
+    Explain(ExplainArgs),
 }
 
 /// Where the pipeline is.
@@ -57,6 +71,59 @@ pub struct RunArgs {
     /// Where the pipeline is.
     #[command(flatten)]
     pub pipeline: PipelineArgs,
+    /// How to run it (shared with pipeline binaries started without `--emit`).
+    #[command(flatten)]
+    pub options: RunOptions,
+}
+
+/// The project whose `.sykli/` state a command reads.
+#[derive(Debug, Clone, Args)]
+pub struct ProjectArgs {
+    /// Project directory (holding `.sykli/`).
+    #[arg(short = 'C', long = "project", value_name = "DIR", default_value = ".")]
+    pub project: PathBuf,
+}
+
+/// Arguments of `sykli history`.
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    /// The project.
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// How many runs to show.
+    #[arg(short = 'n', long = "limit", value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+    /// Print one JSON envelope instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `sykli logs`.
+#[derive(Debug, Clone, Args)]
+pub struct LogsArgs {
+    /// The project.
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Run id (or a unique prefix of one), or `last`.
+    pub run: String,
+    /// Only this task's log; every task of the run when omitted.
+    pub task: Option<String>,
+}
+
+/// Arguments of `sykli explain`.
+#[derive(Debug, Clone, Args)]
+pub struct ExplainArgs {
+    /// Where the pipeline is.
+    #[arg(long = "path", value_name = "PATH", default_value = ".")]
+    pub path: PathBuf,
+    /// Explain only this task (and what it depends on).
+    pub task: Option<String>,
+    /// Only tasks selected by these filters, as `sykli run --filter` would.
+    #[arg(long = "filter", value_name = "NAME")]
+    pub filter: Vec<String>,
+    /// Print one JSON envelope instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `sykli validate`.
@@ -97,14 +164,23 @@ pub struct CleanArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Run(_)) | None => {
-            eprintln!("sykli: `run` is not available yet");
-            ExitCode::from(2)
-        }
+        Some(Command::Run(args)) => run::run_command(&args),
+        None => run::run_command(&cli.run),
         Some(Command::Validate(args)) => validate::validate_command(&args),
         Some(Command::Graph(args)) => graph::graph_command(&args),
         Some(Command::Init(args)) => init::init_command(&args),
         Some(Command::Clean(args)) => clean::run(&args),
+        Some(Command::Explain(args)) => done(explain::explain(&args), args.json),
+        Some(Command::History(args)) => done(history::history(&args), args.json),
+        Some(Command::Logs(args)) => done(logs::logs(&args), false),
+    }
+}
+
+/// Exit 0 on success, or print the error (as `--json` asks) and exit with its code.
+fn done(result: Result<(), CliError>, json: bool) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => e.report(json),
     }
 }
 
