@@ -215,7 +215,52 @@ pub(crate) fn config_for(project_root: &Path, opts: &RunOptions) -> RunConfig {
     config.default_timeout = opts.timeout.and_then(|t| t.0);
     config.signals = Signals::Standard;
     config.history = state::previous_durations(&config.state_dir);
+    config.container = container_executor();
     config
+}
+
+/// The executor for container tasks: the Docker engine at `DOCKER_HOST` (or the default
+/// socket). Connecting is lazy, so a machine without an engine still runs every task that
+/// has no container; when `DOCKER_HOST` itself is unusable, container tasks are `errored`
+/// with that reason.
+#[cfg(feature = "docker")]
+fn container_executor() -> Option<Arc<dyn sykli_runtime::exec::Executor>> {
+    use sykli_runtime::exec::container::DockerExecutor;
+    match DockerExecutor::connect() {
+        Ok(docker) => Some(Arc::new(docker)),
+        Err(e) => Some(Arc::new(UnavailableEngine(e.to_string()))),
+    }
+}
+
+/// Without the `docker` feature no container executor exists; the scheduler marks container
+/// tasks `errored` saying so.
+#[cfg(not(feature = "docker"))]
+fn container_executor() -> Option<Arc<dyn sykli_runtime::exec::Executor>> {
+    None
+}
+
+/// Stands in for a container engine that cannot be addressed: every attempt is `errored`
+/// with the reason, so the user sees why instead of a generic message.
+#[cfg(feature = "docker")]
+struct UnavailableEngine(String);
+
+#[cfg(feature = "docker")]
+impl sykli_runtime::exec::Executor for UnavailableEngine {
+    fn name(&self) -> &str {
+        "docker"
+    }
+
+    fn execute<'a>(
+        &'a self,
+        _req: &'a sykli_runtime::exec::ExecRequest,
+        _io: sykli_runtime::exec::ExecIo,
+    ) -> futures::future::BoxFuture<'a, sykli_runtime::exec::ExecOutcome> {
+        let outcome = sykli_runtime::exec::ExecOutcome::errored(
+            "connecting to the container engine",
+            &self.0,
+        );
+        Box::pin(async move { outcome })
+    }
 }
 
 /// Validates, turning every error into one exit-2 [`CliError`].
