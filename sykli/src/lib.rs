@@ -5,5 +5,11 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod pipeline;
 
 pub use sykli_runtime as runtime;
+
+pub use pipeline::{
+    CacheVolume, Condition, Criterion, Directory, EmitError, GateBuilder, Group, Pipeline,
+    Placement, SecretSource, TaskBuilder, Template,
+};

@@ -7,6 +7,13 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+pub mod graph;
+pub mod load;
+pub mod validate;
+
+/// Exit code for bad usage or an invalid pipeline.
+pub const EXIT_INVALID: u8 = 2;
+
 /// CI/CD pipelines as real code.
 #[derive(Debug, Parser)]
 #[command(name = "sykli", version, about, args_conflicts_with_subcommands = true)]
@@ -76,9 +83,41 @@ pub fn main() -> ExitCode {
             eprintln!("sykli: `run` is not available yet");
             ExitCode::from(2)
         }
-        Some(Command::Validate(_)) | Some(Command::Graph(_)) => {
-            eprintln!("sykli: this command is not available yet");
-            ExitCode::from(2)
-        }
+        Some(Command::Validate(args)) => validate::validate_command(&args),
+        Some(Command::Graph(args)) => graph::graph_command(&args),
     }
+}
+
+/// The `--json` envelope: `{"ok", "version": "1", "data", "error": null | {code, message}}`,
+/// keys in that order.
+pub fn envelope(ok: bool, data: serde_json::Value, error: Option<(&str, String)>) -> String {
+    #[derive(serde::Serialize)]
+    struct Envelope<'a> {
+        ok: bool,
+        version: &'static str,
+        data: serde_json::Value,
+        error: Option<ErrorBody<'a>>,
+    }
+    #[derive(serde::Serialize)]
+    struct ErrorBody<'a> {
+        code: &'a str,
+        message: String,
+    }
+    let e = Envelope {
+        ok,
+        version: "1",
+        data,
+        error: error.map(|(code, message)| ErrorBody { code, message }),
+    };
+    serde_json::to_string(&e).unwrap_or_else(|e| {
+        format!(r#"{{"ok":false,"version":"1","data":null,"error":{{"code":"internal","message":"{e}"}}}}"#)
+    })
+}
+
+/// Writes to stdout, ignoring a closed pipe (`sykli graph | head`).
+pub(crate) fn print_out(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
 }
