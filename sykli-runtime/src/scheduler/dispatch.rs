@@ -114,8 +114,8 @@ pub async fn run(
         context,
     };
 
-    for i in 0..n {
-        if selected[i] && d.pending[i] == 0 {
+    for (i, &sel) in selected.iter().enumerate() {
+        if sel && d.pending[i] == 0 {
             d.admit_now(i);
         }
     }
@@ -299,10 +299,11 @@ impl Dispatcher<'_> {
                         continue;
                     }
                     self.pending[dep] -= 1;
-                    if self.pending[dep] == 0 && self.status[dep].is_none() {
-                        if let Some(r) = self.admit(dep) {
-                            work.push((dep, r));
-                        }
+                    if self.pending[dep] == 0
+                        && self.status[dep].is_none()
+                        && let Some(r) = self.admit(dep)
+                    {
+                        work.push((dep, r));
                     }
                 }
             } else {
