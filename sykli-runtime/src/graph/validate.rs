@@ -242,7 +242,8 @@ fn check(
             && escapes(path)
         {
             errors.push(ValidationError::DirectoryEscapesProject {
-                owner: format!("resource \"{id}\""),
+                task: None,
+                resource: Some(id.clone()),
                 path: path.clone(),
             });
         }
@@ -386,7 +387,8 @@ fn check_task(
                 let path = &m.resource["src:".len()..];
                 if path.is_empty() || escapes(path) {
                     errors.push(ValidationError::DirectoryEscapesProject {
-                        owner: format!("task \"{}\"", t.name),
+                        task: Some(name()),
+                        resource: Some(m.resource.clone()),
                         path: path.to_string(),
                     });
                 }
