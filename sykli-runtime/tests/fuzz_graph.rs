@@ -18,6 +18,10 @@ fn config() -> ProptestConfig {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(256),
+        // Failing inputs are saved next to this file (fuzz_graph.regressions) and replayed.
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("regressions"),
+        )),
         ..ProptestConfig::default()
     }
 }
