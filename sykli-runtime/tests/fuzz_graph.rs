@@ -18,6 +18,10 @@ fn config() -> ProptestConfig {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(256),
+        // Failing inputs are saved next to this file (fuzz_graph.regressions) and replayed.
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::WithSource("regressions"),
+        )),
         ..ProptestConfig::default()
     }
 }
@@ -82,17 +86,26 @@ fn task_value() -> impl Strategy<Value = Value> {
         ]),
         prop::collection::vec(name(), 0..4),
         prop::option::of(condition_text()),
-        prop::collection::btree_map(
-            "[a-z]{0,2}",
-            prop::collection::vec("[a-z0-9]{0,2}", 0..3),
-            0..3,
-        ),
+        prop_oneof![
+            3 => prop::collection::btree_map(
+                "[a-z]{1,2}",
+                prop::collection::btree_set("[a-z0-9]{1,2}", 1..3)
+                    .prop_map(|s| s.into_iter().collect::<Vec<_>>()),
+                1..3
+            ),
+            1 => prop::collection::btree_map(
+                "[a-z]{0,2}",
+                prop::collection::vec("[a-z0-9]{0,2}", 0..3),
+                0..3
+            ),
+        ],
         prop::collection::vec((name(), "[a-z]{1,2}"), 0..2),
         prop::collection::vec("[a-z]{1,2}", 0..2),
         prop::collection::vec("[a-z]{1,2}", 0..2),
         prop::option::of(0u64..3),
         prop::collection::btree_map("[A-Z]{0,2}", "[a-z]{0,3}", 0..2),
-        any::<u8>(),
+        // Low bits (alias, matrix) are harmless; high bits add invalid fields.
+        prop_oneof![2 => 0u8..4, 1 => any::<u8>()],
     )
         .prop_map(
             |(name, command, deps, when, matrix, inputs, provides, needs, timeout, env, bits)| {
@@ -158,6 +171,59 @@ fn graph_value() -> impl Strategy<Value = Value> {
             }
             g
         })
+}
+
+/// Mostly-valid graphs: unique names `t0..tn`, every task with a command and an output `o`;
+/// dependencies (also via task inputs and a capability of `t0`) that may point forward (so
+/// cycles happen), and matrices whose expansions may collide with plain names.
+fn dag_value() -> impl Strategy<Value = Value> {
+    (1usize..8).prop_flat_map(|n| {
+        prop::collection::vec(
+            (
+                prop::collection::vec(0..n, 0..3),
+                prop::option::of(prop::collection::btree_map(
+                    "[a-b]",
+                    prop::collection::btree_set("[0-2]", 1..3),
+                    1..3,
+                )),
+                prop::option::of(0..n),
+                any::<bool>(),
+                prop::option::of(0..n),
+            ),
+            n,
+        )
+        .prop_map(move |specs| {
+            let tasks: Vec<Value> = specs
+                .into_iter()
+                .enumerate()
+                .map(|(i, (deps, matrix, input, needs, forward))| {
+                    // Mostly backward edges (acyclic); `forward` edges may close cycles.
+                    let deps: Vec<String> = deps
+                        .into_iter()
+                        .filter(|&d| d < i)
+                        .chain(forward.filter(|&f| f > i))
+                        .map(|d| format!("t{d}"))
+                        .collect();
+                    let mut t = json!({"name": format!("t{i}"), "command": "x", "depends_on": deps,
+                                       "outputs": {"o": "out"}});
+                    if let Some(m) = matrix {
+                        t["matrix"] = json!(m);
+                    }
+                    if let Some(src) = input.filter(|&s| s < i) {
+                        t["task_inputs"] =
+                            json!([{"from_task": format!("t{src}"), "output": "o", "dest": "in"}]);
+                    }
+                    if i == 0 {
+                        t["provides"] = json!([{"name": "cap", "value": "v"}]);
+                    } else if needs {
+                        t["needs"] = json!(["cap"]);
+                    }
+                    t
+                })
+                .collect();
+            json!({"version": "1", "tasks": tasks})
+        })
+    })
 }
 
 /// Checks the guarantees of a graph that validated.
@@ -231,6 +297,12 @@ proptest! {
                 }
             }
         }
+    }
+
+    #[test]
+    fn dag_like_graphs_keep_their_guarantees(v in dag_value()) {
+        let g = Graph::from_json(&v.to_string()).unwrap();
+        check_valid(&g);
     }
 
     #[test]
@@ -313,4 +385,38 @@ fn any_json() -> impl Strategy<Value = Value> {
             .prop_map(|m: BTreeMap<String, Value>| Value::Object(m.into_iter().collect())),
         ]
     })
+}
+
+/// The generator is not vacuous: it yields valid graphs (some with matrices) and cyclic ones.
+#[test]
+fn generated_graphs_cover_valid_and_cyclic_cases() {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = prop_oneof![graph_value(), dag_value()];
+    let (mut valid, mut expanded, mut cyclic) = (0, 0, 0);
+    for _ in 0..1000 {
+        let v = strategy.new_tree(&mut runner).unwrap().current();
+        let g = Graph::from_json(&v.to_string()).unwrap();
+        match validate(&g) {
+            Ok(_) => {
+                valid += 1;
+                if g.tasks.iter().any(|t| !t.matrix.is_empty()) {
+                    expanded += 1;
+                }
+            }
+            Err(e) => {
+                if e.errors()
+                    .iter()
+                    .any(|e| matches!(e, ValidationError::Cycle { .. }))
+                {
+                    cyclic += 1;
+                }
+            }
+        }
+    }
+    eprintln!("valid {valid}, expanded {expanded}, cyclic {cyclic} of 1000");
+    assert!(
+        valid >= 20 && expanded >= 3 && cyclic >= 20,
+        "valid {valid}, expanded {expanded}, cyclic {cyclic}"
+    );
 }

@@ -148,10 +148,12 @@ pub enum ValidationError {
         path: String,
     },
     /// A directory resource or `src:<path>` mount points outside the project.
-    #[error("{owner} refers to directory \"{path}\", which is outside the project")]
+    #[error("{} refers to directory \"{path}\", which is outside the project", owner(.task, .resource))]
     DirectoryEscapesProject {
-        /// `task "x"` or `resource "id"`.
-        owner: String,
+        /// The task whose `src:<path>` mount escapes, if it is a mount.
+        task: Option<String>,
+        /// The resource id, if it is a registered resource.
+        resource: Option<String>,
         /// The path.
         path: String,
     },
@@ -226,6 +228,14 @@ fn did_you_mean(s: &Option<String>) -> String {
     }
 }
 
+fn owner(task: &Option<String>, resource: &Option<String>) -> String {
+    match (task, resource) {
+        (Some(t), _) => format!("task \"{t}\""),
+        (None, Some(r)) => format!("resource \"{r}\""),
+        (None, None) => "the graph".to_string(),
+    }
+}
+
 fn quoted_list(names: &[String]) -> String {
     names
         .iter()
@@ -240,11 +250,7 @@ impl ValidationError {
         use ValidationError::*;
         match self {
             EmptyName { .. } | ResourcesNeedVersion { .. } => vec![],
-            DirectoryEscapesProject { owner, .. } => owner
-                .strip_prefix("task \"")
-                .and_then(|s| s.strip_suffix('"'))
-                .into_iter()
-                .collect(),
+            DirectoryEscapesProject { task, .. } => task.as_deref().into_iter().collect(),
             DuplicateName { name } => vec![name],
             Cycle { path } => path[..path.len().saturating_sub(1)]
                 .iter()

@@ -242,7 +242,8 @@ fn check(
             && escapes(path)
         {
             errors.push(ValidationError::DirectoryEscapesProject {
-                owner: format!("resource \"{id}\""),
+                task: None,
+                resource: Some(id.clone()),
                 path: path.clone(),
             });
         }
@@ -386,7 +387,8 @@ fn check_task(
                 let path = &m.resource["src:".len()..];
                 if path.is_empty() || escapes(path) {
                     errors.push(ValidationError::DirectoryEscapesProject {
-                        owner: format!("task \"{}\"", t.name),
+                        task: Some(name()),
+                        resource: Some(m.resource.clone()),
                         path: path.to_string(),
                     });
                 }
@@ -697,5 +699,109 @@ fn index(graph: Graph, warnings: Vec<ValidationWarning>) -> ValidGraph {
         deps,
         dependents,
         warnings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph(json: &str) -> Graph {
+        Graph::from_json(json).unwrap()
+    }
+
+    #[test]
+    fn depends_on_lists_every_direct_dependency_once() {
+        let g = graph(
+            r#"{"version": "1", "tasks": [
+            {"name": "db", "command": "x", "provides": ["db"]},
+            {"name": "build", "command": "x", "outputs": {"bin": "b"}},
+            {"name": "test", "command": "x", "depends_on": ["build", "build"], "needs": ["db"],
+             "task_inputs": [{"from_task": "build", "output": "bin", "dest": "d"}]},
+            {"name": "pack", "command": "x",
+             "task_inputs": [{"from_task": "build", "output": "bin", "dest": "d"}]}]}"#,
+        );
+        let v = validate(&g).unwrap();
+        assert_eq!(v.task(2).depends_on, ["build", "db"]);
+        assert_eq!(v.deps(2), &[1, 0]);
+        assert_eq!(v.task(3).depends_on, ["build"]);
+        assert_eq!(v.dependents(1), &[2, 3]);
+        assert_eq!(v.dependents(0), &[2]);
+        assert_eq!(v.topological_order(), [0, 1, 2, 3]);
+        // The input graph is untouched.
+        assert_eq!(g.tasks[2].depends_on, ["build", "build"]);
+    }
+
+    #[test]
+    fn topological_order_prefers_document_order() {
+        let g = graph(
+            r#"{"version": "1", "tasks": [
+            {"name": "c", "command": "x", "depends_on": ["b"]},
+            {"name": "a", "command": "x"},
+            {"name": "b", "command": "x", "depends_on": ["a"]},
+            {"name": "z", "command": "x"}]}"#,
+        );
+        let v = validate(&g).unwrap();
+        let names: Vec<&str> = v
+            .topological_order()
+            .into_iter()
+            .map(|i| v.task(i).name.as_str())
+            .collect();
+        assert_eq!(names, ["a", "b", "c", "z"]);
+        assert_eq!(v.index_of("z"), Some(3));
+        assert_eq!(v.index_of("nope"), None);
+    }
+
+    #[test]
+    fn unknown_fields_are_warnings_naming_task_and_field() {
+        let g = graph(
+            r#"{"version": "2", "x-top": 1, "tasks": [
+            {"name": "t", "command": "x", "oidc": {}, "when": "ci", "condition": "tag",
+             "container": "alpine", "services": [{"image": "i", "name": "n", "health": "h"}]},
+            {"name": "g", "gate": {"strategy": "webhook", "url": "u"}}]}"#,
+        );
+        let v = validate(&g).unwrap();
+        let w: Vec<String> = v.warnings().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            w,
+            [
+                "the graph has unknown top-level field `x-top` (kept, ignored)",
+                "task \"t\" sets both `when` and `condition`; `when` is used",
+                "task \"t\" has unknown field `services.health` (kept, ignored)",
+                "task \"t\" has unknown field `oidc` (kept, ignored)",
+                "task \"g\" has unknown field `gate.url` (kept, ignored)",
+            ]
+        );
+        // Unknown fields survive validation and re-emission.
+        assert!(v.graph().to_json_pretty().contains("\"oidc\": {}"));
+    }
+
+    #[test]
+    fn a_cycle_through_a_matrix_task_is_reported_with_original_names() {
+        let g = graph(
+            r#"{"version": "1", "tasks": [
+            {"name": "a", "command": "x", "depends_on": ["b"], "matrix": {"os": ["l", "m"]}},
+            {"name": "b", "command": "x", "depends_on": ["a"]}]}"#,
+        );
+        let e = validate(&g).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "error: dependency cycle detected: a -> b -> a"
+        );
+    }
+
+    #[test]
+    fn path_escapes() {
+        for (p, out) in [
+            ("a/b", false),
+            ("./a/../b", false),
+            ("a/../..", true),
+            ("../x", true),
+            ("/abs", true),
+            ("", false),
+            (".", false),
+        ] {
+            assert_eq!(escapes(p), out, "{p}");
+        }
     }
 }
