@@ -15,7 +15,8 @@ fn main() -> ExitCode {
     // Prerequisites, so `cargo run --bin ci` works on a fresh machine. They act outside the
     // workspace (a daemon, node_modules), so they declare no inputs: never cached.
     p.task("docker-engine").run("bash .ci/docker-setup.sh");
-    p.task("ts-deps").run("cd sdk-ts && npm ci --no-audit --no-fund");
+    p.task("ts-deps")
+        .run("cd sdk-ts && npm ci --no-audit --no-fund");
 
     // Rust: format, lints, then every test (unit, integration, Docker, CLI, vectors).
     p.task("fmt").run("cargo fmt --all -- --check");
