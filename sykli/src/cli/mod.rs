@@ -184,30 +184,20 @@ fn done(result: Result<(), CliError>, json: bool) -> ExitCode {
     }
 }
 
-/// The `--json` envelope: `{"ok", "version": "1", "data", "error": null | {code, message}}`,
-/// keys in that order.
+/// The `--json` envelope as one line without the newline: `ok` and `data`, plus the error's
+/// code and message when there is one (see [`crate::report::Envelope`]).
 pub fn envelope(ok: bool, data: serde_json::Value, error: Option<(&str, String)>) -> String {
-    #[derive(serde::Serialize)]
-    struct Envelope<'a> {
-        ok: bool,
-        version: &'static str,
-        data: serde_json::Value,
-        error: Option<ErrorBody<'a>>,
-    }
-    #[derive(serde::Serialize)]
-    struct ErrorBody<'a> {
-        code: &'a str,
-        message: String,
-    }
-    let e = Envelope {
-        ok,
-        version: "1",
-        data,
-        error: error.map(|(code, message)| ErrorBody { code, message }),
+    let envelope = match error {
+        Some((code, message)) => crate::report::Envelope {
+            ok,
+            ..crate::report::Envelope::failure(code, message, data)
+        },
+        None => crate::report::Envelope {
+            ok,
+            ..crate::report::Envelope::success(data)
+        },
     };
-    serde_json::to_string(&e).unwrap_or_else(|e| {
-        format!(r#"{{"ok":false,"version":"1","data":null,"error":{{"code":"internal","message":"{e}"}}}}"#)
-    })
+    envelope.to_line().trim_end().to_owned()
 }
 
 /// Writes to stdout, ignoring a closed pipe (`sykli graph | head`).
