@@ -55,8 +55,8 @@ fn project_root(p: Option<PathBuf>) -> PathBuf {
 /// The native task functions of `pipeline`. The builder does not carry native closures yet;
 /// when it does (or `#[sykli::task]` registrations are bridged), they are gathered here so
 /// [`run`] registers them.
-fn natives(_pipeline: &Pipeline) -> NativeRegistry {
-    NativeRegistry::new()
+fn natives(pipeline: &Pipeline) -> NativeRegistry {
+    pipeline.natives()
 }
 
 fn emit(pipeline: &Pipeline) -> ExitCode {

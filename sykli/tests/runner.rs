@@ -87,3 +87,54 @@ fn native_functions_run_in_process() {
     assert!(s.ok(), "{s:?}");
     assert_eq!(std::fs::read_to_string(marker).unwrap(), "ok");
 }
+
+/// `p.task("x").native(|ctx| async {...})`: the closure runs in-process, its `ctx.sh` output
+/// is logged like a shell task's, and a shell task after it sees what it wrote.
+#[test]
+fn builder_native_closures_run_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = Pipeline::new();
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = calls.clone();
+    p.task("generate").native(move |ctx| {
+        let seen = seen.clone();
+        async move {
+            seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::fs::write(
+                ctx.workdir().join("gen.txt"),
+                format!("made by {}\n", ctx.name()),
+            )?;
+            ctx.sh("echo native-said-hello").await
+        }
+    });
+    p.task("check")
+        .run("grep 'made by generate' gen.txt")
+        .after(&["generate"]);
+    p.task("fails")
+        .native(|_ctx| async { Err(NativeError::msg("no luck")) });
+    let graph = p.to_graph();
+    assert_eq!(
+        graph.task("generate").unwrap().native.as_deref(),
+        Some("generate")
+    );
+
+    let events = Arc::new(Collect::default());
+    let summary = Runner::new(&p)
+        .project_root(dir.path())
+        .quiet()
+        .keep_going(true)
+        .sink(events.clone())
+        .run()
+        .unwrap();
+    assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!((summary.passed, summary.failed), (2, 1), "{summary:?}");
+    let ev = events.0.lock().unwrap();
+    assert!(
+        ev.iter().any(|e| matches!(e,
+        Event::TaskOutput { task, line, .. } if task == "generate" && line == "native-said-hello"))
+    );
+    assert!(ev.iter().any(|e| matches!(e,
+        Event::TaskOutput { task, line, .. } if task == "fails" && line == "error: no luck")));
+    assert!(ev.iter().any(|e| matches!(e,
+        Event::TaskFinished(r) if r.task == "fails" && r.exit_code == Some(1))));
+}

@@ -7,6 +7,8 @@ use sykli_runtime::graph::{
     Gate, GateStrategy, Graph, Resource, Task, ValidGraph, ValidationError, ValidationErrors,
 };
 
+use sykli_runtime::NativeRegistry;
+
 use super::task::{GateBuilder, TaskBuilder};
 use super::template::Template;
 
@@ -19,6 +21,8 @@ pub(crate) struct Inner {
     pub(crate) resources: BTreeMap<String, Resource>,
     /// Misuses of the builder (e.g. `chain` naming an unknown task), reported at validation.
     pub(crate) builder_errors: Vec<ValidationError>,
+    /// In-process Rust functions of native tasks, by task name.
+    pub(crate) natives: NativeRegistry,
 }
 
 pub(crate) type Shared = Arc<Mutex<Inner>>;
@@ -63,6 +67,12 @@ impl Pipeline {
             ..Task::named(name)
         });
         GateBuilder::new(self.inner.clone(), index)
+    }
+
+    /// The functions of the pipeline's native tasks ([`TaskBuilder::native`]), for an
+    /// in-process run.
+    pub fn natives(&self) -> NativeRegistry {
+        lock(&self.inner).natives.clone()
     }
 
     /// Registers the project directory `path` as resource `src:<path>`.

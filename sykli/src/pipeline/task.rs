@@ -43,6 +43,32 @@ impl TaskBuilder {
         self
     }
 
+    /// Makes this a native task: `f` is an async Rust function run in-process with the task's
+    /// [`TaskCtx`](sykli_runtime::TaskCtx) (name, env, workdir, secrets, `ctx.sh(..)`,
+    /// cancellation), with the same statuses, timeout, retries and logs as a shell task. The
+    /// graph records it as `native: "<task name>"`.
+    ///
+    /// ```
+    /// let p = sykli::Pipeline::new();
+    /// p.task("generate").native(|ctx| async move {
+    ///     ctx.sh("echo generating").await?;
+    ///     Ok(())
+    /// });
+    /// ```
+    pub fn native<F, Fut>(self, f: F) -> Self
+    where
+        F: Fn(sykli_runtime::TaskCtx) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), sykli_runtime::NativeError>> + Send + 'static,
+    {
+        {
+            let mut inner = lock(&self.inner);
+            let name = inner.tasks[self.index].name.clone();
+            inner.natives.register(name.clone(), f);
+            inner.tasks[self.index].native = Some(name);
+        }
+        self
+    }
+
     /// The task's name.
     pub fn name(&self) -> String {
         lock(&self.inner).tasks[self.index].name.clone()
