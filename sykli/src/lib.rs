@@ -7,3 +7,52 @@
 pub mod cli;
 
 pub use sykli_runtime as runtime;
+
+pub mod entry;
+pub mod tasks;
+
+pub use sykli_macros::task;
+pub use tasks::TaskCtx;
+
+/// Support for the code `#[sykli::task]` and `sykli::main!` generate. Not public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::entry::{BinInfo, main_entry};
+    pub use crate::tasks::{
+        BoxError, NativeFuture, NativeTaskFn, TaskAction, TaskRegistration,
+        registration::{TaskMarker, task_result},
+    };
+    pub use inventory;
+    pub use sykli_runtime::graph::Placement;
+}
+
+/// Defines `fn main()` for a pipeline binary made of every `#[sykli::task]` in the crate.
+///
+/// The binary prints the graph with `--emit`, runs one native task with
+/// `--sykli-exec <task>` (what other engines and remote workers call) and otherwise runs the
+/// pipeline in-process. See [`entry`].
+///
+/// ```no_run
+/// use sykli::TaskCtx;
+///
+/// #[sykli::task(inputs = ["src/**/*.rs"])]
+/// async fn lint(_ctx: &TaskCtx) -> Result<(), std::io::Error> {
+///     Ok(())
+/// }
+///
+/// #[sykli::task(cmd = "cargo test", after = [lint])]
+/// fn test() {}
+///
+/// sykli::main!();
+/// ```
+#[macro_export]
+macro_rules! main {
+    () => {
+        fn main() -> ::std::process::ExitCode {
+            $crate::__private::main_entry($crate::__private::BinInfo {
+                package: ::core::env!("CARGO_PKG_NAME"),
+                bin: ::core::option_env!("CARGO_BIN_NAME"),
+            })
+        }
+    };
+}
