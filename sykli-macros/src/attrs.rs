@@ -127,7 +127,16 @@ impl TaskAttrs {
                 self.name = Some(lit);
             }
             "cmd" => self.cmd = Some(non_empty(input.parse::<LitStr>()?, "cmd")?),
-            "when" => self.when = Some(non_empty(input.parse::<LitStr>()?, "when")?),
+            "when" => {
+                let lit = non_empty(input.parse::<LitStr>()?, "when")?;
+                if let Err(e) = crate::condition::parse(&lit.value()) {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        format!("invalid `when` condition: {e}"),
+                    ));
+                }
+                self.when = Some(lit);
+            }
             "target" => self.target = Some(non_empty(input.parse::<LitStr>()?, "target")?),
             "workdir" => self.workdir = Some(non_empty(input.parse::<LitStr>()?, "workdir")?),
             "container" => self.container = Some(non_empty(input.parse::<LitStr>()?, "container")?),

@@ -177,6 +177,7 @@ fn expand_native(attrs: TaskAttrs, func: ItemFn) -> syn::Result<TokenStream> {
     // Type errors point at the user's parameter and return types.
     let ctx_arg = quote_spanned!(param_ty.span()=> ctx);
     let convert = quote_spanned!(ret_ty.span()=> ::sykli::__private::task_result);
+    let result = quote_spanned!(ret_ty.span()=> result);
     let wrapper = format_ident!(
         "__sykli_native_{}",
         ident.to_string().trim_start_matches("r#")
@@ -184,7 +185,10 @@ fn expand_native(attrs: TaskAttrs, func: ItemFn) -> syn::Result<TokenStream> {
     let wrapper_fn = quote! {
         #[allow(non_snake_case)]
         fn #wrapper<'a>(ctx: &'a ::sykli::TaskCtx) -> ::sykli::__private::NativeFuture<'a> {
-            ::std::boxed::Box::pin(async move { #convert(#ident(#ctx_arg).await) })
+            ::std::boxed::Box::pin(async move {
+                let #result = #ident(#ctx_arg).await;
+                #convert(#result)
+            })
         }
     };
     let action = quote!(::sykli::__private::TaskAction::Native(#wrapper));

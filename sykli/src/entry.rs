@@ -118,6 +118,10 @@ fn emit(declared: DeclaredTasks) -> ExitCode {
     let mut graph = sykli_runtime::graph::Graph::new();
     graph.tasks = declared.tasks;
     graph.normalize_version();
+    if let Err(errors) = sykli_runtime::graph::validate(&graph) {
+        eprintln!("{errors}");
+        return ExitCode::from(1);
+    }
     print!("{}", graph.to_json_pretty());
     ExitCode::SUCCESS
 }
