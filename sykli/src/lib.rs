@@ -5,8 +5,15 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod pipeline;
+pub mod report;
 
 pub use sykli_runtime as runtime;
+
+pub use pipeline::{
+    CacheVolume, Condition, Criterion, Directory, EmitError, GateBuilder, Group, Pipeline,
+    Placement, SecretSource, TaskBuilder, Template,
+};
 
 pub mod entry;
 pub mod tasks;

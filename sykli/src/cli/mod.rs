@@ -7,6 +7,16 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod error;
+mod explain;
+mod history;
+mod load;
+mod logs;
+pub(crate) mod run;
+
+pub use error::CliError;
+pub use run::{RunOptions, Timeout};
+
 /// CI/CD pipelines as real code.
 #[derive(Debug, Parser)]
 #[command(name = "sykli", version, about, args_conflicts_with_subcommands = true)]
@@ -28,6 +38,12 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Print the task graph as Mermaid (default) or Graphviz.
     Graph(GraphArgs),
+    /// List past runs, newest first.
+    History(HistoryArgs),
+    /// Print the full log of a past run's tasks.
+    Logs(LogsArgs),
+    /// Show what a run would do and why, without running anything.
+    Explain(ExplainArgs),
 }
 
 /// Where the pipeline is.
@@ -44,6 +60,59 @@ pub struct RunArgs {
     /// Where the pipeline is.
     #[command(flatten)]
     pub pipeline: PipelineArgs,
+    /// How to run it (shared with pipeline binaries started without `--emit`).
+    #[command(flatten)]
+    pub options: RunOptions,
+}
+
+/// The project whose `.sykli/` state a command reads.
+#[derive(Debug, Clone, Args)]
+pub struct ProjectArgs {
+    /// Project directory (holding `.sykli/`).
+    #[arg(short = 'C', long = "project", value_name = "DIR", default_value = ".")]
+    pub project: PathBuf,
+}
+
+/// Arguments of `sykli history`.
+#[derive(Debug, Clone, Args)]
+pub struct HistoryArgs {
+    /// The project.
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// How many runs to show.
+    #[arg(short = 'n', long = "limit", value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+    /// Print one JSON envelope instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `sykli logs`.
+#[derive(Debug, Clone, Args)]
+pub struct LogsArgs {
+    /// The project.
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Run id (or a unique prefix of one), or `last`.
+    pub run: String,
+    /// Only this task's log; every task of the run when omitted.
+    pub task: Option<String>,
+}
+
+/// Arguments of `sykli explain`.
+#[derive(Debug, Clone, Args)]
+pub struct ExplainArgs {
+    /// Where the pipeline is.
+    #[arg(long = "path", value_name = "PATH", default_value = ".")]
+    pub path: PathBuf,
+    /// Explain only this task (and what it depends on).
+    pub task: Option<String>,
+    /// Only tasks selected by these filters, as `sykli run --filter` would.
+    #[arg(long = "filter", value_name = "NAME")]
+    pub filter: Vec<String>,
+    /// Print one JSON envelope instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `sykli validate`.
@@ -72,13 +141,30 @@ pub struct GraphArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Run(_)) | None => {
-            eprintln!("sykli: `run` is not available yet");
-            ExitCode::from(2)
-        }
+        Some(Command::Run(args)) => run::run_command(&args),
+        None => run::run_command(&cli.run),
+        Some(Command::Explain(args)) => done(explain::explain(&args), args.json),
         Some(Command::Validate(_)) | Some(Command::Graph(_)) => {
             eprintln!("sykli: this command is not available yet");
             ExitCode::from(2)
         }
+        Some(Command::History(args)) => done(history::history(&args), args.json),
+        Some(Command::Logs(args)) => done(logs::logs(&args), false),
     }
+}
+
+/// Exit 0 on success, or print the error (as `--json` asks) and exit with its code.
+fn done(result: Result<(), CliError>, json: bool) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => e.report(json),
+    }
+}
+
+/// Writes to stdout, ignoring a closed pipe (`sykli history | head`).
+pub(crate) fn print_stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
 }
