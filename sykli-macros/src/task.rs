@@ -175,19 +175,31 @@ fn expand_native(attrs: TaskAttrs, func: ItemFn) -> syn::Result<TokenStream> {
 
     let ident = &sig.ident;
     // Type errors point at the user's parameter and return types.
-    let ctx_arg = quote_spanned!(param_ty.span()=> ctx);
-    let convert = quote_spanned!(ret_ty.span()=> ::sykli::__private::task_result);
-    let result = quote_spanned!(ret_ty.span()=> result);
+    let ctx_arg = quote_spanned!(param_ty.span()=> &ctx);
+    let ok = quote_spanned!(ret_ty.span()=> ::core::result::Result::Ok(()));
+    let err = quote_spanned!(ret_ty.span()=> ::core::result::Result::Err(error));
+    let convert = quote_spanned!(ret_ty.span()=>
+        (&&::sykli::__private::ErrorSlot::new(error)).into_native_error()
+    );
     let wrapper = format_ident!(
         "__sykli_native_{}",
         ident.to_string().trim_start_matches("r#")
     );
     let wrapper_fn = quote! {
         #[allow(non_snake_case)]
-        fn #wrapper<'a>(ctx: &'a ::sykli::TaskCtx) -> ::sykli::__private::NativeFuture<'a> {
+        fn #wrapper(
+            ctx: ::sykli::TaskCtx,
+        ) -> ::sykli::__private::BoxFuture<
+            'static,
+            ::core::result::Result<(), ::sykli::__private::NativeError>,
+        > {
             ::std::boxed::Box::pin(async move {
-                let #result = #ident(#ctx_arg).await;
-                #convert(#result)
+                #[allow(unused_imports)]
+                use ::sykli::__private::{ViaBoxError as _, ViaNativeError as _};
+                match #ident(#ctx_arg).await {
+                    #ok => ::core::result::Result::Ok(()),
+                    #err => ::core::result::Result::Err(#convert),
+                }
             })
         }
     };

@@ -1,19 +1,31 @@
-//! The program entry behind `sykli::main!()`: the pipeline made of every `#[sykli::task]`.
+//! The program entry behind [`sykli::main!`](crate::main): the pipeline made of every
+//! `#[sykli::task]` in the crate, plus the tasks an optional function adds with the builder.
 //!
 //! Arguments:
 //! - `--sykli-exec <task>` runs one native task by itself, in this process, and exits with
 //!   its result (0 ok, 1 the task failed, 2 no such native task). This is what other engines
 //!   and remote workers run: a native task's `command` in the JSON graph is
 //!   [`native_command`].
-//! - `--emit` prints the graph as JSON.
-//! - otherwise the pipeline runs in-process.
+//! - `--emit` validates and prints the graph as JSON (exit 1 listing every error).
+//! - otherwise the pipeline runs in-process with the flags of `sykli run` (`--filter`,
+//!   `--jobs`, `--keep-going`, `--timeout`, `--json`, `--no-cache`, `--verbose`), native tasks
+//!   called directly.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
+use clap::Parser;
+use sykli_runtime::exec::native::NativeExecutor;
+use sykli_runtime::exec::process::ProcessExecutor;
+use sykli_runtime::exec::{Action, ExecIo, ExecOutcome, ExecRequest, OutputSink, OutputStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::tasks::{self, DeclaredTasks, NativeTaskFn, TaskCtx};
+use crate::cli::RunOptions;
+use crate::pipeline::{EmitError, Pipeline};
+use crate::tasks::{self, DeclaredTasks};
 
 /// Identifies the pipeline binary, captured by `sykli::main!` at compile time.
 #[derive(Debug, Clone, Copy)]
@@ -26,8 +38,9 @@ pub struct BinInfo {
 
 /// The shell command other engines run for the native task `task`:
 /// `cargo run --quiet -p <package> --bin <bin> -- --sykli-exec <task>`, run from the
-/// project directory. Without a binary name (cargo examples, tests) it is the absolute path
-/// of the running executable instead.
+/// project directory, so the graph stays valid wherever the project is checked out and
+/// whatever the target directory. Without a binary name (cargo examples, tests) it is the
+/// absolute path of the running executable instead.
 pub fn native_command(bin: &BinInfo, task: &str) -> String {
     let program = match bin.bin {
         Some(b) => format!(
@@ -54,112 +67,139 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
-/// What the process arguments ask for.
-#[derive(Debug, PartialEq, Eq)]
-enum Mode {
-    Exec(String),
-    Emit,
-    Run,
+/// The arguments of a pipeline binary.
+#[derive(Debug, Parser)]
+#[command(about = "A sykli pipeline: runs in-process, or prints its task graph with --emit")]
+struct PipelineArgs {
+    /// Print the task graph as JSON and exit.
+    #[arg(long)]
+    emit: bool,
+    /// Run one native task by itself and exit with its result (what other engines and remote
+    /// workers call).
+    #[arg(long, value_name = "TASK", conflicts_with = "emit")]
+    sykli_exec: Option<String>,
+    /// How to run.
+    #[command(flatten)]
+    run: RunOptions,
 }
 
-fn mode(args: &[String]) -> Result<Mode, String> {
-    let mut iter = args.iter();
-    while let Some(arg) = iter.next() {
-        if arg == "--sykli-exec" {
-            return match iter.next() {
-                Some(task) if !task.is_empty() => Ok(Mode::Exec(task.clone())),
-                _ => Err("`--sykli-exec` needs a task name".to_string()),
-            };
-        }
-        if let Some(task) = arg.strip_prefix("--sykli-exec=") {
-            if task.is_empty() {
-                return Err("`--sykli-exec` needs a task name".to_string());
-            }
-            return Ok(Mode::Exec(task.to_string()));
-        }
-    }
-    if args.iter().any(|a| a == "--emit") {
-        Ok(Mode::Emit)
-    } else {
-        Ok(Mode::Run)
-    }
-}
-
-/// Runs the program for `sykli::main!`: see the module docs.
-pub fn main_entry(bin: BinInfo) -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mode = match mode(&args) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
+/// Runs the program for `sykli::main!`: see the module docs. `configure` adds builder tasks
+/// after the declared ones.
+pub fn main_entry(bin: BinInfo, configure: Option<fn(&mut Pipeline)>) -> ExitCode {
+    let args = PipelineArgs::parse();
     let declared = match tasks::declared_tasks(|name| native_command(&bin, name)) {
         Ok(d) => d,
         Err(errors) => {
             for e in errors {
                 eprintln!("error: {e}");
             }
-            return ExitCode::from(if mode == Mode::Emit { 1 } else { 2 });
+            return ExitCode::from(if args.emit { 1 } else { 2 });
         }
     };
-    match mode {
-        Mode::Exec(task) => exec_native(&declared, &task),
-        Mode::Emit => emit(declared),
-        Mode::Run => {
-            eprintln!("error: in-process runs of macro pipelines need the runtime; use --emit");
-            ExitCode::from(2)
-        }
+    if let Some(task) = &args.sykli_exec {
+        return exec_native(&declared, task);
     }
-}
-
-fn emit(declared: DeclaredTasks) -> ExitCode {
-    let mut graph = sykli_runtime::graph::Graph::new();
-    graph.tasks = declared.tasks;
-    graph.normalize_version();
-    if let Err(errors) = sykli_runtime::graph::validate(&graph) {
+    let pipeline = pipeline_of(&declared, configure);
+    if args.emit {
+        return match pipeline.emit_to(&mut std::io::stdout().lock()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(EmitError::Invalid(errors)) => {
+                eprintln!("{errors}");
+                ExitCode::from(1)
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    if let Err(errors) = pipeline.validate() {
         eprintln!("{errors}");
-        return ExitCode::from(1);
+        return ExitCode::from(2);
     }
-    print!("{}", graph.to_json_pretty());
-    ExitCode::SUCCESS
+    let root = match std::env::current_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: failed to read the working directory: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::cli::run::run_blocking(&pipeline.to_graph(), &root, &args.run, declared.registry())
 }
 
-/// Runs one native task in this process: `--sykli-exec <task>`.
+/// The pipeline of the declared tasks, then what `configure` adds.
+pub(crate) fn pipeline_of(
+    declared: &DeclaredTasks,
+    configure: Option<fn(&mut Pipeline)>,
+) -> Pipeline {
+    let mut pipeline = Pipeline::new();
+    for task in &declared.tasks {
+        pipeline.push(task.clone());
+    }
+    if let Some(configure) = configure {
+        configure(&mut pipeline);
+    }
+    pipeline
+}
+
+/// Writes a task's output straight to this process's stdout and stderr.
+struct Stdio;
+
+impl OutputSink for Stdio {
+    fn write(&self, stream: OutputStream, bytes: &[u8]) {
+        // A closed stdout/stderr cannot be reported anywhere; the task's result still is.
+        let _ = match stream {
+            OutputStream::Stdout => std::io::stdout().lock().write_all(bytes),
+            OutputStream::Stderr => std::io::stderr().lock().write_all(bytes),
+        };
+    }
+}
+
+/// Runs one native task in this process through the runtime's native executor:
+/// `--sykli-exec <task>`. The task sees this process's environment and working directory.
 fn exec_native(declared: &DeclaredTasks, task: &str) -> ExitCode {
-    let Some(f) = declared.natives.get(task).copied() else {
-        let known: Vec<&str> = declared.natives.keys().map(String::as_str).collect();
-        let known = if known.is_empty() {
+    let registry = declared.registry();
+    if registry.get(task).is_none() {
+        let names = registry.names();
+        let known = if names.is_empty() {
             "none".to_string()
         } else {
-            known.join(", ")
+            names.join(", ")
         };
         eprintln!("error: no native task named \"{task}\" in this binary (native tasks: {known})");
         return ExitCode::from(2);
-    };
-    match run_native_standalone(task, f) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::from(1)
-        }
     }
-}
-
-/// Calls one native task with a context built from this process (its working directory and
-/// environment), cancelled on Ctrl-C / SIGTERM.
-fn run_native_standalone(task: &str, f: NativeTaskFn) -> Result<(), String> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let workdir = match std::env::current_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: failed to read the working directory: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("failed to start the async runtime: {e}"))?;
-    let workdir = std::env::current_dir()
-        .map_err(|e| format!("failed to read the working directory: {e}"))?;
-    let env: BTreeMap<String, String> = std::env::vars().collect();
-    let cancel = CancellationToken::new();
-    let ctx = TaskCtx::new(task, workdir, env, cancel.clone());
-    rt.block_on(async {
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let req = ExecRequest {
+        task: task.to_string(),
+        action: Action::Native(task.to_string()),
+        env: BTreeMap::new(),
+        inherit_env: true,
+        workdir,
+        container: None,
+        timeout: None,
+        kill_grace: Duration::from_secs(5),
+        run_id: format!("sykli-exec-{}", std::process::id()),
+    };
+    let executor = NativeExecutor::new(registry, ProcessExecutor::default());
+    let outcome = rt.block_on(async {
+        let cancel = CancellationToken::new();
         let watcher = tokio::spawn({
             let cancel = cancel.clone();
             async move {
@@ -168,43 +208,34 @@ fn run_native_standalone(task: &str, f: NativeTaskFn) -> Result<(), String> {
                 }
             }
         });
-        let result = f(&ctx).await;
+        let io = ExecIo {
+            output: Arc::new(Stdio),
+            cancel,
+        };
+        let (outcome, _outputs) = executor.run(&req, io).await;
         watcher.abort();
-        result.map_err(|e| {
-            let mut message = format!("task \"{task}\" failed: {e}");
-            let mut source = e.source();
-            while let Some(s) = source {
-                message.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            message
-        })
-    })
+        outcome
+    });
+    match outcome {
+        ExecOutcome::Exited { code } => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        ExecOutcome::TimedOut => {
+            eprintln!("error: task \"{task}\" timed out");
+            ExitCode::from(1)
+        }
+        ExecOutcome::Cancelled => {
+            eprintln!("error: task \"{task}\" was cancelled");
+            ExitCode::from(130)
+        }
+        ExecOutcome::Errored { stage, message } => {
+            eprintln!("error: task \"{task}\" could not run ({stage}): {message}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(a: &[&str]) -> Vec<String> {
-        a.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn modes_from_arguments() {
-        assert_eq!(mode(&args(&[])), Ok(Mode::Run));
-        assert_eq!(mode(&args(&["--emit"])), Ok(Mode::Emit));
-        assert_eq!(
-            mode(&args(&["--sykli-exec", "lint"])),
-            Ok(Mode::Exec("lint".into()))
-        );
-        assert_eq!(
-            mode(&args(&["--sykli-exec=a-b"])),
-            Ok(Mode::Exec("a-b".into()))
-        );
-        assert!(mode(&args(&["--sykli-exec"])).is_err());
-        assert!(mode(&args(&["--sykli-exec="])).is_err());
-    }
 
     #[test]
     fn native_command_uses_cargo_run_with_package_and_bin() {
@@ -220,5 +251,16 @@ mod tests {
             native_command(&bin, "it's"),
             r"cargo run --quiet -p ci --bin pipeline -- --sykli-exec 'it'\''s'"
         );
+    }
+
+    #[test]
+    fn arguments_accept_run_flags_and_reject_exec_with_emit() {
+        let a = PipelineArgs::try_parse_from(["p", "--sykli-exec", "lint"]).unwrap();
+        assert_eq!(a.sykli_exec.as_deref(), Some("lint"));
+        let a = PipelineArgs::try_parse_from(["p", "--keep-going", "--filter", "x"]).unwrap();
+        assert!(a.run.keep_going && !a.emit);
+        assert_eq!(a.run.filter, ["x"]);
+        assert!(PipelineArgs::try_parse_from(["p", "--emit", "--sykli-exec", "x"]).is_err());
+        assert!(PipelineArgs::try_parse_from(["p", "--sykli-exec"]).is_err());
     }
 }

@@ -14,7 +14,7 @@ use crate::checks::lint;
     retry = 1,
 )]
 pub async fn manifest(ctx: &TaskCtx) -> std::io::Result<()> {
-    let profile = ctx.env("PROFILE").unwrap_or("debug");
+    let profile = ctx.env("PROFILE").unwrap_or_else(|| "debug".to_string());
     let dir = ctx.workdir().join("target");
     std::fs::create_dir_all(&dir)?;
     std::fs::write(

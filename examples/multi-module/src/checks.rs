@@ -8,7 +8,7 @@ use sykli::TaskCtx;
 const MARKER: &str = concat!("TO", "DO");
 
 /// Formatting, as a shell command.
-#[sykli::task(cmd = "cargo fmt --check", inputs = ["src/**/*.rs"])]
+#[sykli::task(cmd = "rustfmt --check --edition 2024 src/main.rs", inputs = ["src/**/*.rs"])]
 pub fn fmt() {}
 
 /// Fails when a Rust source file under `src/` still holds a to-do marker, naming every such file.

@@ -59,10 +59,7 @@ fn sykli_exec_exits_1_with_the_task_error_when_the_task_fails() {
     std::fs::write(dir.path().join("src/deep/bad.rs"), "// TODO: finish\n").unwrap();
     let out = run(&["--sykli-exec", "lint"], dir.path());
     assert_eq!(out.status.code(), Some(1), "stderr: {}", text(&out.stderr));
-    assert_eq!(
-        text(&out.stderr),
-        "error: task \"lint\" failed: TODO left in src/deep/bad.rs\n"
-    );
+    assert_eq!(text(&out.stderr), "error: TODO left in src/deep/bad.rs\n");
 
     std::fs::remove_file(dir.path().join("src/deep/bad.rs")).unwrap();
     let out = run(&["--sykli-exec", "lint"], dir.path());
@@ -111,4 +108,60 @@ fn the_emitted_command_of_a_native_task_runs_it_through_cargo() {
         "`{command}` failed: {}",
         text(&out.stderr)
     );
+}
+
+/// A copy of the example's sources in a fresh project directory.
+fn project_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(
+            &path,
+            dir.path().join("src").join(path.file_name().unwrap()),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+#[test]
+fn in_process_run_calls_native_tasks_directly_with_the_task_env() {
+    let dir = project_copy();
+    let out = run(&["--filter", "build-manifest"], dir.path());
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        text(&out.stderr)
+    );
+    // `fmt` is a shell task, `lint` and `build-manifest` native ones called in-process.
+    assert!(stdout.contains("start lint [native]"), "stdout: {stdout}");
+    assert!(stdout.contains("start fmt [process]"), "stdout: {stdout}");
+    assert!(
+        stdout.ends_with("sykli: 3 passed, 0 failed, 0 skipped\n"),
+        "stdout: {stdout}"
+    );
+    // `env = {"PROFILE": "release"}` reached the native function's context.
+    let manifest = std::fs::read_to_string(dir.path().join("target/manifest.txt")).unwrap();
+    assert_eq!(manifest, "crate: multi-module\nprofile: release\n");
+}
+
+#[test]
+fn in_process_run_reports_a_failing_native_task_and_blocks_its_dependents() {
+    let dir = project_copy();
+    std::fs::write(dir.path().join("src/extra.rs"), "// TODO later\n").unwrap();
+    let out = run(&["--filter", "build-manifest"], dir.path());
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "stdout: {stdout}");
+    assert!(
+        stdout.contains("TODO left in src/extra.rs"),
+        "stdout: {stdout}"
+    );
+    assert!(
+        stdout.contains("blocked build-manifest"),
+        "stdout: {stdout}"
+    );
+    assert!(!dir.path().join("target/manifest.txt").exists());
 }

@@ -4,6 +4,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use std::sync::Arc;
+
+use sykli_runtime::exec::native::NativeRegistry;
 use sykli_runtime::graph::Task;
 
 use super::registration::{NativeTaskFn, TaskAction, TaskRegistration};
@@ -47,6 +50,17 @@ pub struct DeclaredTasks {
     pub tasks: Vec<Task>,
     /// Native task functions by task name.
     pub natives: BTreeMap<String, NativeTaskFn>,
+}
+
+impl DeclaredTasks {
+    /// The native functions as a runtime registry, for in-process runs.
+    pub fn registry(&self) -> NativeRegistry {
+        let mut registry = NativeRegistry::new();
+        for (name, f) in &self.natives {
+            registry.insert(name.clone(), Arc::new(*f));
+        }
+        registry
+    }
 }
 
 impl fmt::Debug for DeclaredTasks {

@@ -6,9 +6,7 @@
 //! name is an error naming both, with file and line.
 
 mod collect;
-mod ctx;
 pub(crate) mod registration;
 
 pub use collect::{CollectError, Declaration, DeclaredTasks, declared_tasks};
-pub use ctx::TaskCtx;
-pub use registration::{BoxError, NativeFuture, NativeTaskFn, TaskAction, TaskRegistration};
+pub use registration::{BoxError, NativeTaskFn, TaskAction, TaskRegistration};
