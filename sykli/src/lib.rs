@@ -15,6 +15,7 @@ pub use pipeline::{
     Placement, SecretSource, TaskBuilder, Template,
 };
 
+pub mod build;
 pub mod entry;
 pub mod tasks;
 

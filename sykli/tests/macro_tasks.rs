@@ -75,7 +75,10 @@ fn every_attribute_reaches_the_wire_task() {
     assert_eq!(format.native, None);
     assert_eq!(
         format.env.iter().collect::<Vec<_>>(),
-        [(&"A".to_string(), &"1".to_string()), (&"B".to_string(), &"2".to_string())]
+        [
+            (&"A".to_string(), &"1".to_string()),
+            (&"B".to_string(), &"2".to_string())
+        ]
     );
 
     // `after = [check_all, fmt, "format"]`: functions resolve to task names (including the
