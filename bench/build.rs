@@ -10,7 +10,8 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    let mut code = format!("/// Number of generated macro tasks.\npub const MACRO_TASKS: usize = {n};\n");
+    let mut code =
+        format!("/// Number of generated macro tasks.\npub const MACRO_TASKS: usize = {n};\n");
     for i in 0..n {
         writeln!(
             code,

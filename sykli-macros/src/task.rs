@@ -179,7 +179,7 @@ fn expand_native(attrs: TaskAttrs, func: ItemFn) -> syn::Result<TokenStream> {
     let ok = quote_spanned!(ret_ty.span()=> ::core::result::Result::Ok(()));
     let err = quote_spanned!(ret_ty.span()=> ::core::result::Result::Err(error));
     let convert = quote_spanned!(ret_ty.span()=>
-        (&&::sykli::__private::ErrorSlot::new(error)).into_native_error()
+        (&&::sykli::__private::ErrorSlot::new(error)).to_native_error()
     );
     let wrapper = format_ident!(
         "__sykli_native_{}",

@@ -59,7 +59,7 @@ pub enum BuildError {
         /// The tasks that failed or errored, in the order they finished.
         failed: Vec<String>,
         /// The run's summary.
-        summary: RunSummary,
+        summary: Box<RunSummary>,
         /// Where the full task logs are.
         log_dir: PathBuf,
     },
@@ -201,7 +201,7 @@ pub fn run(pipeline: &Pipeline, natives: NativeRegistry) -> Result<RunSummary, B
         let failed = std::mem::take(&mut *sink.failed.lock().unwrap_or_else(|p| p.into_inner()));
         Err(BuildError::Failed {
             failed,
-            summary,
+            summary: Box::new(summary),
             log_dir,
         })
     }

@@ -29,7 +29,7 @@ fn a_duplicate_task_name_names_both_declarations() {
             line: 13,
         },
     };
-    assert_eq!(errors, [expected.clone()]);
+    assert_eq!(errors, std::slice::from_ref(&expected));
     assert_eq!(
         expected.to_string(),
         "duplicate task name \"build\": declared by `macro_duplicates::one::make` at \

@@ -107,11 +107,11 @@ impl<E> ErrorSlot<E> {
 /// The conversion of a task error that is already a [`NativeError`] (preferred).
 pub trait ViaNativeError {
     /// Converts the error.
-    fn into_native_error(&self) -> NativeError;
+    fn to_native_error(&self) -> NativeError;
 }
 
 impl ViaNativeError for &ErrorSlot<NativeError> {
-    fn into_native_error(&self) -> NativeError {
+    fn to_native_error(&self) -> NativeError {
         self.take()
     }
 }
@@ -119,11 +119,11 @@ impl ViaNativeError for &ErrorSlot<NativeError> {
 /// The conversion of any other task error, through [`BoxError`].
 pub trait ViaBoxError {
     /// Converts the error.
-    fn into_native_error(&self) -> NativeError;
+    fn to_native_error(&self) -> NativeError;
 }
 
 impl<E: Into<BoxError>> ViaBoxError for ErrorSlot<E> {
-    fn into_native_error(&self) -> NativeError {
+    fn to_native_error(&self) -> NativeError {
         NativeError::from(Chain(self.take().into()))
     }
 }
