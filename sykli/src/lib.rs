@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod pipeline;
 pub mod report;
+mod run;
 
 pub use sykli_runtime as runtime;
 
@@ -125,3 +126,4 @@ macro_rules! main {
         }
     };
 }
+pub use run::{Runner, RunnerError, run, run_async};

@@ -317,3 +317,59 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[test]
+fn a_closed_stdout_does_not_disturb_the_run() {
+    let dir = project(json!({"version": "1", "tasks": [
+        {"name": "a", "command": "for i in $(seq 1 2000); do echo line $i; done"},
+        {"name": "b", "command": "touch ran-b", "depends_on": ["a"]},
+    ]}));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sykli"))
+        .arg("run")
+        .current_dir(dir.path())
+        .env_remove("CI")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // like `sykli run | head -0`
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(dir.path().join("ran-b").exists());
+    let out = sykli(dir.path(), &["history", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["data"]["runs"][0]["summary"]["passed"], 2);
+}
+
+/// On a terminal (a pseudo-terminal from util-linux `script`) the live view draws, and the
+/// last line is still exactly the summary line.
+#[test]
+fn live_view_on_a_terminal_ends_with_the_summary_line() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: util-linux `script` is not installed, no pseudo-terminal to test with");
+        return;
+    }
+    let dir = project(json!({"version": "1", "tasks": [
+        {"name": "a", "command": "sleep 0.5; echo done-a"},
+        {"name": "b", "command": "echo bad; exit 1", "depends_on": ["a"]},
+    ]}));
+    let cmd = format!("{} run", env!("CARGO_BIN_EXE_sykli"));
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .current_dir(dir.path())
+        .env_remove("CI")
+        .env("TERM", "xterm-256color")
+        .output()
+        .unwrap();
+    let raw = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(raw.contains('\x1b'), "a terminal gets the live view: {raw}");
+    let s = console::strip_ansi_codes(&raw).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{s}");
+    assert!(
+        s.contains("--- failed b"),
+        "the failure block is shown: {s}"
+    );
+    assert!(s.contains("bad"), "{s}");
+    let last = s.trim_end().lines().last().unwrap_or_default().to_string();
+    assert_eq!(last, "sykli: 1 passed, 1 failed, 0 skipped", "{s:?}");
+}

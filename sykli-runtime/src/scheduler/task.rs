@@ -241,7 +241,8 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
         });
         let io = ExecIo {
             output: log.clone(),
-            cancel: shared.cancel.child_token(),
+            // Executors only watch the token; the run's own one is enough (and cheap).
+            cancel: shared.cancel.clone(),
         };
         let (outcome, recorded) = match &runner {
             Runner::Process => (shared.process.execute(&req, io).await, BTreeMap::new()),

@@ -177,16 +177,13 @@ pub fn task_log(
     })
 }
 
-/// How long each task took when it last ran (passed or failed) in one of the most recent
+/// How long each task took when it last ran (passed or failed) in one of the ten newest
 /// runs, newest first wins. The scheduler uses it to start long tasks first. This is a hint:
 /// an unreadable history gives an empty map.
 pub fn previous_durations(state_dir: &Path) -> HashMap<String, Duration> {
     const RUNS: usize = 10;
     let mut out = HashMap::new();
-    let Ok(list) = list_runs(state_dir) else {
-        return out;
-    };
-    for record in list.runs.iter().take(RUNS) {
+    for record in newest_records(state_dir, RUNS) {
         for t in &record.tasks {
             if matches!(t.status, Some(TaskStatus::Passed | TaskStatus::Failed)) {
                 out.entry(t.name.clone())
@@ -195,6 +192,24 @@ pub fn previous_durations(state_dir: &Path) -> HashMap<String, Duration> {
         }
     }
     out
+}
+
+/// The newest `n` readable records by file name (run ids sort by start time), newest first,
+/// reading only as many files as needed; unreadable ones are passed over.
+fn newest_records(state_dir: &Path, n: usize) -> Vec<RunRecord> {
+    let Ok(entries) = fs::read_dir(runs_dir(state_dir)) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    paths.sort_unstable_by(|a, b| b.file_name().cmp(&a.file_name()));
+    paths
+        .iter()
+        .filter_map(|p| read_path(p).ok())
+        .take(n)
+        .collect()
 }
 
 #[cfg(test)]

@@ -79,7 +79,7 @@ impl CliError {
     /// its exit code.
     pub fn report(&self, json: bool) -> ExitCode {
         if json {
-            crate::cli::print_stdout(&self.envelope().to_line());
+            crate::cli::print_out(&self.envelope().to_line());
         } else {
             self.print();
         }

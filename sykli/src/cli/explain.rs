@@ -13,8 +13,8 @@ use sykli_runtime::graph::condition::{self, Var};
 use sykli_runtime::graph::{ConditionContext, Task, ValidGraph};
 
 use super::error::CliError;
-use super::run::validate_graph;
-use super::{ExplainArgs, load, print_stdout};
+use super::run::{load_pipeline, validate_graph};
+use super::{ExplainArgs, print_out};
 use crate::report::Envelope;
 
 /// What would happen to one task.
@@ -76,7 +76,7 @@ pub struct TaskExplanation {
 
 /// Runs `sykli explain`.
 pub fn explain(args: &ExplainArgs) -> Result<(), CliError> {
-    let loaded = load::load(&args.path)?;
+    let loaded = load_pipeline(&args.path)?;
     let valid = validate_graph(&loaded.graph)?;
     let ctx = RunContext::detect(&loaded.project_root);
     let mut filter = args.filter.clone();
@@ -84,10 +84,10 @@ pub fn explain(args: &ExplainArgs) -> Result<(), CliError> {
     let tasks = plan(&valid, &ctx, &filter)?;
     if args.json {
         let data = serde_json::json!({ "context": context_json(&ctx), "tasks": tasks });
-        print_stdout(&Envelope::success(data).to_line());
+        print_out(&Envelope::success(data).to_line());
         return Ok(());
     }
-    print_stdout(&render(&tasks));
+    print_out(&render(&tasks));
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use sykli_runtime::state::{self, RunRecord};
 
 use super::error::CliError;
-use super::{HistoryArgs, print_stdout};
+use super::{HistoryArgs, print_out};
 use crate::report::{Envelope, format_duration};
 
 /// Runs `sykli history`.
@@ -18,11 +18,11 @@ pub fn history(args: &HistoryArgs) -> Result<(), CliError> {
     let runs: Vec<&RunRecord> = list.runs.iter().take(args.limit).collect();
     if args.json {
         let env = Envelope::success(serde_json::json!({ "runs": runs }));
-        print_stdout(&env.to_line());
+        print_out(&env.to_line());
         return Ok(());
     }
     if runs.is_empty() {
-        print_stdout(&format!(
+        print_out(&format!(
             "no runs recorded yet in {}\n",
             state_dir.display()
         ));
@@ -59,7 +59,7 @@ pub fn history(args: &HistoryArgs) -> Result<(), CliError> {
             r.outcome()
         ));
     }
-    print_stdout(&out);
+    print_out(&out);
     Ok(())
 }
 

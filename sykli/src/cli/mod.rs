@@ -9,13 +9,18 @@ use clap::{Args, Parser, Subcommand};
 
 mod error;
 mod explain;
+pub mod graph;
 mod history;
-mod load;
+pub mod load;
 mod logs;
 pub(crate) mod run;
+pub mod validate;
 
 pub use error::CliError;
 pub use run::{RunOptions, Timeout};
+
+/// Exit code for bad usage or an invalid pipeline.
+pub const EXIT_INVALID: u8 = 2;
 
 /// CI/CD pipelines as real code.
 #[derive(Debug, Parser)]
@@ -143,11 +148,9 @@ pub fn main() -> ExitCode {
     match cli.command {
         Some(Command::Run(args)) => run::run_command(&args),
         None => run::run_command(&cli.run),
+        Some(Command::Validate(args)) => validate::validate_command(&args),
+        Some(Command::Graph(args)) => graph::graph_command(&args),
         Some(Command::Explain(args)) => done(explain::explain(&args), args.json),
-        Some(Command::Validate(_)) | Some(Command::Graph(_)) => {
-            eprintln!("sykli: this command is not available yet");
-            ExitCode::from(2)
-        }
         Some(Command::History(args)) => done(history::history(&args), args.json),
         Some(Command::Logs(args)) => done(logs::logs(&args), false),
     }
@@ -161,8 +164,34 @@ fn done(result: Result<(), CliError>, json: bool) -> ExitCode {
     }
 }
 
-/// Writes to stdout, ignoring a closed pipe (`sykli history | head`).
-pub(crate) fn print_stdout(text: &str) {
+/// The `--json` envelope: `{"ok", "version": "1", "data", "error": null | {code, message}}`,
+/// keys in that order.
+pub fn envelope(ok: bool, data: serde_json::Value, error: Option<(&str, String)>) -> String {
+    #[derive(serde::Serialize)]
+    struct Envelope<'a> {
+        ok: bool,
+        version: &'static str,
+        data: serde_json::Value,
+        error: Option<ErrorBody<'a>>,
+    }
+    #[derive(serde::Serialize)]
+    struct ErrorBody<'a> {
+        code: &'a str,
+        message: String,
+    }
+    let e = Envelope {
+        ok,
+        version: "1",
+        data,
+        error: error.map(|(code, message)| ErrorBody { code, message }),
+    };
+    serde_json::to_string(&e).unwrap_or_else(|e| {
+        format!(r#"{{"ok":false,"version":"1","data":null,"error":{{"code":"internal","message":"{e}"}}}}"#)
+    })
+}
+
+/// Writes to stdout, ignoring a closed pipe (`sykli graph | head`).
+pub(crate) fn print_out(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());

@@ -70,7 +70,7 @@ impl FromStr for Timeout {
 /// Runs `sykli run`.
 pub fn run_command(args: &RunArgs) -> ExitCode {
     let json = args.options.json;
-    let loaded = match load::load(&args.pipeline.path) {
+    let loaded = match load_pipeline(&args.pipeline.path) {
         Ok(l) => l,
         Err(e) => return e.report(json),
     };
@@ -182,7 +182,7 @@ pub(crate) async fn execute(
         eprintln!("warning: the run record was not saved: {}", error_chain(&e));
     }
     if let (Ok(_), Some(j)) = (&result, json) {
-        super::print_stdout(&j.envelope(None).to_line());
+        super::print_out(&j.envelope(None).to_line());
     }
     result
 }
@@ -242,19 +242,17 @@ pub(crate) fn run_error(e: RunError) -> CliError {
     }
 }
 
-/// The project directory of a pipeline path: the path itself, or the directory of a file.
-pub(crate) fn project_root_of(path: &Path) -> PathBuf {
-    let p = if path.is_file() {
-        path.parent().map(Path::to_path_buf).unwrap_or_default()
-    } else {
-        path.to_path_buf()
-    };
-    let p = if p.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        p
-    };
-    std::path::absolute(&p).unwrap_or(p)
+/// Loads the pipeline at `path` (exit 2 when it cannot be loaded), with an absolute project
+/// root.
+pub(crate) fn load_pipeline(path: &Path) -> Result<load::Loaded, CliError> {
+    let mut loaded = load::load_project(path).map_err(|e| CliError::usage("load_failed", e))?;
+    loaded.project_root = absolute(&loaded.project_root);
+    Ok(loaded)
+}
+
+/// `path` made absolute against the current directory (unchanged if that fails).
+pub(crate) fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {

@@ -409,11 +409,15 @@ mod tests {
     fn plain_output_prefixes_lines_and_ends_with_the_summary() {
         console::set_colors_enabled(false);
         let buf = Buf::default();
+        let state_dir = tempfile::tempdir().unwrap();
+        let log = state::log_path(state_dir.path(), "r1", "test");
+        std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+        std::fs::write(&log, "full output\n").unwrap();
         let opts = TerminalOptions {
             live: false,
             verbose: false,
             tail_lines: 5,
-            state_dir: PathBuf::from("/p/.sykli"),
+            state_dir: state_dir.path().to_path_buf(),
         };
         let rep = TerminalReporter::with_writer(opts, Box::new(buf.clone()));
         for e in events() {
@@ -428,10 +432,13 @@ mod tests {
         // The failure block: the last 5 lines and the log path.
         assert!(text.contains("... 25 earlier lines not shown"), "{text}");
         assert!(text.contains("    line 29\n"));
+        let log = state_dir.path().join("logs/r1/test.log");
         assert!(
-            text.contains("full log: /p/.sykli/logs/r1/test.log"),
+            text.contains(&format!("full log: {}", log.display())),
             "{text}"
         );
+        // No file, no promise: `build` passed, and a failed task without a log gets no path.
+        assert_eq!(text.matches("full log:").count(), 1, "{text}");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[lines.len() - 2],
