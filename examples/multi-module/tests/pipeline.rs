@@ -31,7 +31,9 @@ fn emit_matches_the_expected_graph() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names.len(), 5);
+    assert_eq!(names.len(), 6);
+    // The builder task added by `sykli::main!(builder_tasks)` comes last.
+    assert_eq!(names.last(), Some(&"docs"));
     for name in ["fmt", "lint", "build-manifest", "unit-tests", "publish"] {
         assert!(names.contains(&name), "{name} missing from {names:?}");
     }
@@ -146,6 +148,26 @@ fn in_process_run_calls_native_tasks_directly_with_the_task_env() {
     // `env = {"PROFILE": "release"}` reached the native function's context.
     let manifest = std::fs::read_to_string(dir.path().join("target/manifest.txt")).unwrap();
     assert_eq!(manifest, "crate: multi-module\nprofile: release\n");
+}
+
+#[test]
+fn in_process_run_mixes_builder_and_declared_tasks() {
+    let dir = project_copy();
+    let out = run(&["--filter", "docs", "--verbose"], dir.path());
+    let stdout = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout: {stdout}\nstderr: {}",
+        text(&out.stderr)
+    );
+    assert!(
+        stdout.contains("docs for crate: multi-module"),
+        "stdout: {stdout}"
+    );
+    assert!(
+        stdout.ends_with("sykli: 4 passed, 0 failed, 0 skipped\n"),
+        "stdout: {stdout}"
+    );
 }
 
 #[test]
