@@ -179,7 +179,8 @@ impl Pipeline {
         Err(ValidationErrors::new(all))
     }
 
-    fn push(&self, task: Task) -> usize {
+    /// Appends a ready-made task (used for tasks declared with `#[sykli::task]`).
+    pub(crate) fn push(&self, task: Task) -> usize {
         let mut inner = lock(&self.inner);
         inner.tasks.push(task);
         inner.tasks.len() - 1

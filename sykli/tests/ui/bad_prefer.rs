@@ -1,0 +1,4 @@
+#[sykli::task(cmd = "cargo test", prefer = Somewhere)]
+fn test() {}
+
+sykli::main!();

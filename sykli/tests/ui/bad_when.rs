@@ -1,0 +1,4 @@
+#[sykli::task(cmd = "cargo publish", when = "branch == 'main' &&")]
+fn publish() {}
+
+sykli::main!();

@@ -1,0 +1,6 @@
+#[sykli::task]
+async fn lint() -> Result<(), String> {
+    Ok(())
+}
+
+sykli::main!();

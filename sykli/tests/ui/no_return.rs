@@ -1,0 +1,6 @@
+use sykli::TaskCtx;
+
+#[sykli::task]
+async fn lint(_ctx: &TaskCtx) {}
+
+sykli::main!();

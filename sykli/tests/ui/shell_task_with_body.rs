@@ -1,0 +1,6 @@
+#[sykli::task(cmd = "cargo test")]
+fn test() {
+    println!("this would never run");
+}
+
+sykli::main!();
