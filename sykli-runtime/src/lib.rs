@@ -5,6 +5,7 @@
 //! [`exec`] (executors) -> events -> reporters.
 #![deny(missing_docs)]
 
+pub mod cache;
 pub mod events;
 pub mod exec;
 pub mod graph;
