@@ -284,9 +284,11 @@ pub fn diff(before: &KeyManifest, after: &KeyManifest) -> Vec<Change> {
     let to_map = |s: &std::collections::BTreeSet<String>| -> BTreeMap<String, ()> {
         s.iter().map(|n| (n.clone(), ())).collect()
     };
-    delta_map(&to_map(&before.secrets), &to_map(&after.secrets), |name, how| {
-        out.push(Change::Secret { name, how })
-    });
+    delta_map(
+        &to_map(&before.secrets),
+        &to_map(&after.secrets),
+        |name, how| out.push(Change::Secret { name, how }),
+    );
     delta_map(&before.dependencies, &after.dependencies, |name, how| {
         out.push(Change::Dependency { name, how })
     });

@@ -113,7 +113,10 @@ impl fmt::Display for NotCacheable {
                 write!(f, "its workdir \"{workdir}\" is outside the project")
             }
             NotCacheable::MissingDependencyOutput { task, output } => {
-                write!(f, "the digest of output \"{output}\" of task \"{task}\" is unknown")
+                write!(
+                    f,
+                    "the digest of output \"{output}\" of task \"{task}\" is unknown"
+                )
             }
         }
     }
@@ -205,7 +208,11 @@ impl KeyManifest {
             h.0.update(&d.0);
         }
         h.map(self.outputs.iter().map(|(k, v)| (k.as_str(), v.clone())));
-        h.map(self.dependencies.iter().map(|(k, v)| (k.as_str(), v.to_hex())));
+        h.map(
+            self.dependencies
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.to_hex())),
+        );
         h.map(self.settings.iter().map(|(k, v)| (k.as_str(), v.clone())));
         h.0.finalize().into()
     }
@@ -400,7 +407,10 @@ fn collect_inputs(
             return Err(bad(glob, "it is empty".into()));
         }
         if p.is_absolute() {
-            return Err(bad(glob, "it is absolute; inputs are relative to the project".into()));
+            return Err(bad(
+                glob,
+                "it is absolute; inputs are relative to the project".into(),
+            ));
         }
         if p.components().any(|c| matches!(c, Component::ParentDir)) {
             return Err(bad(glob, "it leaves the project with \"..\"".into()));
@@ -428,7 +438,9 @@ fn collect_inputs(
         }
         bases.push(base);
     }
-    let set: GlobSet = set.build().map_err(|e| bad(&globs.join(", "), e.to_string()))?;
+    let set: GlobSet = set
+        .build()
+        .map_err(|e| bad(&globs.join(", "), e.to_string()))?;
     bases.sort();
     bases.dedup();
     let mut roots: Vec<PathBuf> = Vec::new();
@@ -480,12 +492,10 @@ fn collect_inputs(
             continue;
         }
         let path = entry.path();
-        let rel = path
-            .strip_prefix(root)
-            .map_err(|_| CacheError::Walk {
-                task: task.to_owned(),
-                message: format!("{} is outside the project", path.display()),
-            })?;
+        let rel = path.strip_prefix(root).map_err(|_| CacheError::Walk {
+            task: task.to_owned(),
+            message: format!("{} is outside the project", path.display()),
+        })?;
         let Some(rel_str) = rel.to_str() else {
             return Err(CacheError::NonUtf8Path {
                 task: task.to_owned(),
@@ -495,12 +505,10 @@ fn collect_inputs(
         if !set.is_match(rel_str) {
             continue;
         }
-        let meta = entry
-            .metadata()
-            .map_err(|e| CacheError::Walk {
-                task: task.to_owned(),
-                message: e.to_string(),
-            })?;
+        let meta = entry.metadata().map_err(|e| CacheError::Walk {
+            task: task.to_owned(),
+            message: e.to_string(),
+        })?;
         found.push((rel_str.to_owned(), meta));
     }
 

@@ -208,7 +208,10 @@ impl Store {
 
     fn ac_path(&self, key: &Digest) -> PathBuf {
         let hex = key.to_hex();
-        self.dir.join("ac").join(&hex[..2]).join(format!("{hex}.json"))
+        self.dir
+            .join("ac")
+            .join(&hex[..2])
+            .join(format!("{hex}.json"))
     }
 
     fn lock_with(&self, exclusive: bool) -> Result<StoreLock, CacheError> {
@@ -626,7 +629,8 @@ pub(crate) fn store_outputs(
                 })?
                 .to_owned();
             let entry = if meta.file_type().is_symlink() {
-                let target = fs::read_link(&path).map_err(|e| CacheError::io("read link", &path, e))?;
+                let target =
+                    fs::read_link(&path).map_err(|e| CacheError::io("read link", &path, e))?;
                 OutputEntry::Symlink {
                     target: target.to_string_lossy().into_owned(),
                 }
