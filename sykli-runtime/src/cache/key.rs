@@ -10,15 +10,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
 
 use globset::{GlobSet, GlobSetBuilder};
-use ignore::WalkBuilder;
 use serde::{Deserialize, Serialize};
 
 use super::CacheError;
 use super::digest::Digest;
 use super::index::StatIndex;
+use super::walk::Walker;
 use crate::graph::model::Task;
 
 /// Version of the key schema; bump it whenever what goes into a key changes.
@@ -264,6 +263,7 @@ pub(crate) fn compute(
     ctx: &KeyContext,
     root: &Path,
     index: &StatIndex,
+    walker: &Walker,
 ) -> Result<Keyed, CacheError> {
     let not = |reason| Ok(Keyed::NotCacheable { reason });
     if task.gate.is_some() {
@@ -360,7 +360,7 @@ pub(crate) fn compute(
         task.task_inputs.is_empty(),
     );
 
-    let inputs = collect_inputs(&task.name, &task.inputs, root, index)?;
+    let inputs = collect_inputs(&task.name, &task.inputs, root, index, walker)?;
     let manifest = KeyManifest {
         schema: SCHEMA_VERSION,
         task: task.name.clone(),
@@ -392,6 +392,7 @@ fn collect_inputs(
     globs: &[String],
     root: &Path,
     index: &StatIndex,
+    walker: &Walker,
 ) -> Result<BTreeMap<String, Digest>, CacheError> {
     let bad = |glob: &str, reason: String| CacheError::InvalidInput {
         task: task.to_owned(),
@@ -450,68 +451,7 @@ fn collect_inputs(
         }
     }
 
-    let mut found: Vec<(String, std::fs::Metadata)> = Vec::new();
-    let roots = Arc::new(roots);
-    let filter_roots = Arc::clone(&roots);
-    let filter_base = root.to_path_buf();
-    let mut walk = WalkBuilder::new(root);
-    walk.hidden(false)
-        .parents(false)
-        .git_global(false)
-        .git_ignore(true)
-        .git_exclude(true)
-        .ignore(true)
-        .require_git(false)
-        .follow_links(false)
-        .filter_entry(move |e| {
-            let Ok(rel) = e.path().strip_prefix(&filter_base) else {
-                return true;
-            };
-            if rel.as_os_str().is_empty() {
-                return true;
-            }
-            if e.depth() == 1 && (rel == Path::new(".git") || rel == Path::new(".sykli")) {
-                return false;
-            }
-            if !e.file_type().is_some_and(|t| t.is_dir()) {
-                return true;
-            }
-            filter_roots
-                .iter()
-                .any(|r| rel.starts_with(r) || r.starts_with(rel))
-        });
-    for entry in walk.build() {
-        let entry = entry.map_err(|e| CacheError::Walk {
-            task: task.to_owned(),
-            message: e.to_string(),
-        })?;
-        let Some(ft) = entry.file_type() else {
-            continue;
-        };
-        if ft.is_dir() {
-            continue;
-        }
-        let path = entry.path();
-        let rel = path.strip_prefix(root).map_err(|_| CacheError::Walk {
-            task: task.to_owned(),
-            message: format!("{} is outside the project", path.display()),
-        })?;
-        let Some(rel_str) = rel.to_str() else {
-            return Err(CacheError::NonUtf8Path {
-                task: task.to_owned(),
-                path: rel.to_path_buf(),
-            });
-        };
-        if !set.is_match(rel_str) {
-            continue;
-        }
-        let meta = entry.metadata().map_err(|e| CacheError::Walk {
-            task: task.to_owned(),
-            message: e.to_string(),
-        })?;
-        found.push((rel_str.to_owned(), meta));
-    }
-
+    let found = walker.files(task, &roots, &set)?;
     hash_all(root, &found, index)
 }
 

@@ -37,6 +37,7 @@ pub mod explain;
 pub mod index;
 pub mod key;
 pub mod store;
+mod walk;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -216,6 +217,7 @@ pub struct RestoredLog {
 pub struct TaskCache {
     store: Store,
     index: StatIndex,
+    walker: walk::Walker,
     root: PathBuf,
     project_id: String,
     size_limit: Option<u64>,
@@ -237,6 +239,7 @@ impl TaskCache {
         TaskCache {
             store,
             index,
+            walker: walk::Walker::new(root),
             root: root.to_path_buf(),
             project_id: h.finalize().to_hex().to_string(),
             size_limit: None,
@@ -261,7 +264,7 @@ impl TaskCache {
 
     /// Computes a task's key from its definition, `ctx` and its input files.
     pub fn key(&self, task: &Task, ctx: &KeyContext) -> Result<Keyed, CacheError> {
-        key::compute(task, ctx, &self.root, &self.index)
+        key::compute(task, ctx, &self.root, &self.index, &self.walker)
     }
 
     /// The stored result for a key, if any and complete (every blob present). A hit also
