@@ -15,7 +15,7 @@ use std::fs::{self, Metadata};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -81,7 +81,7 @@ impl Entry {
 pub struct StatIndex {
     path: Option<PathBuf>,
     index_mtime_ns: i64,
-    entries: Mutex<HashMap<String, Entry>>,
+    entries: RwLock<HashMap<String, Entry>>,
     dirty: AtomicBool,
     hashed: AtomicU64,
     hashed_bytes: AtomicU64,
@@ -100,7 +100,7 @@ impl StatIndex {
         StatIndex {
             path: None,
             index_mtime_ns: 0,
-            entries: Mutex::new(HashMap::new()),
+            entries: RwLock::new(HashMap::new()),
             dirty: AtomicBool::new(false),
             hashed: AtomicU64::new(0),
             hashed_bytes: AtomicU64::new(0),
@@ -113,7 +113,7 @@ impl StatIndex {
         let path = path.into();
         let mut index = StatIndex::in_memory();
         if let Ok((entries, mtime)) = load(&path) {
-            index.entries = Mutex::new(entries);
+            index.entries = RwLock::new(entries);
             index.index_mtime_ns = mtime;
         }
         index.path = Some(path);
@@ -124,7 +124,7 @@ impl StatIndex {
     /// not racy; `None` when the file must be hashed.
     pub fn trusted(&self, rel: &str, meta: &Metadata) -> Option<Digest> {
         let stat = Stat::of(meta);
-        self.lock()
+        self.read()
             .get(rel)
             .filter(|e| e.trusted(&stat, self.index_mtime_ns))
             .map(|e| e.digest)
@@ -134,7 +134,7 @@ impl StatIndex {
     /// stat data is unchanged and not racy, else by hashing the file (and recording it).
     pub fn digest(&self, root: &Path, rel: &str, meta: &Metadata) -> io::Result<Digest> {
         let stat = Stat::of(meta);
-        if let Some(e) = self.lock().get(rel) {
+        if let Some(e) = self.read().get(rel) {
             if e.trusted(&stat, self.index_mtime_ns) {
                 return Ok(e.digest);
             }
@@ -151,7 +151,7 @@ impl StatIndex {
         };
         self.hashed.fetch_add(1, Ordering::Relaxed);
         self.hashed_bytes.fetch_add(stat.size, Ordering::Relaxed);
-        self.lock().insert(
+        self.write().insert(
             rel.to_owned(),
             Entry {
                 stat,
@@ -176,7 +176,7 @@ impl StatIndex {
 
     /// Number of files recorded.
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.read().len()
     }
 
     /// Whether no file is recorded.
@@ -195,7 +195,7 @@ impl StatIndex {
         }
         let mut body = Vec::new();
         {
-            let entries = self.lock();
+            let entries = self.read();
             body.reserve(entries.len() * 96);
             body.extend_from_slice(&(entries.len() as u64).to_le_bytes());
             for (rel, e) in entries.iter() {
@@ -220,9 +220,13 @@ impl StatIndex {
         Ok(())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        // A panic while holding the lock leaves a consistent map (single inserts only).
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    // A panic while holding the lock leaves a consistent map (single inserts only).
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Entry>> {
+        self.entries.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Entry>> {
+        self.entries.write().unwrap_or_else(|p| p.into_inner())
     }
 }
 

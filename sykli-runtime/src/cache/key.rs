@@ -455,6 +455,12 @@ fn collect_inputs(
     hash_all(root, &found, index)
 }
 
+/// Threads used to hash a task's changed inputs (asked once: the query reads cgroup files).
+fn hash_threads() -> usize {
+    static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// Digests every file, in parallel when there is real hashing to do.
 fn hash_all(
     root: &Path,
@@ -478,7 +484,10 @@ fn hash_all(
         }
     }
     let files = &todo[..];
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if files.is_empty() {
+        return Ok(map);
+    }
+    let threads = hash_threads();
     if files.len() < 8 || threads == 1 {
         for f in files {
             let (rel, d) = one(f)?;

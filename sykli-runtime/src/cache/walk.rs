@@ -14,7 +14,7 @@ use std::fs::{self, Metadata};
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use globset::GlobSet;
 use ignore::Match;
@@ -32,7 +32,7 @@ type Stamp = Vec<Option<(u64, i64, i64, u64)>>;
 #[derive(Debug)]
 pub(crate) struct Walker {
     root: PathBuf,
-    ignores: Mutex<HashMap<PathBuf, (Stamp, Option<Arc<Gitignore>>)>>,
+    ignores: RwLock<HashMap<PathBuf, (Stamp, Option<Arc<Gitignore>>)>>,
 }
 
 type Stack = Vec<Option<Arc<Gitignore>>>;
@@ -41,7 +41,7 @@ impl Walker {
     pub(crate) fn new(root: &Path) -> Walker {
         Walker {
             root: root.to_path_buf(),
-            ignores: Mutex::new(HashMap::new()),
+            ignores: RwLock::new(HashMap::new()),
         }
     }
 
@@ -151,11 +151,14 @@ impl Walker {
                 })
             })
             .collect();
-        let mut cache = self.ignores.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((s, m)) = cache.get(rel) {
-            if *s == stamp {
-                return Ok(m.clone());
-            }
+        if let Some((s, m)) = self
+            .ignores
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(rel)
+            && *s == stamp
+        {
+            return Ok(m.clone());
         }
         let matcher = if stamp.iter().all(Option::is_none) {
             None
@@ -177,7 +180,10 @@ impl Walker {
             })?;
             Some(Arc::new(gi))
         };
-        cache.insert(rel.to_path_buf(), (stamp, matcher.clone()));
+        self.ignores
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(rel.to_path_buf(), (stamp, matcher.clone()));
         Ok(matcher)
     }
 }
