@@ -24,6 +24,9 @@ struct Opts {
     files: usize,
     big_mb: usize,
     dir: PathBuf,
+    /// Reuse a workspace left by `--keep` and only measure reruns (for profiling).
+    reuse: Option<PathBuf>,
+    keep: bool,
 }
 
 fn opts() -> Result<Opts> {
@@ -31,6 +34,8 @@ fn opts() -> Result<Opts> {
         files: 100_000,
         big_mb: 1024,
         dir: std::env::temp_dir(),
+        reuse: None,
+        keep: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -39,6 +44,8 @@ fn opts() -> Result<Opts> {
             "--files" => o.files = val()?.parse()?,
             "--big-mb" => o.big_mb = val()?.parse()?,
             "--dir" => o.dir = PathBuf::from(val()?),
+            "--reuse" => o.reuse = Some(PathBuf::from(val()?)),
+            "--keep" => o.keep = true,
             other => bail!("unknown argument {other}"),
         }
     }
@@ -153,6 +160,9 @@ fn mbps(bytes: u64, d: Duration) -> f64 {
 fn main() -> Result<()> {
     let o = opts()?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Some(dir) = &o.reuse {
+        return rerun(dir, threads);
+    }
     let work = tempfile::Builder::new()
         .prefix("sykli-cache-bench")
         .tempdir_in(&o.dir)?;
@@ -168,7 +178,11 @@ fn main() -> Result<()> {
     let (gen_time, (rels, total)) = time(|| build_workspace(&root, o.files, o.big_mb))?;
     let small: Vec<String> = rels[..rels.len() - 1].to_vec();
     let small_bytes = total - ((o.big_mb as u64) << 20);
-    println!("  generated {:.0} MB in {:.1?}", total as f64 / 1048576.0, gen_time);
+    println!(
+        "  generated {:.0} MB in {:.1?}",
+        total as f64 / 1048576.0,
+        gen_time
+    );
     // Files must be older than the racy window before an index can trust them.
     std::thread::sleep(Duration::from_millis(100));
     let tasks = tasks();
@@ -225,13 +239,20 @@ fn main() -> Result<()> {
 
     // Build and persist the index once (the first real run), then measure reruns.
     let index_path = root.join(".sykli/cache-index");
-    let c = TaskCache::with_index(Store::open(&cache_dir)?, &root, StatIndex::open(&index_path));
+    let c = TaskCache::with_index(
+        Store::open(&cache_dir)?,
+        &root,
+        StatIndex::open(&index_path),
+    );
     key_all(&c, &tasks, threads)?;
     c.save_index()?;
     let index_size = fs::metadata(&index_path)?.len();
     std::thread::sleep(Duration::from_millis(50));
 
-    println!("\nfully cached rerun of {} tasks (stat index loaded from disk):", tasks.len());
+    println!(
+        "\nfully cached rerun of {} tasks (stat index loaded from disk):",
+        tasks.len()
+    );
     let mut rerun = [Duration::MAX; 2];
     let mut hashed = 0;
     let mut inputs = 0;
@@ -275,10 +296,23 @@ fn main() -> Result<()> {
         "-qm",
         "x",
     ]))?;
-    run_quiet(Command::new("git").current_dir(&root).args(["status", "--porcelain"]))?;
+    run_quiet(
+        Command::new("git")
+            .current_dir(&root)
+            .args(["status", "--porcelain"]),
+    )?;
     let mut git = Duration::MAX;
     for _ in 0..5 {
-        git = git.min(time(|| run_quiet(Command::new("git").current_dir(&root).args(["status", "--porcelain"])))?.0);
+        git = git.min(
+            time(|| {
+                run_quiet(
+                    Command::new("git")
+                        .current_dir(&root)
+                        .args(["status", "--porcelain"]),
+                )
+            })?
+            .0,
+        );
     }
     // The same rerun inside a git repository (the walker must skip .git).
     let mut in_git = Duration::MAX;
@@ -301,6 +335,26 @@ fn main() -> Result<()> {
         in_git,
         in_git.as_secs_f64() / git.as_secs_f64()
     );
-    drop(work);
+    if o.keep {
+        println!("kept {}", work.keep().display());
+    }
+    Ok(())
+}
+
+fn rerun(dir: &Path, threads: usize) -> Result<()> {
+    let root = dir.join("repo");
+    let index_path = root.join(".sykli/cache-index");
+    let tasks = tasks();
+    for _ in 0..5 {
+        let (d, n) = time(|| {
+            let c = TaskCache::with_index(
+                Store::open(dir.join("cache"))?,
+                &root,
+                StatIndex::open(&index_path),
+            );
+            key_all(&c, &tasks, threads)
+        })?;
+        println!("rerun: {d:.1?} ({n} inputs)");
+    }
     Ok(())
 }

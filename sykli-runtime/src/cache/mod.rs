@@ -34,6 +34,7 @@
 
 pub mod digest;
 pub mod explain;
+mod hook;
 pub mod index;
 pub mod key;
 pub mod store;
@@ -45,6 +46,7 @@ use std::path::{Component, Path, PathBuf};
 
 pub use digest::Digest;
 pub use explain::{Change, Delta, Explanation};
+pub use hook::LocalCache;
 pub use index::StatIndex;
 pub use key::{ActionIdentity, KeyContext, KeyManifest, Keyed, NotCacheable, SCHEMA_VERSION};
 pub use store::{ActionResult, CacheStats, CleanReport, OutputEntry, OutputTree, Store};

@@ -8,6 +8,9 @@
 //! An executor reports *how the attempt ended* ([`ExecOutcome`]); mapping that to a
 //! [`TaskStatus`](crate::TaskStatus) (retries, success criteria) is the scheduler's job.
 
+pub mod native;
+pub mod process;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,5 +1,23 @@
-//! The task graph: wire types ([`model`]) read from and written to JSON.
+//! The task graph: wire types ([`model`]) read from and written to JSON, the condition language
+//! ([`condition`]), matrix expansion ([`matrix`]) and validation ([`validate()`]) into a
+//! [`ValidGraph`], the input of planning and scheduling.
+//!
+//! ```
+//! use sykli_runtime::graph::{validate, Graph};
+//! let g = Graph::from_json(r#"{"version": "1", "tasks": [
+//!     {"name": "lint", "command": "cargo clippy"},
+//!     {"name": "test", "command": "cargo test", "depends_on": ["lint"]}]}"#).unwrap();
+//! let v = validate(&g).unwrap();
+//! assert_eq!(v.deps(1), &[0]);
+//! ```
 
+pub mod condition;
+pub mod error;
+pub mod matrix;
 pub mod model;
+pub mod validate;
 
+pub use condition::{Condition, ConditionContext, ConditionError};
+pub use error::{ValidationError, ValidationErrors, ValidationWarning};
 pub use model::*;
+pub use validate::{ValidGraph, validate, validate_owned};

@@ -1,0 +1,279 @@
+//! The process executor: shell tasks as host processes.
+//!
+//! Each task runs as `/bin/sh -c <command>` in its own process group, stdin null, stdout and
+//! stderr streamed in chunks to the [`OutputSink`]. Stopping a task (timeout, cancellation)
+//! sends SIGTERM to the whole group, waits the grace period, then SIGKILLs the group. When
+//! the shell exits on its own, whatever it left running in its group is SIGKILLed: no task
+//! leaves an orphan behind. (A grandchild that moves itself into a new session with `setsid`
+//! escapes the group; catching those needs a cgroup, which this executor does not use.)
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::path::Path;
+use std::pin::pin;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio_util::sync::CancellationToken;
+
+use super::{Action, ExecIo, ExecOutcome, ExecRequest, Executor, OutputSink, OutputStream};
+
+/// How long the output pipes may stay open after the task's group was killed (held by a
+/// process that escaped the group) before the executor stops reading them.
+const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Runs [`Action::Shell`] tasks as host processes.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessExecutor {
+    escalate: CancellationToken,
+}
+
+impl ProcessExecutor {
+    /// A process executor.
+    pub fn new() -> Self {
+        ProcessExecutor::default()
+    }
+
+    /// Uses `token` to cut grace periods short: once it is cancelled, stopping a task
+    /// SIGKILLs its group at once (the scheduler cancels it on a second Ctrl-C).
+    pub fn with_escalation(mut self, token: CancellationToken) -> Self {
+        self.escalate = token;
+        self
+    }
+
+    /// The escalation token (see [`ProcessExecutor::with_escalation`]).
+    pub fn escalation(&self) -> &CancellationToken {
+        &self.escalate
+    }
+
+    /// Runs one program (not through a shell) the way shell tasks run: own process group,
+    /// streamed output, timeout and cancellation with grace, no orphans.
+    pub async fn run_program(
+        &self,
+        program: &OsStr,
+        args: &[&OsStr],
+        spec: ChildSpec<'_>,
+    ) -> ExecOutcome {
+        let mut cmd = tokio::process::Command::new(program);
+        cmd.args(args);
+        run_child(cmd, &program.to_string_lossy(), spec, &self.escalate).await
+    }
+}
+
+/// Where and how a child runs.
+pub struct ChildSpec<'a> {
+    /// Environment set over the inherited one (or the only one, see `inherit_env`).
+    pub env: &'a BTreeMap<String, String>,
+    /// Whether the runtime's own environment is passed through beneath `env`.
+    pub inherit_env: bool,
+    /// Working directory.
+    pub workdir: &'a Path,
+    /// Wall-clock limit.
+    pub timeout: Option<Duration>,
+    /// SIGTERM-to-SIGKILL grace.
+    pub kill_grace: Duration,
+    /// Output destination.
+    pub output: Arc<dyn OutputSink>,
+    /// Stops the child when cancelled.
+    pub cancel: CancellationToken,
+}
+
+impl Executor for ProcessExecutor {
+    fn name(&self) -> &str {
+        "process"
+    }
+
+    fn execute<'a>(&'a self, req: &'a ExecRequest, io: ExecIo) -> BoxFuture<'a, ExecOutcome> {
+        Box::pin(async move {
+            let command = match &req.action {
+                Action::Shell(c) => c,
+                Action::Native(f) => {
+                    return ExecOutcome::errored(
+                        "selecting an executor",
+                        format!("the process executor cannot run native function `{f}`"),
+                    );
+                }
+            };
+            let mut cmd = tokio::process::Command::new("/bin/sh");
+            cmd.arg("-c").arg(command);
+            let spec = ChildSpec {
+                env: &req.env,
+                inherit_env: req.inherit_env,
+                workdir: &req.workdir,
+                timeout: req.timeout,
+                kill_grace: req.kill_grace,
+                output: io.output,
+                cancel: io.cancel,
+            };
+            run_child(cmd, "/bin/sh", spec, &self.escalate).await
+        })
+    }
+}
+
+/// Kills the group if the future running the child is dropped before it finished.
+struct GroupGuard {
+    pgid: Pid,
+    armed: bool,
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = killpg(self.pgid, Signal::SIGKILL);
+        }
+    }
+}
+
+enum Stop {
+    TimedOut,
+    Cancelled,
+}
+
+async fn run_child(
+    mut cmd: tokio::process::Command,
+    program: &str,
+    spec: ChildSpec<'_>,
+    escalate: &CancellationToken,
+) -> ExecOutcome {
+    if spec.cancel.is_cancelled() {
+        return ExecOutcome::Cancelled;
+    }
+    cmd.current_dir(spec.workdir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if !spec.inherit_env {
+        cmd.env_clear();
+    }
+    cmd.envs(spec.env);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            let stage = format!("spawning {program}");
+            let msg = if !spec.workdir.is_dir() {
+                format!(
+                    "failed to start {program}: working directory {} does not exist",
+                    spec.workdir.display()
+                )
+            } else {
+                format!(
+                    "failed to start {program} in {}: {e}",
+                    spec.workdir.display()
+                )
+            };
+            return ExecOutcome::errored(stage, msg);
+        }
+    };
+    let Some(pid) = child.id() else {
+        return ExecOutcome::errored(
+            format!("spawning {program}"),
+            "child exited before its pid was read",
+        );
+    };
+    let pgid = Pid::from_raw(pid as i32);
+    let mut guard = GroupGuard { pgid, armed: true };
+
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let pumps = async {
+        tokio::join!(
+            pump(stdout, OutputStream::Stdout, &*spec.output),
+            pump(stderr, OutputStream::Stderr, &*spec.output),
+        )
+    };
+    let mut pumps = pin!(pumps);
+    let mut pumps_done = false;
+
+    let waiter = async {
+        let timeout = async {
+            match spec.timeout {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending().await,
+            }
+        };
+        let stop = tokio::select! {
+            status = child.wait() => {
+                // The shell is gone; anything it left in its group goes with it.
+                let _ = killpg(pgid, Signal::SIGKILL);
+                return Ok(status);
+            }
+            () = timeout => Stop::TimedOut,
+            () = spec.cancel.cancelled() => Stop::Cancelled,
+        };
+        let _ = killpg(pgid, Signal::SIGTERM);
+        let grace = async {
+            // Wait for the shell, then for the rest of its group, up to the grace period.
+            let _ = child.wait().await;
+            while group_alive(pgid) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::select! {
+            () = grace => {}
+            () = tokio::time::sleep(spec.kill_grace) => {}
+            () = escalate.cancelled() => {}
+        }
+        let _ = killpg(pgid, Signal::SIGKILL);
+        let _ = child.wait().await;
+        Err(stop)
+    };
+    let mut waiter = pin!(waiter);
+    let result = loop {
+        tokio::select! {
+            r = &mut waiter => break r,
+            _ = &mut pumps, if !pumps_done => pumps_done = true,
+        }
+    };
+    guard.armed = false;
+    if !pumps_done {
+        // The group is dead; a pipe still open belongs to a process that left the group.
+        let _ = tokio::time::timeout(DRAIN_LIMIT, &mut pumps).await;
+    }
+    match result {
+        Ok(Ok(status)) => ExecOutcome::Exited {
+            code: exit_code(status),
+        },
+        Ok(Err(e)) => ExecOutcome::errored(
+            format!("waiting for {program}"),
+            format!("failed to wait for {program}: {e}"),
+        ),
+        Err(Stop::TimedOut) => ExecOutcome::TimedOut,
+        Err(Stop::Cancelled) => ExecOutcome::Cancelled,
+    }
+}
+
+/// Whether any process is left in the group.
+fn group_alive(pgid: Pid) -> bool {
+    killpg(pgid, None).is_ok()
+}
+
+fn exit_code(status: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|s| 128 + s))
+        .unwrap_or(-1)
+}
+
+async fn pump<R: AsyncRead + Unpin>(
+    reader: Option<R>,
+    stream: OutputStream,
+    sink: &dyn OutputSink,
+) {
+    let Some(mut reader) = reader else { return };
+    let mut buf = vec![0u8; READ_CHUNK];
+    loop {
+        match reader.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => sink.write(stream, &buf[..n]),
+        }
+    }
+}

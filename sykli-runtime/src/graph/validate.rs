@@ -1,0 +1,628 @@
+//! Validation: the wire [`Graph`] in, a [`ValidGraph`] (what the planner and scheduler consume)
+//! out, or every error at once.
+//!
+//! Checks, each naming the task(s) at fault: empty and duplicate names, unknown dependencies
+//! (with a "did you mean"), self-dependencies, cycles (with the path), missing commands, empty
+//! env keys, fields newer than the declared version, conditions that do not parse, needs
+//! without a provider and capabilities with several, `task_inputs` naming undeclared outputs,
+//! mounts of unknown resources or at relative paths, paths escaping the project or workdir,
+//! `timeout: 0`, incomplete services and gates, bad matrices.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::{Component, Path};
+
+use indexmap::IndexMap;
+use petgraph::graph::{DiGraph, NodeIndex};
+
+use super::condition;
+use super::error::{ValidationError, ValidationErrors, ValidationWarning};
+use super::matrix;
+use super::model::{
+    Gate, GateStrategy, Graph, MountKind, Resource, SuccessCriterion, Task, Version,
+};
+
+/// A graph that passed validation, matrix-expanded.
+///
+/// Guarantees: task names are unique and non-empty; the graph is acyclic; every task's
+/// `depends_on` lists ALL its direct dependencies (its own `depends_on`, its `task_inputs`
+/// sources and the providers of its `needs`), deduplicated, in first-seen order, each naming an
+/// existing task. [`ValidGraph::deps`] and [`ValidGraph::dependents`] give the same edges as
+/// task indices.
+#[derive(Debug, Clone)]
+pub struct ValidGraph {
+    graph: Graph,
+    index: HashMap<String, usize>,
+    deps: Csr,
+    dependents: Csr,
+    warnings: Vec<ValidationWarning>,
+}
+
+/// Adjacency lists packed in one vector (compressed sparse rows).
+#[derive(Debug, Clone, Default)]
+struct Csr {
+    offsets: Vec<usize>,
+    targets: Vec<usize>,
+}
+
+impl Csr {
+    fn row(&self, i: usize) -> &[usize] {
+        &self.targets[self.offsets[i]..self.offsets[i + 1]]
+    }
+}
+
+impl ValidGraph {
+    /// The validated, matrix-expanded graph.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Takes the graph out.
+    pub fn into_graph(self) -> Graph {
+        self.graph
+    }
+
+    /// Suspicious but valid things, e.g. unknown fields (kept and re-emitted, but ignored).
+    pub fn warnings(&self) -> &[ValidationWarning] {
+        &self.warnings
+    }
+
+    /// Number of tasks.
+    pub fn len(&self) -> usize {
+        self.graph.tasks.len()
+    }
+
+    /// Whether the graph has no tasks.
+    pub fn is_empty(&self) -> bool {
+        self.graph.tasks.is_empty()
+    }
+
+    /// The task at index `i` (document order after matrix expansion).
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
+    pub fn task(&self, i: usize) -> &Task {
+        &self.graph.tasks[i]
+    }
+
+    /// The index of the task named `name`.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
+    /// Indices of the tasks task `i` depends on directly, in `depends_on` order.
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
+    pub fn deps(&self, i: usize) -> &[usize] {
+        self.deps.row(i)
+    }
+
+    /// Indices of the tasks that depend directly on task `i`, in ascending order.
+    ///
+    /// # Panics
+    /// If `i >= self.len()`.
+    pub fn dependents(&self, i: usize) -> &[usize] {
+        self.dependents.row(i)
+    }
+
+    /// Every task index in an order where each task comes after all its dependencies; among
+    /// tasks that are ready together, document order.
+    pub fn topological_order(&self) -> Vec<usize> {
+        let n = self.len();
+        let mut pending: Vec<usize> = (0..n).map(|i| self.deps(i).len()).collect();
+        let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> = (0..n)
+            .filter(|&i| pending[i] == 0)
+            .map(std::cmp::Reverse)
+            .collect();
+        let mut order = Vec::with_capacity(n);
+        while let Some(std::cmp::Reverse(i)) = ready.pop() {
+            order.push(i);
+            for &d in self.dependents(i) {
+                pending[d] -= 1;
+                if pending[d] == 0 {
+                    ready.push(std::cmp::Reverse(d));
+                }
+            }
+        }
+        order
+    }
+}
+
+/// Validates `graph`, collecting every error. Clones the graph; see [`validate_owned`].
+pub fn validate(graph: &Graph) -> Result<ValidGraph, ValidationErrors> {
+    validate_owned(graph.clone())
+}
+
+/// Validates `graph`, collecting every error, without copying it.
+pub fn validate_owned(mut graph: Graph) -> Result<ValidGraph, ValidationErrors> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let full_deps = check(&graph, &mut errors, &mut warnings);
+    if !errors.is_empty() {
+        return Err(ValidationErrors::new(errors));
+    }
+    for (t, deps) in graph.tasks.iter_mut().zip(full_deps) {
+        if let Some(deps) = deps {
+            t.depends_on = deps;
+        }
+    }
+    let graph = matrix::expand(graph).map_err(ValidationErrors::new)?;
+    Ok(index(graph, warnings))
+}
+
+/// Runs every check on the unexpanded graph. Returns, per task, its complete dependency list
+/// when it differs from `depends_on` (`None` when `depends_on` is already complete).
+fn check(
+    g: &Graph,
+    errors: &mut Vec<ValidationError>,
+    warnings: &mut Vec<ValidationWarning>,
+) -> Vec<Option<Vec<String>>> {
+    // Versions.
+    let declared = g.version;
+    if !g.resources.is_empty() && declared < Version::V2 {
+        errors.push(ValidationError::ResourcesNeedVersion { declared });
+    }
+    if declared < Version::V4 {
+        for t in &g.tasks {
+            for (field, needed) in t.versioned_fields() {
+                if needed > declared {
+                    errors.push(ValidationError::VersionTooLow {
+                        task: t.name.clone(),
+                        field,
+                        needed,
+                        declared,
+                    });
+                }
+            }
+        }
+    }
+
+    // Names.
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(g.tasks.len());
+    let mut reported_dup = HashSet::new();
+    for (i, t) in g.tasks.iter().enumerate() {
+        if t.name.is_empty() {
+            errors.push(ValidationError::EmptyName { index: i });
+        } else if index.contains_key(t.name.as_str()) {
+            if reported_dup.insert(t.name.as_str()) {
+                errors.push(ValidationError::DuplicateName {
+                    name: t.name.clone(),
+                });
+            }
+        } else {
+            index.insert(&t.name, i);
+        }
+    }
+
+    // Capabilities.
+    let mut providers: IndexMap<&str, Vec<usize>> = IndexMap::new();
+    for (i, t) in g.tasks.iter().enumerate() {
+        for p in &t.provides {
+            let list = providers.entry(p.name.as_str()).or_default();
+            if !list.contains(&i) {
+                list.push(i);
+            }
+        }
+    }
+    for (cap, list) in &providers {
+        if list.len() > 1 {
+            errors.push(ValidationError::DuplicateProvider {
+                capability: cap.to_string(),
+                tasks: list.iter().map(|&i| g.tasks[i].name.clone()).collect(),
+            });
+        }
+    }
+
+    // Resources.
+    for (id, r) in &g.resources {
+        if let Resource::Directory { path, .. } = r
+            && escapes(path)
+        {
+            errors.push(ValidationError::DirectoryEscapesProject {
+                owner: format!("resource \"{id}\""),
+                path: path.clone(),
+            });
+        }
+    }
+    for k in g.extra.keys() {
+        warnings.push(ValidationWarning::UnknownField {
+            task: None,
+            field: k.clone(),
+        });
+    }
+
+    // Per task; dependency indices collected for the cycle check.
+    let mut edges: Vec<Vec<usize>> = Vec::with_capacity(g.tasks.len());
+    let mut full_deps = Vec::with_capacity(g.tasks.len());
+    for (i, t) in g.tasks.iter().enumerate() {
+        check_task(g, t, errors, warnings);
+        let (deps, names) = resolve_deps(g, i, t, &index, &providers, errors);
+        edges.push(deps);
+        full_deps.push(names);
+    }
+
+    if errors.iter().all(|e| {
+        !matches!(
+            e,
+            ValidationError::DuplicateName { .. } | ValidationError::EmptyName { .. }
+        )
+    }) {
+        find_cycles(g, &edges, errors);
+    }
+    full_deps
+}
+
+fn check_task(
+    g: &Graph,
+    t: &Task,
+    errors: &mut Vec<ValidationError>,
+    warnings: &mut Vec<ValidationWarning>,
+) {
+    let name = || t.name.clone();
+    let needs_command =
+        t.gate.is_none() && t.kind.as_deref() != Some("review") && t.native.is_none();
+    if needs_command && t.command.as_deref().is_none_or(|c| c.trim().is_empty()) {
+        errors.push(ValidationError::MissingCommand { task: name() });
+    }
+    if t.env.keys().any(String::is_empty) {
+        errors.push(ValidationError::EmptyEnvKey { task: name() });
+    }
+    if let Some(expr) = t.condition_expr()
+        && let Err(error) = condition::parse(expr)
+    {
+        errors.push(ValidationError::InvalidCondition {
+            task: name(),
+            error,
+        });
+    }
+    if let (Some(w), Some(c)) = (&t.when, &t.condition)
+        && w != c
+    {
+        warnings.push(ValidationWarning::ConditionShadowed { task: name() });
+    }
+    if t.timeout == Some(0) {
+        errors.push(ValidationError::ZeroTimeout { task: name() });
+    }
+    for m in &t.mounts {
+        if !m.path.starts_with('/') {
+            errors.push(ValidationError::MountPathNotAbsolute {
+                task: name(),
+                resource: m.resource.clone(),
+                path: m.path.clone(),
+            });
+        }
+        match (g.resources.get(&m.resource), m.kind) {
+            (Some(Resource::Directory { .. }), MountKind::Directory)
+            | (Some(Resource::Cache { .. }), MountKind::Cache) => {}
+            (Some(r), kind) => errors.push(ValidationError::MountTypeMismatch {
+                task: name(),
+                resource: m.resource.clone(),
+                mount_type: kind_str(kind),
+                resource_type: match r {
+                    Resource::Directory { .. } => "directory",
+                    Resource::Cache { .. } => "cache",
+                },
+            }),
+            (None, MountKind::Directory) if m.resource.starts_with("src:") => {
+                let path = &m.resource["src:".len()..];
+                if path.is_empty() || escapes(path) {
+                    errors.push(ValidationError::DirectoryEscapesProject {
+                        owner: format!("task \"{}\"", t.name),
+                        path: path.to_string(),
+                    });
+                }
+            }
+            (None, _) => errors.push(ValidationError::UnknownResource {
+                task: name(),
+                resource: m.resource.clone(),
+            }),
+        }
+    }
+    let mut exit_codes = 0;
+    for c in &t.success_criteria {
+        match c {
+            SuccessCriterion::ExitCode { .. } => exit_codes += 1,
+            SuccessCriterion::FileExists { path } | SuccessCriterion::FileNonEmpty { path } => {
+                if path.is_empty() || escapes(path) {
+                    errors.push(ValidationError::CriterionPathEscapes {
+                        task: name(),
+                        path: path.clone(),
+                    });
+                }
+            }
+        }
+    }
+    if exit_codes > 1 {
+        errors.push(ValidationError::DuplicateExitCode { task: name() });
+    }
+    for s in &t.services {
+        for (field, value) in [("image", &s.image), ("name", &s.name)] {
+            if value.is_empty() {
+                errors.push(ValidationError::IncompleteService {
+                    task: name(),
+                    field,
+                });
+            }
+        }
+        for k in s.extra.keys() {
+            warnings.push(ValidationWarning::UnknownField {
+                task: Some(name()),
+                field: format!("services.{k}"),
+            });
+        }
+    }
+    if let Some(gate) = &t.gate {
+        check_gate(t, gate, errors, warnings);
+    }
+    matrix::check_matrix(t, errors);
+    for k in t.extra.keys() {
+        warnings.push(ValidationWarning::UnknownField {
+            task: Some(name()),
+            field: k.clone(),
+        });
+    }
+}
+
+fn check_gate(
+    t: &Task,
+    gate: &Gate,
+    errors: &mut Vec<ValidationError>,
+    warnings: &mut Vec<ValidationWarning>,
+) {
+    let missing = |v: &Option<String>| v.as_deref().is_none_or(str::is_empty);
+    match gate.strategy {
+        GateStrategy::Env if missing(&gate.env_var) => {
+            errors.push(ValidationError::IncompleteGate {
+                task: t.name.clone(),
+                strategy: "env",
+                field: "env_var",
+            })
+        }
+        GateStrategy::File if missing(&gate.file_path) => {
+            errors.push(ValidationError::IncompleteGate {
+                task: t.name.clone(),
+                strategy: "file",
+                field: "file_path",
+            })
+        }
+        _ => {}
+    }
+    if gate.timeout == Some(0) {
+        errors.push(ValidationError::ZeroTimeout {
+            task: t.name.clone(),
+        });
+    }
+    for k in gate.extra.keys() {
+        warnings.push(ValidationWarning::UnknownField {
+            task: Some(t.name.clone()),
+            field: format!("gate.{k}"),
+        });
+    }
+}
+
+fn kind_str(k: MountKind) -> &'static str {
+    match k {
+        MountKind::Directory => "directory",
+        MountKind::Cache => "cache",
+    }
+}
+
+/// Checks a task's dependencies and returns them as indices, plus the complete name list when
+/// it differs from `depends_on`.
+fn resolve_deps(
+    g: &Graph,
+    i: usize,
+    t: &Task,
+    index: &HashMap<&str, usize>,
+    providers: &IndexMap<&str, Vec<usize>>,
+    errors: &mut Vec<ValidationError>,
+) -> (Vec<usize>, Option<Vec<String>>) {
+    let mut deps: Vec<usize> = Vec::with_capacity(t.depends_on.len());
+    let mut changed = false;
+    let mut self_reported = false;
+    let mut unknown_reported: Vec<String> = Vec::new();
+    let mut add = |d: &str, deps: &mut Vec<usize>, errors: &mut Vec<ValidationError>| -> bool {
+        if d == t.name {
+            if !self_reported {
+                errors.push(ValidationError::SelfDependency {
+                    task: t.name.clone(),
+                });
+                self_reported = true;
+            }
+            return false;
+        }
+        match index.get(d) {
+            Some(&j) => {
+                if deps.contains(&j) {
+                    false
+                } else {
+                    deps.push(j);
+                    true
+                }
+            }
+            None => {
+                if !unknown_reported.iter().any(|u| *u == d) {
+                    errors.push(ValidationError::UnknownDependency {
+                        task: t.name.clone(),
+                        dependency: d.to_string(),
+                        suggestion: suggest(g, d),
+                    });
+                    unknown_reported.push(d.to_string());
+                }
+                false
+            }
+        }
+    };
+    for d in &t.depends_on {
+        if !add(d, &mut deps, errors) {
+            changed = true; // a duplicate (or an error, which stops the build anyway)
+        }
+    }
+    for input in &t.task_inputs {
+        if add(&input.from_task, &mut deps, errors) {
+            changed = true;
+        }
+        if let Some(&j) = index.get(input.from_task.as_str())
+            && j != i
+            && !g.tasks[j].outputs.contains_key(&input.output)
+        {
+            errors.push(ValidationError::UndeclaredOutput {
+                task: t.name.clone(),
+                from_task: input.from_task.clone(),
+                output: input.output.clone(),
+            });
+        }
+    }
+    for need in &t.needs {
+        match providers.get(need.as_str()) {
+            None => errors.push(ValidationError::NoProvider {
+                task: t.name.clone(),
+                capability: need.clone(),
+            }),
+            Some(list) => {
+                for &p in list {
+                    if p != i && !deps.contains(&p) {
+                        deps.push(p);
+                        changed = true;
+                    }
+                }
+            }
+        }
+    }
+    let names = changed.then(|| deps.iter().map(|&j| g.tasks[j].name.clone()).collect());
+    (deps, names)
+}
+
+/// The closest task name to `unknown` with Jaro-Winkler similarity >= 0.8 (first on ties).
+fn suggest(g: &Graph, unknown: &str) -> Option<String> {
+    let mut best: Option<(&str, f64)> = None;
+    for t in &g.tasks {
+        let s = strsim::jaro_winkler(unknown, &t.name);
+        if s >= 0.8 && best.is_none_or(|(_, b)| s > b) {
+            best = Some((&t.name, s));
+        }
+    }
+    best.map(|(n, _)| n.to_string())
+}
+
+/// Whether a relative path leaves its base: absolute, or `..` below the start.
+fn escapes(path: &str) -> bool {
+    let mut depth: i64 = 0;
+    for c in Path::new(path).components() {
+        match c {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir => {
+                depth -= 1;
+                if depth < 0 {
+                    return true;
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return true,
+        }
+    }
+    false
+}
+
+/// Reports one cycle per strongly connected component, starting at its first task in
+/// document order and following the shortest way back to it.
+fn find_cycles(g: &Graph, edges: &[Vec<usize>], errors: &mut Vec<ValidationError>) {
+    let n = edges.len();
+    let mut pg: DiGraph<(), ()> = DiGraph::with_capacity(n, edges.iter().map(Vec::len).sum());
+    for _ in 0..n {
+        pg.add_node(());
+    }
+    for (i, deps) in edges.iter().enumerate() {
+        for &d in deps {
+            pg.add_edge(NodeIndex::new(i), NodeIndex::new(d), ());
+        }
+    }
+    let mut sccs: Vec<Vec<usize>> = petgraph::algo::tarjan_scc(&pg)
+        .into_iter()
+        .filter(|c| c.len() > 1)
+        .map(|c| {
+            let mut v: Vec<usize> = c.into_iter().map(NodeIndex::index).collect();
+            v.sort_unstable();
+            v
+        })
+        .collect();
+    sccs.sort_by_key(|c| c[0]);
+    for scc in sccs {
+        let start = scc[0];
+        // BFS from start over edges inside the component, back to start.
+        let mut prev: HashMap<usize, usize> = HashMap::new();
+        let mut queue = VecDeque::from([start]);
+        let mut last = None;
+        'bfs: while let Some(u) = queue.pop_front() {
+            for &v in &edges[u] {
+                if v == start {
+                    last = Some(u);
+                    break 'bfs;
+                }
+                if scc.binary_search(&v).is_ok() && !prev.contains_key(&v) {
+                    prev.insert(v, u);
+                    queue.push_back(v);
+                }
+            }
+        }
+        let Some(mut u) = last else { continue };
+        let mut chain = Vec::new();
+        while u != start {
+            chain.push(u);
+            u = prev[&u];
+        }
+        chain.reverse();
+        let path: Vec<usize> = std::iter::once(start)
+            .chain(chain)
+            .chain(std::iter::once(start))
+            .collect();
+        errors.push(ValidationError::Cycle {
+            path: path.into_iter().map(|i| g.tasks[i].name.clone()).collect(),
+        });
+    }
+}
+
+/// Builds the lookups of a graph known to be valid.
+fn index(graph: Graph, warnings: Vec<ValidationWarning>) -> ValidGraph {
+    let n = graph.tasks.len();
+    let mut index = HashMap::with_capacity(n);
+    for (i, t) in graph.tasks.iter().enumerate() {
+        index.insert(t.name.clone(), i);
+    }
+    let mut deps = Csr {
+        offsets: Vec::with_capacity(n + 1),
+        targets: Vec::new(),
+    };
+    let mut indegree = vec![0usize; n];
+    deps.offsets.push(0);
+    for t in &graph.tasks {
+        for d in &t.depends_on {
+            let j = index[d.as_str()];
+            deps.targets.push(j);
+            indegree[j] += 1;
+        }
+        deps.offsets.push(deps.targets.len());
+    }
+    let mut dependents = Csr {
+        offsets: Vec::with_capacity(n + 1),
+        targets: vec![0; deps.targets.len()],
+    };
+    dependents.offsets.push(0);
+    for k in 0..n {
+        dependents.offsets.push(dependents.offsets[k] + indegree[k]);
+    }
+    let mut fill = dependents.offsets[..n].to_vec();
+    for i in 0..n {
+        for &j in deps.row(i) {
+            dependents.targets[fill[j]] = i;
+            fill[j] += 1;
+        }
+    }
+    ValidGraph {
+        graph,
+        index,
+        deps,
+        dependents,
+        warnings,
+    }
+}

@@ -1,0 +1,144 @@
+//! [`RunConfig`]: everything a run needs besides the graph.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::TaskCache;
+use crate::exec::Executor;
+use crate::exec::native::NativeRegistry;
+use crate::graph::ConditionContext;
+
+/// How the run reacts to Ctrl-C and SIGTERM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Signals {
+    /// The first Ctrl-C or SIGTERM cancels the run gracefully (running tasks get SIGTERM, then
+    /// SIGKILL after the grace period); a second one SIGKILLs them at once.
+    #[default]
+    Standard,
+    /// Signals are left alone; cancel through [`RunConfig::cancel`] (tests, embedders).
+    Noop,
+}
+
+/// Settings of one run. Build with [`RunConfig::new`] and adjust the public fields.
+#[derive(Clone)]
+pub struct RunConfig {
+    /// Most tasks run at once (gates waiting for approval do not count). Default: CPUs.
+    pub jobs: usize,
+    /// Keep running everything not downstream of a failure.
+    pub keep_going: bool,
+    /// Run only these tasks and their dependencies (empty: all).
+    pub filter: Vec<String>,
+    /// The project directory: workdirs, outputs and secret files are relative to it.
+    pub project_root: PathBuf,
+    /// Where logs go (`<state_dir>/logs/<run_id>/<task>.log`). Default `<project_root>/.sykli`.
+    pub state_dir: PathBuf,
+    /// Unique, sortable id of this run. Default: [`new_run_id`].
+    pub run_id: String,
+    /// Grace between SIGTERM and SIGKILL when stopping a task. Default 5 s.
+    pub kill_grace: Duration,
+    /// Timeout of tasks that set none (`None` or zero: unlimited).
+    pub default_timeout: Option<Duration>,
+    /// Cancels the run (as a first Ctrl-C would).
+    pub cancel: CancellationToken,
+    /// Signal handling.
+    pub signals: Signals,
+    /// What conditions are evaluated against; `None`: detected from CI variables and git
+    /// ([`crate::context::RunContext::detect`]).
+    pub context: Option<ConditionContext>,
+    /// Task durations from earlier runs, to prioritise the critical path.
+    pub history: HashMap<String, Duration>,
+    /// Functions for `native` tasks.
+    pub native: NativeRegistry,
+    /// The executor for tasks with a `container`; without one such tasks are `errored`.
+    pub container: Option<Arc<dyn Executor>>,
+    /// Delay before the first retry; each later retry waits twice as long. Default 1 s.
+    pub retry_backoff: Duration,
+    /// A result cache, consulted before and fed after each task.
+    pub cache: Option<Arc<dyn TaskCache>>,
+}
+
+impl fmt::Debug for RunConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunConfig")
+            .field("jobs", &self.jobs)
+            .field("keep_going", &self.keep_going)
+            .field("filter", &self.filter)
+            .field("project_root", &self.project_root)
+            .field("state_dir", &self.state_dir)
+            .field("run_id", &self.run_id)
+            .field("kill_grace", &self.kill_grace)
+            .field("default_timeout", &self.default_timeout)
+            .field("signals", &self.signals)
+            .field("context", &self.context)
+            .field("native", &self.native)
+            .field(
+                "container",
+                &self.container.as_ref().map(|c| c.name().to_owned()),
+            )
+            .field("retry_backoff", &self.retry_backoff)
+            .field("cache", &self.cache.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunConfig {
+    /// Defaults for a project rooted at `project_root`.
+    pub fn new(project_root: impl Into<PathBuf>) -> Self {
+        let project_root = project_root.into();
+        RunConfig {
+            jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            keep_going: false,
+            filter: Vec::new(),
+            state_dir: project_root.join(".sykli"),
+            project_root,
+            run_id: new_run_id(),
+            kill_grace: Duration::from_secs(5),
+            default_timeout: None,
+            cancel: CancellationToken::new(),
+            signals: Signals::Standard,
+            context: None,
+            history: HashMap::new(),
+            native: NativeRegistry::new(),
+            container: None,
+            retry_backoff: Duration::from_secs(1),
+            cache: None,
+        }
+    }
+
+    /// The directory this run's logs go to.
+    pub fn log_dir(&self) -> PathBuf {
+        self.state_dir.join("logs").join(&self.run_id)
+    }
+}
+
+/// A new run id: UTC timestamp to the millisecond, then six random hex digits
+/// (`20261122T201711.123Z-3f9a2c`), so ids sort by start time.
+pub fn new_run_id() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let fmt = time::macros::format_description!(
+        "[year][month][day]T[hour][minute][second].[subsecond digits:3]Z"
+    );
+    let stamp = now
+        .format(&fmt)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string());
+    format!("{stamp}-{:06x}", rand::random::<u32>() & 0xff_ffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_sort_by_time_and_differ() {
+        let a = new_run_id();
+        std::thread::sleep(Duration::from_millis(2));
+        let b = new_run_id();
+        assert!(a < b, "{a} {b}");
+        assert_eq!(a.len(), "20261122T201711.123Z-3f9a2c".len());
+    }
+}

@@ -1,0 +1,394 @@
+//! The dispatcher loop: the ready queue, slots, fail-fast, blocking, signals.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::RunError;
+use super::config::{RunConfig, Signals};
+use super::task::{Shared, TaskDone, run_task};
+use crate::TaskStatus;
+use crate::context::RunContext;
+use crate::events::{Event, EventSink, RunSummary, TaskReport};
+use crate::exec::native::NativeExecutor;
+use crate::exec::process::ProcessExecutor;
+use crate::graph::{ValidGraph, condition};
+use crate::redact::SecretSet;
+
+/// Runs `graph` with `config`, reporting every step to `sink`, and returns the counts.
+///
+/// Task failures are statuses in the summary; `Err` means the run could not be carried out
+/// (unknown filter name, unwritable state directory, signal handlers).
+pub async fn run(
+    graph: &ValidGraph,
+    config: RunConfig,
+    sink: Arc<dyn EventSink>,
+) -> Result<RunSummary, RunError> {
+    let started = Instant::now();
+    let selected = select(graph, &config.filter)?;
+    let log_dir = config.log_dir();
+    std::fs::create_dir_all(&log_dir).map_err(|source| RunError::StateDir {
+        path: log_dir.clone(),
+        source,
+    })?;
+    let escalate = CancellationToken::new();
+    let signal_task = match config.signals {
+        Signals::Standard => Some(spawn_signal_handler(
+            config.cancel.clone(),
+            escalate.clone(),
+        )?),
+        Signals::Noop => None,
+    };
+    let context = config
+        .context
+        .clone()
+        .unwrap_or_else(|| RunContext::detect(&config.project_root));
+    let mask = SecretSet::new(
+        graph
+            .graph()
+            .tasks
+            .iter()
+            .flat_map(|t| crate::secrets::known_values(t, &config.project_root)),
+    );
+    let process = ProcessExecutor::new().with_escalation(escalate.clone());
+    let jobs = config.jobs.max(1);
+    let n = graph.len();
+
+    sink.emit(&Event::RunStarted {
+        run_id: config.run_id.clone(),
+        tasks: (0..n)
+            .filter(|&i| selected[i])
+            .map(|i| graph.task(i).name.clone())
+            .collect(),
+        jobs,
+        started_at_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64),
+    });
+
+    let shared = Arc::new(Shared {
+        graph: Arc::new(graph.clone()),
+        native: NativeExecutor::new(config.native.clone(), process.clone()),
+        process,
+        container: config.container.clone(),
+        cache: config.cache.clone(),
+        mask: Arc::new(mask),
+        events: sink.clone(),
+        log_dir,
+        project_root: config.project_root.clone(),
+        run_id: config.run_id.clone(),
+        kill_grace: config.kill_grace,
+        default_timeout: config.default_timeout.filter(|d| !d.is_zero()),
+        retry_backoff: config.retry_backoff,
+        cancel: config.cancel.clone(),
+        outputs: std::sync::Mutex::new(vec![None; n]),
+        prompt_lock: tokio::sync::Mutex::new(()),
+    });
+
+    let mut d = Dispatcher {
+        graph,
+        sink: &*sink,
+        selected: &selected,
+        priority: priorities(graph, &config.history),
+        pending: (0..n).map(|i| graph.deps(i).len()).collect(),
+        status: vec![None; n],
+        ready: BinaryHeap::new(),
+        summary: RunSummary {
+            run_id: config.run_id.clone(),
+            passed: 0,
+            cached: 0,
+            failed: 0,
+            errored: 0,
+            blocked: 0,
+            skipped: 0,
+            duration_ms: 0,
+            interrupted: false,
+        },
+        first_failure: None,
+        stop_starting: false,
+        keep_going: config.keep_going,
+        context,
+    };
+
+    for i in 0..n {
+        if selected[i] && d.pending[i] == 0 {
+            d.admit(i);
+        }
+    }
+
+    let mut running: JoinSet<TaskDone> = JoinSet::new();
+    let mut ids: HashMap<tokio::task::Id, usize> = HashMap::new();
+    let mut slots_used = 0usize;
+    loop {
+        while !d.stop_starting && slots_used < jobs {
+            let Some((_, Reverse(i))) = d.ready.pop() else {
+                break;
+            };
+            if graph.task(i).gate.is_none() {
+                slots_used += 1;
+            }
+            let h = running.spawn(run_task(shared.clone(), i));
+            ids.insert(h.id(), i);
+        }
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            joined = running.join_next_with_id() => {
+                let Some(joined) = joined else { continue };
+                let (i, done) = match joined {
+                    Ok((id, done)) => (ids.remove(&id).unwrap_or(done.index), done),
+                    Err(e) => {
+                        let i = ids.remove(&e.id()).unwrap_or(usize::MAX);
+                        if i == usize::MAX { continue; }
+                        let name = graph.task(i).name.clone();
+                        (i, TaskDone { index: i, report: TaskReport {
+                            task: name,
+                            status: TaskStatus::Errored,
+                            exit_code: None,
+                            duration_ms: 0,
+                            attempts: 0,
+                            message: Some(format!("internal error: the task's runner stopped: {e}")),
+                        }})
+                    }
+                };
+                if graph.task(i).gate.is_none() {
+                    slots_used -= 1;
+                }
+                d.finish(i, done.report);
+            }
+            () = config.cancel.cancelled(), if !d.summary.interrupted => {
+                d.summary.interrupted = true;
+                d.stop_starting = true;
+            }
+        }
+    }
+    if let Some(t) = signal_task {
+        t.abort();
+    }
+    if config.cancel.is_cancelled() {
+        d.summary.interrupted = true;
+    }
+    d.block_rest();
+    let mut summary = d.summary;
+    summary.duration_ms = started.elapsed().as_millis() as u64;
+    sink.emit(&Event::RunFinished(summary.clone()));
+    Ok(summary)
+}
+
+struct Dispatcher<'a> {
+    graph: &'a ValidGraph,
+    sink: &'a dyn EventSink,
+    selected: &'a [bool],
+    priority: Vec<u64>,
+    pending: Vec<usize>,
+    status: Vec<Option<TaskStatus>>,
+    ready: BinaryHeap<(u64, Reverse<usize>)>,
+    summary: RunSummary,
+    first_failure: Option<usize>,
+    stop_starting: bool,
+    keep_going: bool,
+    context: crate::graph::ConditionContext,
+}
+
+impl Dispatcher<'_> {
+    /// A task whose dependencies all succeeded: settle what needs no execution (condition,
+    /// missing container executor), else queue it.
+    fn admit(&mut self, i: usize) {
+        let task = self.graph.task(i);
+        if let Some(expr) = task.condition_expr() {
+            match condition::parse(expr) {
+                Ok(c) if c.evaluate(&self.context) => {}
+                Ok(_) => {
+                    return self.settle(
+                        i,
+                        TaskStatus::Skipped,
+                        format!("condition `{expr}` is false"),
+                    );
+                }
+                Err(e) => {
+                    return self.settle(
+                        i,
+                        TaskStatus::Errored,
+                        format!("condition `{expr}` does not parse: {}", e.summary()),
+                    );
+                }
+            }
+        }
+        self.ready.push((self.priority[i], Reverse(i)));
+    }
+
+    /// Records a status decided without running the task.
+    fn settle(&mut self, i: usize, status: TaskStatus, message: String) {
+        let report = TaskReport {
+            task: self.graph.task(i).name.clone(),
+            status,
+            exit_code: None,
+            duration_ms: 0,
+            attempts: 0,
+            message: Some(message),
+        };
+        self.finish(i, report);
+    }
+
+    /// Records a final status, reports it, and releases or blocks the dependents.
+    fn finish(&mut self, i: usize, report: TaskReport) {
+        if self.status[i].is_some() {
+            return;
+        }
+        let status = report.status;
+        self.status[i] = Some(status);
+        match status {
+            TaskStatus::Passed => self.summary.passed += 1,
+            TaskStatus::Cached => self.summary.cached += 1,
+            TaskStatus::Failed => self.summary.failed += 1,
+            TaskStatus::Errored => self.summary.errored += 1,
+            TaskStatus::Blocked => self.summary.blocked += 1,
+            TaskStatus::Skipped => self.summary.skipped += 1,
+        }
+        self.sink.emit(&Event::TaskFinished(report));
+        if matches!(status, TaskStatus::Failed | TaskStatus::Errored) {
+            if self.first_failure.is_none() {
+                self.first_failure = Some(i);
+            }
+            if !self.keep_going {
+                self.stop_starting = true;
+            }
+        }
+        if status.is_success() {
+            for &dep in self.graph.dependents(i) {
+                if !self.selected[dep] {
+                    continue;
+                }
+                self.pending[dep] -= 1;
+                if self.pending[dep] == 0 && self.status[dep].is_none() {
+                    self.admit(dep);
+                }
+            }
+        } else {
+            let name = &self.graph.task(i).name;
+            let why = match status {
+                TaskStatus::Failed => format!("dependency `{name}` failed"),
+                TaskStatus::Errored => format!("dependency `{name}` errored"),
+                TaskStatus::Skipped => format!("dependency `{name}` was skipped"),
+                _ => format!("dependency `{name}` was blocked"),
+            };
+            let dependents: Vec<usize> = self.graph.dependents(i).to_vec();
+            for dep in dependents {
+                if self.selected[dep] && self.status[dep].is_none() {
+                    self.settle(dep, TaskStatus::Blocked, why.clone());
+                }
+            }
+        }
+    }
+
+    /// Blocks every task that never got a status (fail-fast or interruption).
+    fn block_rest(&mut self) {
+        let why = if self.summary.interrupted {
+            "not started: the run was interrupted".to_owned()
+        } else if let Some(f) = self.first_failure {
+            format!(
+                "not started: `{}` failed and the run stops at the first failure (keep going to run the rest)",
+                self.graph.task(f).name
+            )
+        } else {
+            "not started".to_owned()
+        };
+        for i in 0..self.graph.len() {
+            if self.selected[i] && self.status[i].is_none() {
+                self.settle(i, TaskStatus::Blocked, why.clone());
+            }
+        }
+    }
+}
+
+/// Which tasks run: all, or the filtered ones plus everything they depend on.
+fn select(graph: &ValidGraph, filter: &[String]) -> Result<Vec<bool>, RunError> {
+    let n = graph.len();
+    if filter.is_empty() {
+        return Ok(vec![true; n]);
+    }
+    let mut selected = vec![false; n];
+    let mut stack = Vec::new();
+    for name in filter {
+        let Some(i) = graph.index_of(name) else {
+            let suggestion = graph
+                .graph()
+                .tasks
+                .iter()
+                .map(|t| (strsim::jaro_winkler(name, &t.name), &t.name))
+                .filter(|(s, _)| *s >= 0.8)
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, n)| n.clone());
+            return Err(RunError::UnknownFilter {
+                name: name.clone(),
+                suggestion,
+            });
+        };
+        stack.push(i);
+    }
+    while let Some(i) = stack.pop() {
+        if !std::mem::replace(&mut selected[i], true) {
+            stack.extend_from_slice(graph.deps(i));
+        }
+    }
+    Ok(selected)
+}
+
+/// Longest remaining path from each task to the end of the graph, each task weighted by its
+/// earlier duration in milliseconds (unknown durations count as the mean of the known ones,
+/// or 1 when none is known).
+fn priorities(graph: &ValidGraph, history: &HashMap<String, std::time::Duration>) -> Vec<u64> {
+    let n = graph.len();
+    let known: Vec<u64> = (0..n)
+        .filter_map(|i| history.get(&graph.task(i).name))
+        .map(|d| (d.as_millis() as u64).max(1))
+        .collect();
+    let default = if known.is_empty() {
+        1
+    } else {
+        (known.iter().sum::<u64>() / known.len() as u64).max(1)
+    };
+    let weight = |i: usize| {
+        history
+            .get(&graph.task(i).name)
+            .map_or(default, |d| (d.as_millis() as u64).max(1))
+    };
+    let mut prio = vec![0u64; n];
+    for &i in graph.topological_order().iter().rev() {
+        let tail = graph
+            .dependents(i)
+            .iter()
+            .map(|&d| prio[d])
+            .max()
+            .unwrap_or(0);
+        prio[i] = weight(i).saturating_add(tail);
+    }
+    prio
+}
+
+fn spawn_signal_handler(
+    cancel: CancellationToken,
+    escalate: CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>, RunError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt()).map_err(RunError::Signals)?;
+    let mut term = signal(SignalKind::terminate()).map_err(RunError::Signals)?;
+    Ok(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            if cancel.is_cancelled() {
+                escalate.cancel();
+                return;
+            }
+            cancel.cancel();
+        }
+    }))
+}

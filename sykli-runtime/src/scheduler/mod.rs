@@ -1,0 +1,68 @@
+//! The scheduler: runs a validated graph on this machine.
+//!
+//! One dispatcher loop ([`run`]) owns all ordering: it `select!`s over task completions,
+//! cancellation and signals, and starts a task the moment its dependencies have succeeded and
+//! a slot is free (a ready queue, not level barriers). Among ready tasks the one with the
+//! longest remaining path to the end of the graph goes first (the critical path), weighted by
+//! durations from earlier runs when known. Each task runs as its own tokio task and talks to
+//! the dispatcher only through its result; its output goes through a [`TaskLog`] (masking,
+//! full log file, line events).
+//!
+//! Fail-fast by default: after a task fails or errors, no new task starts, running ones
+//! finish, and the rest are `blocked`. With `keep_going`, everything not downstream of a
+//! failure runs.
+//!
+//! ```no_run
+//! # async fn f(graph: sykli_runtime::graph::Graph) -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use sykli_runtime::events::{Event, EventSink};
+//! use sykli_runtime::scheduler::{RunConfig, run};
+//!
+//! struct Print;
+//! impl EventSink for Print {
+//!     fn emit(&self, e: &Event) { println!("{e:?}") }
+//! }
+//! let valid = sykli_runtime::graph::validate(&graph)?;
+//! let summary = run(&valid, RunConfig::new("."), Arc::new(Print)).await?;
+//! assert!(summary.ok());
+//! # Ok(()) }
+//! ```
+//!
+//! [`TaskLog`]: crate::logs::TaskLog
+
+mod cache_hook;
+mod config;
+mod dispatch;
+mod gate;
+mod task;
+
+pub use cache_hook::{CacheHit, CacheQuery, TaskCache};
+pub use config::{RunConfig, Signals, new_run_id};
+pub use dispatch::run;
+
+use std::path::PathBuf;
+
+/// Why a run could not be carried out at all (task failures are statuses, not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A `--filter` name matches no task.
+    #[error("unknown task `{name}` in filter{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    UnknownFilter {
+        /// The name given.
+        name: String,
+        /// The closest task name, if any is close.
+        suggestion: Option<String>,
+    },
+    /// The state directory (logs) could not be created.
+    #[error("failed to create state directory {}", path.display())]
+    StateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Ctrl-C / SIGTERM handlers could not be installed.
+    #[error("failed to install signal handlers")]
+    Signals(#[source] std::io::Error),
+}

@@ -1,0 +1,144 @@
+//! Stopping tasks: timeouts, cancellation, stubborn and forking children. Every test puts a
+//! unique marker in the command line and checks `/proc` that nothing carrying it survives.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Project, marker, processes_with};
+use serde_json::json;
+use sykli_runtime::TaskStatus;
+
+/// Polls until no process carries `marker` (reaping by init can take a moment).
+async fn assert_gone(marker: &str) {
+    for _ in 0..50 {
+        if processes_with(marker).is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("processes survived: {:?}", processes_with(marker));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_kills_a_child_that_ignores_sigterm() {
+    let p = Project::new();
+    let m = marker("stubborn");
+    let mut c = p.config();
+    c.kill_grace = Duration::from_millis(300);
+    let t0 = Instant::now();
+    let (s, ev) = p
+        .run(
+            json!({"version": "1", "tasks": [{"name": "hang", "timeout": 1, "command":
+                format!("trap '' TERM; sh -c \"trap '' TERM; sleep 30; : {m}\" & echo started; wait; wait")}]}),
+            c,
+        )
+        .await;
+    let r = ev.report("hang");
+    assert_eq!(r.status, TaskStatus::Errored);
+    assert_eq!(r.message.as_deref(), Some("timed out after 1s"));
+    assert_eq!(ev.output("hang"), ["started"]);
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(s.errored, 1);
+    assert_gone(&m).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_is_retried_only_when_asked() {
+    let p = Project::new();
+    let (_, ev) = p
+        .run(
+            json!({"version": "1", "tasks": [
+                {"name": "once", "timeout": 1, "command": "echo x >> once; sleep 5"},
+                {"name": "twice", "timeout": 1, "retry": 1, "command": "echo x >> twice; sleep 5"},
+            ]}),
+            {
+                let mut c = p.config();
+                c.keep_going = true;
+                c
+            },
+        )
+        .await;
+    assert_eq!(ev.report("once").attempts, 1);
+    assert_eq!(p.read("once").lines().count(), 1);
+    let twice = ev.report("twice");
+    assert_eq!((twice.status, twice.attempts), (TaskStatus::Errored, 2));
+    assert_eq!(p.read("twice").lines().count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_kills_a_forked_grandchild() {
+    let p = Project::new();
+    let m = marker("cancel");
+    let c = p.config();
+    let cancel = c.cancel.clone();
+    let canceller = tokio::spawn({
+        let ready = p.path("ready");
+        let m = m.clone();
+        async move {
+            while !ready.exists() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            // The check below is not vacuous: the grandchild is alive now.
+            let alive = !processes_with(&m).is_empty();
+            cancel.cancel();
+            alive
+        }
+    });
+    let t0 = Instant::now();
+    let (s, ev) = p
+        .run(
+            json!({"version": "1", "tasks": [
+                {"name": "forks", "command": format!("sh -c 'sleep 1000; : {m}' & touch ready; wait")},
+                {"name": "later", "command": "true", "depends_on": ["forks"]},
+            ]}),
+            c,
+        )
+        .await;
+    assert!(canceller.await.unwrap(), "the grandchild was never seen");
+    assert!(s.interrupted && !s.ok());
+    let r = ev.report("forks");
+    assert_eq!(r.status, TaskStatus::Errored);
+    assert!(r.message.unwrap().contains("cancelled"));
+    let later = ev.report("later");
+    assert_eq!(later.status, TaskStatus::Blocked);
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    assert_gone(&m).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn background_children_die_with_a_finished_task() {
+    let p = Project::new();
+    let m = marker("orphan");
+    let t0 = Instant::now();
+    let (s, ev) = p
+        .run(
+            json!({"version": "1", "tasks": [
+                {"name": "leaves", "command": format!("sh -c 'sleep 1000; : {m}' & echo bye")},
+            ]}),
+            p.config(),
+        )
+        .await;
+    assert!(s.ok(), "{:?}", ev.events());
+    // The task is not held up by the grandchild holding its output pipe.
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    assert_eq!(ev.output("leaves"), ["bye"]);
+    assert_gone(&m).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_killed_by_a_signal_reports_128_plus_the_signal() {
+    let p = Project::new();
+    let (_, ev) = p
+        .run(
+            json!({"version": "1", "tasks": [{"name": "killed", "command": "kill -9 $$"}]}),
+            p.config(),
+        )
+        .await;
+    let r = ev.report("killed");
+    assert_eq!((r.status, r.exit_code), (TaskStatus::Failed, Some(137)));
+}
