@@ -7,6 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod cache;
+pub use cache::{CacheArgs, CacheCommand};
+
 /// CI/CD pipelines as real code.
 #[derive(Debug, Parser)]
 #[command(name = "sykli", version, about, args_conflicts_with_subcommands = true)]
@@ -28,6 +31,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Print the task graph as Mermaid (default) or Graphviz.
     Graph(GraphArgs),
+    /// Inspect and prune the local cache.
+    Cache(CacheArgs),
 }
 
 /// Where the pipeline is.
@@ -44,6 +49,9 @@ pub struct RunArgs {
     /// Where the pipeline is.
     #[command(flatten)]
     pub pipeline: PipelineArgs,
+    /// Run every task, ignoring and not filling the cache.
+    #[arg(long)]
+    pub no_cache: bool,
 }
 
 /// Arguments of `sykli validate`.
@@ -72,6 +80,7 @@ pub struct GraphArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Some(Command::Cache(args)) => cache::cache_command(&args),
         Some(Command::Run(_)) | None => {
             eprintln!("sykli: `run` is not available yet");
             ExitCode::from(2)
