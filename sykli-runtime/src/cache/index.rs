@@ -29,16 +29,17 @@ const COARSE_RACY_WINDOW_NS: i64 = 2_000_000_000;
 
 const MAGIC: &[u8; 8] = b"SYKIDX01";
 
+/// The stat data compared to decide whether a file changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stat {
-    size: u64,
+pub(crate) struct Stat {
+    pub(crate) size: u64,
     mtime_ns: i64,
     ctime_ns: i64,
     ino: u64,
 }
 
 impl Stat {
-    fn of(meta: &Metadata) -> Stat {
+    pub(crate) fn of(meta: &Metadata) -> Stat {
         Stat {
             size: meta.len(),
             mtime_ns: meta.mtime().saturating_mul(1_000_000_000) + meta.mtime_nsec(),
@@ -46,7 +47,18 @@ impl Stat {
             ino: meta.ino(),
         }
     }
+
+    pub(crate) fn of_nix(st: &nix::sys::stat::FileStat) -> Stat {
+        Stat {
+            size: st.st_size as u64,
+            mtime_ns: (st.st_mtime as i64).saturating_mul(1_000_000_000) + st.st_mtime_nsec as i64,
+            ctime_ns: (st.st_ctime as i64).saturating_mul(1_000_000_000) + st.st_ctime_nsec as i64,
+            ino: st.st_ino as u64,
+        }
+    }
 }
+
+type Map = HashMap<String, Entry, foldhash::fast::RandomState>;
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -81,7 +93,7 @@ impl Entry {
 pub struct StatIndex {
     path: Option<PathBuf>,
     index_mtime_ns: i64,
-    entries: RwLock<HashMap<String, Entry>>,
+    entries: RwLock<Map>,
     dirty: AtomicBool,
     hashed: AtomicU64,
     hashed_bytes: AtomicU64,
@@ -100,7 +112,7 @@ impl StatIndex {
         StatIndex {
             path: None,
             index_mtime_ns: 0,
-            entries: RwLock::new(HashMap::new()),
+            entries: RwLock::new(Map::default()),
             dirty: AtomicBool::new(false),
             hashed: AtomicU64::new(0),
             hashed_bytes: AtomicU64::new(0),
@@ -120,24 +132,27 @@ impl StatIndex {
         index
     }
 
-    /// The recorded digest of `rel` if its stat data (`meta`, from `lstat`) is unchanged and
-    /// not racy; `None` when the file must be hashed.
-    pub fn trusted(&self, rel: &str, meta: &Metadata) -> Option<Digest> {
-        let stat = Stat::of(meta);
-        self.read()
-            .get(rel)
-            .filter(|e| e.trusted(&stat, self.index_mtime_ns))
-            .map(|e| e.digest)
+    /// For each file (relative path, `lstat` data), the recorded digest if its stat data is
+    /// unchanged and not racy; `None` when the file must be hashed.
+    pub(crate) fn trusted(&self, files: &[(String, Stat)]) -> Vec<Option<Digest>> {
+        let map = self.read();
+        files
+            .iter()
+            .map(|(rel, stat)| {
+                map.get(rel)
+                    .filter(|e| e.trusted(stat, self.index_mtime_ns))
+                    .map(|e| e.digest)
+            })
+            .collect()
     }
 
-    /// The digest of the file at `root/rel`, whose `lstat` is `meta`: from the index when the
+    /// The digest of the file at `root/rel`, whose `lstat` is `stat`: from the index when the
     /// stat data is unchanged and not racy, else by hashing the file (and recording it).
-    pub fn digest(&self, root: &Path, rel: &str, meta: &Metadata) -> io::Result<Digest> {
-        let stat = Stat::of(meta);
-        if let Some(e) = self.read().get(rel) {
-            if e.trusted(&stat, self.index_mtime_ns) {
-                return Ok(e.digest);
-            }
+    pub(crate) fn digest(&self, root: &Path, rel: &str, stat: &Stat) -> io::Result<Digest> {
+        if let Some(e) = self.read().get(rel)
+            && e.trusted(stat, self.index_mtime_ns)
+        {
+            return Ok(e.digest);
         }
         // The stat we compare against next time must be taken before reading the content.
         let stat_taken_ns = now_ns();
@@ -221,16 +236,16 @@ impl StatIndex {
     }
 
     // A panic while holding the lock leaves a consistent map (single inserts only).
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Entry>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Map> {
         self.entries.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Entry>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Map> {
         self.entries.write().unwrap_or_else(|p| p.into_inner())
     }
 }
 
-fn load(path: &Path) -> io::Result<(HashMap<String, Entry>, i64)> {
+fn load(path: &Path) -> io::Result<(Map, i64)> {
     let bytes = fs::read(path)?;
     let meta = fs::metadata(path)?;
     let mtime = Stat::of(&meta).mtime_ns;
@@ -244,7 +259,7 @@ fn load(path: &Path) -> io::Result<(HashMap<String, Entry>, i64)> {
     }
     let mut r = Reader { buf: body, pos: 0 };
     let n = r.u64().ok_or_else(bad)? as usize;
-    let mut map = HashMap::with_capacity(n.min(body.len() / 80 + 1));
+    let mut map = Map::with_capacity_and_hasher(n.min(body.len() / 80 + 1), Default::default());
     for _ in 0..n {
         let len = r.u32().ok_or_else(bad)? as usize;
         let rel = std::str::from_utf8(r.take(len).ok_or_else(bad)?)

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::CacheError;
 use super::digest::Digest;
-use super::index::StatIndex;
+use super::index::{Stat, StatIndex};
 use super::walk::Walker;
 use crate::graph::model::Task;
 
@@ -464,10 +464,10 @@ fn hash_threads() -> usize {
 /// Digests every file, in parallel when there is real hashing to do.
 fn hash_all(
     root: &Path,
-    files: &[(String, std::fs::Metadata)],
+    files: &[(String, Stat)],
     index: &StatIndex,
 ) -> Result<BTreeMap<String, Digest>, CacheError> {
-    let one = |&(rel, meta): &&(String, std::fs::Metadata)| {
+    let one = |&(rel, meta): &&(String, Stat)| {
         index
             .digest(root, rel, meta)
             .map(|d| (rel.clone(), d))
@@ -475,8 +475,8 @@ fn hash_all(
     };
     let mut map = BTreeMap::new();
     let mut todo = Vec::new();
-    for f in files {
-        match index.trusted(&f.0, &f.1) {
+    for (f, known) in files.iter().zip(index.trusted(files)) {
+        match known {
             Some(d) => {
                 map.insert(f.0.clone(), d);
             }

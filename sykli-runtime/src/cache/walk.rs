@@ -10,7 +10,7 @@
 //! per directory and re-read when their stat data changes.
 
 use std::collections::HashMap;
-use std::fs::{self, Metadata};
+use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -20,7 +20,12 @@ use globset::GlobSet;
 use ignore::Match;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
+use nix::errno::Errno;
+use nix::fcntl::AtFlags;
+use nix::sys::stat::fstatat;
+
 use super::CacheError;
+use super::index::Stat;
 
 /// Ignore files read in each directory, lowest precedence first.
 const IGNORE_FILES: [&str; 2] = [".gitignore", ".ignore"];
@@ -52,7 +57,7 @@ impl Walker {
         task: &str,
         bases: &[PathBuf],
         set: &GlobSet,
-    ) -> Result<Vec<(String, Metadata)>, CacheError> {
+    ) -> Result<Vec<(String, Stat)>, CacheError> {
         let mut out = Vec::new();
         'bases: for base in bases {
             let mut stack: Stack = vec![self.matcher(task, Path::new(""))?];
@@ -86,9 +91,11 @@ impl Walker {
         rel: &Path,
         stack: &mut Stack,
         set: &GlobSet,
-        out: &mut Vec<(String, Metadata)>,
+        out: &mut Vec<(String, Stat)>,
     ) -> Result<(), CacheError> {
         let abs_dir = self.root.join(rel);
+        // Files are stat'ed relative to the open directory: one path component to resolve.
+        let dir_fd = fs::File::open(&abs_dir).map_err(|e| CacheError::io("open", &abs_dir, e))?;
         let rd = fs::read_dir(&abs_dir).map_err(|e| CacheError::io("list", &abs_dir, e))?;
         for entry in rd {
             let entry = entry.map_err(|e| CacheError::io("list", &abs_dir, e))?;
@@ -119,11 +126,15 @@ impl Walker {
             if !set.is_match(child_str) || ignored(stack, &abs, false) {
                 continue;
             }
-            match fs::symlink_metadata(&abs) {
-                Ok(m) => out.push((child_str.to_owned(), m)),
+            match fstatat(
+                &dir_fd,
+                entry.file_name().as_os_str(),
+                AtFlags::AT_SYMLINK_NOFOLLOW,
+            ) {
+                Ok(st) => out.push((child_str.to_owned(), Stat::of_nix(&st))),
                 // Deleted between readdir and stat: it is not an input.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(CacheError::io("stat", &abs, e)),
+                Err(Errno::ENOENT) => {}
+                Err(e) => return Err(CacheError::io("stat", &abs, e.into())),
             }
         }
         Ok(())
