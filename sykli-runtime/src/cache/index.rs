@@ -51,9 +51,9 @@ impl Stat {
     pub(crate) fn of_nix(st: &nix::sys::stat::FileStat) -> Stat {
         Stat {
             size: st.st_size as u64,
-            mtime_ns: (st.st_mtime as i64).saturating_mul(1_000_000_000) + st.st_mtime_nsec as i64,
-            ctime_ns: (st.st_ctime as i64).saturating_mul(1_000_000_000) + st.st_ctime_nsec as i64,
-            ino: st.st_ino as u64,
+            mtime_ns: st.st_mtime.saturating_mul(1_000_000_000) + st.st_mtime_nsec,
+            ctime_ns: st.st_ctime.saturating_mul(1_000_000_000) + st.st_ctime_nsec,
+            ino: st.st_ino,
         }
     }
 }

@@ -45,6 +45,8 @@ pub struct KeyContext {
 
 /// The outcome of keying a task.
 #[derive(Debug, Clone)]
+// One per task, moved rarely: boxing the manifest would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Keyed {
     /// The task may be served from and stored in the cache.
     Cacheable {

@@ -481,7 +481,7 @@ impl Store {
     pub fn evict_to(&self, limit_bytes: u64) -> Result<CleanReport, CacheError> {
         let _lock = self.lock_with(true)?;
         let mut entries = self.load_entries()?;
-        entries.sort_by(|a, b| b.used.cmp(&a.used)); // most recent first
+        entries.sort_by_key(|e| std::cmp::Reverse(e.used)); // most recent first
         let mut report = CleanReport::default();
         let mut counted: HashSet<Digest> = HashSet::new();
         let mut total = 0u64;

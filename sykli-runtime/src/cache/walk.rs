@@ -37,10 +37,12 @@ type Stamp = Vec<Option<(u64, i64, i64, u64)>>;
 #[derive(Debug)]
 pub(crate) struct Walker {
     root: PathBuf,
-    ignores: RwLock<HashMap<PathBuf, (Stamp, Option<Arc<Gitignore>>)>>,
+    ignores: RwLock<HashMap<PathBuf, (Stamp, Matcher)>>,
 }
 
-type Stack = Vec<Option<Arc<Gitignore>>>;
+/// The parsed ignore files of one directory (`None`: it has none).
+type Matcher = Option<Arc<Gitignore>>;
+type Stack = Vec<Matcher>;
 
 impl Walker {
     pub(crate) fn new(root: &Path) -> Walker {
@@ -176,13 +178,13 @@ impl Walker {
         } else {
             let mut b = GitignoreBuilder::new(&dir);
             for (n, s) in names.iter().zip(&stamp) {
-                if s.is_some() {
-                    if let Some(e) = b.add(dir.join(n)) {
-                        return Err(CacheError::Walk {
-                            task: task.to_owned(),
-                            message: format!("failed to read {}: {e}", dir.join(n).display()),
-                        });
-                    }
+                if s.is_some()
+                    && let Some(e) = b.add(dir.join(n))
+                {
+                    return Err(CacheError::Walk {
+                        task: task.to_owned(),
+                        message: format!("failed to read {}: {e}", dir.join(n).display()),
+                    });
                 }
             }
             let gi = b.build().map_err(|e| CacheError::Walk {
