@@ -27,6 +27,18 @@
 //! # Ok(()) }
 //! ```
 //!
+//! With the scheduler, use [`LocalCache`] (it implements the scheduler's cache seam):
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use sykli_runtime::cache::{LocalCache, Store, TaskCache};
+//! # fn f(mut config: sykli_runtime::RunConfig, no_cache: bool) -> Result<(), Box<dyn std::error::Error>> {
+//! if !no_cache {
+//!     let cache = TaskCache::open(Store::open_default()?, &config.project_root)?;
+//!     config.cache = Some(Arc::new(LocalCache::new(cache)));
+//! }
+//! # Ok(()) }
+//! ```
+//!
 //! - [`key`]: what a key is made of ([`KeyManifest`]) and why a task is not cacheable.
 //! - [`index`]: the stat index that makes an unchanged tree cost only `lstat`s.
 //! - [`store`]: the on-disk blobs and action results, with stats, clean and LRU eviction.

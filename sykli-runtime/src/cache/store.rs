@@ -148,10 +148,27 @@ pub(crate) fn now_ms() -> u64 {
 
 /// Writes `bytes` to `dest` atomically: a temp file in `tmp_dir`, fsync, rename.
 pub(crate) fn write_atomic(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<(), CacheError> {
+    write_atomic_with(tmp_dir, dest, bytes, true)
+}
+
+/// [`write_atomic`], with the fsync optional (for records whose loss after a crash only
+/// costs a better explanation).
+fn write_atomic_with(
+    tmp_dir: &Path,
+    dest: &Path,
+    bytes: &[u8],
+    durable: bool,
+) -> Result<(), CacheError> {
     let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir)
         .map_err(|e| CacheError::io("create temp file in", tmp_dir, e))?;
     tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
+        .and_then(|()| {
+            if durable {
+                tmp.as_file().sync_all()
+            } else {
+                Ok(())
+            }
+        })
         .map_err(|e| CacheError::io("write", tmp.path(), e))?;
     tmp.persist(dest)
         .map_err(|e| CacheError::io("rename into place", dest, e.error))?;
@@ -425,7 +442,7 @@ impl Store {
             what: "manifest".into(),
             source: e,
         })?;
-        write_atomic(&self.tmp(), &p, &bytes)
+        write_atomic_with(&self.tmp(), &p, &bytes, false)
     }
 
     /// Counts entries, blobs and bytes.
