@@ -710,3 +710,26 @@ fn explain_reports_not_stored_when_the_key_is_unchanged_but_nothing_was_kept() {
         Explanation::NotStored
     );
 }
+
+#[test]
+fn nested_ignore_files_negations_and_git_exclude_apply() {
+    let f = fixture();
+    let cache = f.cache();
+    let t = task("build", &["**/*.txt"]);
+    write(&f.root, "a/keep.txt", b"1");
+    write(&f.root, "a/skip.txt", b"2");
+    write(&f.root, "a/.gitignore", b"*.txt\n!keep.txt\n");
+    write(&f.root, "a/b/deep.txt", b"3"); // ignored by a/.gitignore's *.txt
+    write(&f.root, "a/b/.gitignore", b"!deep.txt\n"); // ...re-included one level down
+    write(&f.root, "c/x.txt", b"4");
+    write(&f.root, "c/.ignore", b"x.txt\n");
+    write(&f.root, "d/y.txt", b"5");
+    write(&f.root, ".git/info/exclude", b"d/\n");
+    write(&f.root, ".sykli/state.txt", b"6");
+    write(&f.root, "build/out.txt", b"7"); // root .gitignore: build/
+    let (_, m) = cacheable(cache.key(&t, &KeyContext::default()).unwrap());
+    assert_eq!(
+        m.inputs.keys().collect::<Vec<_>>(),
+        ["a/b/deep.txt", "a/keep.txt"]
+    );
+}
