@@ -281,6 +281,17 @@ fn main() -> Result<()> {
 
     // git status on the same tree.
     run_quiet(Command::new("git").current_dir(&root).args(["init", "-q"]))?;
+    // No detached auto-gc racing the clean-up of the workspace.
+    run_quiet(
+        Command::new("git")
+            .current_dir(&root)
+            .args(["config", "gc.auto", "0"]),
+    )?;
+    run_quiet(Command::new("git").current_dir(&root).args([
+        "config",
+        "maintenance.auto",
+        "false",
+    ]))?;
     run_quiet(Command::new("git").current_dir(&root).args([
         "-c",
         "core.compression=0",
@@ -337,6 +348,10 @@ fn main() -> Result<()> {
     );
     if o.keep {
         println!("kept {}", work.keep().display());
+    } else {
+        let path = work.path().to_path_buf();
+        work.close()
+            .with_context(|| format!("failed to remove {}", path.display()))?;
     }
     Ok(())
 }
