@@ -1,8 +1,47 @@
 //! The sykli runtime: the task graph model, validation, planning, scheduling, executors and
 //! the content-addressed cache.
 //!
-//! Data flows one way: [`graph`] (wire types, validation) -> plan -> [`scheduler`] ->
+//! Data flows one way: [`graph`] (wire types, validation) -> [`scheduler`] ->
 //! [`exec`] (executors) -> [`events`] -> reporters.
+//!
+//! The main types: [`graph::Graph`] (what an SDK emitted), [`graph::ValidGraph`] (what runs),
+//! [`RunConfig`] and [`run`] (the scheduler), [`exec::Executor`] (one trait for every
+//! backend: [`exec::process::ProcessExecutor`], [`exec::native::NativeExecutor`], containers,
+//! remote), [`Event`] / [`EventSink`] (how a run is observed), [`TaskCtx`] (what a native task
+//! function receives).
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use sykli_runtime::graph::{Graph, validate};
+//! use sykli_runtime::{Event, EventSink, NativeRegistry, RunConfig, Signals, TaskCtx};
+//!
+//! struct Print;
+//! impl EventSink for Print {
+//!     fn emit(&self, e: &Event) {
+//!         if let Event::TaskFinished(r) = e {
+//!             println!("{}: {}", r.task, r.status);
+//!         }
+//!     }
+//! }
+//!
+//! let graph = Graph::from_json(r#"{"version": "1", "tasks": [
+//!     {"name": "hello", "command": "echo hello"},
+//!     {"name": "native", "native": "greet", "depends_on": ["hello"]}
+//! ]}"#)?;
+//! let mut native = NativeRegistry::new();
+//! native.register("greet", |ctx: TaskCtx| async move {
+//!     ctx.sh("echo from a native task").await
+//! });
+//! let project = tempfile::tempdir()?;
+//! let mut config = RunConfig::new(project.path());
+//! config.native = native;
+//! config.signals = Signals::Noop;
+//! let summary = sykli_runtime::run(&validate(&graph)?, config, Arc::new(Print)).await?;
+//! assert_eq!(summary.passed, 2);
+//! # Ok(()) }
+//! ```
 #![deny(missing_docs)]
 
 pub mod cache;
@@ -15,6 +54,7 @@ pub mod paths;
 pub mod redact;
 pub mod scheduler;
 pub mod secrets;
+pub mod state;
 mod status;
 
 pub use events::{Event, EventSink, RunSummary, TaskReport};

@@ -169,3 +169,33 @@ async fn outputs_are_copied_into_consumers_and_contained() {
         "{m}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copying_a_directory_output_refuses_symlinks_out_of_the_project() {
+    let p = Project::new();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("key"), "private").unwrap();
+    let (_, ev) = p
+        .run(
+            json!({"version": "1", "tasks": [
+                {"name": "produce", "command": format!("mkdir -p dist && echo ok > dist/a && ln -s {}/key dist/key", outside.path().display()),
+                 "outputs": {"dist": "dist"}},
+                {"name": "consume", "command": "touch consumed", "workdir": "c",
+                 "task_inputs": [{"from_task": "produce", "output": "dist", "dest": "in"}]},
+            ]}),
+            {
+                std::fs::create_dir(p.path("c")).unwrap();
+                p.config()
+            },
+        )
+        .await;
+    assert_eq!(ev.status("produce"), TaskStatus::Passed);
+    let r = ev.report("consume");
+    assert_eq!(r.status, TaskStatus::Errored);
+    let m = r.message.unwrap();
+    assert!(
+        m.contains("failed to copy output `dist` of `produce` to `in`") && m.contains("symlink"),
+        "{m}"
+    );
+    assert!(!p.path("c/in/key").exists() && !p.path("c/consumed").exists());
+}

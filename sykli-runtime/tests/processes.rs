@@ -142,3 +142,40 @@ async fn a_task_killed_by_a_signal_reports_128_plus_the_signal() {
     let r = ev.report("killed");
     assert_eq!((r.status, r.exit_code), (TaskStatus::Failed, Some(137)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_skips_the_grace_period() {
+    let p = Project::new();
+    let m = marker("kill");
+    let mut c = p.config();
+    c.kill_grace = Duration::from_secs(60);
+    let (cancel, kill) = (c.cancel.clone(), c.kill.clone());
+    let ready = p.path("ready");
+    let stopper = tokio::spawn(async move {
+        while !ready.exists() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A first, graceful stop: the task ignores SIGTERM and would get 60 s.
+        cancel.cancel();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The second stop does not wait.
+        kill.cancel();
+    });
+    let t0 = Instant::now();
+    let (s, ev) = p
+        .run(
+            json!({"version": "1", "tasks": [{"name": "stubborn", "command":
+                format!("trap '' TERM; touch ready; sleep 60; : {m}")}]}),
+            c,
+        )
+        .await;
+    stopper.await.unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        t0.elapsed()
+    );
+    assert!(s.interrupted);
+    assert_eq!(ev.status("stubborn"), TaskStatus::Errored);
+    assert_gone(&m).await;
+}

@@ -336,3 +336,25 @@ async fn workdir_env_and_missing_workdir() {
     assert_eq!(nowhere.status, TaskStatus::Errored);
     assert!(nowhere.message.unwrap().contains("does not exist"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_at_the_head_of_a_long_chain_blocks_it_all() {
+    // Regression: blocking used to recurse once per task down the chain.
+    let p = Project::new();
+    let mut tasks = vec![json!({"name": "t0", "command": "exit 1"})];
+    for i in 1..20_000 {
+        tasks.push(json!({"name": format!("t{i}"), "command": "true", "depends_on": [format!("t{}", i - 1)]}));
+    }
+    let (s, ev) = p
+        .run(json!({"version": "1", "tasks": tasks}), p.config())
+        .await;
+    assert_eq!((s.failed, s.blocked), (1, 19_999));
+    assert_eq!(
+        ev.report("t19999").message.as_deref(),
+        Some("dependency `t19998` was blocked")
+    );
+    assert_eq!(
+        ev.report("t1").message.as_deref(),
+        Some("dependency `t0` failed")
+    );
+}

@@ -20,6 +20,9 @@ use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
+#[cfg(feature = "docker")]
+pub mod container;
+
 /// Everything an executor needs to run one attempt of one task.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ExecRequest {

@@ -250,9 +250,42 @@ async fn run_child(
     }
 }
 
-/// Whether any process is left in the group.
+/// Whether any live process is left in the group. Zombies do not count: a killed grandchild
+/// whose parent died is reparented to init and may stay a zombie until init reaps it, which
+/// would otherwise stretch every stop by however long init takes.
 fn group_alive(pgid: Pid) -> bool {
-    killpg(pgid, None).is_ok()
+    if killpg(pgid, None).is_err() {
+        return false;
+    }
+    live_members(pgid.as_raw()).unwrap_or(true)
+}
+
+/// Whether `/proc` shows a member of process group `pgid` that is not a zombie; `None` when
+/// `/proc` cannot be read (then the caller assumes the group is alive).
+fn live_members(pgid: i32) -> Option<bool> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue; // exited while we looked
+        };
+        // `pid (comm) state ppid pgrp ...`; comm may hold spaces and parentheses.
+        let Some(rest) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let mut fields = rest.split_ascii_whitespace();
+        let state = fields.next();
+        let group = fields.nth(1).and_then(|g| g.parse::<i32>().ok());
+        if group == Some(pgid) && state != Some("Z") && state != Some("X") {
+            return Some(true);
+        }
+    }
+    Some(false)
 }
 
 fn exit_code(status: ExitStatus) -> i32 {
@@ -275,5 +308,37 @@ async fn pump<R: AsyncRead + Unpin>(
             Ok(0) | Err(_) => return,
             Ok(n) => sink.write(stream, &buf[..n]),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::process::CommandExt;
+
+    use super::*;
+
+    /// Regression: a killed task whose processes are only zombies (not yet reaped by their
+    /// parent or by init) was taken for alive, so every timeout waited out the grace period.
+    #[test]
+    fn a_group_of_only_zombies_is_not_alive() {
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(["-c", "exec sleep 30"])
+            .process_group(0)
+            .spawn()
+            .expect("spawn sh");
+        let pgid = Pid::from_raw(child.id() as i32);
+        assert!(group_alive(pgid), "a sleeping group is alive");
+        killpg(pgid, Signal::SIGKILL).expect("kill the group");
+        // Unreaped, the killed leader is a zombie that still holds the group.
+        while live_members(pgid.as_raw()) == Some(true) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            killpg(pgid, None).is_ok(),
+            "the zombie still holds the group"
+        );
+        assert!(!group_alive(pgid), "a group of zombies is not alive");
+        child.wait().expect("reap");
+        assert!(!group_alive(pgid));
     }
 }

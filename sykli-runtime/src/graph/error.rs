@@ -203,6 +203,12 @@ pub enum ValidationError {
         /// `with no values`, `with an empty name`, or `with duplicate value "x"`.
         problem: String,
     },
+    /// A builder's `chain(...)` named a task that does not exist (SDK builders only).
+    #[error("chain refers to unknown task \"{task}\"")]
+    UnknownChainTask {
+        /// The unknown name.
+        task: String,
+    },
     /// A matrix expansion's name equals another task's name.
     #[error("task \"{task}\" expands to \"{expanded}\", which is already the name of another task")]
     MatrixNameCollision {
@@ -262,7 +268,8 @@ impl ValidationError {
             | IncompleteService { task, .. }
             | IncompleteGate { task, .. }
             | BadMatrix { task, .. }
-            | MatrixNameCollision { task, .. } => vec![task],
+            | MatrixNameCollision { task, .. }
+            | UnknownChainTask { task } => vec![task],
         }
     }
 
@@ -293,6 +300,7 @@ impl ValidationError {
             IncompleteGate { .. } => "incomplete_gate",
             BadMatrix { .. } => "bad_matrix",
             MatrixNameCollision { .. } => "matrix_name_collision",
+            UnknownChainTask { .. } => "unknown_chain_task",
         }
     }
 }

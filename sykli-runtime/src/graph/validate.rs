@@ -8,7 +8,9 @@
 //! mounts of unknown resources or at relative paths, paths escaping the project or workdir,
 //! `timeout: 0`, incomplete services and gates, bad matrices.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::path::{Component, Path};
 
 use indexmap::IndexMap;
@@ -31,7 +33,7 @@ use super::model::{
 #[derive(Debug, Clone)]
 pub struct ValidGraph {
     graph: Graph,
-    index: HashMap<String, usize>,
+    index: FxHashMap<String, usize>,
     deps: Csr,
     dependents: Csr,
     warnings: Vec<ValidationWarning>,
@@ -137,26 +139,46 @@ pub fn validate(graph: &Graph) -> Result<ValidGraph, ValidationErrors> {
 pub fn validate_owned(mut graph: Graph) -> Result<ValidGraph, ValidationErrors> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
-    let full_deps = check(&graph, &mut errors, &mut warnings);
+    let checked = check(&graph, &mut errors, &mut warnings);
     if !errors.is_empty() {
         return Err(ValidationErrors::new(errors));
     }
-    for (t, deps) in graph.tasks.iter_mut().zip(full_deps) {
+    for (t, deps) in graph.tasks.iter_mut().zip(checked.full_deps) {
         if let Some(deps) = deps {
             t.depends_on = deps;
         }
+    }
+    if graph.tasks.iter().all(|t| t.matrix.is_empty()) {
+        // No expansion: the edges found while checking are the final ones.
+        let index = name_index(&graph);
+        return Ok(ValidGraph {
+            graph,
+            index,
+            deps: checked.deps,
+            dependents: checked.dependents,
+            warnings,
+        });
     }
     let graph = matrix::expand(graph).map_err(ValidationErrors::new)?;
     Ok(index(graph, warnings))
 }
 
-/// Runs every check on the unexpanded graph. Returns, per task, its complete dependency list
-/// when it differs from `depends_on` (`None` when `depends_on` is already complete).
+/// What checking found out besides errors.
+struct Checked {
+    /// Per task, its complete dependency list when it differs from `depends_on`.
+    full_deps: Vec<Option<Vec<String>>>,
+    /// Dependency edges as indices (valid only when there are no errors).
+    deps: Csr,
+    /// The same edges reversed.
+    dependents: Csr,
+}
+
+/// Runs every check on the unexpanded graph.
 fn check(
     g: &Graph,
     errors: &mut Vec<ValidationError>,
     warnings: &mut Vec<ValidationWarning>,
-) -> Vec<Option<Vec<String>>> {
+) -> Checked {
     // Versions.
     let declared = g.version;
     if !g.resources.is_empty() && declared < Version::V2 {
@@ -178,8 +200,9 @@ fn check(
     }
 
     // Names.
-    let mut index: HashMap<&str, usize> = HashMap::with_capacity(g.tasks.len());
-    let mut reported_dup = HashSet::new();
+    let mut index: FxHashMap<&str, usize> =
+        FxHashMap::with_capacity_and_hasher(g.tasks.len(), Default::default());
+    let mut reported_dup = FxHashSet::default();
     for (i, t) in g.tasks.iter().enumerate() {
         if t.name.is_empty() {
             errors.push(ValidationError::EmptyName { index: i });
@@ -232,24 +255,80 @@ fn check(
     }
 
     // Per task; dependency indices collected for the cycle check.
-    let mut edges: Vec<Vec<usize>> = Vec::with_capacity(g.tasks.len());
-    let mut full_deps = Vec::with_capacity(g.tasks.len());
+    let n = g.tasks.len();
+    let mut deps = Csr {
+        offsets: Vec::with_capacity(n + 1),
+        targets: Vec::with_capacity(n * 3),
+    };
+    deps.offsets.push(0);
+    let mut full_deps = Vec::with_capacity(n);
     for (i, t) in g.tasks.iter().enumerate() {
         check_task(g, t, errors, warnings);
-        let (deps, names) = resolve_deps(g, i, t, &index, &providers, errors);
-        edges.push(deps);
+        let names = resolve_deps(g, i, t, &index, &providers, &mut deps.targets, errors);
+        deps.offsets.push(deps.targets.len());
         full_deps.push(names);
     }
+    let dependents = deps.reversed(n);
 
-    if errors.iter().all(|e| {
+    let names_ok = errors.iter().all(|e| {
         !matches!(
             e,
             ValidationError::DuplicateName { .. } | ValidationError::EmptyName { .. }
         )
-    }) {
-        find_cycles(g, &edges, errors);
+    });
+    if names_ok && !is_acyclic(&deps, &dependents) {
+        find_cycles(g, &deps, errors);
     }
-    full_deps
+    Checked {
+        full_deps,
+        deps,
+        dependents,
+    }
+}
+
+impl Csr {
+    /// The same edges reversed; each row in ascending order.
+    fn reversed(&self, n: usize) -> Csr {
+        let mut count = vec![0usize; n];
+        for &j in &self.targets {
+            count[j] += 1;
+        }
+        let mut offsets = Vec::with_capacity(n + 1);
+        offsets.push(0);
+        let mut acc = 0;
+        for c in &count {
+            acc += c;
+            offsets.push(acc);
+        }
+        let mut fill = offsets[..n].to_vec();
+        let mut targets = vec![0; self.targets.len()];
+        for i in 0..n {
+            for &j in self.row(i) {
+                targets[fill[j]] = i;
+                fill[j] += 1;
+            }
+        }
+        Csr { offsets, targets }
+    }
+}
+
+/// Kahn's algorithm: whether every task can be ordered after its dependencies. Cheap, so the
+/// cycle search (which builds a petgraph graph) only runs when there is a cycle.
+fn is_acyclic(deps: &Csr, dependents: &Csr) -> bool {
+    let n = deps.offsets.len() - 1;
+    let mut pending: Vec<usize> = (0..n).map(|i| deps.row(i).len()).collect();
+    let mut stack: Vec<usize> = (0..n).filter(|&i| pending[i] == 0).collect();
+    let mut done = 0;
+    while let Some(i) = stack.pop() {
+        done += 1;
+        for &d in dependents.row(i) {
+            pending[d] -= 1;
+            if pending[d] == 0 {
+                stack.push(d);
+            }
+        }
+    }
+    done == n
 }
 
 fn check_task(
@@ -407,16 +486,17 @@ fn kind_str(k: MountKind) -> &'static str {
     }
 }
 
-/// Checks a task's dependencies and returns them as indices, plus the complete name list when
-/// it differs from `depends_on`.
+/// Checks a task's dependencies, appends them as indices to `out`, and returns the complete
+/// name list when it differs from `depends_on`.
 fn resolve_deps(
     g: &Graph,
     i: usize,
     t: &Task,
-    index: &HashMap<&str, usize>,
+    index: &FxHashMap<&str, usize>,
     providers: &IndexMap<&str, Vec<usize>>,
+    out: &mut Vec<usize>,
     errors: &mut Vec<ValidationError>,
-) -> (Vec<usize>, Option<Vec<String>>) {
+) -> Option<Vec<String>> {
     let mut deps: Vec<usize> = Vec::with_capacity(t.depends_on.len());
     let mut changed = false;
     let mut self_reported = false;
@@ -490,7 +570,8 @@ fn resolve_deps(
         }
     }
     let names = changed.then(|| deps.iter().map(|&j| g.tasks[j].name.clone()).collect());
-    (deps, names)
+    out.extend_from_slice(&deps);
+    names
 }
 
 /// The closest task name to `unknown` with Jaro-Winkler similarity >= 0.8 (first on ties).
@@ -526,14 +607,14 @@ fn escapes(path: &str) -> bool {
 
 /// Reports one cycle per strongly connected component, starting at its first task in
 /// document order and following the shortest way back to it.
-fn find_cycles(g: &Graph, edges: &[Vec<usize>], errors: &mut Vec<ValidationError>) {
-    let n = edges.len();
-    let mut pg: DiGraph<(), ()> = DiGraph::with_capacity(n, edges.iter().map(Vec::len).sum());
+fn find_cycles(g: &Graph, edges: &Csr, errors: &mut Vec<ValidationError>) {
+    let n = edges.offsets.len() - 1;
+    let mut pg: DiGraph<(), ()> = DiGraph::with_capacity(n, edges.targets.len());
     for _ in 0..n {
         pg.add_node(());
     }
-    for (i, deps) in edges.iter().enumerate() {
-        for &d in deps {
+    for i in 0..n {
+        for &d in edges.row(i) {
             pg.add_edge(NodeIndex::new(i), NodeIndex::new(d), ());
         }
     }
@@ -554,7 +635,7 @@ fn find_cycles(g: &Graph, edges: &[Vec<usize>], errors: &mut Vec<ValidationError
         let mut queue = VecDeque::from([start]);
         let mut last = None;
         'bfs: while let Some(u) = queue.pop_front() {
-            for &v in &edges[u] {
+            for &v in edges.row(u) {
                 if v == start {
                     last = Some(u);
                     break 'bfs;
@@ -582,42 +663,34 @@ fn find_cycles(g: &Graph, edges: &[Vec<usize>], errors: &mut Vec<ValidationError
     }
 }
 
-/// Builds the lookups of a graph known to be valid.
-fn index(graph: Graph, warnings: Vec<ValidationWarning>) -> ValidGraph {
-    let n = graph.tasks.len();
-    let mut index = HashMap::with_capacity(n);
+fn name_index(graph: &Graph) -> FxHashMap<String, usize> {
+    let mut index = FxHashMap::with_capacity_and_hasher(graph.tasks.len(), Default::default());
     for (i, t) in graph.tasks.iter().enumerate() {
         index.insert(t.name.clone(), i);
     }
+    index
+}
+
+/// Builds the lookups of a graph known to be valid (after matrix expansion).
+fn index(graph: Graph, warnings: Vec<ValidationWarning>) -> ValidGraph {
+    let n = graph.tasks.len();
+    let index = name_index(&graph);
     let mut deps = Csr {
         offsets: Vec::with_capacity(n + 1),
         targets: Vec::new(),
     };
-    let mut indegree = vec![0usize; n];
     deps.offsets.push(0);
     for t in &graph.tasks {
-        for d in &t.depends_on {
-            let j = index[d.as_str()];
-            deps.targets.push(j);
-            indegree[j] += 1;
-        }
+        // Every name resolves: validation rejected unknown names and expansion only
+        // substitutes names it created.
+        deps.targets.extend(
+            t.depends_on
+                .iter()
+                .filter_map(|d| index.get(d.as_str()).copied()),
+        );
         deps.offsets.push(deps.targets.len());
     }
-    let mut dependents = Csr {
-        offsets: Vec::with_capacity(n + 1),
-        targets: vec![0; deps.targets.len()],
-    };
-    dependents.offsets.push(0);
-    for k in 0..n {
-        dependents.offsets.push(dependents.offsets[k] + indegree[k]);
-    }
-    let mut fill = dependents.offsets[..n].to_vec();
-    for i in 0..n {
-        for &j in deps.row(i) {
-            dependents.targets[fill[j]] = i;
-            fill[j] += 1;
-        }
-    }
+    let dependents = deps.reversed(n);
     ValidGraph {
         graph,
         index,

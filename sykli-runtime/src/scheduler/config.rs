@@ -43,8 +43,12 @@ pub struct RunConfig {
     pub kill_grace: Duration,
     /// Timeout of tasks that set none (`None` or zero: unlimited).
     pub default_timeout: Option<Duration>,
-    /// Cancels the run (as a first Ctrl-C would).
+    /// Cancels the run (as a first Ctrl-C would): no new task starts, running ones get
+    /// SIGTERM, then SIGKILL after `kill_grace`.
     pub cancel: CancellationToken,
+    /// Stops the run at once (as a second Ctrl-C would): running tasks are SIGKILLed without
+    /// a grace period. Implies `cancel`.
+    pub kill: CancellationToken,
     /// Signal handling.
     pub signals: Signals,
     /// What conditions are evaluated against; `None`: detected from CI variables and git
@@ -100,6 +104,7 @@ impl RunConfig {
             kill_grace: Duration::from_secs(5),
             default_timeout: None,
             cancel: CancellationToken::new(),
+            kill: CancellationToken::new(),
             signals: Signals::Standard,
             context: None,
             history: HashMap::new(),

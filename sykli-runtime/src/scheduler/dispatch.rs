@@ -35,7 +35,7 @@ pub async fn run(
         path: log_dir.clone(),
         source,
     })?;
-    let escalate = CancellationToken::new();
+    let escalate = config.kill.clone();
     let signal_task = match config.signals {
         Signals::Standard => Some(spawn_signal_handler(
             config.cancel.clone(),
@@ -114,16 +114,24 @@ pub async fn run(
         context,
     };
 
-    for i in 0..n {
-        if selected[i] && d.pending[i] == 0 {
-            d.admit(i);
+    for (i, &sel) in selected.iter().enumerate() {
+        if sel && d.pending[i] == 0 {
+            d.admit_now(i);
         }
     }
 
     let mut running: JoinSet<TaskDone> = JoinSet::new();
     let mut ids: HashMap<tokio::task::Id, usize> = HashMap::new();
     let mut slots_used = 0usize;
+    let cancelled = config.cancel.cancelled();
+    let killed = escalate.cancelled();
+    tokio::pin!(cancelled, killed);
+    let mut kill_seen = false;
     loop {
+        if config.cancel.is_cancelled() {
+            d.summary.interrupted = true;
+            d.stop_starting = true;
+        }
         while !d.stop_starting && slots_used < jobs {
             let Some((_, Reverse(i))) = d.ready.pop() else {
                 break;
@@ -139,31 +147,46 @@ pub async fn run(
         }
         tokio::select! {
             joined = running.join_next_with_id() => {
-                let Some(joined) = joined else { continue };
-                let (i, done) = match joined {
-                    Ok((id, done)) => (ids.remove(&id).unwrap_or(done.index), done),
-                    Err(e) => {
-                        let i = ids.remove(&e.id()).unwrap_or(usize::MAX);
-                        if i == usize::MAX { continue; }
-                        let name = graph.task(i).name.clone();
-                        (i, TaskDone { index: i, report: TaskReport {
-                            task: name,
-                            status: TaskStatus::Errored,
-                            exit_code: None,
-                            duration_ms: 0,
-                            attempts: 0,
-                            message: Some(format!("internal error: the task's runner stopped: {e}")),
-                        }})
+                // Take every completion that is already in before refilling the slots.
+                let mut next = joined;
+                while let Some(j) = next {
+                    let done = match j {
+                        Ok((id, done)) => {
+                            ids.remove(&id);
+                            done
+                        }
+                        Err(e) => {
+                            let Some(i) = ids.remove(&e.id()) else {
+                                next = running.try_join_next_with_id();
+                                continue;
+                            };
+                            TaskDone {
+                                index: i,
+                                report: TaskReport {
+                                    task: graph.task(i).name.clone(),
+                                    status: TaskStatus::Errored,
+                                    exit_code: None,
+                                    duration_ms: 0,
+                                    attempts: 0,
+                                    message: Some(format!("internal error: the task's runner stopped: {e}")),
+                                },
+                            }
+                        }
+                    };
+                    if graph.task(done.index).gate.is_none() {
+                        slots_used -= 1;
                     }
-                };
-                if graph.task(i).gate.is_none() {
-                    slots_used -= 1;
+                    d.finish(done.index, done.report);
+                    next = running.try_join_next_with_id();
                 }
-                d.finish(i, done.report);
             }
-            () = config.cancel.cancelled(), if !d.summary.interrupted => {
+            () = &mut cancelled, if !d.summary.interrupted => {
                 d.summary.interrupted = true;
                 d.stop_starting = true;
+            }
+            () = &mut killed, if !kill_seen => {
+                kill_seen = true;
+                config.cancel.cancel();
             }
         }
     }
@@ -196,91 +219,105 @@ struct Dispatcher<'a> {
 }
 
 impl Dispatcher<'_> {
-    /// A task whose dependencies all succeeded: settle what needs no execution (condition,
-    /// missing container executor), else queue it.
-    fn admit(&mut self, i: usize) {
+    /// A task whose dependencies all succeeded: settles what needs no execution (a false
+    /// condition) into a report, else queues the task.
+    fn admit(&mut self, i: usize) -> Option<TaskReport> {
         let task = self.graph.task(i);
         if let Some(expr) = task.condition_expr() {
             match condition::parse(expr) {
                 Ok(c) if c.evaluate(&self.context) => {}
                 Ok(_) => {
-                    return self.settle(
+                    return Some(self.report(
                         i,
                         TaskStatus::Skipped,
                         format!("condition `{expr}` is false"),
-                    );
+                    ));
                 }
                 Err(e) => {
-                    return self.settle(
+                    return Some(self.report(
                         i,
                         TaskStatus::Errored,
                         format!("condition `{expr}` does not parse: {}", e.summary()),
-                    );
+                    ));
                 }
             }
         }
         self.ready.push((self.priority[i], Reverse(i)));
+        None
     }
 
-    /// Records a status decided without running the task.
-    fn settle(&mut self, i: usize, status: TaskStatus, message: String) {
-        let report = TaskReport {
+    /// Admits a task whose dependencies all succeeded, settling it at once if it needs no run.
+    fn admit_now(&mut self, i: usize) {
+        if let Some(r) = self.admit(i) {
+            self.finish(i, r);
+        }
+    }
+
+    /// A report for a status decided without running the task.
+    fn report(&self, i: usize, status: TaskStatus, message: String) -> TaskReport {
+        TaskReport {
             task: self.graph.task(i).name.clone(),
             status,
             exit_code: None,
             duration_ms: 0,
             attempts: 0,
             message: Some(message),
-        };
-        self.finish(i, report);
+        }
     }
 
-    /// Records a final status, reports it, and releases or blocks the dependents.
+    /// Records a final status, reports it, and releases or blocks the dependents (with a
+    /// work list, not recursion: a long chain must not grow the stack).
     fn finish(&mut self, i: usize, report: TaskReport) {
-        if self.status[i].is_some() {
-            return;
-        }
-        let status = report.status;
-        self.status[i] = Some(status);
-        match status {
-            TaskStatus::Passed => self.summary.passed += 1,
-            TaskStatus::Cached => self.summary.cached += 1,
-            TaskStatus::Failed => self.summary.failed += 1,
-            TaskStatus::Errored => self.summary.errored += 1,
-            TaskStatus::Blocked => self.summary.blocked += 1,
-            TaskStatus::Skipped => self.summary.skipped += 1,
-        }
-        self.sink.emit(&Event::TaskFinished(report));
-        if matches!(status, TaskStatus::Failed | TaskStatus::Errored) {
-            if self.first_failure.is_none() {
-                self.first_failure = Some(i);
+        let mut work = vec![(i, report)];
+        while let Some((i, report)) = work.pop() {
+            if self.status[i].is_some() {
+                continue;
             }
-            if !self.keep_going {
-                self.stop_starting = true;
+            let status = report.status;
+            self.status[i] = Some(status);
+            match status {
+                TaskStatus::Passed => self.summary.passed += 1,
+                TaskStatus::Cached => self.summary.cached += 1,
+                TaskStatus::Failed => self.summary.failed += 1,
+                TaskStatus::Errored => self.summary.errored += 1,
+                TaskStatus::Blocked => self.summary.blocked += 1,
+                TaskStatus::Skipped => self.summary.skipped += 1,
             }
-        }
-        if status.is_success() {
-            for &dep in self.graph.dependents(i) {
-                if !self.selected[dep] {
-                    continue;
+            self.sink.emit(&Event::TaskFinished(report));
+            if matches!(status, TaskStatus::Failed | TaskStatus::Errored) {
+                if self.first_failure.is_none() {
+                    self.first_failure = Some(i);
                 }
-                self.pending[dep] -= 1;
-                if self.pending[dep] == 0 && self.status[dep].is_none() {
-                    self.admit(dep);
+                if !self.keep_going {
+                    self.stop_starting = true;
                 }
             }
-        } else {
-            let name = &self.graph.task(i).name;
-            let why = match status {
-                TaskStatus::Failed => format!("dependency `{name}` failed"),
-                TaskStatus::Errored => format!("dependency `{name}` errored"),
-                TaskStatus::Skipped => format!("dependency `{name}` was skipped"),
-                _ => format!("dependency `{name}` was blocked"),
-            };
-            let dependents: Vec<usize> = self.graph.dependents(i).to_vec();
-            for dep in dependents {
-                if self.selected[dep] && self.status[dep].is_none() {
-                    self.settle(dep, TaskStatus::Blocked, why.clone());
+            let graph = self.graph;
+            if status.is_success() {
+                for &dep in graph.dependents(i) {
+                    if !self.selected[dep] {
+                        continue;
+                    }
+                    self.pending[dep] -= 1;
+                    if self.pending[dep] == 0
+                        && self.status[dep].is_none()
+                        && let Some(r) = self.admit(dep)
+                    {
+                        work.push((dep, r));
+                    }
+                }
+            } else {
+                let name = &graph.task(i).name;
+                let why = match status {
+                    TaskStatus::Failed => format!("dependency `{name}` failed"),
+                    TaskStatus::Errored => format!("dependency `{name}` errored"),
+                    TaskStatus::Skipped => format!("dependency `{name}` was skipped"),
+                    _ => format!("dependency `{name}` was blocked"),
+                };
+                for &dep in graph.dependents(i) {
+                    if self.selected[dep] && self.status[dep].is_none() {
+                        work.push((dep, self.report(dep, TaskStatus::Blocked, why.clone())));
+                    }
                 }
             }
         }
@@ -300,7 +337,8 @@ impl Dispatcher<'_> {
         };
         for i in 0..self.graph.len() {
             if self.selected[i] && self.status[i].is_none() {
-                self.settle(i, TaskStatus::Blocked, why.clone());
+                let r = self.report(i, TaskStatus::Blocked, why.clone());
+                self.finish(i, r);
             }
         }
     }

@@ -26,6 +26,9 @@ use crate::redact::SecretSet;
 /// Longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
+/// A finished task's outputs: name -> absolute path.
+pub(super) type Outputs = Arc<BTreeMap<String, PathBuf>>;
+
 /// What every task of a run shares.
 pub(super) struct Shared {
     pub graph: Arc<ValidGraph>,
@@ -44,7 +47,7 @@ pub(super) struct Shared {
     pub retry_backoff: Duration,
     pub cancel: CancellationToken,
     /// Outputs (name -> absolute path) of tasks that succeeded, by task index.
-    pub outputs: Mutex<Vec<Option<Arc<BTreeMap<String, PathBuf>>>>>,
+    pub outputs: Mutex<Vec<Option<Outputs>>>,
     /// One prompt gate asks at a time.
     pub prompt_lock: tokio::sync::Mutex<()>,
 }
@@ -247,7 +250,8 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
         });
         let io = ExecIo {
             output: log.clone(),
-            cancel: shared.cancel.child_token(),
+            // Executors only watch the token; the run's own one is enough (and cheap).
+            cancel: shared.cancel.clone(),
         };
         let (outcome, recorded) = match &runner {
             Runner::Process => (shared.process.execute(&req, io).await, BTreeMap::new()),

@@ -1,0 +1,3 @@
+module sykli.dev/sdk-go
+
+go 1.21

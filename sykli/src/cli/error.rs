@@ -1,0 +1,94 @@
+//! The one CLI-level error type and its exit codes.
+
+use std::fmt;
+use std::process::ExitCode;
+
+use crate::report::Envelope;
+
+/// Exit code: nothing failed or errored.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: a task failed or errored, the run was interrupted, or a command failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: bad usage or an invalid pipeline.
+pub const EXIT_USAGE: u8 = 2;
+
+/// A command that could not do its job: what to print and which exit code to use.
+#[derive(Debug)]
+pub struct CliError {
+    /// A stable snake_case code for `--json` (`invalid_pipeline`, `unknown_run`, ...).
+    pub code: &'static str,
+    /// The exit code (1 or 2).
+    pub exit: u8,
+    /// The error with its causes.
+    pub error: anyhow::Error,
+    /// Extra lines printed after the message (e.g. every validation error).
+    pub details: Vec<String>,
+}
+
+impl CliError {
+    /// Bad usage or an invalid pipeline: exit 2.
+    pub fn usage(code: &'static str, error: impl Into<anyhow::Error>) -> Self {
+        CliError {
+            code,
+            exit: EXIT_USAGE,
+            error: error.into(),
+            details: Vec::new(),
+        }
+    }
+
+    /// The command failed: exit 1.
+    pub fn failed(code: &'static str, error: impl Into<anyhow::Error>) -> Self {
+        CliError {
+            code,
+            exit: EXIT_FAILED,
+            error: error.into(),
+            details: Vec::new(),
+        }
+    }
+
+    /// Adds lines printed under the message.
+    pub fn with_details(mut self, details: Vec<String>) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// The message with its chain of causes, on one line.
+    pub fn message(&self) -> String {
+        format!("{:#}", self.error)
+    }
+
+    /// Prints the error to stderr (`error: ...` then the details).
+    pub fn print(&self) {
+        eprintln!("error: {}", self.message());
+        for d in &self.details {
+            eprintln!("  {d}");
+        }
+    }
+
+    /// The `--json` envelope for this error.
+    pub fn envelope(&self) -> Envelope {
+        let data = if self.details.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::json!({ "details": self.details })
+        };
+        Envelope::failure(self.code, self.message(), data)
+    }
+
+    /// Prints the error as `--json` asks (envelope on stdout) or as text (stderr), and returns
+    /// its exit code.
+    pub fn report(&self, json: bool) -> ExitCode {
+        if json {
+            crate::cli::print_out(&self.envelope().to_line());
+        } else {
+            self.print();
+        }
+        ExitCode::from(self.exit)
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}

@@ -1,0 +1,12 @@
+// Test vector 01-minimal: must print expected.json byte for byte with --emit.
+package main
+
+import (
+	sykli "sykli.dev/sdk-go"
+)
+
+func main() {
+	s := sykli.New()
+	s.Task("build").Run("make")
+	s.Emit()
+}

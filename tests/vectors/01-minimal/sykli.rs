@@ -1,0 +1,14 @@
+//! Test vector 01-minimal: `pipeline().to_json()` must equal expected.json byte for byte.
+use sykli::Pipeline;
+
+/// The pipeline of this vector.
+pub fn pipeline() -> Pipeline {
+    let p = Pipeline::new();
+    p.task("build").run("make");
+    p
+}
+
+#[allow(dead_code)]
+fn main() {
+    pipeline().emit_or_exit();
+}

@@ -1,0 +1,17 @@
+//! Test vector errors/after-group-unknown: `pipeline().to_json()` must equal expected.json byte for byte.
+use sykli::Pipeline;
+
+/// The pipeline of this vector.
+pub fn pipeline() -> Pipeline {
+    let p = Pipeline::new();
+    p.task("build").run("make");
+    p.task("deploy")
+        .run("./deploy")
+        .after_group(&p.parallel(&["build", "zzz"]));
+    p
+}
+
+#[allow(dead_code)]
+fn main() {
+    pipeline().emit_or_exit();
+}

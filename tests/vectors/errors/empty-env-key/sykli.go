@@ -1,0 +1,12 @@
+// Test vector errors/empty-env-key: must print expected.json byte for byte with --emit.
+package main
+
+import (
+	sykli "sykli.dev/sdk-go"
+)
+
+func main() {
+	s := sykli.New()
+	s.Task("a").Run("x").Env("", "v")
+	s.Emit()
+}

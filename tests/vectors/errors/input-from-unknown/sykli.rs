@@ -1,0 +1,15 @@
+//! Test vector errors/input-from-unknown: `pipeline().to_json()` must equal expected.json byte for byte.
+use sykli::Pipeline;
+
+/// The pipeline of this vector.
+pub fn pipeline() -> Pipeline {
+    let p = Pipeline::new();
+    p.task("test").run("x").input_from("biuld", "bin", "app");
+    p.task("build").run("make");
+    p
+}
+
+#[allow(dead_code)]
+fn main() {
+    pipeline().emit_or_exit();
+}
