@@ -67,3 +67,42 @@ fn stats_clean_and_path() {
     assert!(!ok);
     assert!(err.contains("invalid duration \"soon\""), "{err}");
 }
+
+#[test]
+fn sykli_run_hits_the_cache_the_second_time_unless_no_cache() {
+    let cache_dir = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    let p = project.path();
+    std::fs::create_dir_all(p.join("src")).unwrap();
+    std::fs::write(p.join("src/a.txt"), "hi\n").unwrap();
+    std::fs::write(
+        p.join("sykli.json"),
+        r#"{"version": "1", "tasks": [{"name": "build",
+            "command": "echo ran >> runs.log; cat src/a.txt > out.txt",
+            "inputs": ["src/**"], "outputs": {"bin": "out.txt"}}]}"#,
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_sykli"))
+            .arg("run")
+            .args(extra)
+            .current_dir(p)
+            .env("SYKLI_CACHE_DIR", cache_dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap() + &String::from_utf8(out.stderr).unwrap()
+    };
+    let first = run(&[]);
+    assert!(!first.contains("cached"), "{first}");
+    std::fs::remove_file(p.join("out.txt")).unwrap();
+    let second = run(&[]);
+    assert!(second.contains("1 passed (1 cached)"), "{second}");
+    assert_eq!(std::fs::read_to_string(p.join("out.txt")).unwrap(), "hi\n");
+    let third = run(&["--no-cache"]);
+    assert!(!third.contains("cached"), "{third}");
+    assert_eq!(
+        std::fs::read_to_string(p.join("runs.log")).unwrap(),
+        "ran\nran\n"
+    );
+}
