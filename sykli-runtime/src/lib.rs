@@ -44,6 +44,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod cache;
 pub mod context;
 pub mod events;
 pub mod exec;

@@ -106,6 +106,17 @@ impl TaskLog {
         inner.header_pending = n > 1;
     }
 
+    /// Flushes what is buffered to the log file, keeping any earlier write error for
+    /// [`TaskLog::finish`].
+    pub fn flush(&self) -> io::Result<()> {
+        let mut inner = self.lock();
+        self.flush_streams(&mut inner);
+        match inner.file.as_mut() {
+            Some(f) => f.flush(),
+            None => Ok(()),
+        }
+    }
+
     /// Flushes everything. Returns the log's path if anything was written, or the first error
     /// met while writing it.
     pub fn finish(&self) -> io::Result<Option<PathBuf>> {

@@ -30,6 +30,7 @@ impl TaskCache for Table {
             Ok(Some(CacheHit {
                 outputs: BTreeMap::from([("out".to_owned(), path)]),
                 message: Some("restored".into()),
+                log: None,
             }))
         })
     }

@@ -33,6 +33,8 @@ pub struct CacheHit {
     pub outputs: BTreeMap<String, PathBuf>,
     /// A note for reporters, e.g. the key that hit.
     pub message: Option<String>,
+    /// The cached run's log, replayed as the task's output.
+    pub log: Option<Vec<u8>>,
 }
 
 /// A result cache consulted by the scheduler.

@@ -194,6 +194,12 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
         };
         match cache.lookup(query).await {
             Ok(Some(hit)) => {
+                if let Some(bytes) = &hit.log {
+                    log.write(OutputStream::Stdout, bytes);
+                }
+                if let Err(e) = log.finish() {
+                    return End::errored(e.to_string());
+                }
                 record_outputs(shared, i, hit.outputs);
                 return End {
                     status: TaskStatus::Cached,
@@ -256,7 +262,9 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
         end = match verdict {
             Ok(code) => match collect_outputs(task, &workdir, recorded) {
                 Ok(outputs) => {
-                    if let Some(cache) = &shared.cache {
+                    if let Some(cache) = &shared.cache
+                        && log.flush().is_ok()
+                    {
                         let query = CacheQuery {
                             task,
                             project_root: root,

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod cache;
 mod clean;
 mod error;
 mod explain;
@@ -18,6 +19,7 @@ mod logs;
 pub(crate) mod run;
 pub mod validate;
 
+pub use cache::{CacheArgs, CacheCommand};
 pub use error::CliError;
 pub use run::{RunOptions, Timeout};
 
@@ -55,6 +57,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Show what a run would do and why, without running anything.
     Explain(ExplainArgs),
+    /// Inspect and prune the local cache.
+    Cache(CacheArgs),
 }
 
 /// Where the pipeline is.
@@ -164,6 +168,7 @@ pub struct CleanArgs {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Some(Command::Cache(args)) => cache::cache_command(&args),
         Some(Command::Run(args)) => run::run_command(&args),
         None => run::run_command(&cli.run),
         Some(Command::Validate(args)) => validate::validate_command(&args),

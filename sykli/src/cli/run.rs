@@ -216,7 +216,25 @@ pub(crate) fn config_for(project_root: &Path, opts: &RunOptions) -> RunConfig {
     config.signals = Signals::Standard;
     config.history = state::previous_durations(&config.state_dir);
     config.container = container_executor();
+    if !opts.no_cache {
+        config.cache = local_cache(project_root);
+    }
     config
+}
+
+/// The local content-addressed cache for a project; a cache that cannot be opened is a
+/// warning, and the run goes on uncached.
+fn local_cache(project_root: &Path) -> Option<Arc<dyn sykli_runtime::scheduler::TaskCache>> {
+    use sykli_runtime::cache::{LocalCache, Store, TaskCache};
+    let root = std::path::absolute(project_root).unwrap_or_else(|_| project_root.to_path_buf());
+    let opened = Store::open_default().and_then(|store| TaskCache::open(store, &root));
+    match opened {
+        Ok(cache) => Some(Arc::new(LocalCache::new(cache))),
+        Err(e) => {
+            eprintln!("warning: running without the cache: {}", error_chain(&e));
+            None
+        }
+    }
 }
 
 /// The executor for container tasks: the Docker engine at `DOCKER_HOST` (or the default

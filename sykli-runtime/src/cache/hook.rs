@@ -1,0 +1,191 @@
+//! [`LocalCache`]: the local [`TaskCache`](super::TaskCache) plugged into the scheduler's
+//! cache seam ([`crate::scheduler::TaskCache`]).
+//!
+//! Per task: the key is computed before the first attempt (dependency output digests come
+//! from what this run recorded for the task's dependencies); a hit restores the outputs and
+//! hands back the log to replay (status `cached`); a task that passed is stored, and its
+//! output digests are recorded for its dependents. A task that is not cacheable still gets
+//! its output digests recorded, so dependents can be cached.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use futures::future::BoxFuture;
+
+use super::{CacheError, Digest, KeyContext, Keyed, TaskCache};
+use crate::scheduler::{CacheHit, CacheQuery};
+
+/// The local content-addressed cache, as the scheduler's cache. Put it in
+/// [`RunConfig::cache`](crate::scheduler::RunConfig::cache); call [`LocalCache::finish`] after
+/// the run (it persists the stat index; dropping does it too, ignoring errors).
+#[derive(Debug)]
+pub struct LocalCache {
+    inner: Arc<TaskCache>,
+    native_identity: Option<String>,
+    /// Keys computed at lookup, by task, used when the task passes.
+    pending: Mutex<HashMap<String, Keyed>>,
+    /// Output digests of the tasks of this run that succeeded, by task.
+    produced: Mutex<HashMap<String, BTreeMap<String, Digest>>>,
+}
+
+impl LocalCache {
+    /// Wraps a task cache.
+    pub fn new(cache: TaskCache) -> LocalCache {
+        LocalCache {
+            inner: Arc::new(cache),
+            native_identity: None,
+            pending: Mutex::new(HashMap::new()),
+            produced: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Identity of the pipeline binary's code (e.g. its digest), making native tasks
+    /// cacheable.
+    pub fn with_native_identity(mut self, identity: impl Into<String>) -> LocalCache {
+        self.native_identity = Some(identity.into());
+        self
+    }
+
+    /// The wrapped cache.
+    pub fn cache(&self) -> &TaskCache {
+        &self.inner
+    }
+
+    /// Persists the stat index. Call once after the run.
+    pub fn finish(&self) -> Result<(), CacheError> {
+        self.inner.save_index()
+    }
+
+    fn context(&self, query: &CacheQuery<'_>) -> KeyContext {
+        let produced = self.produced.lock().unwrap_or_else(|p| p.into_inner());
+        let dependency_outputs = query
+            .task
+            .direct_dependencies()
+            .into_iter()
+            .filter_map(|d| produced.get(d).map(|o| (d.to_owned(), o.clone())))
+            .filter(|(_, o)| !o.is_empty())
+            .collect();
+        KeyContext {
+            // Secret values in here are dropped by name when keying.
+            env: query.env.clone(),
+            dependency_outputs,
+            native_identity: self.native_identity.clone(),
+            platform: None,
+        }
+    }
+
+    fn record(&self, task: &str, digests: BTreeMap<String, Digest>) {
+        self.produced
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(task.to_owned(), digests);
+    }
+}
+
+impl Drop for LocalCache {
+    fn drop(&mut self) {
+        let _ = self.inner.save_index();
+    }
+}
+
+/// Runs blocking cache work off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, CacheError> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map_err(|e| error_chain(&e)),
+        Err(e) => Err(format!("cache worker failed: {e}")),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+impl crate::scheduler::TaskCache for LocalCache {
+    fn lookup<'a>(
+        &'a self,
+        query: CacheQuery<'a>,
+    ) -> BoxFuture<'a, Result<Option<CacheHit>, String>> {
+        Box::pin(async move {
+            let ctx = self.context(&query);
+            let inner = self.inner.clone();
+            let task = query.task.clone();
+            let workdir = query.workdir.to_path_buf();
+            let (keyed, found) = blocking(move || {
+                let keyed = inner.key(&task, &ctx)?;
+                let Some(hit) = inner.lookup(&keyed)? else {
+                    return Ok((keyed, None));
+                };
+                match inner.restore(&hit, &workdir) {
+                    Ok(log) => Ok((keyed, Some((hit, log)))),
+                    // A damaged entry (removed by now) is a miss: the task runs.
+                    Err(e) if e.is_damaged_entry() => Ok((keyed, None)),
+                    Err(e) => Err(e),
+                }
+            })
+            .await?;
+            let name = query.task.name.clone();
+            match found {
+                Some((hit, log)) => {
+                    self.record(&name, hit.output_digests());
+                    let outputs = query
+                        .task
+                        .outputs
+                        .iter()
+                        .map(|(n, p)| (n.clone(), query.workdir.join(p)))
+                        .collect::<BTreeMap<String, PathBuf>>();
+                    Ok(Some(CacheHit {
+                        outputs,
+                        message: Some(format!("cache hit {}", &hit.key.to_hex()[..16])),
+                        log: Some(log.bytes),
+                    }))
+                }
+                None => {
+                    self.pending
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(name, keyed);
+                    Ok(None)
+                }
+            }
+        })
+    }
+
+    fn store<'a>(
+        &'a self,
+        query: CacheQuery<'a>,
+        _outputs: &'a BTreeMap<String, PathBuf>,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let name = query.task.name.clone();
+            let keyed = self
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&name);
+            let inner = self.inner.clone();
+            let workdir = query.workdir.to_path_buf();
+            let declared = query.task.outputs.clone();
+            let log = query.log_path.to_path_buf();
+            let digests = blocking(move || match keyed {
+                Some(Keyed::Cacheable { key, manifest }) => {
+                    let log = log.is_file().then_some(log.as_path());
+                    inner.store(&key, &manifest, 0, &workdir, &declared, log)
+                }
+                _ => inner.output_digests(&workdir, &declared),
+            })
+            .await?;
+            self.record(&name, digests);
+            Ok(())
+        })
+    }
+}

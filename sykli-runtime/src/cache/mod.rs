@@ -1,0 +1,419 @@
+//! The content-addressed task cache: exact BLAKE3 keys, a local store, fast change
+//! detection, and an explanation for every miss.
+//!
+//! The main type is [`TaskCache`]; the scheduler uses it like this:
+//! ```no_run
+//! # use std::collections::BTreeMap;
+//! # use std::path::Path;
+//! # use sykli_runtime::cache::{KeyContext, Keyed, Store, TaskCache};
+//! # use sykli_runtime::graph::model::Task;
+//! # fn main() -> Result<(), sykli_runtime::cache::CacheError> {
+//! let cache = TaskCache::open(Store::open_default()?, Path::new("/repo"))?;
+//! let task = Task::named("build");
+//! let keyed = cache.key(&task, &KeyContext::default())?;
+//! match cache.lookup(&keyed)? {
+//!     Some(hit) => {
+//!         let log = cache.restore(&hit, Path::new("/repo"))?; // outputs back in place
+//!         // replay log.bytes as output; status `cached`; hit.output_digests() to dependents
+//!     }
+//!     None => {
+//!         // run the task; on success:
+//!         if let Keyed::Cacheable { key, manifest } = &keyed {
+//!             let digests = cache.store(key, manifest, 0, Path::new("/repo"), &task.outputs, None)?;
+//!         }
+//!     }
+//! }
+//! cache.save_index()?; // once, at the end of the run
+//! # Ok(()) }
+//! ```
+//!
+//! With the scheduler, use [`LocalCache`] (it implements the scheduler's cache seam):
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use sykli_runtime::cache::{LocalCache, Store, TaskCache};
+//! # fn f(mut config: sykli_runtime::RunConfig, no_cache: bool) -> Result<(), Box<dyn std::error::Error>> {
+//! if !no_cache {
+//!     let cache = TaskCache::open(Store::open_default()?, &config.project_root)?;
+//!     config.cache = Some(Arc::new(LocalCache::new(cache)));
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! - [`key`]: what a key is made of ([`KeyManifest`]) and why a task is not cacheable.
+//! - [`index`]: the stat index that makes an unchanged tree cost only `lstat`s.
+//! - [`store`]: the on-disk blobs and action results, with stats, clean and LRU eviction.
+//! - [`explain`]: why a task missed.
+
+pub mod digest;
+pub mod explain;
+mod hook;
+pub mod index;
+pub mod key;
+pub mod store;
+mod walk;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+pub use digest::Digest;
+pub use explain::{Change, Delta, Explanation};
+pub use hook::LocalCache;
+pub use index::StatIndex;
+pub use key::{ActionIdentity, KeyContext, KeyManifest, Keyed, NotCacheable, SCHEMA_VERSION};
+pub use store::{ActionResult, CacheStats, CleanReport, OutputEntry, OutputTree, Store};
+
+use crate::graph::model::Task;
+
+/// An error of the cache. A cache error never means a task failed: the caller runs the task
+/// uncached (and reports the error).
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// A filesystem operation failed.
+    #[error("failed to {action} {}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// On what.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// An `inputs` glob is invalid.
+    #[error("task \"{task}\": invalid input glob \"{glob}\": {reason}")]
+    InvalidInput {
+        /// Task name.
+        task: String,
+        /// The glob as written.
+        glob: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Walking the project for input files failed.
+    #[error("task \"{task}\": failed to list input files: {message}")]
+    Walk {
+        /// Task name.
+        task: String,
+        /// The walker's error.
+        message: String,
+    },
+    /// An input file's path is not UTF-8, so it cannot be keyed portably.
+    #[error("task \"{task}\": input file path {} is not UTF-8", path.display())]
+    NonUtf8Path {
+        /// Task name.
+        task: String,
+        /// The path relative to the project.
+        path: PathBuf,
+    },
+    /// A declared output is not where the task said.
+    #[error("failed to store output \"{name}\": {path} is missing")]
+    MissingOutput {
+        /// Output name.
+        name: String,
+        /// Declared path.
+        path: String,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A declared output path is unusable.
+    #[error("failed to store output \"{name}\" ({path}): {reason}")]
+    InvalidOutput {
+        /// Output name.
+        name: String,
+        /// Declared path.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A blob's content did not match its digest; it was removed.
+    #[error("failed to read cache blob {digest}: content is corrupt (removed)")]
+    Corrupt {
+        /// The blob's name.
+        digest: Digest,
+    },
+    /// A blob an entry refers to is gone.
+    #[error("failed to read cache blob {digest}: missing")]
+    MissingBlob {
+        /// The blob's name.
+        digest: Digest,
+    },
+    /// Encoding a record failed.
+    #[error("failed to encode {what}")]
+    Encode {
+        /// What was being encoded.
+        what: String,
+        /// The serde error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// No user cache directory is known (set `SYKLI_CACHE_DIR`).
+    #[error("failed to find a cache directory: set SYKLI_CACHE_DIR or XDG_CACHE_HOME")]
+    NoCacheDir,
+}
+
+impl CacheError {
+    pub(crate) fn io(action: &'static str, path: &Path, source: io::Error) -> CacheError {
+        CacheError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Whether this error means a stored entry is unusable (corrupt or incomplete), so the
+    /// task should simply run.
+    pub fn is_damaged_entry(&self) -> bool {
+        matches!(
+            self,
+            CacheError::Corrupt { .. } | CacheError::MissingBlob { .. }
+        )
+    }
+}
+
+/// Checks that an output path is relative, stays inside the workdir and is not the workdir.
+pub(crate) fn check_relative(name: &str, rel: &str) -> Result<PathBuf, CacheError> {
+    let bad = |reason: &str| CacheError::InvalidOutput {
+        name: name.to_owned(),
+        path: rel.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let p = Path::new(rel);
+    if p.is_absolute() {
+        return Err(bad("it is absolute; outputs are relative to the workdir"));
+    }
+    let mut clean = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(s) => clean.push(s),
+            Component::CurDir => {}
+            _ => return Err(bad("it leaves the workdir")),
+        }
+    }
+    if clean.as_os_str().is_empty() {
+        return Err(bad("it is the workdir itself"));
+    }
+    Ok(clean)
+}
+
+/// A stored result found for a key.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    /// The key.
+    pub key: Digest,
+    /// The stored result.
+    pub result: ActionResult,
+}
+
+impl Hit {
+    /// Output name -> tree digest, for the [`KeyContext::dependency_outputs`] of dependents.
+    pub fn output_digests(&self) -> BTreeMap<String, Digest> {
+        self.result
+            .outputs
+            .iter()
+            .map(|(n, t)| (n.clone(), t.digest))
+            .collect()
+    }
+}
+
+/// The log of a cached run, verified, to replay as the task's output.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoredLog {
+    /// The log bytes (empty when no log was stored).
+    pub bytes: Vec<u8>,
+}
+
+/// The cache as the scheduler sees it: key, look up, restore, store, explain.
+///
+/// One per run and project. Thread-safe: keys may be computed from several threads.
+#[derive(Debug)]
+pub struct TaskCache {
+    store: Store,
+    index: StatIndex,
+    walker: walk::Walker,
+    root: PathBuf,
+    project_id: String,
+    size_limit: Option<u64>,
+}
+
+impl TaskCache {
+    /// A cache for the project at `root` (absolute), backed by `store`, with its stat index at
+    /// `root/.sykli/cache-index`.
+    pub fn open(store: Store, root: &Path) -> Result<TaskCache, CacheError> {
+        let index = StatIndex::open(root.join(".sykli").join("cache-index"));
+        Ok(TaskCache::with_index(store, root, index))
+    }
+
+    /// Like [`TaskCache::open`] with a given stat index.
+    pub fn with_index(store: Store, root: &Path, index: StatIndex) -> TaskCache {
+        // The project id only names "last manifest" records; it is a digest, never the path.
+        let mut h = blake3::Hasher::new_derive_key("sykli project id v1");
+        h.update(root.as_os_str().as_encoded_bytes());
+        TaskCache {
+            store,
+            index,
+            walker: walk::Walker::new(root),
+            root: root.to_path_buf(),
+            project_id: h.finalize().to_hex().to_string(),
+            size_limit: None,
+        }
+    }
+
+    /// Evict least recently used entries after each store to stay under `bytes`.
+    pub fn with_size_limit(mut self, bytes: Option<u64>) -> TaskCache {
+        self.size_limit = bytes;
+        self
+    }
+
+    /// The store.
+    pub fn store_handle(&self) -> &Store {
+        &self.store
+    }
+
+    /// The stat index (for its hash counters).
+    pub fn index(&self) -> &StatIndex {
+        &self.index
+    }
+
+    /// Computes a task's key from its definition, `ctx` and its input files.
+    pub fn key(&self, task: &Task, ctx: &KeyContext) -> Result<Keyed, CacheError> {
+        key::compute(task, ctx, &self.root, &self.index, &self.walker)
+    }
+
+    /// The stored result for a key, if any and complete (every blob present). A hit also
+    /// becomes the task's "last manifest".
+    pub fn lookup(&self, keyed: &Keyed) -> Result<Option<Hit>, CacheError> {
+        let Keyed::Cacheable { key, manifest } = keyed else {
+            return Ok(None);
+        };
+        let Some(result) = self.store.get_action(key)? else {
+            return Ok(None);
+        };
+        if result.blobs().any(|(d, _)| !self.store.has_blob(d)) {
+            return Ok(None);
+        }
+        self.store.set_last_manifest(&self.project_id, manifest)?;
+        Ok(Some(Hit { key: *key, result }))
+    }
+
+    /// Puts a hit's outputs back under `workdir` byte-identical, with their modes (an
+    /// existing output path is replaced), and returns the log to replay. Each blob is
+    /// verified; on [`CacheError::is_damaged_entry`] errors run the task instead.
+    pub fn restore(&self, hit: &Hit, workdir: &Path) -> Result<RestoredLog, CacheError> {
+        let log = match &hit.result.log {
+            Some(l) => self.store.read_blob(&l.digest)?,
+            None => Vec::new(),
+        };
+        for (name, tree) in &hit.result.outputs {
+            let rel = check_relative(name, &tree.path)?;
+            let top = workdir.join(rel);
+            match std::fs::symlink_metadata(&top) {
+                Ok(m) if m.is_dir() => std::fs::remove_dir_all(&top)
+                    .map_err(|e| CacheError::io("remove old output", &top, e))?,
+                Ok(_) => std::fs::remove_file(&top)
+                    .map_err(|e| CacheError::io("remove old output", &top, e))?,
+                Err(_) => {}
+            }
+            for (path, entry) in &tree.entries {
+                let rel = check_relative(name, path)?;
+                let dest = workdir.join(rel);
+                match entry {
+                    OutputEntry::File { digest, mode, .. } => {
+                        self.store.copy_blob_to(digest, &dest, *mode)?
+                    }
+                    OutputEntry::Symlink { target } => {
+                        if let Some(dir) = dest.parent() {
+                            std::fs::create_dir_all(dir)
+                                .map_err(|e| CacheError::io("create directory", dir, e))?;
+                        }
+                        let _ = std::fs::remove_file(&dest);
+                        std::os::unix::fs::symlink(target, &dest)
+                            .map_err(|e| CacheError::io("create symlink", &dest, e))?;
+                    }
+                }
+            }
+        }
+        Ok(RestoredLog { bytes: log })
+    }
+
+    /// Stores the result of a successful run: the declared `outputs` (name -> path relative to
+    /// `workdir`) and the log at `log_path`. Returns the output digests for dependents.
+    /// Call it only when the task succeeded.
+    pub fn store(
+        &self,
+        key: &Digest,
+        manifest: &KeyManifest,
+        exit_code: i32,
+        workdir: &Path,
+        outputs: &BTreeMap<String, String>,
+        log_path: Option<&Path>,
+    ) -> Result<BTreeMap<String, Digest>, CacheError> {
+        {
+            let _lock = self.store.write_lock()?;
+            let trees = store::store_outputs(&self.store, workdir, outputs)?;
+            let log = log_path.map(|p| self.store.put_file(p)).transpose()?;
+            let result = ActionResult {
+                exit_code,
+                outputs: trees,
+                log,
+                manifest: manifest.clone(),
+                created_unix_ms: store::now_ms(),
+            };
+            self.store.put_action(key, &result)?;
+            self.store.set_last_manifest(&self.project_id, manifest)?;
+            let digests = result
+                .outputs
+                .iter()
+                .map(|(n, t)| (n.clone(), t.digest))
+                .collect();
+            drop(_lock);
+            if let Some(limit) = self.size_limit {
+                self.store.evict_to(limit)?;
+            }
+            Ok(digests)
+        }
+    }
+
+    /// Output digests of a task that ran but is not cached, for its dependents' keys.
+    pub fn output_digests(
+        &self,
+        workdir: &Path,
+        outputs: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, Digest>, CacheError> {
+        let _lock = self.store.write_lock()?;
+        Ok(store::store_outputs(&self.store, workdir, outputs)?
+            .into_iter()
+            .map(|(n, t)| (n, t.digest))
+            .collect())
+    }
+
+    /// Why `keyed` (for the task `task`) hits or misses, against the task's last manifest.
+    pub fn explain(&self, task: &str, keyed: &Keyed) -> Result<Explanation, CacheError> {
+        let (key, manifest) = match keyed {
+            Keyed::NotCacheable { reason } => {
+                return Ok(Explanation::NotCacheable {
+                    reason: reason.clone(),
+                });
+            }
+            Keyed::Cacheable { key, manifest } => (key, manifest),
+        };
+        if self.store.get_action(key)?.is_some() {
+            return Ok(Explanation::Hit);
+        }
+        let Some(before) = self.store.last_manifest(&self.project_id, task)? else {
+            return Ok(Explanation::NoPreviousEntry);
+        };
+        let changes = explain::diff(&before, manifest);
+        if changes.is_empty() {
+            Ok(Explanation::NotStored)
+        } else {
+            Ok(Explanation::Changed { changes })
+        }
+    }
+
+    /// Persists the stat index; call once at the end of a run.
+    pub fn save_index(&self) -> Result<(), CacheError> {
+        self.index.save()
+    }
+}
