@@ -128,3 +128,26 @@ async fn native_tasks_run_in_process_with_sh_outputs_and_secrets() {
     assert!(!ev.all_json().contains("native-s3cret-value"));
     assert_eq!(s.passed, 2);
 }
+
+/// A native task whose function is not registered in this process (e.g. `sykli run` on the
+/// graph a pipeline binary emitted) runs its `command`, which runs the function in that
+/// binary; with the function registered, it runs in-process and the command is not used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unregistered_native_tasks_run_their_command() {
+    let p = Project::new();
+    let graph = json!({"version": "1", "tasks": [
+        {"name": "gen", "native": "gen", "command": "echo via-command > how.txt"},
+    ]});
+    let (s, ev) = p.run(graph.clone(), p.config()).await;
+    assert!(s.ok(), "{:?}", ev.report("gen"));
+    assert_eq!(p.read("how.txt"), "via-command\n");
+
+    let mut c = p.config();
+    c.native.register("gen", |ctx: TaskCtx| async move {
+        std::fs::write(ctx.workdir().join("how.txt"), "in-process\n")?;
+        Ok(())
+    });
+    let (s, ev) = p.run(graph, c).await;
+    assert!(s.ok(), "{:?}", ev.report("gen"));
+    assert_eq!(p.read("how.txt"), "in-process\n");
+}

@@ -120,7 +120,13 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
             attempts: 1,
             message,
         };
-    } else if let Some(f) = &task.native {
+    } else if let Some(f) = task
+        .native
+        .as_ref()
+        .filter(|f| task.command.is_none() || shared.native.registry().get(f).is_some())
+    {
+        // In-process when this process has the function; otherwise (e.g. `sykli run` on a
+        // graph a pipeline binary emitted) its `command` runs the function in that binary.
         (Action::Native(f.clone()), Runner::Native)
     } else if let Some(command) = &task.command {
         match (&task.container, &shared.container) {
