@@ -42,6 +42,14 @@ pub enum Event {
         /// The masked line.
         line: String,
     },
+    /// The cache had no result for a cacheable task (or it is not cacheable), so it runs.
+    TaskCacheMiss {
+        /// Task name.
+        task: String,
+        /// Why, in one line: the input, env var or dependency output that changed, "no
+        /// previous entry", or why the task is not cacheable.
+        reason: String,
+    },
     /// An attempt failed and the task will be tried again after a delay.
     TaskRetrying {
         /// Task name.

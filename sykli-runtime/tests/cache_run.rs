@@ -36,6 +36,17 @@ async fn run(p: &Project, cache_dir: &Path) -> (Vec<TaskStatus>, Arc<common::Col
     (statuses, ev)
 }
 
+/// The `(task, reason)` of every cache miss in a run.
+fn miss_reasons(ev: &common::Collect) -> Vec<(String, String)> {
+    ev.events()
+        .into_iter()
+        .filter_map(|e| match e {
+            sykli_runtime::Event::TaskCacheMiss { task, reason } => Some((task, reason)),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The tasks that ran since the last call, sorted (independent tasks run in any order).
 fn runs(p: &Project) -> Vec<String> {
     let mut v: Vec<String> = p.read("runs.log").lines().map(str::to_owned).collect();
@@ -74,16 +85,29 @@ async fn second_run_is_cached_with_log_replayed_and_outputs_restored() {
     // An input of build changes but not its output: build runs, test stays cached, because
     // test is keyed on build's output digest, not on build's inputs.
     std::fs::write(p.path("src/b.txt"), "B2\n").unwrap();
-    let (st, _) = run(&p, cache_dir.path()).await;
+    let (st, ev) = run(&p, cache_dir.path()).await;
     assert_eq!(st, [Passed, Cached, Passed]);
     assert_eq!(runs(&p), ["build", "uncached"]);
+    // The run says why build missed: the input that changed, by its relative path.
+    let why = miss_reasons(&ev);
+    assert!(
+        why.iter()
+            .any(|(t, r)| t == "build" && r.contains("src/b.txt")),
+        "{why:?}"
+    );
+    assert!(!why.iter().any(|(t, _)| t == "test"), "{why:?}");
 
     // Build's output changes: test runs again.
     std::fs::write(p.path("src/a.txt"), "A2\n").unwrap();
-    let (st, _) = run(&p, cache_dir.path()).await;
+    let (st, ev) = run(&p, cache_dir.path()).await;
     assert_eq!(st, [Passed, Passed, Passed]);
     assert_eq!(runs(&p), ["build", "test", "uncached"]);
     assert_eq!(p.read("tested.txt"), "A2\nT1\n");
+    let why = miss_reasons(&ev);
+    assert!(
+        why.iter().any(|(t, r)| t == "test" && r.contains("build")),
+        "{why:?}"
+    );
 
     // Without a cache (`--no-cache`) everything runs.
     let (s, ev) = p.run(graph(), p.config()).await;

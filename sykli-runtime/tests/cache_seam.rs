@@ -11,7 +11,7 @@ use common::Project;
 use futures::future::BoxFuture;
 use serde_json::json;
 use sykli_runtime::TaskStatus;
-use sykli_runtime::scheduler::{CacheHit, CacheQuery, TaskCache};
+use sykli_runtime::scheduler::{CacheHit, CacheLookup, CacheQuery, TaskCache};
 
 /// Hits for tasks named in `hits` (restoring a file), records stores.
 struct Table {
@@ -20,14 +20,16 @@ struct Table {
 }
 
 impl TaskCache for Table {
-    fn lookup<'a>(&'a self, q: CacheQuery<'a>) -> BoxFuture<'a, Result<Option<CacheHit>, String>> {
+    fn lookup<'a>(&'a self, q: CacheQuery<'a>) -> BoxFuture<'a, Result<CacheLookup, String>> {
         Box::pin(async move {
             if !self.hits.contains(&q.task.name.as_str()) {
-                return Ok(None);
+                return Ok(CacheLookup::Miss {
+                    reason: Some(format!("{} is not in the table", q.task.name)),
+                });
             }
             let path = q.workdir.join("restored.txt");
             std::fs::write(&path, "from cache").map_err(|e| e.to_string())?;
-            Ok(Some(CacheHit {
+            Ok(CacheLookup::Hit(CacheHit {
                 outputs: BTreeMap::from([("out".to_owned(), path)]),
                 message: Some("restored".into()),
                 log: None,
@@ -85,4 +87,15 @@ async fn hits_skip_the_command_and_passes_are_stored() {
         .expect("fresh stored");
     assert_eq!(fresh.1["out"], p.path("fresh.txt"));
     assert!(!stored.iter().any(|(t, _)| t == "cached"));
+    // A miss says why, once, for the task that missed; a hit says nothing of the sort.
+    let misses: Vec<(String, String)> = ev
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            sykli_runtime::Event::TaskCacheMiss { task, reason } => Some((task, reason)),
+            _ => None,
+        })
+        .collect();
+    assert!(misses.contains(&("fresh".to_owned(), "fresh is not in the table".to_owned())));
+    assert!(!misses.iter().any(|(t, _)| t == "cached"));
 }

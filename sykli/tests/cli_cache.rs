@@ -106,3 +106,52 @@ fn sykli_run_hits_the_cache_the_second_time_unless_no_cache() {
         "ran\nran\n"
     );
 }
+
+/// `sykli explain` and `sykli run --verbose` say why a task would miss or did miss (the input
+/// that changed), and explain predicts the hits of an unchanged rerun with the run's keys.
+#[test]
+fn explain_and_verbose_runs_say_why_a_task_misses() {
+    let cache_dir = tempfile::tempdir().unwrap();
+    let project = tempfile::tempdir().unwrap();
+    let p = project.path();
+    std::fs::create_dir(p.join("src")).unwrap();
+    std::fs::write(p.join("src/a.txt"), "one\n").unwrap();
+    std::fs::write(
+        p.join("sykli.json"),
+        r#"{"version": "1", "tasks": [
+          {"name": "build", "command": "cat src/a.txt > out.txt", "inputs": ["src/**"], "outputs": {"o": "out.txt"}},
+          {"name": "test", "command": "cat out.txt", "depends_on": ["build"], "inputs": ["src/a.txt"]}
+        ]}"#,
+    )
+    .unwrap();
+    let path = p.to_str().unwrap();
+    let cache = |line: &str| line.trim_start().starts_with("cache:");
+
+    let (ok, out, _) = sykli(cache_dir.path(), &["explain", "--path", path]);
+    assert!(ok);
+    let facts: Vec<&str> = out.lines().filter(|l| cache(l)).collect();
+    assert_eq!(facts.len(), 2, "{out}");
+    assert!(facts[0].contains("no previous entry"), "{out}");
+    assert!(facts[1].contains("decided after `build` runs"), "{out}");
+
+    let (ok, _, _) = sykli(cache_dir.path(), &["run", path]);
+    assert!(ok);
+    let (ok, out, _) = sykli(cache_dir.path(), &["explain", "--path", path]);
+    assert!(ok);
+    let facts: Vec<&str> = out.lines().filter(|l| cache(l)).collect();
+    assert!(facts.iter().all(|f| f.contains("cache: hit ")), "{out}");
+
+    std::fs::write(p.join("src/a.txt"), "two\n").unwrap();
+    let (ok, out, _) = sykli(cache_dir.path(), &["explain", "--path", path]);
+    assert!(ok);
+    assert!(out.contains("input modified: src/a.txt"), "{out}");
+    let (ok, out, err) = sykli(cache_dir.path(), &["run", "--verbose", path]);
+    assert!(ok, "{err}");
+    let text = format!("{out}{err}");
+    assert!(
+        text.lines().any(|l| l.contains("miss")
+            && l.contains("build")
+            && l.contains("input modified: src/a.txt")),
+        "{text}"
+    );
+}

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use futures::future::BoxFuture;
 
 use super::{CacheError, Digest, KeyContext, Keyed, TaskCache};
-use crate::scheduler::{CacheHit, CacheQuery};
+use crate::scheduler::{CacheHit, CacheLookup, CacheQuery};
 
 /// The local content-addressed cache, as the scheduler's cache. Put it in
 /// [`RunConfig::cache`](crate::scheduler::RunConfig::cache); call [`LocalCache::finish`] after
@@ -111,24 +111,28 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 impl crate::scheduler::TaskCache for LocalCache {
-    fn lookup<'a>(
-        &'a self,
-        query: CacheQuery<'a>,
-    ) -> BoxFuture<'a, Result<Option<CacheHit>, String>> {
+    fn lookup<'a>(&'a self, query: CacheQuery<'a>) -> BoxFuture<'a, Result<CacheLookup, String>> {
         Box::pin(async move {
             let ctx = self.context(&query);
             let inner = self.inner.clone();
             let task = query.task.clone();
             let workdir = query.workdir.to_path_buf();
-            let (keyed, found) = blocking(move || {
+            let (keyed, found, reason) = blocking(move || {
                 let keyed = inner.key(&task, &ctx)?;
+                // Why it missed, from the task's last manifest; an explanation that cannot
+                // be had is no reason to fail the lookup.
+                let why =
+                    |keyed: &Keyed| inner.explain(&task.name, keyed).ok().map(|e| e.to_string());
                 let Some(hit) = inner.lookup(&keyed)? else {
-                    return Ok((keyed, None));
+                    let reason = why(&keyed);
+                    return Ok((keyed, None, reason));
                 };
                 match inner.restore(&hit, &workdir) {
-                    Ok(log) => Ok((keyed, Some((hit, log)))),
+                    Ok(log) => Ok((keyed, Some((hit, log)), None)),
                     // A damaged entry (removed by now) is a miss: the task runs.
-                    Err(e) if e.is_damaged_entry() => Ok((keyed, None)),
+                    Err(e) if e.is_damaged_entry() => {
+                        Ok((keyed, None, Some("the stored entry was damaged".to_owned())))
+                    }
                     Err(e) => Err(e),
                 }
             })
@@ -143,7 +147,7 @@ impl crate::scheduler::TaskCache for LocalCache {
                         .iter()
                         .map(|(n, p)| (n.clone(), query.workdir.join(p)))
                         .collect::<BTreeMap<String, PathBuf>>();
-                    Ok(Some(CacheHit {
+                    Ok(CacheLookup::Hit(CacheHit {
                         outputs,
                         message: Some(format!("cache hit {}", &hit.key.to_hex()[..16])),
                         log: Some(log.bytes),
@@ -154,7 +158,7 @@ impl crate::scheduler::TaskCache for LocalCache {
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .insert(name, keyed);
-                    Ok(None)
+                    Ok(CacheLookup::Miss { reason })
                 }
             }
         })

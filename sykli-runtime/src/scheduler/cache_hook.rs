@@ -26,6 +26,18 @@ pub struct CacheQuery<'a> {
     pub log_path: &'a Path,
 }
 
+/// What a cache lookup found.
+#[derive(Debug, Clone)]
+pub enum CacheLookup {
+    /// The results were restored; the task does not run.
+    Hit(CacheHit),
+    /// The task runs.
+    Miss {
+        /// Why, in one line (e.g. "input src/lib.rs changed"), when the cache can tell.
+        reason: Option<String>,
+    },
+}
+
 /// A cache hit: the outputs were restored, and the task does not run.
 #[derive(Debug, Clone, Default)]
 pub struct CacheHit {
@@ -41,10 +53,7 @@ pub struct CacheHit {
 pub trait TaskCache: Send + Sync {
     /// Restores the task's results if they are cached. Errors are reported as a warning
     /// line in the task's output and treated as a miss.
-    fn lookup<'a>(
-        &'a self,
-        query: CacheQuery<'a>,
-    ) -> BoxFuture<'a, Result<Option<CacheHit>, String>>;
+    fn lookup<'a>(&'a self, query: CacheQuery<'a>) -> BoxFuture<'a, Result<CacheLookup, String>>;
 
     /// Records the results of a task that passed, with its outputs (name -> absolute path).
     fn store<'a>(

@@ -36,9 +36,10 @@ mod dispatch;
 mod gate;
 mod task;
 
-pub use cache_hook::{CacheHit, CacheQuery, TaskCache};
+pub use cache_hook::{CacheHit, CacheLookup, CacheQuery, TaskCache};
 pub use config::{RunConfig, Signals, new_run_id};
 pub use dispatch::run;
+pub use task::task_env;
 
 use std::path::PathBuf;
 

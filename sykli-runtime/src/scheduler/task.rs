@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::cache_hook::{CacheQuery, TaskCache};
+use super::cache_hook::{CacheLookup, CacheQuery, TaskCache};
 use super::gate;
 use crate::TaskStatus;
 use crate::events::{Event, EventSink, TaskReport};
@@ -181,10 +181,7 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
     }
 
     // Environment: task env, capabilities, secrets.
-    let mut env = task.env.clone();
-    for need in &task.needs {
-        env.insert(capability_var(need), capability_value(&shared.graph, need));
-    }
+    let mut env = task_env(&shared.graph, task);
     for (name, value) in &secrets {
         env.insert(name.clone(), value.expose().to_owned());
     }
@@ -199,7 +196,7 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
             log_path: log.path(),
         };
         match cache.lookup(query).await {
-            Ok(Some(hit)) => {
+            Ok(CacheLookup::Hit(hit)) => {
                 if let Some(bytes) = &hit.log {
                     log.write(OutputStream::Stdout, bytes);
                 }
@@ -214,7 +211,14 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
                     message: hit.message,
                 };
             }
-            Ok(None) => {}
+            Ok(CacheLookup::Miss { reason }) => {
+                if let Some(reason) = reason {
+                    shared.events.emit(&Event::TaskCacheMiss {
+                        task: task.name.clone(),
+                        reason,
+                    });
+                }
+            }
             Err(e) => log.write(
                 OutputStream::Stderr,
                 format!("sykli: cache lookup failed: {e}\n").as_bytes(),
@@ -504,6 +508,16 @@ pub(crate) fn capability_var(name: &str) -> String {
 }
 
 /// The value a capability's provider gives it, or "1".
+/// The environment a task gets on top of the runtime's, secrets aside: its own `env` plus a
+/// `SYKLI_CAP_<NAME>` for each capability it needs.
+pub fn task_env(graph: &ValidGraph, task: &Task) -> BTreeMap<String, String> {
+    let mut env = task.env.clone();
+    for need in &task.needs {
+        env.insert(capability_var(need), capability_value(graph, need));
+    }
+    env
+}
+
 fn capability_value(graph: &ValidGraph, name: &str) -> String {
     graph
         .graph()

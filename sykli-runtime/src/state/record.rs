@@ -204,7 +204,8 @@ impl EventSink for RunRecorder {
                 }
                 self.save(&mut inner);
             }
-            Event::TaskOutput { .. } | Event::TaskRetrying { .. } => {}
+            Event::TaskOutput { .. } | Event::TaskRetrying { .. } | Event::TaskCacheMiss { .. } => {
+            }
         }
     }
 }

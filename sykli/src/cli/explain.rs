@@ -81,7 +81,8 @@ pub fn explain(args: &ExplainArgs) -> Result<(), CliError> {
     let ctx = RunContext::detect(&loaded.project_root);
     let mut filter = args.filter.clone();
     filter.extend(args.task.iter().cloned());
-    let tasks = plan(&valid, &ctx, &filter)?;
+    let mut tasks = plan(&valid, &ctx, &filter)?;
+    cache_facts(&valid, &loaded.project_root, &mut tasks);
     if args.json {
         let data = serde_json::json!({ "context": context_json(&ctx), "tasks": tasks });
         print_out(&Envelope::success(data).to_line());
@@ -89,6 +90,88 @@ pub fn explain(args: &ExplainArgs) -> Result<(), CliError> {
     }
     print_out(&render(&tasks));
     Ok(())
+}
+
+/// Adds a `cache:` fact to every task that would run: a hit with its key, or why it would
+/// miss (the input, env var or dependency output that changed, or "no previous entry").
+/// Dependencies come first, so a dependent is keyed on the outputs its dependencies' hits
+/// would restore; behind a dependency that would run, the answer waits for that run.
+fn cache_facts(valid: &ValidGraph, project_root: &std::path::Path, tasks: &mut [TaskExplanation]) {
+    use std::collections::HashMap;
+    use sykli_runtime::cache::{Digest, KeyContext, Store, TaskCache};
+
+    let root = std::path::absolute(project_root).unwrap_or_else(|_| project_root.to_path_buf());
+    let cache = match Store::open_default().and_then(|s| TaskCache::open(s, &root)) {
+        Ok(c) => c,
+        Err(e) => {
+            for t in tasks.iter_mut() {
+                t.facts.push(Fact {
+                    label: "cache".into(),
+                    value: format!("unavailable: {e}"),
+                });
+            }
+            return;
+        }
+    };
+    let position: HashMap<String, usize> = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name.clone(), i))
+        .collect();
+    // Output digests a hit would restore, by task; `None` for a task that would run.
+    let mut restored: HashMap<String, Option<BTreeMap<String, Digest>>> = HashMap::new();
+    for i in valid.topological_order() {
+        let task = valid.task(i);
+        let Some(&at) = position.get(&task.name) else {
+            continue;
+        };
+        if !matches!(tasks[at].decision, Decision::Run) {
+            continue;
+        }
+        let mut dependency_outputs = BTreeMap::new();
+        let mut waits_for = None;
+        for &d in valid.deps(i) {
+            let dep = valid.task(d);
+            if dep.outputs.is_empty() {
+                continue;
+            }
+            match restored.get(&dep.name) {
+                Some(Some(digests)) => {
+                    dependency_outputs.insert(dep.name.clone(), digests.clone());
+                }
+                _ => waits_for = Some(dep.name.clone()),
+            }
+        }
+        let value = if let Some(dep) = waits_for {
+            restored.insert(task.name.clone(), None);
+            format!("decided after `{dep}` runs (this task is keyed on its outputs)")
+        } else {
+            let key_ctx = KeyContext {
+                env: sykli_runtime::scheduler::task_env(valid, task),
+                dependency_outputs,
+                native_identity: None,
+                platform: None,
+            };
+            let answer = cache.key(task, &key_ctx).and_then(|keyed| {
+                Ok(match cache.lookup(&keyed)? {
+                    Some(hit) => {
+                        let key = hit.key.to_hex();
+                        restored.insert(task.name.clone(), Some(hit.output_digests()));
+                        format!("hit {}", &key[..16])
+                    }
+                    None => {
+                        restored.insert(task.name.clone(), None);
+                        cache.explain(&task.name, &keyed)?.to_string()
+                    }
+                })
+            });
+            answer.unwrap_or_else(|e| format!("unavailable: {e}"))
+        };
+        tasks[at].facts.push(Fact {
+            label: "cache".into(),
+            value,
+        });
+    }
 }
 
 fn context_json(ctx: &ConditionContext) -> BTreeMap<&'static str, Option<String>> {

@@ -220,6 +220,17 @@ impl Inner {
                     }
                 }
             }
+            Event::TaskCacheMiss { task, reason } => {
+                if self.opts.verbose {
+                    let text = format!(
+                        "{} {}: {}",
+                        style(format!("{:>8}", "miss")).dim(),
+                        style(task).bold(),
+                        reason.strip_prefix("cache miss: ").unwrap_or(reason)
+                    );
+                    self.line(&text);
+                }
+            }
             Event::TaskRetrying {
                 task,
                 attempt,
