@@ -1,41 +1,105 @@
 //! sykli's own CI, written with sykli: `cargo run --bin ci`.
 //!
 //! It installs what the tests need on a fresh machine (a Docker engine with locally built test
-//! images, the TypeScript SDK's dev dependencies), then checks formatting and lints, and runs
-//! every test suite: the Rust workspace, the Go SDK and the TypeScript SDK, each against the
-//! shared test vectors. Pass the usual `sykli run` flags: `cargo run --bin ci -- --filter go-sdk`.
+//! images, the TypeScript SDK's dev dependencies), checks formatting and lints, checks that
+//! every shared test vector exists in all three SDKs, and runs every test suite: the Rust
+//! workspace, the Go SDK and the TypeScript SDK, each against the shared vectors. Tasks are
+//! plain functions; `sykli::main!` collects them. Pass the usual `sykli run` flags:
+//! `cargo run --bin ci -- --filter go-sdk`.
 
-use std::process::ExitCode;
+use std::path::Path;
 
-use sykli::Pipeline;
+use sykli::TaskCtx;
 
-fn main() -> ExitCode {
-    let p = Pipeline::new();
+// Prerequisites, so `cargo run --bin ci` works on a fresh machine. They act outside the
+// workspace (a daemon, node_modules), so they declare no inputs and are never cached.
 
-    // Prerequisites, so `cargo run --bin ci` works on a fresh machine. They act outside the
-    // workspace (a daemon, node_modules), so they declare no inputs: never cached.
-    p.task("docker-engine").run("bash .ci/docker-setup.sh");
-    p.task("ts-deps")
-        .run("cd sdk-ts && npm ci --no-audit --no-fund");
+/// Starts a Docker engine if none answers and builds the local test images.
+#[sykli::task(cmd = "bash .ci/docker-setup.sh")]
+fn docker_engine() {}
 
-    // Rust: format, lints, then every test (unit, integration, Docker, CLI, vectors).
-    p.task("fmt").run("cargo fmt --all -- --check");
-    p.task("clippy")
-        .run("cargo clippy --workspace --all-targets --quiet -- -D warnings")
-        .after(&["fmt"]);
-    p.task("test")
-        .run("cargo test --workspace --quiet")
-        .after(&["clippy", "docker-engine", "ts-deps"]);
+/// Installs the TypeScript SDK's dev dependencies.
+#[sykli::task(cmd = "cd sdk-ts && npm ci --no-audit --no-fund")]
+fn ts_deps() {}
 
-    // The Go and TypeScript SDKs, each checked against the shared vectors.
-    p.task("go-sdk").run(
-        "cd sdk-go && unformatted=$(gofmt -l . ../tests/vectors) && \
-         { [ -z \"$unformatted\" ] || { echo \"gofmt needed: $unformatted\"; exit 1; }; } && \
-         go vet ./... && go test ./...",
-    );
-    p.task("ts-sdk")
-        .run("cd sdk-ts && npm run lint && npm test")
-        .after(&["ts-deps"]);
+// Rust: format, lints, then every test (unit, integration, Docker, CLI, vectors).
 
-    sykli::run(p)
+/// Formatting.
+#[sykli::task(cmd = "cargo fmt --all -- --check")]
+fn fmt() {}
+
+/// Lints, warnings as errors.
+#[sykli::task(
+    cmd = "cargo clippy --workspace --all-targets --quiet -- -D warnings",
+    after = [fmt]
+)]
+fn clippy() {}
+
+/// Every Rust test of the workspace.
+#[sykli::task(
+    cmd = "cargo test --workspace --quiet",
+    after = [clippy, docker_engine, ts_deps, vectors_complete]
+)]
+fn test() {}
+
+// The Go and TypeScript SDKs, each checked against the shared vectors.
+
+/// gofmt, go vet and the Go SDK's tests.
+#[sykli::task(cmd = "cd sdk-go && unformatted=$(gofmt -l . ../tests/vectors) && \
+    { [ -z \"$unformatted\" ] || { echo \"gofmt needed: $unformatted\"; exit 1; }; } && \
+    go vet ./... && go test ./...")]
+fn go_sdk() {}
+
+/// Type checks and the TypeScript SDK's tests.
+#[sykli::task(cmd = "cd sdk-ts && npm run lint && npm test", after = [ts_deps])]
+fn ts_sdk() {}
+
+/// A new field cannot land in one SDK only: every shared vector has its expected output and
+/// the same pipeline in Rust, Go and TypeScript (an error case may lack the Rust program only
+/// when Rust's types cannot express the mistake, which its `rust-skip.txt` says).
+#[sykli::task]
+async fn vectors_complete(ctx: &TaskCtx) -> Result<(), String> {
+    let root = ctx.workdir().join("tests/vectors");
+    let mut missing = Vec::new();
+    let mut cases = 0;
+    for (dir, expected) in [
+        (root.clone(), "expected.json"),
+        (root.join("errors"), "expected_error.txt"),
+    ] {
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| format!("failed to read {}: {e}", dir.display()))?;
+        let mut names: Vec<_> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        names.sort();
+        for case in names.into_iter().filter(|p| !p.ends_with("errors")) {
+            cases += 1;
+            let rust_exempt = case.join("rust-skip.txt").is_file();
+            for file in [expected, "sykli.go", "sykli.ts", "sykli.rs"] {
+                if file == "sykli.rs" && rust_exempt {
+                    continue;
+                }
+                if !case.join(file).is_file() {
+                    missing.push(relative(&case.join(file), ctx.workdir()));
+                }
+            }
+        }
+    }
+    if missing.is_empty() {
+        ctx.log(format!("{cases} vectors, each in Rust, Go and TypeScript"));
+        Ok(())
+    } else {
+        Err(format!("vector files missing: {}", missing.join(", ")))
+    }
 }
+
+fn relative(path: &Path, root: &Path) -> String {
+    path.strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+sykli::main!();
