@@ -5,29 +5,12 @@
 //! `target/release/overhead [TASKS] [ROUNDS]`. The `sykli` binary is taken from `$SYKLI_BIN`,
 //! else from next to this benchmark's executable. Target: sykli <= 1.2x make.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-
-fn sykli_bin() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("SYKLI_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    let exe = std::env::current_exe().context("failed to locate this benchmark's executable")?;
-    let p = exe
-        .parent()
-        .map(|d| d.join("sykli"))
-        .context("benchmark executable has no parent directory")?;
-    if !p.is_file() {
-        bail!(
-            "no sykli binary at {}: build it (`cargo build --release -p sykli`) or set SYKLI_BIN",
-            p.display()
-        );
-    }
-    Ok(p)
-}
+use sykli_bench::sykli_bin;
 
 fn write_project(dir: &Path, tasks: usize) -> Result<()> {
     let names: Vec<String> = (0..tasks).map(|i| format!("t{i:04}")).collect();
