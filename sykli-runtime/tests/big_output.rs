@@ -13,13 +13,23 @@ use sykli_runtime::{Event, EventSink, RunConfig, Signals};
 struct Count {
     lines: AtomicUsize,
     longest: AtomicUsize,
+    /// Final reports, for failure messages.
+    reports: std::sync::Mutex<Vec<sykli_runtime::TaskReport>>,
 }
 
 impl EventSink for Count {
     fn emit(&self, e: &Event) {
-        if let Event::TaskOutput { line, .. } = e {
-            self.lines.fetch_add(1, Ordering::Relaxed);
-            self.longest.fetch_max(line.len(), Ordering::Relaxed);
+        match e {
+            Event::TaskOutput { line, .. } => {
+                self.lines.fetch_add(1, Ordering::Relaxed);
+                self.longest.fetch_max(line.len(), Ordering::Relaxed);
+            }
+            Event::TaskFinished(r) => self
+                .reports
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(r.clone()),
+            _ => {}
         }
     }
 }
@@ -51,7 +61,11 @@ async fn hundreds_of_megabytes_of_output_keep_memory_bounded() {
     let before = peak_rss_kib();
     let events = Arc::new(Count::default());
     let summary = sykli_runtime::run(&valid, c, events.clone()).await.unwrap();
-    assert!(summary.ok(), "{summary:?}");
+    assert!(
+        summary.ok(),
+        "{summary:?} {:?}",
+        events.reports.lock().unwrap()
+    );
     let after = peak_rss_kib();
 
     let one = std::fs::metadata(log_dir.join("one-line.log"))

@@ -253,3 +253,60 @@ fn cli_init_then_validate_and_graph_go_and_ts() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
     }
 }
+
+/// End to end: `sykli run` on a sykli.go and on a sykli.ts project runs their real tasks in
+/// dependency order (the second reads what the first wrote).
+#[test]
+fn sykli_run_runs_go_and_ts_pipelines() {
+    let sykli = env!("CARGO_BIN_EXE_sykli");
+    for (flag, file, tag) in [("--go", "sykli.go", "go"), ("--ts", "sykli.ts", "ts")] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut paths: Vec<PathBuf> = vec![repo().join("sdk-ts/node_modules/.bin")];
+        paths.extend(std::env::split_paths(
+            &std::env::var_os("PATH").unwrap_or_default(),
+        ));
+        let path = std::env::join_paths(paths).unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| {
+            std::process::Command::new(sykli)
+                .args(args)
+                .env("PATH", &path)
+                .env("SYKLI_GO_SDK", repo().join("sdk-go"))
+                .env("SYKLI_TS_SDK", repo().join("sdk-ts"))
+                .env("SYKLI_CACHE_DIR", cache.path())
+                .output()
+                .unwrap()
+        };
+        let dir_arg = dir.path().to_str().unwrap();
+        assert!(run(&["init", flag, dir_arg]).status.success());
+        let program = dir.path().join(file);
+        let src = fs::read_to_string(&program)
+            .unwrap()
+            .replace(
+                "echo hello from sykli",
+                &format!("echo made-by-{tag} > made.txt"),
+            )
+            .replace(
+                "echo the graph runs in dependency order",
+                "grep made-by made.txt > checked.txt",
+            );
+        fs::write(&program, src).unwrap();
+
+        let out = run(&["run", dir_arg]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{flag}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join("checked.txt")).unwrap(),
+            format!("made-by-{tag}\n")
+        );
+        assert_eq!(
+            stdout.lines().last(),
+            Some("sykli: 2 passed, 0 failed, 0 skipped"),
+            "{stdout}"
+        );
+    }
+}
