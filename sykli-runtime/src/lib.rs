@@ -46,6 +46,7 @@
 
 pub mod cache;
 pub mod context;
+mod error_chain;
 pub mod events;
 pub mod exec;
 pub mod graph;
@@ -57,6 +58,7 @@ pub mod secrets;
 pub mod state;
 mod status;
 
+pub use error_chain::error_chain;
 pub use events::{Event, EventSink, RunSummary, TaskReport};
 pub use exec::native::{NativeError, NativeFn, NativeRegistry, TaskCtx};
 pub use scheduler::{RunConfig, RunError, Signals, run};

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use futures::future::BoxFuture;
 
 use super::{CacheError, Digest, KeyContext, Keyed, TaskCache};
+use crate::error_chain;
 use crate::scheduler::{CacheHit, CacheLookup, CacheQuery};
 
 /// The local content-addressed cache, as the scheduler's cache. Put it in
@@ -97,17 +98,6 @@ async fn blocking<T: Send + 'static>(
         Ok(r) => r.map_err(|e| error_chain(&e)),
         Err(e) => Err(format!("cache worker failed: {e}")),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 impl crate::scheduler::TaskCache for LocalCache {

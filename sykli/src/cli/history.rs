@@ -2,6 +2,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use sykli_runtime::error_chain;
 use sykli_runtime::state::{self, RunRecord};
 
 use super::error::CliError;
@@ -61,16 +62,4 @@ pub fn history(args: &HistoryArgs) -> Result<(), CliError> {
     }
     print_out(&out);
     Ok(())
-}
-
-/// An error and its causes on one line.
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }

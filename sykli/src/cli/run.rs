@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
+use sykli_runtime::error_chain;
 use sykli_runtime::events::{EventSink, RunSummary};
 use sykli_runtime::graph::{Graph, ValidGraph, validate};
 use sykli_runtime::scheduler::{self, RunConfig, RunError, Signals};
@@ -316,17 +317,6 @@ pub(crate) fn load_pipeline(path: &Path) -> Result<load::Loaded, CliError> {
 /// `path` made absolute against the current directory (unchanged if that fails).
 pub(crate) fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]
