@@ -5,10 +5,13 @@ use std::process::{Command, Output};
 
 const PIPELINE: &str = env!("CARGO_BIN_EXE_pipeline");
 
+/// Runs the pipeline binary in `dir`, with a cache of its own there: the user cache is shared
+/// by every checkout (keys hold no absolute paths), so another run's hits must not leak in.
 fn run(args: &[&str], dir: &Path) -> Output {
     Command::new(PIPELINE)
         .args(args)
         .current_dir(dir)
+        .env("SYKLI_CACHE_DIR", dir.join(".sykli-test-cache"))
         .output()
         .expect("the pipeline binary starts")
 }
