@@ -14,9 +14,11 @@ set -euo pipefail
 log_file="${SYKLI_DOCKERD_LOG:-/var/log/sykli-dockerd.log}"
 wait_secs="${SYKLI_DOCKERD_WAIT:-60}"
 
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 need_install=()
-command -v docker >/dev/null 2>&1 || need_install+=(docker.io)
-[ -x /bin/busybox ] || need_install+=(busybox-static)
+# The engine, not just a client: machines may ship a docker CLI without dockerd.
+command -v dockerd >/dev/null 2>&1 || need_install+=(docker.io)
+installed busybox-static || need_install+=(busybox-static)
 if [ ${#need_install[@]} -gt 0 ]; then
     echo "docker-setup: installing ${need_install[*]}"
     apt-get update -qq
