@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 
-use super::{CacheError, Digest, KeyContext, Keyed, TaskCache};
+use super::{CacheError, Digest, Explanation, KeyContext, Keyed, TaskCache};
 use crate::error_chain;
 use crate::scheduler::{CacheHit, CacheLookup, CacheQuery};
 
@@ -103,6 +103,13 @@ async fn blocking<T: Send + 'static>(
 impl crate::scheduler::TaskCache for LocalCache {
     fn lookup<'a>(&'a self, query: CacheQuery<'a>) -> BoxFuture<'a, Result<CacheLookup, String>> {
         Box::pin(async move {
+            // The common case of tasks that are never cached: decided from the definition,
+            // without the blocking pool or the store.
+            if let Some(reason) = super::key::never_cached(query.task) {
+                return Ok(CacheLookup::Miss {
+                    reason: Some(Explanation::NotCacheable { reason }.to_string()),
+                });
+            }
             let ctx = self.context(&query);
             let inner = self.inner.clone();
             let task = query.task.clone();
@@ -161,6 +168,10 @@ impl crate::scheduler::TaskCache for LocalCache {
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let name = query.task.name.clone();
+            if query.task.outputs.is_empty() && super::key::never_cached(query.task).is_some() {
+                // Nothing to store and no outputs for dependents to be keyed on.
+                return Ok(());
+            }
             let keyed = self
                 .pending
                 .lock()

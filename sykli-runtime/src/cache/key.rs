@@ -260,6 +260,19 @@ fn env_digest(value: &str) -> Digest {
 
 /// Computes the key of `task`. `root` is the absolute project root; input globs and the
 /// workdir are relative to it.
+/// Why `task` can never be cached, judged from its definition alone (no files read).
+pub fn never_cached(task: &Task) -> Option<NotCacheable> {
+    if task.gate.is_some() {
+        Some(NotCacheable::Gate)
+    } else if task.cache == Some(false) {
+        Some(NotCacheable::Disabled)
+    } else if task.inputs.is_empty() {
+        Some(NotCacheable::NoInputs)
+    } else {
+        None
+    }
+}
+
 pub(crate) fn compute(
     task: &Task,
     ctx: &KeyContext,
@@ -268,14 +281,8 @@ pub(crate) fn compute(
     walker: &Walker,
 ) -> Result<Keyed, CacheError> {
     let not = |reason| Ok(Keyed::NotCacheable { reason });
-    if task.gate.is_some() {
-        return not(NotCacheable::Gate);
-    }
-    if task.cache == Some(false) {
-        return not(NotCacheable::Disabled);
-    }
-    if task.inputs.is_empty() {
-        return not(NotCacheable::NoInputs);
+    if let Some(reason) = never_cached(task) {
+        return not(reason);
     }
     let action = match (&task.native, &task.command) {
         (Some(name), _) => match &ctx.native_identity {

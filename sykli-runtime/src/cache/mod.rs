@@ -60,7 +60,9 @@ pub use digest::Digest;
 pub use explain::{Change, Delta, Explanation};
 pub use hook::LocalCache;
 pub use index::StatIndex;
-pub use key::{ActionIdentity, KeyContext, KeyManifest, Keyed, NotCacheable, SCHEMA_VERSION};
+pub use key::{
+    ActionIdentity, KeyContext, KeyManifest, Keyed, NotCacheable, SCHEMA_VERSION, never_cached,
+};
 pub use store::{ActionResult, CacheStats, CleanReport, OutputEntry, OutputTree, Store};
 
 use crate::graph::model::Task;
