@@ -179,3 +179,62 @@ async fn kill_skips_the_grace_period() {
     assert_eq!(ev.status("stubborn"), TaskStatus::Errored);
     assert_gone(&m).await;
 }
+
+/// The parent pid of `pid`, from `/proc/<pid>/stat`.
+fn parent_of(pid: &str) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_ascii_whitespace().nth(1)?.parse().ok()
+}
+
+/// Simple commands are exec'd without a shell, as make does (the `sleep` is a child of the
+/// runtime itself); shell syntax, shell builtins and a missing program still go through
+/// `/bin/sh`, with the shell's exit codes and messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simple_commands_run_without_a_shell_and_the_rest_with_one() {
+    let p = Project::new();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let m = format!("1000.{}{nanos}", std::process::id());
+    let mut c = p.config();
+    c.keep_going = true;
+    let needle = format!("sleep {m}");
+    let watcher = tokio::spawn(async move {
+        for _ in 0..500 {
+            if let Some(line) = processes_with(&needle).first() {
+                let pid = line.split(':').next().unwrap_or_default().to_owned();
+                return parent_of(&pid);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        None
+    });
+    let (_, ev) = p
+        .run(
+            json!({"version": "1", "tasks": [
+                {"name": "direct", "command": format!("sleep {m}"), "timeout": 2},
+                {"name": "words", "command": "echo a=b --c"},
+                {"name": "shell", "command": "exit 3"},
+                {"name": "missing", "command": "no-such-program-sykli arg"},
+            ]}),
+            c,
+        )
+        .await;
+    assert_eq!(
+        watcher.await.unwrap(),
+        Some(std::process::id()),
+        "no shell between the runtime and a simple command"
+    );
+    assert_eq!(ev.status("direct"), TaskStatus::Errored, "timed out");
+    assert_eq!(ev.output("words"), ["a=b --c"]);
+    assert_eq!(ev.report("shell").exit_code, Some(3));
+    let missing = ev.report("missing");
+    assert_eq!(missing.exit_code, Some(127), "{missing:?}");
+    assert!(
+        ev.output("missing").iter().any(|l| l.contains("not found")),
+        "{:?}",
+        ev.output("missing")
+    );
+}

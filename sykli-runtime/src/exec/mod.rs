@@ -10,6 +10,7 @@
 
 pub mod native;
 pub mod process;
+mod simple_command;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -21,6 +21,7 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::sync::CancellationToken;
 
+use super::simple_command::direct_argv;
 use super::{Action, ExecIo, ExecOutcome, ExecRequest, Executor, OutputSink, OutputStream};
 
 /// How long the output pipes may stay open after the task's group was killed (held by a
@@ -100,8 +101,24 @@ impl Executor for ProcessExecutor {
                     );
                 }
             };
-            let mut cmd = tokio::process::Command::new("/bin/sh");
-            cmd.arg("-c").arg(command);
+            // The PATH the task sees: its own env, else the runtime's when inherited.
+            let path = req
+                .env
+                .get("PATH")
+                .map(std::ffi::OsString::from)
+                .or_else(|| req.inherit_env.then(|| std::env::var_os("PATH")).flatten());
+            let (cmd, program) = match direct_argv(command, path.as_ref()) {
+                Some((program, args)) => {
+                    let mut cmd = tokio::process::Command::new(&program);
+                    cmd.args(args);
+                    (cmd, program.display().to_string())
+                }
+                None => {
+                    let mut cmd = tokio::process::Command::new("/bin/sh");
+                    cmd.arg("-c").arg(command);
+                    (cmd, "/bin/sh".to_owned())
+                }
+            };
             let spec = ChildSpec {
                 env: &req.env,
                 inherit_env: req.inherit_env,
@@ -111,7 +128,7 @@ impl Executor for ProcessExecutor {
                 output: io.output,
                 cancel: io.cancel,
             };
-            run_child(cmd, "/bin/sh", spec, &self.escalate).await
+            run_child(cmd, &program, spec, &self.escalate).await
         })
     }
 }
