@@ -219,7 +219,19 @@ pub fn load_json(file: &Path) -> Result<Graph, LoadError> {
 
 /// Runs `command` in `dir` and parses its stdout as the graph. The helper every SDK loader
 /// shares: errors name `file` and the command, and carry the program's stderr.
-pub fn run_emitter(file: &Path, dir: &Path, mut command: Command) -> Result<Graph, LoadError> {
+pub fn run_emitter(file: &Path, dir: &Path, command: Command) -> Result<Graph, LoadError> {
+    let (shown, stdout) = run_for(file, dir, command)?;
+    let text = String::from_utf8_lossy(&stdout);
+    Graph::from_json(&text).map_err(|source| LoadError::Parse {
+        origin: format!("the output of `{shown}` for {}", file.display()),
+        source,
+    })
+}
+
+/// Runs `command` in `dir` on behalf of the pipeline `file`; returns the command as shown in
+/// messages and its stdout. Failing to start or a non-zero exit is an error naming `file` and
+/// the command, with the program's stderr.
+fn run_for(file: &Path, dir: &Path, mut command: Command) -> Result<(String, Vec<u8>), LoadError> {
     command.current_dir(dir);
     let shown = show_command(&command);
     let out = command.output().map_err(|source| LoadError::Spawn {
@@ -235,11 +247,7 @@ pub fn run_emitter(file: &Path, dir: &Path, mut command: Command) -> Result<Grap
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         });
     }
-    let text = String::from_utf8_lossy(&out.stdout);
-    Graph::from_json(&text).map_err(|source| LoadError::Parse {
-        origin: format!("the output of `{shown}` for {}", file.display()),
-        source,
-    })
+    Ok((shown, out.stdout))
 }
 
 fn show_command(c: &Command) -> String {
@@ -287,23 +295,9 @@ fn rust_bin_for(file: &Path, dir: &Path, manifest: &Path) -> Result<String, Load
         "1",
         "--offline",
     ]);
-    let shown = show_command(&cmd);
-    cmd.current_dir(dir);
-    let out = cmd.output().map_err(|source| LoadError::Spawn {
-        file: file.to_path_buf(),
-        command: shown.clone(),
-        source,
-    })?;
-    if !out.status.success() {
-        return Err(LoadError::ProgramFailed {
-            file: file.to_path_buf(),
-            command: shown,
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        });
-    }
+    let (shown, stdout) = run_for(file, dir, cmd)?;
     let meta: serde_json::Value =
-        serde_json::from_slice(&out.stdout).map_err(|source| LoadError::Parse {
+        serde_json::from_slice(&stdout).map_err(|source| LoadError::Parse {
             origin: format!("the output of `{shown}` for {}", file.display()),
             source,
         })?;

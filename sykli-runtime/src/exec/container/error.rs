@@ -39,17 +39,4 @@ pub enum ContainerError {
     },
 }
 
-/// Renders an error and its chain of sources as one line: `outer: inner: innermost`.
-pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut next = err.source();
-    while let Some(source) = next {
-        let text = source.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        next = source.source();
-    }
-    out
-}
+pub(crate) use crate::error_chain as chain;
