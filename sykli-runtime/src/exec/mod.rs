@@ -8,6 +8,7 @@
 //! An executor reports *how the attempt ended* ([`ExecOutcome`]); mapping that to a
 //! [`TaskStatus`](crate::TaskStatus) (retries, success criteria) is the scheduler's job.
 
+mod background;
 pub mod native;
 pub mod process;
 mod simple_command;
@@ -48,6 +49,19 @@ pub struct ExecRequest {
     pub kill_grace: Duration,
     /// Run id, for labelling external resources (containers, networks).
     pub run_id: String,
+    /// Keep the command running as a run-scoped host service once its readiness check
+    /// passes (only the process executor accepts this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<BackgroundSpec>,
+}
+
+/// How a background task's command becomes ready; see [`crate::graph::Background`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackgroundSpec {
+    /// A shell command that exits 0 once the service is ready.
+    pub ready: String,
+    /// How long to wait for `ready` to pass.
+    pub ready_timeout: Duration,
 }
 
 /// The thing an attempt executes.
@@ -169,4 +183,11 @@ pub trait Executor: Send + Sync {
     /// Runs the attempt to completion, honouring `req.timeout` and `io.cancel`. Must leave no
     /// process, container or network behind when it returns.
     fn execute<'a>(&'a self, req: &'a ExecRequest, io: ExecIo) -> BoxFuture<'a, ExecOutcome>;
+
+    /// Called once when the run ends (also after a cancelled run): releases what the
+    /// executor keeps for the run's lifetime, such as background tasks' processes. The
+    /// default has nothing to release.
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }

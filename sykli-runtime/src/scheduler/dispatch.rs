@@ -14,6 +14,7 @@ use super::task::{Shared, TaskDone, run_task};
 use crate::TaskStatus;
 use crate::context::RunContext;
 use crate::events::{Event, EventSink, RunSummary, TaskReport};
+use crate::exec::Executor;
 use crate::exec::native::NativeExecutor;
 use crate::exec::process::ProcessExecutor;
 use crate::graph::{ValidGraph, condition};
@@ -189,6 +190,12 @@ pub async fn run(
                 config.cancel.cancel();
             }
         }
+    }
+    // The run is over: background tasks stop now (a second Ctrl-C meanwhile cuts their grace
+    // period short through the process executor's escalation token).
+    shared.process.shutdown().await;
+    if let Some(c) = &shared.container {
+        c.shutdown().await;
     }
     if let Some(t) = signal_task {
         t.abort();

@@ -15,8 +15,8 @@ use crate::events::{Event, EventSink, TaskReport};
 use crate::exec::native::NativeExecutor;
 use crate::exec::process::ProcessExecutor;
 use crate::exec::{
-    Action, ContainerMount, ContainerSpec, ExecIo, ExecOutcome, ExecRequest, Executor, MountSource,
-    OutputSink, OutputStream, ServiceSpec,
+    Action, BackgroundSpec, ContainerMount, ContainerSpec, ExecIo, ExecOutcome, ExecRequest,
+    Executor, MountSource, OutputSink, OutputStream, ServiceSpec,
 };
 use crate::graph::{MountKind, Resource, SuccessCriterion, Task, ValidGraph};
 use crate::logs::{TaskLog, log_file_name};
@@ -186,8 +186,8 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
         env.insert(name.clone(), value.expose().to_owned());
     }
 
-    // Cache.
-    if let Some(cache) = &shared.cache {
+    // Cache (never for background tasks: their command is still running when they pass).
+    if let Some(cache) = shared.cache.as_ref().filter(|_| task.background.is_none()) {
         let query = CacheQuery {
             task,
             project_root: root,
@@ -226,10 +226,15 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
         }
     }
 
+    let background = task.background.as_ref().map(|b| BackgroundSpec {
+        ready: b.ready.clone(),
+        ready_timeout: Duration::from_secs(b.ready_timeout),
+    });
+    // A background task runs until the run ends: the run's default timeout is not its own.
     let timeout = task
         .timeout
         .map(Duration::from_secs)
-        .or(shared.default_timeout)
+        .or(shared.default_timeout.filter(|_| background.is_none()))
         .filter(|d| !d.is_zero());
     let req = ExecRequest {
         task: task.name.clone(),
@@ -241,6 +246,7 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
         timeout,
         kill_grace: shared.kill_grace,
         run_id: shared.run_id.clone(),
+        background,
     };
     let executor_name = match &runner {
         Runner::Process => shared.process.name().to_owned(),
@@ -272,7 +278,7 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
         end = match verdict {
             Ok(code) => match collect_outputs(task, &workdir, recorded) {
                 Ok(outputs) => {
-                    if let Some(cache) = &shared.cache
+                    if let Some(cache) = shared.cache.as_ref().filter(|_| task.background.is_none())
                         && log.flush().is_ok()
                     {
                         let query = CacheQuery {
