@@ -46,6 +46,7 @@ type Task struct {
 	prefer     Placement
 	cache      *bool
 	target     string
+	background *wireBackground
 }
 
 // Name returns the task's name.
@@ -257,6 +258,15 @@ func (t *Task) Prefer(where Placement) *Task {
 	return t
 }
 
+// Background makes the task a run-scoped host service: its command keeps running in the
+// background once the ready shell check exits 0 (waiting at most readyTimeoutSecs), dependents
+// start then, and the command is stopped when the run ends. If ready already passes, the
+// running service is used and the command is not started.
+func (t *Task) Background(ready string, readyTimeoutSecs int64) *Task {
+	t.background = &wireBackground{Ready: ready, ReadyTimeout: readyTimeoutSecs}
+	return t
+}
+
 // NoCache disables caching of the task, even with inputs.
 func (t *Task) NoCache() *Task {
 	f := false
@@ -328,6 +338,7 @@ func (t *Task) wire() wireTask {
 		Prefer:     string(t.prefer),
 		Cache:      t.cache,
 		Target:     t.target,
+		Background: t.background,
 	}
 	for _, c := range t.criteria {
 		w.SuccessCriteria = append(w.SuccessCriteria, c.wire())

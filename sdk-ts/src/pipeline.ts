@@ -432,6 +432,15 @@ function taskJson(t: TaskData): JsonObject {
     o.set("cache", t.cache);
   }
   str("target", t.target);
+  if (t.background !== undefined) {
+    o.set(
+      "background",
+      new Map<string, Json>([
+        ["ready", t.background.ready],
+        ["ready_timeout", t.background.readyTimeout],
+      ]),
+    );
+  }
   return o;
 }
 
@@ -689,6 +698,17 @@ export class Task {
   /** Disables caching, even with inputs. */
   noCache(): this {
     this.#data.cache = false;
+    return this;
+  }
+
+  /**
+   * Makes the task a run-scoped host service: its command keeps running in the background once
+   * the `ready` shell check exits 0 (waiting at most `readyTimeoutSecs`), dependents start then,
+   * and the command is stopped when the run ends. If `ready` already passes, the running
+   * service is used and the command is not started.
+   */
+  background(ready: string, readyTimeoutSecs: number): this {
+    this.#data.background = { ready, readyTimeout: readyTimeoutSecs };
     return this;
   }
 

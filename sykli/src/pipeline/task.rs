@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use sykli_runtime::graph::{
-    self as model, GateStrategy, Mount, MountKind, Placement, Provide, Resource, SecretRef,
+    self as model, Background, GateStrategy, Mount, MountKind, Placement, Provide, Resource, SecretRef,
     Service, SuccessCriterion, Task, TaskInput,
 };
 
@@ -284,6 +284,19 @@ impl TaskBuilder {
     /// The task type label (`build`, `test`, `lint`, ...).
     pub fn task_type(self, kind: &str) -> Self {
         self.edit(|t| t.task_type = Some(kind.to_string()))
+    }
+
+    /// Makes the task a run-scoped host service: its command keeps running in the background
+    /// once the `ready` shell check exits 0 (waiting at most `ready_timeout`), dependents start
+    /// then, and the command is stopped when the run ends. If `ready` already passes, the
+    /// running service is used and the command is not started.
+    pub fn background(self, ready: &str, ready_timeout: Duration) -> Self {
+        self.edit(|t| {
+            t.background = Some(Background {
+                ready: ready.to_string(),
+                ready_timeout: whole_seconds(ready_timeout),
+            })
+        })
     }
 
     /// The target (built-in or plugin) that runs the task.
