@@ -177,7 +177,9 @@ impl TaskAttrs {
             }
             "env" => self.env = string_map(input, "env")?,
             "timeout" => self.timeout_secs = Some(parse_timeout(input, "timeout")?),
-            "background" => self.background = Some(non_empty(input.parse::<LitStr>()?, "background")?),
+            "background" => {
+                self.background = Some(non_empty(input.parse::<LitStr>()?, "background")?)
+            }
             "ready_timeout" => self.ready_timeout = Some(parse_timeout(input, "ready_timeout")?),
             "retry" => {
                 let lit: LitInt = input.parse()?;
@@ -310,7 +312,9 @@ fn parse_timeout(input: ParseStream, what: &str) -> syn::Result<u64> {
     let lit: LitStr = input.parse().map_err(|e| {
         syn::Error::new(
             e.span(),
-            format!("`{what}` must be a duration string like \"90s\" or \"5m\", or a number of seconds"),
+            format!(
+                "`{what}` must be a duration string like \"90s\" or \"5m\", or a number of seconds"
+            ),
         )
     })?;
     let d = humantime::parse_duration(&lit.value()).map_err(|e| {

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use sykli_runtime::graph::{
-    self as model, Background, GateStrategy, Mount, MountKind, Placement, Provide, Resource, SecretRef,
-    Service, SuccessCriterion, Task, TaskInput,
+    self as model, Background, GateStrategy, Mount, MountKind, Placement, Provide, Resource,
+    SecretRef, Service, SuccessCriterion, Task, TaskInput,
 };
 
 use super::condition::Condition;
