@@ -115,6 +115,49 @@ fn the_documented_error_codes_are_exactly_the_ones_sykli_uses() {
     assert_eq!(documented_codes(), used);
 }
 
+/// Every error code written in sykli's source (`CliError::usage("code", ..)`,
+/// `CliError::failed(..)`, `Envelope::failure(..)`) is one of the documented ones, so a new
+/// code cannot ship undocumented.
+#[test]
+fn every_error_code_in_the_source_is_documented() {
+    let documented = documented_codes();
+    let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    let mut seen = 0;
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            if path.extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let source = std::fs::read_to_string(&path).unwrap();
+            for call in [
+                "CliError::usage(",
+                "CliError::failed(",
+                "Envelope::failure(",
+            ] {
+                for (at, _) in source.match_indices(call) {
+                    let rest = source[at + call.len()..].trim_start();
+                    let Some(literal) = rest.strip_prefix('"') else {
+                        continue;
+                    };
+                    let code = &literal[..literal.find('"').unwrap()];
+                    seen += 1;
+                    assert!(
+                        documented.contains(code),
+                        "{}: error code `{code}` is not documented in docs/json.md",
+                        path.display()
+                    );
+                }
+            }
+        }
+    }
+    assert!(seen > 10, "the scan found the error codes ({seen})");
+}
+
 /// One loop over every command (each leaf of `sykli --help`, checked against clap so a new
 /// command cannot be forgotten), `--json` before and after the subcommand, each output through
 /// the same parser.
