@@ -75,7 +75,7 @@ pub struct TaskExplanation {
 }
 
 /// Runs `sykli explain`.
-pub fn explain(args: &ExplainArgs) -> Result<(), CliError> {
+pub fn explain(args: &ExplainArgs, json: bool) -> Result<(), CliError> {
     let loaded = load_pipeline(&args.path)?;
     let valid = validate_graph(&loaded.graph)?;
     let ctx = RunContext::detect(&loaded.project_root);
@@ -83,7 +83,7 @@ pub fn explain(args: &ExplainArgs) -> Result<(), CliError> {
     filter.extend(args.task.iter().cloned());
     let mut tasks = plan(&valid, &ctx, &filter)?;
     cache_facts(&valid, &loaded.project_root, &mut tasks);
-    if args.json {
+    if json {
         let data = serde_json::json!({ "context": context_json(&ctx), "tasks": tasks });
         print_out(&Envelope::success(data).to_line());
         return Ok(());
