@@ -23,7 +23,7 @@ fn docker_install() {}
 /// The Docker engine the container tests use: a background task, so it is started only if no
 /// engine answers `docker info`, kept for the rest of the run, and stopped when the run ends.
 #[sykli::task(
-    cmd = "dockerd",
+    cmd = "dockerd --log-level warn",
     background = "docker info",
     ready_timeout = 120,
     after = [docker_install]
