@@ -214,7 +214,7 @@ pub async fn resolve(
 /// followed), so a FIFO or device is refused without waiting on it.
 pub fn read_secret_file(root: &Path, key: &str) -> Result<Secret, FileProblem> {
     use std::io::Read;
-    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    use std::os::unix::fs::OpenOptionsExt;
 
     let rel = Path::new(key);
     if key.is_empty() {
@@ -247,22 +247,12 @@ pub fn read_secret_file(root: &Path, key: &str) -> Result<Secret, FileProblem> {
         });
     }
     let kind_of = |ft: std::fs::FileType| -> Option<&'static str> {
-        if ft.is_file() {
-            None
-        } else if ft.is_dir() {
+        if ft.is_dir() {
             Some("directory")
-        } else if ft.is_fifo() {
-            Some("FIFO")
-        } else if ft.is_socket() {
-            Some("socket")
-        } else if ft.is_char_device() {
-            Some("character device")
-        } else if ft.is_block_device() {
-            Some("block device")
         } else if ft.is_symlink() {
             Some("symlink")
         } else {
-            Some("special file")
+            crate::paths::special_kind(ft)
         }
     };
     let meta = std::fs::symlink_metadata(&real).map_err(io("inspect", &real))?;

@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::Project;
+use common::{Project, within};
 use serde_json::{Value, json};
 use sykli_runtime::TaskStatus;
 use sykli_runtime::secrets::{FileProblem, MAX_SECRET_FILE_BYTES, read_secret_file};
@@ -81,14 +81,16 @@ async fn a_missing_secret_errors_the_task_by_name() {
 
 /// Runs one task reading secret `S` from file `key`, bounded so a blocking read fails the
 /// test instead of hanging it; returns the task's error message (the task must not run).
-async fn refused(p: &Project, key: &str) -> String {
+fn refused(p: &Project, key: &str) -> String {
     let graph = json!({"version": "1", "tasks": [
         {"name": "reader", "secret_refs": [{"name": "S", "source": "file", "key": key}],
          "command": "touch ran"},
     ]});
-    let (s, ev) = tokio::time::timeout(Duration::from_secs(20), p.run(graph, p.config()))
-        .await
-        .unwrap_or_else(|_| panic!("reading secret file `{key}` hung"));
+    let (s, ev) = within(
+        Duration::from_secs(20),
+        &format!("a run reading secret file `{key}`"),
+        p.run(graph, p.config()),
+    );
     let r = ev.report("reader");
     assert_eq!(r.status, TaskStatus::Errored, "{r:?}");
     assert_eq!(s.errored, 1);
@@ -102,20 +104,20 @@ async fn refused(p: &Project, key: &str) -> String {
     m[prefix.len()..].to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_absolute_secret_path_is_refused() {
+#[test]
+fn an_absolute_secret_path_is_refused() {
     let p = Project::new();
     let outside = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(outside.path(), "outside-value").unwrap();
     let key = outside.path().to_str().unwrap();
     assert_eq!(
-        refused(&p, key).await,
+        refused(&p, key),
         "absolute paths are not allowed: secret files are relative to the project"
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_secret_path_with_dot_dot_is_refused_even_when_it_stays_inside() {
+#[test]
+fn a_secret_path_with_dot_dot_is_refused_even_when_it_stays_inside() {
     let p = Project::new();
     std::fs::create_dir(p.path("sub")).unwrap();
     std::fs::write(p.path("secret.txt"), "v").unwrap();
@@ -124,13 +126,13 @@ async fn a_secret_path_with_dot_dot_is_refused_even_when_it_stays_inside() {
     let name = p.root().file_name().unwrap().to_str().unwrap();
     std::fs::write(parent.join(format!("{name}-outside")), "outside-value").unwrap();
     let msg = "`..` is not allowed in secret file paths";
-    assert_eq!(refused(&p, &format!("../{name}-outside")).await, msg);
-    assert_eq!(refused(&p, "sub/../secret.txt").await, msg);
+    assert_eq!(refused(&p, &format!("../{name}-outside")), msg);
+    assert_eq!(refused(&p, "sub/../secret.txt"), msg);
     std::fs::remove_file(parent.join(format!("{name}-outside"))).unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn symlinks_out_of_the_project_are_refused() {
+#[test]
+fn symlinks_out_of_the_project_are_refused() {
     let p = Project::new();
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("key"), "outside-value").unwrap();
@@ -142,7 +144,7 @@ async fn symlinks_out_of_the_project_are_refused() {
         ("file-link", real_outside.join("key")),
         ("dir-link/key", real_outside.join("key")),
     ] {
-        let m = refused(&p, key).await;
+        let m = refused(&p, key);
         assert!(
             m.starts_with(&format!(
                 "it resolves through a symlink to {}, outside the project",
@@ -153,36 +155,24 @@ async fn symlinks_out_of_the_project_are_refused() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fifo_is_refused_without_blocking() {
+#[test]
+fn a_fifo_is_refused_without_blocking() {
     let p = Project::new();
     // Nobody ever writes it: opening it for reading the ordinary way would block forever.
     nix::unistd::mkfifo(&p.path("pipe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
-    assert_eq!(
-        refused(&p, "pipe").await,
-        "it is a FIFO, not a regular file"
-    );
+    assert_eq!(refused(&p, "pipe"), "it is a FIFO, not a regular file");
     // Behind a symlink inside the project too.
     std::os::unix::fs::symlink("pipe", p.path("pipe-link")).unwrap();
-    assert_eq!(
-        refused(&p, "pipe-link").await,
-        "it is a FIFO, not a regular file"
-    );
+    assert_eq!(refused(&p, "pipe-link"), "it is a FIFO, not a regular file");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn directories_and_sockets_are_refused() {
+#[test]
+fn directories_and_sockets_are_refused() {
     let p = Project::new();
     std::fs::create_dir(p.path("dir")).unwrap();
-    assert_eq!(
-        refused(&p, "dir").await,
-        "it is a directory, not a regular file"
-    );
+    assert_eq!(refused(&p, "dir"), "it is a directory, not a regular file");
     let _listener = std::os::unix::net::UnixListener::bind(p.path("sock")).unwrap();
-    assert_eq!(
-        refused(&p, "sock").await,
-        "it is a socket, not a regular file"
-    );
+    assert_eq!(refused(&p, "sock"), "it is a socket, not a regular file");
 }
 
 #[test]
@@ -203,20 +193,20 @@ fn devices_are_refused_without_reading_them() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn secret_files_are_capped_at_64_kib() {
+#[test]
+fn secret_files_are_capped_at_64_kib() {
     assert_eq!(MAX_SECRET_FILE_BYTES, 64 * 1024);
     let p = Project::new();
     let at_limit = "k".repeat(MAX_SECRET_FILE_BYTES as usize);
     std::fs::write(p.path("big"), format!("{at_limit}x")).unwrap();
     assert_eq!(
-        refused(&p, "big").await,
+        refused(&p, "big"),
         "it is larger than the 65536-byte limit for secret files"
     );
     std::fs::write(p.path("ok"), &at_limit).unwrap();
     assert_eq!(read_secret_file(p.root(), "ok").unwrap().expose(), at_limit);
     std::fs::write(p.path("binary"), [0xff, 0xfe, 0x00]).unwrap();
-    assert_eq!(refused(&p, "binary").await, "it is not UTF-8 text");
+    assert_eq!(refused(&p, "binary"), "it is not UTF-8 text");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
