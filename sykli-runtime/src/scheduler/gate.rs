@@ -1,5 +1,7 @@
 //! Approval gates: `env` (a variable is set), `file` (a file appears; polled), `prompt` (a
-//! person answers on the terminal), each bounded by the gate's timeout.
+//! person answers on the terminal), each bounded by the gate's timeout and ended by Ctrl-C.
+//! The terminal is read on a thread of its own, so a prompt that gave up never holds up
+//! sykli's exit.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
