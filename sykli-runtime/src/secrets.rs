@@ -108,6 +108,9 @@ pub enum FileProblem {
         /// The project directory.
         root: PathBuf,
     },
+    /// Nothing at that path (or a symlink on the way leads nowhere).
+    #[error("no such file in the project")]
+    Missing,
     /// Not a regular file (a directory, FIFO, socket or device).
     #[error("it is a {kind}, not a regular file")]
     NotRegular {
@@ -144,21 +147,20 @@ pub async fn resolve(
     task: &Task,
     project_root: &Path,
 ) -> Result<Vec<(String, Secret)>, SecretError> {
-    let files: Vec<(usize, String)> = task
+    // Every file first, in one trip to the blocking pool, in declaration order.
+    let keys: Vec<String> = task
         .secret_refs
         .iter()
-        .enumerate()
-        .filter(|(_, r)| r.source == SecretSource::File)
-        .map(|(i, r)| (i, r.key.clone()))
+        .filter(|r| r.source == SecretSource::File)
+        .map(|r| r.key.clone())
         .collect();
-    let mut file_values = if files.is_empty() {
+    let mut file_values = if keys.is_empty() {
         Vec::new()
     } else {
         let root = project_root.to_path_buf();
         tokio::task::spawn_blocking(move || {
-            files
-                .into_iter()
-                .map(|(i, key)| (i, read_secret_file(&root, &key)))
+            keys.iter()
+                .map(|key| read_secret_file(&root, key))
                 .collect::<Vec<_>>()
         })
         .await
@@ -173,12 +175,12 @@ pub async fn resolve(
     for name in &task.secrets {
         out.push((name.clone(), from_env(&task.name, name, name)?));
     }
-    for (i, r) in task.secret_refs.iter().enumerate() {
+    for r in &task.secret_refs {
         let value = match r.source {
             SecretSource::Env => from_env(&task.name, &r.name, &r.key)?,
             SecretSource::File => match file_values.next() {
-                Some((j, Ok(v))) if j == i => v,
-                Some((j, Err(problem))) if j == i => {
+                Some(Ok(v)) => v,
+                Some(Err(problem)) => {
                     return Err(SecretError::File {
                         task: task.name.clone(),
                         name: r.name.clone(),
@@ -186,7 +188,7 @@ pub async fn resolve(
                         problem: Box::new(problem),
                     });
                 }
-                _ => {
+                None => {
                     return Err(SecretError::Worker {
                         task: task.name.clone(),
                         message: format!("no value came back for secret {}", r.name),
@@ -239,7 +241,11 @@ pub fn read_secret_file(root: &Path, key: &str) -> Result<Secret, FileProblem> {
         .canonicalize()
         .map_err(io("resolve the project directory", root))?;
     let joined = root.join(rel);
-    let real = joined.canonicalize().map_err(io("resolve", &joined))?;
+    let real = match joined.canonicalize() {
+        Ok(real) => real,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(FileProblem::Missing),
+        Err(e) => return Err(io("resolve", &joined)(e)),
+    };
     if !real.starts_with(&real_root) {
         return Err(FileProblem::SymlinkEscape {
             target: real,
