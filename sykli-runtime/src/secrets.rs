@@ -297,7 +297,8 @@ pub fn read_secret_file(root: &Path, key: &str) -> Result<Secret, FileProblem> {
 
 /// Values of a task's environment secrets, for run-wide masking; missing ones are skipped
 /// here (the task errors when it starts). File secrets are not read here: they are read when
-/// their task starts, and masked from then on in that task's output.
+/// their task starts, and from then on masked in its output and in that of every task
+/// started later.
 pub fn known_values(task: &Task) -> Vec<String> {
     let env_keys = task.secrets.iter().map(|n| (n, n)).chain(
         task.secret_refs
