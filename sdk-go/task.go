@@ -392,7 +392,8 @@ func FromEnv(key string) SecretSource { return SecretSource{source: "env", key: 
 // FromVault reads a secret from a Vault path (resolved where a Vault client is configured).
 func FromVault(path string) SecretSource { return SecretSource{source: "vault", key: path} }
 
-// FromFile reads a secret from a file on the runtime's machine.
+// FromFile reads a secret from a file at path relative to the project: a regular file
+// inside it (no absolute path, no "..", no symlink out) of at most 64 KiB.
 func FromFile(path string) SecretSource { return SecretSource{source: "file", key: path} }
 
 // Criterion is a success check applied after a task's command exits.

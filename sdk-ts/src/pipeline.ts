@@ -27,7 +27,10 @@ export function fromVault(path: string): SecretSource {
   return { source: "vault", key: path };
 }
 
-/** Reads a secret from a file on the runtime's machine. */
+/**
+ * Reads a secret from a file at `path` relative to the project: a regular file inside it (no
+ * absolute path, no `..`, no symlink out) of at most 64 KiB.
+ */
 export function fromFile(path: string): SecretSource {
   return { source: "file", key: path };
 }

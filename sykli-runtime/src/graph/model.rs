@@ -425,7 +425,7 @@ pub struct SecretRef {
 pub enum SecretSource {
     /// An environment variable of the runtime.
     Env,
-    /// A file on the runtime's machine.
+    /// A regular file inside the project (relative path), read when the task starts.
     File,
     /// A Vault path (accepted; resolved only where a Vault client is configured).
     Vault,

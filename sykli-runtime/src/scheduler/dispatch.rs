@@ -53,7 +53,7 @@ pub async fn run(
             .graph()
             .tasks
             .iter()
-            .flat_map(|t| crate::secrets::known_values(t, &config.project_root)),
+            .flat_map(crate::secrets::known_values),
     );
     let process = ProcessExecutor::new().with_escalation(escalate.clone());
     let jobs = config.jobs.max(1);
@@ -77,7 +77,7 @@ pub async fn run(
         process,
         container: config.container.clone(),
         cache: config.cache.clone(),
-        mask: Arc::new(mask),
+        mask: std::sync::Mutex::new(Arc::new(mask)),
         events: sink.clone(),
         log_dir,
         project_root: config.project_root.clone(),

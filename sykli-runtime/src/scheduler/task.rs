@@ -36,8 +36,9 @@ pub(super) struct Shared {
     pub native: NativeExecutor,
     pub container: Option<Arc<dyn Executor>>,
     pub cache: Option<Arc<dyn TaskCache>>,
-    /// Every secret value known at run start, masked in every task's output.
-    pub mask: Arc<SecretSet>,
+    /// Every secret value known so far: environment secrets from the start, file secrets
+    /// once their task has read them; masked in the output of every task started afterwards.
+    pub mask: Mutex<Arc<SecretSet>>,
     pub events: Arc<dyn EventSink>,
     pub log_dir: PathBuf,
     pub project_root: PathBuf,
@@ -81,7 +82,11 @@ impl End {
 pub(super) async fn run_task(shared: Arc<Shared>, i: usize) -> TaskDone {
     let started = Instant::now();
     let task = shared.graph.task(i);
-    let mut mask = shared.mask.clone();
+    let mut mask = shared
+        .mask
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     let end = drive(&shared, i, task, &mut mask).await;
     let report = TaskReport {
         task: task.name.clone(),
@@ -161,12 +166,14 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
     };
 
     // Secrets, resolved now; their values join the mask.
-    let secrets = match crate::secrets::resolve(task, root) {
+    let secrets = match crate::secrets::resolve(task, root).await {
         Ok(s) => s,
         Err(e) => return End::errored(e.to_string()),
     };
     if !secrets.is_empty() {
-        *mask = Arc::new(mask.with(secrets.iter().map(|(_, s)| s.expose().as_bytes())));
+        let mut run_mask = shared.mask.lock().unwrap_or_else(|p| p.into_inner());
+        *run_mask = Arc::new(run_mask.with(secrets.iter().map(|(_, s)| s.expose().as_bytes())));
+        *mask = run_mask.clone();
     }
     let log = Arc::new(TaskLog::new(
         task.name.clone(),

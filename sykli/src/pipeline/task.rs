@@ -470,7 +470,8 @@ impl SecretSource {
         }
     }
 
-    /// The file at `path` on the runtime's machine.
+    /// The file at `path`, relative to the project: a regular file inside it (no absolute
+    /// path, no `..`, no symlink out) of at most 64 KiB, read when the task starts.
     pub fn file(path: &str) -> SecretSource {
         SecretSource {
             source: model::SecretSource::File,
