@@ -5,7 +5,7 @@ mod common;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{Project, marker, processes_with};
+use common::{Project, marker, processes_with, wait_for};
 use serde_json::json;
 use sykli_runtime::TaskStatus;
 use sykli_runtime::graph::{Graph, validate};
@@ -20,18 +20,6 @@ fn free_port() -> u16 {
 
 fn answers(port: u16) -> bool {
     TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
-}
-
-/// Waits for `cond` up to `limit`, failing the test with `what` when it never holds.
-async fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,7 +173,7 @@ async fn cancelling_a_run_stops_its_background_services() {
     let cancel = config.cancel.clone();
     let ready_file = p.path("client.running");
     let canceller = tokio::spawn(async move {
-        wait_until(Duration::from_secs(30), "the dependent to start", || {
+        wait_for(Duration::from_secs(30), "the dependent to start", || {
             ready_file.exists()
         })
         .await;
