@@ -574,23 +574,31 @@ impl Parser<'_> {
         Ok(())
     }
 
+    // A chain `a && b && c` nests to the left, one level per operator: each operator counts
+    // towards the depth limit, so evaluating, printing and dropping the tree stay shallow.
     fn expr(&mut self) -> Result<Condition, ConditionError> {
+        let entered = self.depth;
         let mut left = self.and()?;
         while self.peek()?.tok == Tok::Or {
-            self.next()?;
+            let op = self.next()?;
+            self.enter(op.start)?;
             let right = self.and()?;
             left = Condition::Or(Box::new(left), Box::new(right));
         }
+        self.depth = entered;
         Ok(left)
     }
 
     fn and(&mut self) -> Result<Condition, ConditionError> {
+        let entered = self.depth;
         let mut left = self.unary()?;
         while self.peek()?.tok == Tok::And {
-            self.next()?;
+            let op = self.next()?;
+            self.enter(op.start)?;
             let right = self.unary()?;
             left = Condition::And(Box::new(left), Box::new(right));
         }
+        self.depth = entered;
         Ok(left)
     }
 
@@ -854,6 +862,17 @@ mod tests {
         assert!(parse(&s).unwrap_err().message.contains("nesting deeper"));
         let s = format!("{}ci", "!".repeat(10_000));
         assert!(parse(&s).is_err());
+    }
+
+    #[test]
+    fn long_operator_chains_are_an_error_not_a_stack_overflow() {
+        for op in [" && ", " || ", " and "] {
+            let s = vec!["ci"; 100_000].join(op);
+            let e = parse(&s).unwrap_err();
+            assert!(e.message.contains("nesting deeper than 128"), "{e}");
+        }
+        let ok = vec!["ci"; 100].join(" && ");
+        assert!(parse(&ok).unwrap().evaluate(&ctx()));
     }
 
     #[test]

@@ -219,6 +219,64 @@ pub enum ValidationError {
         /// The unknown name.
         task: String,
     },
+    /// A name is longer than [`super::Limits::max_name_bytes`].
+    #[error("task \"{task}\" has {what} of {bytes} bytes; the limit is {limit}")]
+    NameTooLong {
+        /// The task (its name cut to 40 characters when the name itself is too long).
+        task: String,
+        /// `a name`, `a matrix dimension name` or `matrix expansion names`.
+        what: &'static str,
+        /// The length found (the longest, for expansion names).
+        bytes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A task's matrix has more combinations than [`super::Limits::max_matrix_combinations`].
+    #[error(
+        "task \"{task}\" has a matrix of {} combinations ({dimensions} dimensions); the limit is {limit}",
+        count_or_more(.combinations)
+    )]
+    MatrixTooLarge {
+        /// The task.
+        task: String,
+        /// The number of combinations; `None` when it exceeds `u128::MAX`.
+        combinations: Option<u128>,
+        /// The number of dimensions.
+        dimensions: usize,
+        /// The limit.
+        limit: u64,
+    },
+    /// More tasks after matrix expansion than [`super::Limits::max_tasks`].
+    #[error("the graph has {count} tasks after matrix expansion; the limit is {limit}")]
+    TooManyTasks {
+        /// The number of tasks.
+        count: u64,
+        /// The limit.
+        limit: usize,
+    },
+    /// More dependency edges after matrix expansion than [`super::Limits::max_edges`].
+    #[error("the graph has {count} dependency edges after matrix expansion; the limit is {limit}")]
+    TooManyEdges {
+        /// The number of edges (before deduplication).
+        count: u64,
+        /// The limit.
+        limit: usize,
+    },
+    /// Matrix expansion would produce more tasks, edges or bytes than its limit.
+    #[error(
+        "the graph's matrices expand to {count} {what}{}; the limit is {limit}",
+        worst_part(.worst)
+    )]
+    MatrixLimit {
+        /// `tasks`, `dependency edges` or `bytes of tasks`.
+        what: &'static str,
+        /// How many the expansion would produce.
+        count: u64,
+        /// The limit.
+        limit: usize,
+        /// The task contributing the most, and how much, when one is named.
+        worst: Option<(String, u64)>,
+    },
     /// A matrix expansion's name equals another task's name.
     #[error("task \"{task}\" expands to \"{expanded}\", which is already the name of another task")]
     MatrixNameCollision {
@@ -227,6 +285,20 @@ pub enum ValidationError {
         /// The colliding expanded name.
         expanded: String,
     },
+}
+
+fn count_or_more(n: &Option<u128>) -> String {
+    match n {
+        Some(n) => n.to_string(),
+        None => format!("more than {}", u128::MAX),
+    }
+}
+
+fn worst_part(w: &Option<(String, u64)>) -> String {
+    match w {
+        Some((task, n)) => format!(" ({n} of them from task \"{task}\")"),
+        None => String::new(),
+    }
 }
 
 fn did_you_mean(s: &Option<String>) -> String {
@@ -257,7 +329,11 @@ impl ValidationError {
     pub fn tasks(&self) -> Vec<&str> {
         use ValidationError::*;
         match self {
-            EmptyName { .. } | ResourcesNeedVersion { .. } => vec![],
+            EmptyName { .. }
+            | ResourcesNeedVersion { .. }
+            | TooManyTasks { .. }
+            | TooManyEdges { .. } => vec![],
+            MatrixLimit { worst, .. } => worst.iter().map(|(t, _)| t.as_str()).collect(),
             DirectoryEscapesProject { task, .. } => task.as_deref().into_iter().collect(),
             DuplicateName { name } => vec![name],
             Cycle { path } => path[..path.len().saturating_sub(1)]
@@ -284,6 +360,8 @@ impl ValidationError {
             | IncompleteGate { task, .. }
             | BadMatrix { task, .. }
             | MatrixNameCollision { task, .. }
+            | NameTooLong { task, .. }
+            | MatrixTooLarge { task, .. }
             | UnknownChainTask { task } => vec![task],
         }
     }
@@ -317,6 +395,11 @@ impl ValidationError {
             BadMatrix { .. } => "bad_matrix",
             MatrixNameCollision { .. } => "matrix_name_collision",
             UnknownChainTask { .. } => "unknown_chain_task",
+            NameTooLong { .. } => "name_too_long",
+            MatrixTooLarge { .. } => "matrix_too_large",
+            TooManyTasks { .. } => "too_many_tasks",
+            TooManyEdges { .. } => "too_many_edges",
+            MatrixLimit { .. } => "matrix_limit",
         }
     }
 }

@@ -11,6 +11,8 @@
 //!   not overwrite each other.
 //! - Errors: a dimension with no values, an empty dimension name, a value repeated within a
 //!   dimension, or an expanded name equal to another task's name.
+//! - Size: [`super::Limits::check_graph`] bounds the combinations and what expansion produces
+//!   before anything is expanded; [`expand`] relies on it.
 
 use std::collections::{HashMap, HashSet};
 
@@ -60,9 +62,9 @@ pub(crate) fn check_matrix(task: &Task, errors: &mut Vec<ValidationError>) {
         if values.is_empty() {
             errors.push(bad("with no values".into()));
         }
-        let mut seen = HashSet::new();
+        let (mut seen, mut reported) = (HashSet::new(), HashSet::new());
         for v in values {
-            if !seen.insert(v.as_str()) {
+            if !seen.insert(v.as_str()) && reported.insert(v.as_str()) {
                 errors.push(bad(format!("with duplicate value \"{v}\"")));
             }
         }

@@ -1,6 +1,7 @@
 //! The task graph: wire types ([`model`]) read from and written to JSON, the condition language
 //! ([`condition`]), matrix expansion ([`matrix`]) and validation ([`validate()`]) into a
-//! [`ValidGraph`], the input of planning and scheduling.
+//! [`ValidGraph`], the input of planning and scheduling. [`limits`] bounds what a document can
+//! make any of these allocate or do.
 //!
 //! ```
 //! use sykli_runtime::graph::{validate, Graph};
@@ -13,11 +14,13 @@
 
 pub mod condition;
 pub mod error;
+pub mod limits;
 pub mod matrix;
 pub mod model;
 pub mod validate;
 
 pub use condition::{Condition, ConditionContext, ConditionError};
 pub use error::{ValidationError, ValidationErrors, ValidationWarning};
+pub use limits::{Limits, TextLimitError};
 pub use model::*;
-pub use validate::{ValidGraph, validate, validate_owned};
+pub use validate::{ValidGraph, validate, validate_owned, validate_owned_with, validate_with};

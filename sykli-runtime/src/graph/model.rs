@@ -11,16 +11,22 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
+use super::limits::Limits;
+
 /// A whole task-graph document: `{"version": "2", "tasks": [...], "resources": {...}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Graph {
     /// Format version, "1" to "4".
     pub version: Version,
     /// Tasks in the SDK's definition order.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub tasks: Vec<Task>,
     /// Named directory and cache resources that mounts refer to.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub resources: BTreeMap<String, Resource>,
     /// Top-level fields this runtime does not know; kept and re-emitted.
     #[serde(flatten)]
@@ -38,8 +44,17 @@ impl Graph {
         }
     }
 
-    /// Parses a JSON document. Shape errors carry serde_json's line and column.
+    /// Parses a JSON document within the default [`Limits`] (size, nesting depth, string
+    /// length). Shape and limit errors carry the line and column.
     pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        Graph::from_json_with(text, &Limits::DEFAULT)
+    }
+
+    /// [`Graph::from_json`] with explicit limits.
+    pub fn from_json_with(text: &str, limits: &Limits) -> Result<Self, serde_json::Error> {
+        limits
+            .check_text(text)
+            .map_err(<serde_json::Error as serde::de::Error>::custom)?;
         serde_json::from_str(text)
     }
 
@@ -144,16 +159,28 @@ pub struct Task {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub command: Option<String>,
     /// Names of tasks that must succeed first, in the order the user wrote them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub depends_on: Vec<String>,
     /// Environment variables for the command.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub env: BTreeMap<String, String>,
     /// Working directory: relative to the project, or inside the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workdir: Option<String>,
     /// Globs whose files form the cache key.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub inputs: Vec<String>,
     /// Named output paths. The array form `["a", "b"]` is read as `output_0`, `output_1`.
     #[serde(
@@ -163,25 +190,49 @@ pub struct Task {
     )]
     pub outputs: BTreeMap<String, String>,
     /// Outputs of other tasks copied into this task's workdir (implies a dependency).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub task_inputs: Vec<TaskInput>,
     /// Container image to run the command in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
     /// Resources mounted into the container.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub mounts: Vec<Mount>,
     /// Sidecar containers reachable by hostname.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub services: Vec<Service>,
     /// Dimension -> values; expands to one task per combination.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub matrix: BTreeMap<String, Vec<String>>,
     /// Secret names read from the environment.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub secrets: Vec<String>,
     /// Typed secret references.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub secret_refs: Vec<SecretRef>,
     /// Condition expression. See [`Task::condition_expr`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -196,19 +247,35 @@ pub struct Task {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<u64>,
     /// Labels a worker must carry to run the task.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub requires: Vec<String>,
     /// Capabilities this task provides to others.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub provides: Vec<Provide>,
     /// Capabilities this task needs: a dependency on the provider.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub needs: Vec<String>,
     /// Makes this task an approval gate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gate: Option<Gate>,
     /// Checks applied after the command.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub success_criteria: Vec<SuccessCriterion>,
     /// Upstream: task type label (version "3").
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -229,7 +296,11 @@ pub struct Task {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence_required: Option<Value>,
     /// Ours: must run on a remote executor.
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "is_false"
+    )]
     pub remote: bool,
     /// Ours: placement preference the scheduler may override.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -254,6 +325,17 @@ pub struct Task {
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+/// Reads an optional field whose `null` means absent, as upstream Sykli and other emitters
+/// write it: `"inputs": null` is `[]`, `"remote": null` is `false`. Applied to every optional
+/// field that is not an `Option` (for which serde already reads `null` as `None`).
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 impl Task {
@@ -331,9 +413,10 @@ fn deserialize_outputs<'de, D: Deserializer<'de>>(
         Map(BTreeMap<String, String>),
         List(Vec<String>),
     }
-    match Outputs::deserialize(d) {
-        Ok(Outputs::Map(m)) => Ok(m),
-        Ok(Outputs::List(l)) => Ok(l
+    match Option::<Outputs>::deserialize(d) {
+        Ok(None) => Ok(BTreeMap::new()),
+        Ok(Some(Outputs::Map(m))) => Ok(m),
+        Ok(Some(Outputs::List(l))) => Ok(l
             .into_iter()
             .enumerate()
             .map(|(i, p)| (format!("output_{i}"), p))
@@ -386,7 +469,11 @@ pub enum Resource {
         /// Path relative to the project root.
         path: String,
         /// Optional globs selecting files within it.
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        #[serde(
+            default,
+            deserialize_with = "null_as_default",
+            skip_serializing_if = "Vec::is_empty"
+        )]
         globs: Vec<String>,
     },
     /// A named cache volume.
@@ -552,4 +639,72 @@ pub enum Placement {
     Remote,
     /// On this machine.
     Local,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `null` in every optional field the schema lists reads as the field being absent: the
+    /// list comes from `schema/sykli-graph.schema.json`, so a field added there is covered.
+    #[test]
+    fn null_in_any_optional_field_means_absent() {
+        let schema: Value =
+            serde_json::from_str(include_str!("../../../schema/sykli-graph.schema.json")).unwrap();
+        let task = &schema["$defs"]["task"];
+        let gate = &task["properties"]["gate"];
+        let provide = &task["properties"]["provides"]["items"]["oneOf"][1];
+        let directory = &schema["$defs"]["resource"]["oneOf"][0];
+        let base: Value = serde_json::json!({"version": "2", "tasks": [
+            {"name": "a", "command": "x", "gate": {"strategy": "env", "env_var": "OK"},
+             "provides": [{"name": "cap"}]}],
+            "resources": {"src:.": {"type": "directory", "path": "."}}});
+        // (where in `base` the object is, the schema of that object)
+        let places: [(&[&str], &Value); 5] = [
+            (&[], &schema),
+            (&["tasks", "0"], task),
+            (&["tasks", "0", "gate"], gate),
+            (&["tasks", "0", "provides", "0"], provide),
+            (&["resources", "src:."], directory),
+        ];
+        let mut checked = 0;
+        for (path, object_schema) in places {
+            let required: Vec<&str> = object_schema["required"]
+                .as_array()
+                .map(|r| r.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let properties = object_schema["properties"].as_object().unwrap();
+            for field in properties
+                .keys()
+                .filter(|k| !required.contains(&k.as_str()))
+            {
+                let mut without = base.clone();
+                let mut with_null = base.clone();
+                for doc in [&mut without, &mut with_null] {
+                    let mut obj = &mut *doc;
+                    for p in path {
+                        obj = match obj {
+                            Value::Array(a) => &mut a[p.parse::<usize>().unwrap()],
+                            o => &mut o[*p],
+                        };
+                    }
+                    obj.as_object_mut().unwrap().remove(field);
+                }
+                let mut obj = &mut with_null;
+                for p in path {
+                    obj = match obj {
+                        Value::Array(a) => &mut a[p.parse::<usize>().unwrap()],
+                        o => &mut o[*p],
+                    };
+                }
+                obj[field.as_str()] = Value::Null;
+                let read = Graph::from_json(&with_null.to_string())
+                    .unwrap_or_else(|e| panic!("`{field}: null` in {path:?}: {e}"));
+                let expected = Graph::from_json(&without.to_string()).unwrap();
+                assert_eq!(read, expected, "`{field}: null` in {path:?}");
+                checked += 1;
+            }
+        }
+        assert!(checked >= 40, "only {checked} fields checked");
+    }
 }

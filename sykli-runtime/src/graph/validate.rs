@@ -18,6 +18,7 @@ use petgraph::graph::{DiGraph, NodeIndex};
 
 use super::condition;
 use super::error::{ValidationError, ValidationErrors, ValidationWarning};
+use super::limits::Limits;
 use super::matrix;
 use super::model::{
     Background, Gate, GateStrategy, Graph, MountKind, Resource, SuccessCriterion, Task, Version,
@@ -130,13 +131,32 @@ impl ValidGraph {
     }
 }
 
-/// Validates `graph`, collecting every error. Clones the graph; see [`validate_owned`].
+/// Validates `graph` within the default [`Limits`], collecting every error. Clones the graph;
+/// see [`validate_owned`].
 pub fn validate(graph: &Graph) -> Result<ValidGraph, ValidationErrors> {
     validate_owned(graph.clone())
 }
 
-/// Validates `graph`, collecting every error, without copying it.
-pub fn validate_owned(mut graph: Graph) -> Result<ValidGraph, ValidationErrors> {
+/// Validates `graph` within the default [`Limits`], collecting every error, without copying it.
+pub fn validate_owned(graph: Graph) -> Result<ValidGraph, ValidationErrors> {
+    validate_owned_with(graph, &Limits::DEFAULT)
+}
+
+/// [`validate`] with explicit limits.
+pub fn validate_with(graph: &Graph, limits: &Limits) -> Result<ValidGraph, ValidationErrors> {
+    validate_owned_with(graph.clone(), limits)
+}
+
+/// [`validate_owned`] with explicit limits. The limits are checked first, without expanding
+/// anything; a graph over a limit gets only the limit errors.
+pub fn validate_owned_with(
+    mut graph: Graph,
+    limits: &Limits,
+) -> Result<ValidGraph, ValidationErrors> {
+    let over = limits.check_graph(&graph);
+    if !over.is_empty() {
+        return Err(ValidationErrors::new(over));
+    }
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let checked = check(&graph, &mut errors, &mut warnings);
@@ -222,7 +242,8 @@ fn check(
     for (i, t) in g.tasks.iter().enumerate() {
         for p in &t.provides {
             let list = providers.entry(p.name.as_str()).or_default();
-            if !list.contains(&i) {
+            // Tasks come in order: a repeat within one task is the last entry.
+            if list.last() != Some(&i) {
                 list.push(i);
             }
         }
@@ -263,9 +284,22 @@ fn check(
     };
     deps.offsets.push(0);
     let mut full_deps = Vec::with_capacity(n);
+    let mut scratch = DepScratch {
+        mark: vec![0; n],
+        suggestion_budget: SUGGESTION_BUDGET,
+    };
     for (i, t) in g.tasks.iter().enumerate() {
         check_task(g, t, errors, warnings);
-        let names = resolve_deps(g, i, t, &index, &providers, &mut deps.targets, errors);
+        let names = resolve_deps(
+            g,
+            i,
+            t,
+            &index,
+            &providers,
+            &mut scratch,
+            &mut deps.targets,
+            errors,
+        );
         deps.offsets.push(deps.targets.len());
         full_deps.push(names);
     }
@@ -541,22 +575,43 @@ fn kind_str(k: MountKind) -> &'static str {
     }
 }
 
+/// State shared by [`resolve_deps`] across tasks, so that each task costs time linear in its
+/// number of dependencies.
+struct DepScratch {
+    /// `mark[j] == i + 1` when task `j` is already a dependency of task `i`.
+    mark: Vec<usize>,
+    /// What is left of the work allowed for "did you mean" suggestions, in character pairs
+    /// compared ([`SUGGESTION_BUDGET`]).
+    suggestion_budget: u64,
+}
+
+/// The work all "did you mean" suggestions of one validation may take, in character pairs
+/// compared: enough for thousands of typos in a large graph, bounded for any document.
+const SUGGESTION_BUDGET: u64 = 20_000_000;
+
 /// Checks a task's dependencies, appends them as indices to `out`, and returns the complete
 /// name list when it differs from `depends_on`.
-fn resolve_deps(
-    g: &Graph,
+#[allow(clippy::too_many_arguments)]
+fn resolve_deps<'g>(
+    g: &'g Graph,
     i: usize,
-    t: &Task,
+    t: &'g Task,
     index: &FxHashMap<&str, usize>,
     providers: &IndexMap<&str, Vec<usize>>,
+    scratch: &mut DepScratch,
     out: &mut Vec<usize>,
     errors: &mut Vec<ValidationError>,
 ) -> Option<Vec<String>> {
     let mut deps: Vec<usize> = Vec::with_capacity(t.depends_on.len());
     let mut changed = false;
     let mut self_reported = false;
-    let mut unknown_reported: Vec<String> = Vec::new();
-    let mut add = |d: &str, deps: &mut Vec<usize>, errors: &mut Vec<ValidationError>| -> bool {
+    let mut unknown_reported: FxHashSet<&'g str> = FxHashSet::default();
+    let stamp = i + 1;
+    let mut add = |d: &'g str,
+                   deps: &mut Vec<usize>,
+                   scratch: &mut DepScratch,
+                   errors: &mut Vec<ValidationError>|
+     -> bool {
         if d == t.name {
             if !self_reported {
                 errors.push(ValidationError::SelfDependency {
@@ -568,33 +623,33 @@ fn resolve_deps(
         }
         match index.get(d) {
             Some(&j) => {
-                if deps.contains(&j) {
+                if scratch.mark[j] == stamp {
                     false
                 } else {
+                    scratch.mark[j] = stamp;
                     deps.push(j);
                     true
                 }
             }
             None => {
-                if !unknown_reported.iter().any(|u| *u == d) {
+                if unknown_reported.insert(d) {
                     errors.push(ValidationError::UnknownDependency {
                         task: t.name.clone(),
                         dependency: d.to_string(),
-                        suggestion: suggest(g, d),
+                        suggestion: suggest(g, d, &mut scratch.suggestion_budget),
                     });
-                    unknown_reported.push(d.to_string());
                 }
                 false
             }
         }
     };
     for d in &t.depends_on {
-        if !add(d, &mut deps, errors) {
+        if !add(d, &mut deps, scratch, errors) {
             changed = true; // a duplicate (or an error, which stops the build anyway)
         }
     }
     for input in &t.task_inputs {
-        if add(&input.from_task, &mut deps, errors) {
+        if add(&input.from_task, &mut deps, scratch, errors) {
             changed = true;
         }
         if let Some(&j) = index.get(input.from_task.as_str())
@@ -608,15 +663,22 @@ fn resolve_deps(
             });
         }
     }
+    let mut needs_reported: FxHashSet<&str> = FxHashSet::default();
     for need in &t.needs {
         match providers.get(need.as_str()) {
-            None => errors.push(ValidationError::NoProvider {
-                task: t.name.clone(),
-                capability: need.clone(),
-            }),
+            None => {
+                if needs_reported.insert(need) {
+                    errors.push(ValidationError::NoProvider {
+                        task: t.name.clone(),
+                        capability: need.clone(),
+                    })
+                }
+            }
             Some(list) => {
-                for &p in list {
-                    if p != i && !deps.contains(&p) {
+                // Several providers are an error of their own: one edge is enough here.
+                for &p in list.iter().take(1) {
+                    if p != i && scratch.mark[p] != stamp {
+                        scratch.mark[p] = stamp;
                         deps.push(p);
                         changed = true;
                     }
@@ -629,10 +691,17 @@ fn resolve_deps(
     names
 }
 
-/// The closest task name to `unknown` with Jaro-Winkler similarity >= 0.8 (first on ties).
-fn suggest(g: &Graph, unknown: &str) -> Option<String> {
+/// The closest task name to `unknown` with Jaro-Winkler similarity >= 0.8 (first on ties),
+/// or `None` when the comparisons would exceed what is left of `budget`.
+fn suggest(g: &Graph, unknown: &str, budget: &mut u64) -> Option<String> {
     let mut best: Option<(&str, f64)> = None;
     for t in &g.tasks {
+        let cost = (unknown.len().max(1) as u64).saturating_mul(t.name.len().max(1) as u64);
+        if cost > *budget {
+            *budget = 0;
+            return None;
+        }
+        *budget -= cost;
         let s = strsim::jaro_winkler(unknown, &t.name);
         if s >= 0.8 && best.is_none_or(|(_, b)| s > b) {
             best = Some((&t.name, s));
