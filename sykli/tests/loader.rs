@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use sykli::init::{Language, SdkSources, scaffold};
-use sykli::loader::{LoadError, Program, TsRunner, emit, emit_ts, find, go_binary};
+use sykli::loader::{LoadError, TsRunner, find_pipeline, go_binary, load_go, load_ts_with};
 use sykli::runtime::graph::Graph;
 
 fn repo() -> PathBuf {
@@ -38,17 +38,20 @@ fn go_starter_runs_and_its_binary_is_cached() {
     let dir = tempfile::tempdir().unwrap();
     let done = scaffold(dir.path(), Language::Go, &sdks()).unwrap();
     assert_eq!(done.written.len(), 2, "sykli.go and go.mod");
-    let program = find(dir.path()).unwrap();
-    assert_eq!(program, Program::Go(dir.path().join("sykli.go")));
+    let (file, loader) = find_pipeline(dir.path()).unwrap();
+    assert_eq!(file, dir.path().join("sykli.go"));
+    assert_eq!(loader.file, "sykli.go");
 
-    let first = emit(&program).unwrap();
+    let emitted = load_go(&file).unwrap();
+    let first = format!("{}\n", emitted.json);
     assert_eq!(first, STARTER_JSON);
+    assert!(emitted.other_output.is_empty());
     Graph::from_json(&first).unwrap();
-    let bin = go_binary(program.file()).unwrap();
+    let bin = go_binary(&file).unwrap();
     let built = fs::metadata(&bin).unwrap().modified().unwrap();
 
     let t = Instant::now();
-    let second = emit(&program).unwrap();
+    let second = format!("{}\n", load_go(&file).unwrap().json);
     let warm = t.elapsed();
     assert_eq!(second, first);
     assert_eq!(
@@ -59,9 +62,9 @@ fn go_starter_runs_and_its_binary_is_cached() {
     eprintln!("warm load: {warm:?}");
 
     // A change to the sources builds a new binary and drops the old one.
-    let src = fs::read_to_string(program.file()).unwrap();
-    fs::write(program.file(), src.replace("hello from sykli", "changed")).unwrap();
-    let third = emit(&program).unwrap();
+    let src = fs::read_to_string(&file).unwrap();
+    fs::write(&file, src.replace("hello from sykli", "changed")).unwrap();
+    let third = load_go(&file).unwrap().json;
     assert!(third.contains("\"echo changed\""));
     let bins: Vec<_> = fs::read_dir(dir.path().join(".sykli/bin"))
         .unwrap()
@@ -80,9 +83,9 @@ fn go_compile_errors_name_the_file_command_and_stderr() {
         src.replace("s.Emit()", "s.Emit()\n\tundefinedThing()"),
     )
     .unwrap();
-    let err = emit(&Program::Go(file.clone())).unwrap_err();
+    let err = load_go(&file).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, LoadError::Failed { .. }), "{msg}");
+    assert!(matches!(err, LoadError::ProgramFailed { .. }), "{msg}");
     assert!(msg.contains(&file.display().to_string()), "{msg}");
     assert!(msg.contains("go build -o"), "{msg}");
     assert!(msg.contains("undefined: undefinedThing"), "{msg}");
@@ -102,8 +105,8 @@ fn invalid_go_pipeline_reports_its_validation_errors() {
     let file = dir.path().join("sykli.go");
     let src = fs::read_to_string(&file).unwrap();
     fs::write(&file, src.replace(".After(\"hello\")", ".After(\"helo\")")).unwrap();
-    let msg = emit(&Program::Go(file)).unwrap_err().to_string();
-    assert!(msg.contains("exited with status 1"), "{msg}");
+    let msg = load_go(&file).unwrap_err().to_string();
+    assert!(msg.contains("failed (exit status: 1)"), "{msg}");
     assert!(
         msg.contains(
             "error: task \"world\" depends on unknown task \"helo\" (did you mean \"hello\"?)"
@@ -116,9 +119,12 @@ fn invalid_go_pipeline_reports_its_validation_errors() {
 fn ts_starter_runs_with_tsx() {
     let dir = tempfile::tempdir().unwrap();
     scaffold(dir.path(), Language::TypeScript, &sdks()).unwrap();
-    let program = find(dir.path()).unwrap();
-    assert_eq!(program, Program::TypeScript(dir.path().join("sykli.ts")));
-    assert_eq!(emit_ts(program.file(), &tsx()).unwrap(), STARTER_JSON);
+    let (file, _) = find_pipeline(dir.path()).unwrap();
+    assert_eq!(file, dir.path().join("sykli.ts"));
+    assert_eq!(
+        format!("{}\n", load_ts_with(&file, &tsx()).unwrap().json),
+        STARTER_JSON
+    );
 }
 
 #[test]
@@ -128,7 +134,7 @@ fn ts_errors_name_the_file_command_and_stderr() {
     let file = dir.path().join("sykli.ts");
     let src = fs::read_to_string(&file).unwrap();
     fs::write(&file, src.replace("p.task(\"hello\")", "p.task(\"\")")).unwrap();
-    let msg = emit_ts(&file, &tsx()).unwrap_err().to_string();
+    let msg = load_ts_with(&file, &tsx()).unwrap_err().to_string();
     assert!(msg.contains("sykli.ts"), "{msg}");
     assert!(msg.contains("tsx sykli.ts --emit"), "{msg}");
     assert!(msg.contains("error: task name must not be empty"), "{msg}");
@@ -142,7 +148,7 @@ fn missing_runner_is_a_toolchain_error() {
         program: "/nonexistent/bun".into(),
         args: vec!["run".into()],
     };
-    let err = emit_ts(&dir.path().join("sykli.ts"), &runner).unwrap_err();
+    let err = load_ts_with(&dir.path().join("sykli.ts"), &runner).unwrap_err();
     assert!(matches!(err, LoadError::ToolchainMissing { .. }), "{err}");
     assert!(err.to_string().contains("install Node.js"), "{err}");
 }
