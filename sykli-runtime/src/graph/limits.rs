@@ -197,6 +197,27 @@ impl Limits {
         if !matrix_ok {
             return errors;
         }
+        if combos.is_empty() {
+            // No expansion: the counts are the document's own.
+            let edges: usize = g
+                .tasks
+                .iter()
+                .map(|t| t.depends_on.len() + t.task_inputs.len() + t.needs.len())
+                .sum();
+            if g.tasks.len() > self.max_tasks {
+                errors.push(ValidationError::TooManyTasks {
+                    count: g.tasks.len() as u64,
+                    limit: self.max_tasks,
+                });
+            }
+            if edges > self.max_edges {
+                errors.push(ValidationError::TooManyEdges {
+                    count: edges as u64,
+                    limit: self.max_edges,
+                });
+            }
+            return errors;
+        }
 
         // Tasks and edges after expansion, in u128 so no sum can overflow.
         let providers: HashMap<&str, Vec<&str>> = {
@@ -484,6 +505,28 @@ mod tests {
             ]
         );
         assert!(Limits::UNLIMITED.check_graph(&g).is_empty());
+    }
+
+    #[test]
+    fn plain_graphs_count_tasks_and_edges() {
+        let g = graph(
+            r#"{"version": "1", "tasks": [{"name": "a", "command": "x"},
+              {"name": "b", "command": "x", "depends_on": ["a", "a"], "needs": ["c"]}]}"#,
+        );
+        let l = Limits {
+            max_tasks: 1,
+            max_edges: 2,
+            ..Limits::DEFAULT
+        };
+        let msgs: Vec<String> = l.check_graph(&g).iter().map(ToString::to_string).collect();
+        assert_eq!(
+            msgs,
+            [
+                "the graph has 2 tasks after matrix expansion; the limit is 1",
+                "the graph has 3 dependency edges after matrix expansion; the limit is 2",
+            ]
+        );
+        assert!(Limits::DEFAULT.check_graph(&g).is_empty());
     }
 
     #[test]

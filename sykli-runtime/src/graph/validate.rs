@@ -586,8 +586,9 @@ struct DepScratch {
 }
 
 /// The work all "did you mean" suggestions of one validation may take, in character pairs
-/// compared: enough for thousands of typos in a large graph, bounded for any document.
-const SUGGESTION_BUDGET: u64 = 20_000_000;
+/// compared: dozens of typos in a graph of a thousand tasks; bounded for any document (past
+/// it, unknown dependencies are still reported, without a suggestion).
+const SUGGESTION_BUDGET: u64 = 4_000_000;
 
 /// Checks a task's dependencies, appends them as indices to `out`, and returns the complete
 /// name list when it differs from `depends_on`.
