@@ -75,8 +75,8 @@ const MAX_DOCUMENT: usize = 64 << 10;
 
 /// What handling one document of up to [`MAX_DOCUMENT`] bytes may allocate at its peak, beyond
 /// what was live before (the document itself included). With the default [`Limits`] the
-/// worst case is a 256-combination matrix of a task holding most of the 64 KiB (each
-/// expansion copies it, and validation works on a copy of the graph).
+/// expanded graph is at most 16 MiB of JSON (`max_matrix_bytes`), 4,096 matrix tasks and
+/// 65,536 matrix edges; the rest is linear in the document.
 const MEMORY_BOUND: usize = 64 << 20;
 
 /// What the suite saw, for the summary line.
@@ -292,15 +292,19 @@ fn graph_document() -> impl Strategy<Value = String> {
 /// each expansion copies, long values, and dependents that fan into every expansion.
 fn matrix_document() -> impl Strategy<Value = String> {
     (
-        1usize..64,     // matrix tasks
-        1usize..10,     // dimensions
-        1usize..5,      // values per dimension
+        1usize..64, // matrix tasks
+        // (dimensions, values per dimension): random, or exactly at and just past the limit.
+        prop_oneof![
+            3 => (1usize..10, 1usize..5),
+            1 => prop::sample::select(&[(8, 2), (4, 4), (2, 16), (1, 256), (9, 2), (1, 257)][..]),
+        ],
         0usize..60_000, // command length, shared among the matrix tasks
         0usize..300,    // dependents of every matrix task
         0usize..200,    // value length
         any::<bool>(),  // dependents take task inputs from the matrix tasks
+        prop::option::of(0usize..4000), // each matrix task takes an input from the previous one
     )
-        .prop_map(|(m, dims, vals, command, dependents, value_len, inputs)| {
+        .prop_map(|(m, (dims, vals), command, dependents, value_len, inputs, chain)| {
             let command = "x".repeat(command / m);
             let value = "v".repeat(value_len);
             let mut tasks = Vec::new();
@@ -311,8 +315,15 @@ fn matrix_document() -> impl Strategy<Value = String> {
                         (format!("d{d}"), json!(vs))
                     })
                     .collect();
-                tasks.push(json!({"name": format!("m{i}"), "command": command,
-                                  "outputs": {"o": "out"}, "matrix": matrix}));
+                let mut t = json!({"name": format!("m{i}"), "command": command,
+                                   "outputs": {"o": "out"}, "matrix": matrix});
+                // Matrix into matrix: every expansion takes the input from every expansion
+                // of the previous task, each copy with its own long destination.
+                if let Some(dest) = chain.filter(|_| i > 0) {
+                    t["task_inputs"] = json!([{"from_task": format!("m{}", i - 1), "output": "o",
+                                               "dest": "d".repeat(dest)}]);
+                }
+                tasks.push(t);
             }
             let all: Vec<String> = (0..m).map(|i| format!("m{i}")).collect();
             for j in 0..dependents {
@@ -438,6 +449,31 @@ fn whole_documents_never_panic_and_stay_under_the_memory_bound() {
         "the limit, not the document, stops it"
     );
 
+    // Hand-made documents at the limits: a 256-way matrix copying a 60 KB command, and a
+    // 256-way matrix taking an input from every expansion of another (65,280 copies, each with
+    // its own 150-byte destination).
+    let sixteen: Vec<String> = (0..16).map(|i| format!("{i:x}")).collect();
+    let at_the_limits = [
+        json!({"version": "1", "tasks": [{"name": "m", "command": "x".repeat(60_000),
+               "matrix": {"a": sixteen, "b": sixteen}}]}),
+        json!({"version": "1", "tasks": [
+            {"name": "a", "command": "x", "outputs": {"o": "out"},
+             "matrix": {"a": sixteen, "b": sixteen}},
+            {"name": "b", "command": "x", "matrix": {"a": sixteen, "b": sixteen},
+             "task_inputs": [{"from_task": "a", "output": "o", "dest": "d".repeat(150)}]}]}),
+    ];
+    for doc in at_the_limits {
+        let text = doc.to_string();
+        let used = handle(&text, &mut seen);
+        assert!(
+            Graph::from_json(&text).is_ok_and(|g| validate(&g).is_ok()),
+            "within the limits"
+        );
+        assert!(
+            used <= MEMORY_BOUND,
+            "{used} bytes for a document at the limits"
+        );
+    }
     let properties: Vec<(&str, BoxedStrategy<String>)> = vec![
         ("graph documents", graph_document().boxed()),
         ("adversarial matrices", matrix_document().boxed()),

@@ -59,7 +59,7 @@ impl Limits {
         max_matrix_combinations: 256,
         max_matrix_tasks: 4_096,
         max_matrix_edges: 65_536,
-        max_matrix_bytes: 64 << 20,
+        max_matrix_bytes: 16 << 20,
     };
 
     /// No limits at all: for benchmarks and trusted in-memory graphs only.
