@@ -223,3 +223,21 @@ fn deep_nesting_and_long_strings_are_refused_with_their_position() {
         "error: failed to parse the task graph from ./sykli.json: the string at line 2 column 37 is 1048577 bytes; the limit is 1048576\n"
     );
 }
+
+/// The in-process Rust builder goes through the same limits: the matrix of issue 10 built with
+/// `Pipeline` is refused by `validate` without being expanded.
+#[test]
+fn builder_matrix_of_a_billion_combinations_is_refused_in_process() {
+    let p = sykli::Pipeline::new();
+    let values = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
+    let mut t = p.task("big").run("true");
+    for k in 1..=9 {
+        t = t.matrix(&format!("k{k}"), &values);
+    }
+    drop(t);
+    let errors = p.validate().unwrap_err();
+    assert_eq!(
+        errors.to_string(),
+        "error: task \"big\" has a matrix of 1000000000 combinations (9 dimensions); the limit is 256"
+    );
+}
