@@ -84,7 +84,7 @@ fn null_optional_fields_mean_absent_and_validate() {
            "success_criteria": null, "container": null, "workdir": null, "k8s": null,
            "remote": null, "prefer": null, "native": null, "cache": null, "target": null,
            "task_type": null, "kind": null, "semantic": null, "ai_hooks": null,
-           "evidence_required": null},
+           "evidence_required": null, "background": null},
           {"name": "test", "command": "make test", "depends_on": ["build"], "env": null}
         ]}"#,
     );

@@ -561,7 +561,10 @@ pub struct Background {
     /// A shell command that exits 0 once the service is ready (`/bin/sh -c`).
     pub ready: String,
     /// Seconds to wait for `ready` to pass before the task fails (default 60).
-    #[serde(default = "Background::default_ready_timeout")]
+    #[serde(
+        default = "Background::default_ready_timeout",
+        deserialize_with = "Background::null_as_default_ready_timeout"
+    )]
     pub ready_timeout: u64,
 }
 
@@ -571,6 +574,11 @@ impl Background {
 
     fn default_ready_timeout() -> u64 {
         Self::DEFAULT_READY_TIMEOUT
+    }
+
+    /// `null` means absent here too: the default, not 0.
+    fn null_as_default_ready_timeout<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.unwrap_or(Self::DEFAULT_READY_TIMEOUT))
     }
 }
 
@@ -655,17 +663,19 @@ mod tests {
         let gate = &task["properties"]["gate"];
         let provide = &task["properties"]["provides"]["items"]["oneOf"][1];
         let directory = &schema["$defs"]["resource"]["oneOf"][0];
+        let background = &task["properties"]["background"];
         let base: Value = serde_json::json!({"version": "2", "tasks": [
             {"name": "a", "command": "x", "gate": {"strategy": "env", "env_var": "OK"},
-             "provides": [{"name": "cap"}]}],
+             "provides": [{"name": "cap"}], "background": {"ready": "true"}}],
             "resources": {"src:.": {"type": "directory", "path": "."}}});
         // (where in `base` the object is, the schema of that object)
-        let places: [(&[&str], &Value); 5] = [
+        let places: [(&[&str], &Value); 6] = [
             (&[], &schema),
             (&["tasks", "0"], task),
             (&["tasks", "0", "gate"], gate),
             (&["tasks", "0", "provides", "0"], provide),
             (&["resources", "src:."], directory),
+            (&["tasks", "0", "background"], background),
         ];
         let mut checked = 0;
         for (path, object_schema) in places {
