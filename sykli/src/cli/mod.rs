@@ -16,8 +16,6 @@ mod explain;
 pub mod graph;
 mod history;
 pub mod init;
-/// The pipeline loader, [`crate::loader`] (one module; this name is kept for the commands).
-pub use crate::loader as load;
 mod logs;
 mod report;
 pub(crate) mod run;

@@ -16,7 +16,7 @@ use sykli_runtime::state::{self, RunRecorder};
 
 use super::RunArgs;
 use super::error::{CliError, EXIT_FAILED, EXIT_OK};
-use super::load;
+use crate::loader as load;
 use crate::report::{Fanout, TerminalOptions, TerminalReporter, run_envelope};
 
 /// How to run a pipeline: the flags of `sykli run`, also accepted by pipeline binaries

@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use sykli_runtime::graph::{ValidGraph, ValidationErrors, validate_owned};
 
 use super::error::CliError;
-use super::load::{LoadError, load_project};
 use super::{EXIT_INVALID, ValidateArgs, print_out};
+use crate::loader::{LoadError, load_project};
 use crate::report::Envelope;
 
 /// What went wrong in a command that loads and validates the pipeline.
