@@ -1,8 +1,9 @@
 //! The sykli runtime: the task graph model, validation, planning, scheduling, executors and
 //! the content-addressed cache.
 //!
-//! Data flows one way: [`graph`] (wire types, validation) -> [`scheduler`] ->
-//! [`exec`] (executors) -> [`events`] -> reporters.
+//! Data flows one way: [`graph`] (wire types, validation) -> [`plan`] (what runs, where,
+//! under which cache key) -> [`scheduler`] -> [`exec`] (executors, by name in an
+//! [`exec::ExecutorRegistry`]) -> [`events`] -> reporters.
 //!
 //! The main types: [`graph::Graph`] (what an SDK emitted), [`graph::ValidGraph`] (what runs),
 //! [`RunConfig`] and [`run`] (the scheduler), [`exec::Executor`] (one trait for every
@@ -52,6 +53,7 @@ pub mod exec;
 pub mod graph;
 pub mod logs;
 pub mod paths;
+pub mod plan;
 pub mod redact;
 pub mod scheduler;
 pub mod secrets;

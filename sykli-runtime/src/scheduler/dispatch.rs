@@ -10,13 +10,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::RunError;
 use super::config::{RunConfig, Signals};
+use super::stack::Stacked;
 use super::task::{Shared, TaskDone, run_task};
 use crate::TaskStatus;
-use crate::context::RunContext;
 use crate::events::{Event, EventSink, RunSummary, TaskReport};
-use crate::exec::native::NativeExecutor;
-use crate::exec::process::ProcessExecutor;
-use crate::graph::{ValidGraph, condition};
+use crate::exec::ExecutorRegistry;
+use crate::graph::ValidGraph;
+use crate::plan::{Decision, Plan, PlanError};
 use crate::redact::SecretSet;
 
 /// Runs `graph` with `config`, reporting every step to `sink`, and returns the counts.
@@ -29,7 +29,25 @@ pub async fn run(
     sink: Arc<dyn EventSink>,
 ) -> Result<RunSummary, RunError> {
     let started = Instant::now();
-    let selected = select(graph, &config.filter)?;
+    let registry = config.registry();
+    let plan = config.plan(graph, &registry).map_err(|e| match e {
+        PlanError::UnknownFilter { name, suggestion } => {
+            RunError::UnknownFilter { name, suggestion }
+        }
+    })?;
+    run_plan(graph, plan, &registry, config, sink, started).await
+}
+
+/// Runs `plan` (made for `graph` on `registry`).
+async fn run_plan(
+    graph: &ValidGraph,
+    plan: Plan,
+    registry: &ExecutorRegistry,
+    config: RunConfig,
+    sink: Arc<dyn EventSink>,
+    started: Instant,
+) -> Result<RunSummary, RunError> {
+    let selected: Vec<bool> = (0..graph.len()).map(|i| plan.selected(i)).collect();
     let log_dir = config.log_dir();
     std::fs::create_dir_all(&log_dir).map_err(|source| RunError::StateDir {
         path: log_dir.clone(),
@@ -43,10 +61,6 @@ pub async fn run(
         )?),
         Signals::Noop => None,
     };
-    let context = config
-        .context
-        .clone()
-        .unwrap_or_else(|| RunContext::detect(&config.project_root));
     let mask = SecretSet::new(
         graph
             .graph()
@@ -54,7 +68,6 @@ pub async fn run(
             .iter()
             .flat_map(|t| crate::secrets::known_values(t, &config.project_root)),
     );
-    let process = ProcessExecutor::new().with_escalation(escalate.clone());
     let jobs = config.jobs.max(1);
     let n = graph.len();
 
@@ -70,12 +83,11 @@ pub async fn run(
             .map_or(0, |d| d.as_millis() as u64),
     });
 
+    let plan = Arc::new(plan);
     let shared = Arc::new(Shared {
         graph: Arc::new(graph.clone()),
-        native: NativeExecutor::new(config.native.clone(), process.clone()),
-        process,
-        container: config.container.clone(),
-        cache: config.cache.clone(),
+        plan: plan.clone(),
+        executors: Stacked::all(registry, config.cache.clone()),
         mask: Arc::new(mask),
         events: sink.clone(),
         log_dir,
@@ -111,7 +123,7 @@ pub async fn run(
         first_failure: None,
         stop_starting: false,
         keep_going: config.keep_going,
-        context,
+        plan: &plan,
     };
 
     for (i, &sel) in selected.iter().enumerate() {
@@ -215,35 +227,40 @@ struct Dispatcher<'a> {
     first_failure: Option<usize>,
     stop_starting: bool,
     keep_going: bool,
-    context: crate::graph::ConditionContext,
+    plan: &'a Plan,
 }
 
 impl Dispatcher<'_> {
-    /// A task whose dependencies all succeeded: settles what needs no execution (a false
-    /// condition) into a report, else queues the task.
+    /// A task whose dependencies all succeeded: settles what the plan decided needs no
+    /// execution (a false condition, an error) into a report, else queues the task.
     fn admit(&mut self, i: usize) -> Option<TaskReport> {
-        let task = self.graph.task(i);
-        if let Some(expr) = task.condition_expr() {
-            match condition::parse(expr) {
-                Ok(c) if c.evaluate(&self.context) => {}
-                Ok(_) => {
-                    return Some(self.report(
-                        i,
-                        TaskStatus::Skipped,
-                        format!("condition `{expr}` is false"),
-                    ));
-                }
-                Err(e) => {
-                    return Some(self.report(
-                        i,
-                        TaskStatus::Errored,
-                        format!("condition `{expr}` does not parse: {}", e.summary()),
-                    ));
-                }
+        match &self.plan.task(i).decision {
+            Decision::Run => {
+                self.ready.push((self.priority[i], Reverse(i)));
+                None
             }
+            Decision::Skip => {
+                let expr = self.graph.task(i).condition_expr().unwrap_or_default();
+                Some(self.report(
+                    i,
+                    TaskStatus::Skipped,
+                    format!("condition `{expr}` is false"),
+                ))
+            }
+            Decision::Error { message } => {
+                Some(self.report(i, TaskStatus::Errored, message.clone()))
+            }
+            // Never admitted: a dependency does not succeed. Settled as the plan says.
+            Decision::Blocked { dependency } => Some(self.report(
+                i,
+                TaskStatus::Blocked,
+                format!(
+                    "dependency `{}` did not succeed",
+                    self.graph.task(*dependency).name
+                ),
+            )),
+            Decision::NotSelected => None,
         }
-        self.ready.push((self.priority[i], Reverse(i)));
-        None
     }
 
     /// Admits a task whose dependencies all succeeded, settling it at once if it needs no run.
@@ -342,39 +359,6 @@ impl Dispatcher<'_> {
             }
         }
     }
-}
-
-/// Which tasks run: all, or the filtered ones plus everything they depend on.
-fn select(graph: &ValidGraph, filter: &[String]) -> Result<Vec<bool>, RunError> {
-    let n = graph.len();
-    if filter.is_empty() {
-        return Ok(vec![true; n]);
-    }
-    let mut selected = vec![false; n];
-    let mut stack = Vec::new();
-    for name in filter {
-        let Some(i) = graph.index_of(name) else {
-            let suggestion = graph
-                .graph()
-                .tasks
-                .iter()
-                .map(|t| (strsim::jaro_winkler(name, &t.name), &t.name))
-                .filter(|(s, _)| *s >= 0.8)
-                .max_by(|a, b| a.0.total_cmp(&b.0))
-                .map(|(_, n)| n.clone());
-            return Err(RunError::UnknownFilter {
-                name: name.clone(),
-                suggestion,
-            });
-        };
-        stack.push(i);
-    }
-    while let Some(i) = stack.pop() {
-        if !std::mem::replace(&mut selected[i], true) {
-            stack.extend_from_slice(graph.deps(i));
-        }
-    }
-    Ok(selected)
 }
 
 /// Longest remaining path from each task to the end of the graph, each task weighted by its

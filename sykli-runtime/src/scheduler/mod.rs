@@ -1,4 +1,8 @@
-//! The scheduler: runs a validated graph on this machine.
+//! The scheduler: runs a validated graph's [plan](crate::plan) on the executors of the run.
+//!
+//! [`run`] plans the graph ([`crate::plan::plan`]: selection, conditions, placement) and
+//! then carries the plan out; it decides none of that itself. Each task goes to the
+//! executor stack the plan chose (the executor with the result cache around it).
 //!
 //! One dispatcher loop ([`run`]) owns all ordering: it `select!`s over task completions,
 //! cancellation and signals, and starts a task the moment its dependencies have succeeded and
@@ -30,12 +34,15 @@
 //!
 //! [`TaskLog`]: crate::logs::TaskLog
 
+mod builder;
 mod cache_hook;
 mod config;
 mod dispatch;
 mod gate;
+mod stack;
 mod task;
 
+pub use builder::{BuiltRun, CacheChoice, RunBuilder, native_identity};
 pub use cache_hook::{CacheHit, CacheLookup, CacheQuery, TaskCache};
 pub use config::{RunConfig, Signals, new_run_id};
 pub use dispatch::run;
