@@ -1,6 +1,8 @@
 //! Making the plan: selection, conditions, blocking, placement, the cache decision that
 //! needs no file read.
 
+use std::collections::HashMap;
+
 use super::placement::place;
 use super::{CachePlan, ConditionValue, Decision, Plan, TaskPlan};
 use crate::exec::ExecutorRegistry;
@@ -53,24 +55,32 @@ pub enum PlanError {
 }
 
 /// Plans every task of `graph` (rules in the [module docs](super)).
+///
+/// Linear in tasks and edges: each task is decided on its own (a condition is evaluated
+/// once per distinct expression), then blocking is propagated from dependencies to
+/// dependents in one depth-first pass.
 pub fn plan(graph: &ValidGraph, opts: &PlanOptions<'_>) -> Result<Plan, PlanError> {
     let n = graph.len();
     let selected = select(graph, opts.filter)?;
-    let mut tasks: Vec<Option<TaskPlan>> = vec![None; n];
-    for i in graph.topological_order() {
+    let mut conditions: HashMap<&str, Result<ConditionValue, String>> = HashMap::new();
+    let mut tasks: Vec<TaskPlan> = Vec::with_capacity(n);
+    for (i, &sel) in selected.iter().enumerate() {
         let task = graph.task(i);
         let condition = match task.condition_expr() {
             None => Ok(ConditionValue::None),
-            Some(expr) => match condition::parse(expr) {
-                Ok(c) => Ok(ConditionValue::Value(c.evaluate(opts.context))),
-                Err(e) => Err(format!(
-                    "condition `{expr}` does not parse: {}",
-                    e.summary()
-                )),
-            },
+            Some(expr) => conditions
+                .entry(expr)
+                .or_insert_with(|| match condition::parse(expr) {
+                    Ok(c) => Ok(ConditionValue::Value(c.evaluate(opts.context))),
+                    Err(e) => Err(format!(
+                        "condition `{expr}` does not parse: {}",
+                        e.summary()
+                    )),
+                })
+                .clone(),
         };
-        if !selected[i] {
-            tasks[i] = Some(TaskPlan {
+        if !sel {
+            tasks.push(TaskPlan {
                 decision: Decision::NotSelected,
                 condition: condition.unwrap_or(ConditionValue::Invalid),
                 placement: None,
@@ -79,23 +89,10 @@ pub fn plan(graph: &ValidGraph, opts: &PlanOptions<'_>) -> Result<Plan, PlanErro
             continue;
         }
         let placement = place(task, opts.executors, opts.native);
-        // A dependency that will not succeed blocks this task whatever else holds.
-        let blocked_by = graph.deps(i).iter().copied().find(|&d| {
-            tasks[d].as_ref().is_some_and(|p| {
-                matches!(
-                    p.decision,
-                    Decision::Skip | Decision::Blocked { .. } | Decision::Error { .. }
-                )
-            })
-        });
-        let (decision, condition) = match (blocked_by, condition) {
-            (Some(d), c) => (
-                Decision::Blocked { dependency: d },
-                c.unwrap_or(ConditionValue::Invalid),
-            ),
-            (None, Err(message)) => (Decision::Error { message }, ConditionValue::Invalid),
-            (None, Ok(c @ ConditionValue::Value(false))) => (Decision::Skip, c),
-            (None, Ok(c)) => match &placement {
+        let (decision, condition) = match condition {
+            Err(message) => (Decision::Error { message }, ConditionValue::Invalid),
+            Ok(c @ ConditionValue::Value(false)) => (Decision::Skip, c),
+            Ok(c) => match &placement {
                 Ok(_) => (Decision::Run, c),
                 Err(e) => (
                     Decision::Error {
@@ -112,18 +109,16 @@ pub fn plan(graph: &ValidGraph, opts: &PlanOptions<'_>) -> Result<Plan, PlanErro
         } else {
             CachePlan::AtStart
         };
-        tasks[i] = Some(TaskPlan {
+        tasks.push(TaskPlan {
             decision,
             condition,
             placement: placement.ok(),
             cache,
         });
     }
+    block_behind_failures(graph, &selected, &mut tasks);
     Ok(Plan {
-        tasks: tasks
-            .into_iter()
-            .map(|t| t.expect("topological order covers every task"))
-            .collect(),
+        tasks,
         executors: opts
             .executors
             .names()
@@ -132,6 +127,52 @@ pub fn plan(graph: &ValidGraph, opts: &PlanOptions<'_>) -> Result<Plan, PlanErro
             .collect(),
         context: opts.context.clone(),
     })
+}
+
+/// A selected task with a dependency that will not succeed (skipped, errored, blocked) is
+/// blocked by the first such dependency, whatever it decided on its own. Dependencies are
+/// settled before their dependents by an iterative depth-first walk.
+fn block_behind_failures(graph: &ValidGraph, selected: &[bool], tasks: &mut [TaskPlan]) {
+    const UNSEEN: u8 = 0;
+    const OPEN: u8 = 1;
+    const DONE: u8 = 2;
+    let mut state = vec![UNSEEN; tasks.len()];
+    let mut stack: Vec<(usize, bool)> = Vec::new();
+    for root in 0..tasks.len() {
+        if state[root] != UNSEEN || !selected[root] {
+            continue;
+        }
+        stack.push((root, false));
+        while let Some((i, deps_done)) = stack.pop() {
+            if state[i] == DONE {
+                continue;
+            }
+            if !deps_done {
+                state[i] = OPEN;
+                stack.push((i, true));
+                stack.extend(
+                    graph
+                        .deps(i)
+                        .iter()
+                        .filter(|&&d| state[d] == UNSEEN)
+                        .map(|&d| (d, false)),
+                );
+                continue;
+            }
+            state[i] = DONE;
+            let blocker = graph.deps(i).iter().copied().find(|&d| {
+                matches!(
+                    tasks[d].decision,
+                    Decision::Skip | Decision::Blocked { .. } | Decision::Error { .. }
+                )
+            });
+            if let Some(dependency) = blocker {
+                let t = &mut tasks[i];
+                t.decision = Decision::Blocked { dependency };
+                t.cache = CachePlan::Off;
+            }
+        }
+    }
 }
 
 /// Which tasks run: all, or the filtered ones plus everything they depend on.
