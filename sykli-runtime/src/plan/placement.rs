@@ -116,9 +116,9 @@ pub enum PlaceError {
     /// `remote: true`, and no remote executor is registered.
     #[error(
         "the task sets `remote: true`, but no remote executor is configured: register one \
-         (an ExecutorEntry::remote in the run's executors, or a remote endpoint once \
-         `sykli run --remote` lands), or drop `remote: true` (or use `prefer: remote`) to let \
-         it run here"
+         with `RunBuilder::executor(ExecutorEntry::remote(..))` (a `sykli run --remote \
+         <endpoint>` flag is not available yet), or drop `remote: true` (or use \
+         `prefer: remote`) to run it here"
     )]
     NoRemoteExecutor,
     /// No registered executor runs this kind of work (e.g. containers without an engine).

@@ -34,7 +34,8 @@ pub struct TaskPlanReport {
     pub runs_on: String,
     /// The executor it is placed on (`gate` for gates).
     pub executor: Option<String>,
-    /// Why that executor.
+    /// Why that executor, when a placement setting (`target`, `remote`, `prefer`) was
+    /// involved.
     pub placement: Option<String>,
     /// The shell command, when it has one.
     pub command: Option<String>,
@@ -251,7 +252,11 @@ fn task_report(
         reason,
         runs_on,
         executor,
-        placement: tp.placement.as_ref().map(|p| p.by.to_string()),
+        placement: tp
+            .placement
+            .as_ref()
+            .filter(|p| p.by.is_notable())
+            .map(|p| p.by.to_string()),
         command: task.command.clone(),
         depends_on: task.depends_on.clone(),
         condition,
