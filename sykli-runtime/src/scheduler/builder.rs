@@ -171,7 +171,13 @@ impl RunBuilder {
             CacheChoice::Off => None,
             CacheChoice::Custom(c) => Some(c),
             CacheChoice::Local => {
-                match open_local(&config.project_root, &config.native, &mut warnings) {
+                let opened = open_local(
+                    &config.project_root,
+                    &config.state_dir,
+                    &config.native,
+                    &mut warnings,
+                );
+                match opened {
                     Ok(c) => {
                         let c = Arc::new(c);
                         local_cache = Some(c.clone());
@@ -192,17 +198,19 @@ impl RunBuilder {
     }
 }
 
-/// The local cache for a project; with native functions in this process, keyed on the
+/// The local cache for a project, its stat index kept in the run's state directory (so a
+/// build script's stays in `OUT_DIR`); with native functions in this process, keyed on the
 /// identity of this binary so native tasks are cacheable.
 fn open_local(
     root: &Path,
+    state_dir: &Path,
     native: &NativeRegistry,
     warnings: &mut Vec<String>,
 ) -> Result<LocalCache, String> {
-    use crate::cache::{Store, TaskCache};
-    let cache = Store::open_default()
-        .and_then(|store| TaskCache::open(store, root))
-        .map_err(|e| crate::error_chain(&e))?;
+    use crate::cache::{StatIndex, Store, TaskCache};
+    let store = Store::open_default().map_err(|e| crate::error_chain(&e))?;
+    let index = StatIndex::open(state_dir.join("cache-index"));
+    let cache = TaskCache::with_index(store, root, index);
     let mut local = LocalCache::new(cache);
     if !native.is_empty() {
         match native_identity() {
