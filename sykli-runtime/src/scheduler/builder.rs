@@ -279,3 +279,36 @@ impl crate::exec::Executor for UnavailableEngine {
         Box::pin(async move { outcome })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_run_gets_the_built_in_executors_and_the_container_engine() {
+        let built = RunBuilder::new("/tmp/project")
+            .cache(CacheChoice::Off)
+            .history(false)
+            .build();
+        let names = built.config.registry().names().join(",");
+        if cfg!(feature = "docker") {
+            assert_eq!(names, "process,native,docker");
+        } else {
+            assert_eq!(names, "process,native");
+        }
+        assert!(built.config.cache.is_none() && built.local_cache.is_none());
+        let none = RunBuilder::new("/tmp/project")
+            .containers(false)
+            .cache(CacheChoice::Off)
+            .history(false)
+            .build();
+        assert_eq!(none.config.registry().names(), ["process", "native"]);
+    }
+
+    #[test]
+    fn the_native_identity_is_a_digest_of_this_executable() {
+        let a = native_identity().unwrap();
+        assert!(a.starts_with("blake3:") && a.len() == 7 + 64, "{a}");
+        assert_eq!(a, native_identity().unwrap());
+    }
+}
