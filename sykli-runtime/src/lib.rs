@@ -6,7 +6,9 @@
 //! [`exec::ExecutorRegistry`]) -> [`events`] -> reporters.
 //!
 //! The main types: [`graph::Graph`] (what an SDK emitted), [`graph::ValidGraph`] (what runs),
-//! [`RunConfig`] and [`run`] (the scheduler), [`exec::Executor`] (one trait for every
+//! [`plan::Plan`] (what happens to each task, where, under which cache key),
+//! [`scheduler::RunBuilder`] (the one way a run is configured), [`RunConfig`] and [`run`]
+//! (the scheduler), [`exec::Executor`] (one trait for every
 //! backend: [`exec::process::ProcessExecutor`], [`exec::native::NativeExecutor`], containers,
 //! remote), [`Event`] / [`EventSink`] (how a run is observed), [`TaskCtx`] (what a native task
 //! function receives).

@@ -2,7 +2,7 @@
 //! miss, or "decided after X runs" when it is keyed on outputs of a dependency that runs.
 //!
 //! The keys come from the cache module's public API ([`crate::cache::TaskCache::key`],
-//! `lookup`, `explain`), through [`key_of`]: the one call to change when keys are computed
+//! `lookup`, `explain`), through `key_of`: the one call to change when keys are computed
 //! differently.
 
 use std::collections::{BTreeMap, HashMap};
