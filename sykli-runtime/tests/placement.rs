@@ -141,3 +141,44 @@ async fn without_a_remote_executor_remote_tasks_error_and_preferences_fall_back(
         Some("`prefer: remote`, but no remote executor is configured: runs locally")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_made_beforehand_runs_as_made_and_only_on_its_executors() {
+    use sykli_runtime::graph::{Graph, validate};
+    use sykli_runtime::scheduler::{RunError, run_planned};
+    let p = Project::new();
+    let graph: Graph = serde_json::from_value(json!({"version": "1", "tasks": [
+        {"name": "a", "command": "touch a"},
+        {"name": "b", "command": "touch b", "when": "tag"},
+    ]}))
+    .unwrap();
+    let valid = validate(&graph).unwrap();
+    let config = p.config();
+    let registry = config.registry();
+    let plan = config.plan(&valid, &registry).unwrap();
+    assert_eq!(plan.executor_name(0), Some("process"));
+    let events = Arc::new(common::Collect::default());
+    let s = run_planned(&valid, plan.clone(), &registry, config, events.clone())
+        .await
+        .unwrap();
+    assert_eq!((s.passed, s.skipped), (1, 1));
+    assert!(p.path("a").exists() && !p.path("b").exists());
+
+    let mut other = p.config();
+    other
+        .executors
+        .register(ExecutorEntry::remote(
+            Arc::new(Loopback {
+                process: ProcessExecutor::new(),
+                ran: Mutex::new(Vec::new()),
+            }),
+            &[WorkKind::Command],
+            Vec::<String>::new(),
+        ))
+        .unwrap();
+    let e = run_planned(&valid, plan, &other.registry(), other, events)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RunError::PlanMismatch { .. }), "{e}");
+    assert!(e.to_string().contains("[process, native, farm]"), "{e}");
+}

@@ -19,7 +19,8 @@ use crate::graph::ValidGraph;
 use crate::plan::{Decision, Plan, PlanError};
 use crate::redact::SecretSet;
 
-/// Runs `graph` with `config`, reporting every step to `sink`, and returns the counts.
+/// Plans `graph` ([`RunConfig::plan`]) and runs the plan with `config`, reporting every step
+/// to `sink`, and returns the counts.
 ///
 /// Task failures are statuses in the summary; `Err` means the run could not be carried out
 /// (unknown filter name, unwritable state directory, signal handlers).
@@ -36,6 +37,25 @@ pub async fn run(
         }
     })?;
     run_plan(graph, plan, &registry, config, sink, started).await
+}
+
+/// Runs a plan made beforehand (to show it, or keep it) with
+/// `config.plan(graph, &registry)`, on that same `registry`.
+pub async fn run_planned(
+    graph: &ValidGraph,
+    plan: Plan,
+    registry: &ExecutorRegistry,
+    config: RunConfig,
+    sink: Arc<dyn EventSink>,
+) -> Result<RunSummary, RunError> {
+    let registered = registry.names();
+    if plan.len() != graph.len() || plan.executors() != registered.as_slice() {
+        return Err(RunError::PlanMismatch {
+            planned_on: plan.executors().to_vec(),
+            registered: registered.into_iter().map(str::to_owned).collect(),
+        });
+    }
+    run_plan(graph, plan, registry, config, sink, Instant::now()).await
 }
 
 /// Runs `plan` (made for `graph` on `registry`).

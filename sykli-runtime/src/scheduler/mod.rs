@@ -45,7 +45,7 @@ mod task;
 pub use builder::{BuiltRun, CacheChoice, RunBuilder, native_identity};
 pub use cache_hook::{CacheHit, CacheLookup, CacheQuery, TaskCache};
 pub use config::{RunConfig, Signals, new_run_id};
-pub use dispatch::run;
+pub use dispatch::{run, run_planned};
 pub use task::task_env;
 
 use std::path::PathBuf;
@@ -73,4 +73,16 @@ pub enum RunError {
     /// Ctrl-C / SIGTERM handlers could not be installed.
     #[error("failed to install signal handlers")]
     Signals(#[source] std::io::Error),
+    /// [`run_planned`] got a plan made for another graph or other executors.
+    #[error(
+        "failed to run the plan: it was made for executors [{}], the run has [{}] (or for another graph)",
+        planned_on.join(", "),
+        registered.join(", ")
+    )]
+    PlanMismatch {
+        /// The executors the plan placed tasks on.
+        planned_on: Vec<String>,
+        /// The run's executors.
+        registered: Vec<String>,
+    },
 }
