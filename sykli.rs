@@ -1,7 +1,8 @@
 //! sykli's own CI, written with sykli: `cargo run --bin ci`.
 //!
-//! It installs what the tests need on a fresh machine (a Docker engine with locally built test
-//! images, the TypeScript SDK's dev dependencies), checks formatting and lints, checks that
+//! It installs what the tests need on a fresh machine (a Docker engine, run as a background
+//! task for the length of the run, with locally built test images; the TypeScript SDK's dev
+//! dependencies), checks formatting and lints, checks that
 //! every shared test vector exists in all three SDKs, and runs every test suite: the Rust
 //! workspace, the Go SDK and the TypeScript SDK, each against the shared vectors. Tasks are
 //! plain functions; `sykli::main!` collects them. Pass the usual `sykli run` flags:
@@ -12,11 +13,26 @@ use std::path::Path;
 use sykli::TaskCtx;
 
 // Prerequisites, so `cargo run --bin ci` works on a fresh machine. They act outside the
-// workspace (a daemon, node_modules), so they declare no inputs and are never cached.
+// workspace (packages, a daemon, images, node_modules), so they declare no inputs and are never
+// cached.
 
-/// Starts a Docker engine if none answers and builds the local test images.
-#[sykli::task(cmd = "bash .ci/docker-setup.sh")]
+/// Installs the Docker engine and a static busybox if missing (apt-get; needs root).
+#[sykli::task(cmd = "bash .ci/docker-setup.sh install")]
+fn docker_install() {}
+
+/// The Docker engine the container tests use: a background task, so it is started only if no
+/// engine answers `docker info`, kept for the rest of the run, and stopped when the run ends.
+#[sykli::task(
+    cmd = "dockerd --log-level warn",
+    background = "docker info",
+    ready_timeout = 120,
+    after = [docker_install]
+)]
 fn docker_engine() {}
+
+/// Builds the local test images on that engine (no registry needed).
+#[sykli::task(cmd = "bash .ci/docker-setup.sh images", after = [docker_engine])]
+fn docker_images() {}
 
 /// Installs the TypeScript SDK's dev dependencies.
 #[sykli::task(cmd = "cd sdk-ts && npm ci --no-audit --no-fund")]
@@ -35,10 +51,10 @@ fn fmt() {}
 )]
 fn clippy() {}
 
-/// Every Rust test of the workspace.
+/// Every Rust test of the workspace; one failing test binary does not hide the others.
 #[sykli::task(
-    cmd = "cargo test --workspace --quiet",
-    after = [clippy, docker_engine, ts_deps, vectors_complete]
+    cmd = "cargo test --workspace --no-fail-fast --quiet",
+    after = [clippy, docker_images, ts_deps, vectors_complete]
 )]
 fn test() {}
 

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Prepares a Docker engine and the local test images for sykli's container tests.
-# Idempotent: installs docker.io and busybox-static if missing, starts dockerd if no engine
-# answers, and builds the test images from a static busybox without any registry.
+# Idempotent. Usage: docker-setup.sh [install|images|all]
+#   install  installs docker.io and busybox-static if missing (apt-get; needs root)
+#   images   builds the test images from a static busybox, without any registry, on the engine
+#            that answers (it must already run: sykli.rs runs dockerd as a background task)
+#   all      (default, for a manual set-up) install, start dockerd if no engine answers, images
 #
 # Images built (all from one static-busybox rootfs, see the definitions below):
 #   sykli-test/busybox          sh and the common applets
@@ -11,40 +14,62 @@
 #   sykli-test/web-noshell      busybox httpd on 7777 (EXPOSEd) in an image without a shell
 set -euo pipefail
 
+mode="${1:-all}"
+case "$mode" in
+    install|images|all) ;;
+    *) echo "docker-setup: unknown mode '$mode' (expected install, images or all)" >&2; exit 2 ;;
+esac
+
 log_file="${SYKLI_DOCKERD_LOG:-/var/log/sykli-dockerd.log}"
 wait_secs="${SYKLI_DOCKERD_WAIT:-60}"
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-need_install=()
-# The engine, not just a client: machines may ship a docker CLI without dockerd.
-command -v dockerd >/dev/null 2>&1 || need_install+=(docker.io)
-installed busybox-static || need_install+=(busybox-static)
-if [ ${#need_install[@]} -gt 0 ]; then
-    echo "docker-setup: installing ${need_install[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_install[@]}"
-fi
 
-if ! docker info >/dev/null 2>&1; then
-    if [ -n "${DOCKER_HOST:-}" ] && [ "${DOCKER_HOST}" != "unix:///var/run/docker.sock" ]; then
-        echo "docker-setup: DOCKER_HOST=${DOCKER_HOST} does not answer; not starting a local dockerd" >&2
-        exit 1
+install_packages() {
+    local need_install=()
+    # The engine, not just a client: machines may ship a docker CLI without dockerd.
+    command -v dockerd >/dev/null 2>&1 || need_install+=(docker.io)
+    installed busybox-static || need_install+=(busybox-static)
+    if [ ${#need_install[@]} -gt 0 ]; then
+        echo "docker-setup: installing ${need_install[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_install[@]}"
     fi
-    echo "docker-setup: starting dockerd (log: $log_file)"
-    if [ "$(id -u)" -ne 0 ]; then
-        echo "docker-setup: starting dockerd needs root" >&2
-        exit 1
-    fi
-    nohup dockerd >"$log_file" 2>&1 &
-    deadline=$((SECONDS + wait_secs))
-    until docker info >/dev/null 2>&1; do
-        if [ $SECONDS -ge $deadline ]; then
-            echo "docker-setup: dockerd did not answer within ${wait_secs}s; last log lines:" >&2
-            tail -n 30 "$log_file" >&2 || true
+}
+
+start_engine() {
+    if ! docker info >/dev/null 2>&1; then
+        if [ -n "${DOCKER_HOST:-}" ] && [ "${DOCKER_HOST}" != "unix:///var/run/docker.sock" ]; then
+            echo "docker-setup: DOCKER_HOST=${DOCKER_HOST} does not answer; not starting a local dockerd" >&2
             exit 1
         fi
-        sleep 0.5
-    done
+        echo "docker-setup: starting dockerd (log: $log_file)"
+        if [ "$(id -u)" -ne 0 ]; then
+            echo "docker-setup: starting dockerd needs root" >&2
+            exit 1
+        fi
+        nohup dockerd >"$log_file" 2>&1 &
+        deadline=$((SECONDS + wait_secs))
+        until docker info >/dev/null 2>&1; do
+            if [ $SECONDS -ge $deadline ]; then
+                echo "docker-setup: dockerd did not answer within ${wait_secs}s; last log lines:" >&2
+                tail -n 30 "$log_file" >&2 || true
+                exit 1
+            fi
+            sleep 0.5
+        done
+    fi
+}
+
+if [ "$mode" = install ] || [ "$mode" = all ]; then
+    install_packages
+    [ "$mode" = install ] && exit 0
+fi
+if [ "$mode" = all ]; then
+    start_engine
+elif ! docker info >/dev/null 2>&1; then
+    echo "docker-setup: no Docker engine answers (docker info failed); start one first" >&2
+    exit 1
 fi
 echo "docker-setup: engine up: $(docker version --format '{{.Server.Version}}' 2>/dev/null || echo unknown)"
 

@@ -46,6 +46,7 @@ type Task struct {
 	prefer     Placement
 	cache      *bool
 	target     string
+	background *wireBackground
 }
 
 // Name returns the task's name.
@@ -257,6 +258,15 @@ func (t *Task) Prefer(where Placement) *Task {
 	return t
 }
 
+// Background makes the task a run-scoped host service: its command keeps running in the
+// background once the ready shell check exits 0 (waiting at most readyTimeoutSecs), dependents
+// start then, and the command is stopped when the run ends. If ready already passes, the
+// running service is used and the command is not started.
+func (t *Task) Background(ready string, readyTimeoutSecs int64) *Task {
+	t.background = &wireBackground{Ready: ready, ReadyTimeout: readyTimeoutSecs}
+	return t
+}
+
 // NoCache disables caching of the task, even with inputs.
 func (t *Task) NoCache() *Task {
 	f := false
@@ -328,6 +338,7 @@ func (t *Task) wire() wireTask {
 		Prefer:     string(t.prefer),
 		Cache:      t.cache,
 		Target:     t.target,
+		Background: t.background,
 	}
 	for _, c := range t.criteria {
 		w.SuccessCriteria = append(w.SuccessCriteria, c.wire())
@@ -381,7 +392,8 @@ func FromEnv(key string) SecretSource { return SecretSource{source: "env", key: 
 // FromVault reads a secret from a Vault path (resolved where a Vault client is configured).
 func FromVault(path string) SecretSource { return SecretSource{source: "vault", key: path} }
 
-// FromFile reads a secret from a file on the runtime's machine.
+// FromFile reads a secret from a file at path relative to the project: a regular file
+// inside it (no absolute path, no "..", no symlink out) of at most 64 KiB.
 func FromFile(path string) SecretSource { return SecretSource{source: "file", key: path} }
 
 // Criterion is a success check applied after a task's command exits.

@@ -37,6 +37,7 @@ type wireTask struct {
 	Prefer          string              `json:"prefer,omitempty"`
 	Cache           *bool               `json:"cache,omitempty"`
 	Target          string              `json:"target,omitempty"`
+	Background      *wireBackground     `json:"background,omitempty"`
 }
 
 type wireTaskInput struct {
@@ -65,6 +66,11 @@ type wireSecretRef struct {
 type wireProvide struct {
 	Name  string `json:"name"`
 	Value string `json:"value,omitempty"`
+}
+
+type wireBackground struct {
+	Ready        string `json:"ready"`
+	ReadyTimeout int64  `json:"ready_timeout"`
 }
 
 type wireGate struct {

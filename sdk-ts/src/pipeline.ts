@@ -27,7 +27,10 @@ export function fromVault(path: string): SecretSource {
   return { source: "vault", key: path };
 }
 
-/** Reads a secret from a file on the runtime's machine. */
+/**
+ * Reads a secret from a file at `path` relative to the project: a regular file inside it (no
+ * absolute path, no `..`, no symlink out) of at most 64 KiB.
+ */
 export function fromFile(path: string): SecretSource {
   return { source: "file", key: path };
 }
@@ -432,6 +435,15 @@ function taskJson(t: TaskData): JsonObject {
     o.set("cache", t.cache);
   }
   str("target", t.target);
+  if (t.background !== undefined) {
+    o.set(
+      "background",
+      new Map<string, Json>([
+        ["ready", t.background.ready],
+        ["ready_timeout", t.background.readyTimeout],
+      ]),
+    );
+  }
   return o;
 }
 
@@ -689,6 +701,17 @@ export class Task {
   /** Disables caching, even with inputs. */
   noCache(): this {
     this.#data.cache = false;
+    return this;
+  }
+
+  /**
+   * Makes the task a run-scoped host service: its command keeps running in the background once
+   * the `ready` shell check exits 0 (waiting at most `readyTimeoutSecs`), dependents start then,
+   * and the command is stopped when the run ends. If `ready` already passes, the running
+   * service is used and the command is not started.
+   */
+  background(ready: string, readyTimeoutSecs: number): this {
+    this.#data.background = { ready, readyTimeout: readyTimeoutSecs };
     return this;
   }
 

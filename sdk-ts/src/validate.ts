@@ -38,6 +38,7 @@ export interface TaskData {
   prefer?: Placement;
   cache?: boolean;
   target?: string;
+  background?: { ready: string; readyTimeout: number };
 }
 
 

@@ -25,6 +25,8 @@ const KNOWN: &[&str] = &[
     "workdir",
     "container",
     "no_cache",
+    "background",
+    "ready_timeout",
 ];
 
 /// One entry of `after = [...]`.
@@ -62,6 +64,10 @@ pub struct TaskAttrs {
     pub workdir: Option<LitStr>,
     pub container: Option<LitStr>,
     pub no_cache: bool,
+    /// `background = "ready check"`: a run-scoped host service.
+    pub background: Option<LitStr>,
+    /// `ready_timeout = 60` or `"2m"`, only with `background`.
+    pub ready_timeout: Option<u64>,
 }
 
 impl Parse for TaskAttrs {
@@ -92,6 +98,12 @@ impl Parse for TaskAttrs {
                 break;
             }
             input.parse::<Token![,]>()?;
+        }
+        if attrs.ready_timeout.is_some() && attrs.background.is_none() {
+            return Err(syn::Error::new(
+                proc_macro2::Span::call_site(),
+                "`ready_timeout` goes with `background = \"<ready check>\"`",
+            ));
         }
         Ok(attrs)
     }
@@ -164,7 +176,11 @@ impl TaskAttrs {
                 }
             }
             "env" => self.env = string_map(input, "env")?,
-            "timeout" => self.timeout_secs = Some(parse_timeout(input)?),
+            "timeout" => self.timeout_secs = Some(parse_timeout(input, "timeout")?),
+            "background" => {
+                self.background = Some(non_empty(input.parse::<LitStr>()?, "background")?)
+            }
+            "ready_timeout" => self.ready_timeout = Some(parse_timeout(input, "ready_timeout")?),
             "retry" => {
                 let lit: LitInt = input.parse()?;
                 let n = lit.base10_parse::<u32>().map_err(|_| {
@@ -282,13 +298,13 @@ fn string_map(input: ParseStream, what: &str) -> syn::Result<Vec<(LitStr, LitStr
 }
 
 /// `timeout = "5m"` (humantime syntax) or `timeout = 300` (seconds); whole seconds, rounded up.
-fn parse_timeout(input: ParseStream) -> syn::Result<u64> {
+fn parse_timeout(input: ParseStream, what: &str) -> syn::Result<u64> {
     if input.peek(LitInt) {
         let lit: LitInt = input.parse()?;
         return match lit.base10_parse::<u64>() {
             Ok(0) | Err(_) => Err(syn::Error::new(
                 lit.span(),
-                "`timeout` in seconds must be a whole number of at least 1",
+                format!("`{what}` in seconds must be a whole number of at least 1"),
             )),
             Ok(n) => Ok(n),
         };
@@ -296,14 +312,16 @@ fn parse_timeout(input: ParseStream) -> syn::Result<u64> {
     let lit: LitStr = input.parse().map_err(|e| {
         syn::Error::new(
             e.span(),
-            "`timeout` must be a duration string like \"90s\" or \"5m\", or a number of seconds",
+            format!(
+                "`{what}` must be a duration string like \"90s\" or \"5m\", or a number of seconds"
+            ),
         )
     })?;
     let d = humantime::parse_duration(&lit.value()).map_err(|e| {
         syn::Error::new(
             lit.span(),
             format!(
-                "invalid `timeout` \"{}\": {e}; expected a duration like \"90s\", \"5m\" or \"1h 30m\"",
+                "invalid `{what}` \"{}\": {e}; expected a duration like \"90s\", \"5m\" or \"1h 30m\"",
                 lit.value()
             ),
         )
@@ -311,7 +329,7 @@ fn parse_timeout(input: ParseStream) -> syn::Result<u64> {
     if d.is_zero() {
         return Err(syn::Error::new(
             lit.span(),
-            "`timeout` must be at least one second",
+            format!("`{what}` must be at least one second"),
         ));
     }
     let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);

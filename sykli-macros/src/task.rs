@@ -279,6 +279,13 @@ fn registration(
     };
     let remote = attrs.remote;
     let no_cache = attrs.no_cache;
+    let background = match &attrs.background {
+        Some(ready) => {
+            let secs = attrs.ready_timeout.unwrap_or(60);
+            quote!(::core::option::Option::Some((#ready, #secs)))
+        }
+        None => quote!(::core::option::Option::None),
+    };
     // `line!()` spanned at the function name reports the line of its definition.
     let line = quote_spanned!(ident.span()=> ::core::line!());
 
@@ -316,6 +323,7 @@ fn registration(
                     workdir: #workdir,
                     container: #container,
                     no_cache: #no_cache,
+                    background: #background,
                 }
             }
         };

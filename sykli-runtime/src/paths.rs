@@ -26,6 +26,14 @@ pub enum PathError {
         /// The directory it must stay in.
         base: PathBuf,
     },
+    /// A FIFO, socket or device, which is never copied (reading it could block forever).
+    #[error("`{}` is a {kind}, not a regular file or directory", path.display())]
+    Special {
+        /// The file.
+        path: PathBuf,
+        /// What it is.
+        kind: &'static str,
+    },
     /// A filesystem operation failed.
     #[error("failed to {action} `{}`: {source}", path.display())]
     Io {
@@ -37,6 +45,26 @@ pub enum PathError {
         #[source]
         source: io::Error,
     },
+}
+
+/// What a special file is (`"FIFO"`, `"socket"`, `"character device"`, `"block device"`),
+/// or `None` for regular files, directories and symlinks. Special files are never read as
+/// content: opening a FIFO blocks until someone writes it, and a device may never end.
+pub fn special_kind(ft: std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_file() || ft.is_dir() || ft.is_symlink() {
+        None
+    } else if ft.is_fifo() {
+        Some("FIFO")
+    } else if ft.is_socket() {
+        Some("socket")
+    } else if ft.is_char_device() {
+        Some("character device")
+    } else if ft.is_block_device() {
+        Some("block device")
+    } else {
+        Some("special file")
+    }
 }
 
 /// `base.join(rel)` if `rel` is relative, has no `..` leaving `base`, and does not lead
@@ -105,6 +133,12 @@ pub fn copy_contained(
         path: src_abs.clone(),
         source,
     })?;
+    if let Some(kind) = special_kind(meta.file_type()) {
+        return Err(PathError::Special {
+            path: src_abs,
+            kind,
+        });
+    }
     if let Some(parent) = dst_abs.parent() {
         std::fs::create_dir_all(parent).map_err(|source| PathError::Io {
             action: "create directory",
@@ -172,7 +206,15 @@ fn copy_dir(src_base: &Path, src: &Path, dst: &Path) -> Result<(), PathError> {
                 base: src_base.to_path_buf(),
             });
         }
-        if real.is_dir() {
+        let meta = std::fs::metadata(&real).map_err(|source| PathError::Io {
+            action: "read",
+            path: real.clone(),
+            source,
+        })?;
+        if let Some(kind) = special_kind(meta.file_type()) {
+            return Err(PathError::Special { path: real, kind });
+        }
+        if meta.is_dir() {
             copy_dir(src_base, &real, &to)?;
         } else {
             copy_file(&real, &to)?;

@@ -453,18 +453,21 @@ fn writer_task(name: &str) -> Task {
 
 const CHILD_ENV: &str = "SYKLI_CACHE_TEST_CHILD";
 
-/// Not a test on its own: the body of each concurrent writer process.
+/// Not a test on its own: the body of each writer process that
+/// [`concurrent_processes_leave_a_consistent_store`] starts (ignored otherwise, and failing
+/// if run without the parent's setup).
 #[test]
+#[ignore = "run by concurrent_processes_leave_a_consistent_store in child processes"]
 fn concurrent_writer_child() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else {
-        return;
-    };
+    let spec = std::env::var(CHILD_ENV).unwrap_or_else(|_| {
+        panic!("{CHILD_ENV} is not set: this test only runs as a child of concurrent_processes_leave_a_consistent_store")
+    });
     let mut parts = spec.split('|');
-    let (cache_dir, project, id) = (
-        parts.next().unwrap(),
-        parts.next().unwrap(),
-        parts.next().unwrap(),
-    );
+    let (Some(cache_dir), Some(project), Some(id), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        panic!("{CHILD_ENV} must be `cache_dir|project|id`, not `{spec}`");
+    };
     let root = Path::new(project);
     let cache = TaskCache::with_index(
         Store::open(cache_dir).unwrap(),
@@ -509,20 +512,28 @@ fn concurrent_processes_leave_a_consistent_store() {
                 .args([
                     "--exact",
                     "concurrent_writer_child",
-                    "--nocapture",
+                    "--ignored",
                     "--test-threads=1",
                 ])
                 .env(
                     CHILD_ENV,
                     format!("{}|{}|writer{i}", f.cache_dir.display(), f.root.display()),
                 )
-                .stdout(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
                 .spawn()
                 .unwrap()
         })
         .collect();
-    for mut c in children {
-        assert!(c.wait().unwrap().success());
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        // `1 passed`: the child test really ran (a renamed test would run none and pass).
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "writer child failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let cache = f.cache();
     let stats = cache.store_handle().stats().unwrap();

@@ -122,6 +122,7 @@ fn request(run_id: &str, task: &str, script: &str, spec: ContainerSpec) -> ExecR
         timeout: Some(Duration::from_secs(60)),
         kill_grace: Duration::from_secs(5),
         run_id: run_id.to_owned(),
+        background: None,
     }
 }
 

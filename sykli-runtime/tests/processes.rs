@@ -5,19 +5,18 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Project, marker, processes_with};
+use common::{Project, marker, processes_with, wait_for};
 use serde_json::json;
 use sykli_runtime::TaskStatus;
 
-/// Polls until no process carries `marker` (reaping by init can take a moment).
+/// Waits until no process carries `marker` (reaping by init can take a moment).
 async fn assert_gone(marker: &str) {
-    for _ in 0..50 {
-        if processes_with(marker).is_empty() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("processes survived: {:?}", processes_with(marker));
+    wait_for(
+        Duration::from_secs(5),
+        &format!("no process to carry {marker}"),
+        || processes_with(marker).is_empty(),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,9 +79,10 @@ async fn cancellation_kills_a_forked_grandchild() {
         let ready = p.path("ready");
         let m = m.clone();
         async move {
-            while !ready.exists() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            wait_for(Duration::from_secs(20), "the task to start", || {
+                ready.exists()
+            })
+            .await;
             // The check below is not vacuous: the grandchild is alive now.
             let alive = !processes_with(&m).is_empty();
             cancel.cancel();
@@ -150,14 +150,18 @@ async fn kill_skips_the_grace_period() {
     let mut c = p.config();
     c.kill_grace = Duration::from_secs(60);
     let (cancel, kill) = (c.cancel.clone(), c.kill.clone());
-    let ready = p.path("ready");
+    let (ready, termed) = (p.path("ready"), p.path("termed"));
     let stopper = tokio::spawn(async move {
-        while !ready.exists() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for(Duration::from_secs(20), "the task to start", || {
+            ready.exists()
+        })
+        .await;
         // A first, graceful stop: the task ignores SIGTERM and would get 60 s.
         cancel.cancel();
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        wait_for(Duration::from_secs(20), "the task to get SIGTERM", || {
+            termed.exists()
+        })
+        .await;
         // The second stop does not wait.
         kill.cancel();
     });
@@ -165,7 +169,7 @@ async fn kill_skips_the_grace_period() {
     let (s, ev) = p
         .run(
             json!({"version": "1", "tasks": [{"name": "stubborn", "command":
-                format!("trap '' TERM; touch ready; sleep 60; : {m}")}]}),
+                format!("trap '' TERM; sleep 60 & trap 'touch termed' TERM; touch ready; wait; wait; : {m}")}]}),
             c,
         )
         .await;
@@ -202,14 +206,18 @@ async fn simple_commands_run_without_a_shell_and_the_rest_with_one() {
     c.keep_going = true;
     let needle = format!("sleep {m}");
     let watcher = tokio::spawn(async move {
-        for _ in 0..500 {
-            if let Some(line) = processes_with(&needle).first() {
-                let pid = line.split(':').next().unwrap_or_default().to_owned();
-                return parent_of(&pid);
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        None
+        let mut found = None;
+        wait_for(
+            Duration::from_secs(5),
+            "the direct `sleep` to start",
+            || {
+                found = processes_with(&needle).first().cloned();
+                found.is_some()
+            },
+        )
+        .await;
+        let line = found.unwrap_or_default();
+        parent_of(line.split(':').next().unwrap_or_default())
     });
     let (_, ev) = p
         .run(

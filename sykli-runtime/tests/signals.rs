@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Project, marker, processes_with};
+use common::{Project, marker, processes_with, wait_for};
 use nix::sys::signal::{Signal, raise};
 use serde_json::json;
 use sykli_runtime::{Signals, TaskStatus};
@@ -18,20 +18,26 @@ async fn first_sigint_cancels_second_escalates() {
     c.signals = Signals::Standard;
     // Far longer than the test may take: only the second signal can end the stubborn task.
     c.kill_grace = Duration::from_secs(120);
-    let ready = p.path("ready");
+    let (ready, termed) = (p.path("ready"), p.path("termed"));
     let sender = tokio::spawn(async move {
-        while !ready.exists() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_for(Duration::from_secs(20), "the task to start", || {
+            ready.exists()
+        })
+        .await;
         raise(Signal::SIGINT).unwrap();
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // The first SIGINT stops the task gracefully: it gets SIGTERM, notes it and goes on.
+        wait_for(Duration::from_secs(20), "the task to get SIGTERM", || {
+            termed.exists()
+        })
+        .await;
         raise(Signal::SIGINT).unwrap();
     });
     let t0 = Instant::now();
     let (s, ev) = p
         .run(
             json!({"version": "1", "tasks": [
-                {"name": "stubborn", "command": format!("trap '' TERM; touch ready; sleep 100; : {m}")},
+                // `sleep` ignores SIGTERM; the shell notes it in `termed` and waits on.
+                {"name": "stubborn", "command": format!("trap '' TERM; sleep 100 & trap 'touch termed' TERM; touch ready; wait; wait; : {m}")},
                 {"name": "next", "command": "true", "depends_on": ["stubborn"]},
             ]}),
             c,
@@ -47,11 +53,10 @@ async fn first_sigint_cancels_second_escalates() {
     assert_eq!(ev.status("stubborn"), TaskStatus::Errored);
     let next = ev.report("next");
     assert_eq!(next.status, TaskStatus::Blocked);
-    for _ in 0..50 {
-        if processes_with(&m).is_empty() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("survivors: {:?}", processes_with(&m));
+    wait_for(
+        Duration::from_secs(5),
+        "no process to carry the marker",
+        || processes_with(&m).is_empty(),
+    )
+    .await;
 }

@@ -196,6 +196,7 @@ fn exec_native(declared: &DeclaredTasks, task: &str) -> ExitCode {
         timeout: None,
         kill_grace: Duration::from_secs(5),
         run_id: format!("sykli-exec-{}", std::process::id()),
+        background: None,
     };
     let executor = NativeExecutor::new(registry, ProcessExecutor::default());
     let outcome = rt.block_on(async {

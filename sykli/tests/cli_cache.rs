@@ -45,6 +45,8 @@ fn stats_clean_and_path() {
     let (ok, out, _) = sykli(cache_dir.path(), &["cache", "stats", "--json"]);
     assert!(ok);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["ok"], true, "one envelope: {out}");
+    let v = &v["data"];
     assert_eq!(v["entries"], 1);
     assert_eq!(v["blobs"], 1);
     assert!(v["total_bytes"].as_u64().unwrap() > 5000);

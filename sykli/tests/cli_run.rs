@@ -98,15 +98,17 @@ fn json_is_one_envelope_without_ansi() {
     let s = stdout(&out);
     assert!(!s.contains('\x1b'));
     let v: Value = serde_json::from_str(&s).expect(&s);
-    assert_eq!(v["ok"], false);
+    // The command worked; the failures are in `data` and the exit code.
+    assert_eq!(v["ok"], true);
     assert_eq!(v["version"], "1");
-    assert_eq!(v["error"]["code"], "tasks_failed");
+    assert_eq!(v["error"], Value::Null);
     let data = &v["data"];
+    assert_eq!(data["outcome"], "failed");
     assert!(data["run_id"].as_str().is_some_and(|r| !r.is_empty()));
     let tasks = data["tasks"].as_array().unwrap();
     let status = |n: &str| {
         let t = tasks.iter().find(|t| t["name"] == n).expect(n);
-        for key in ["duration_ms", "attempts", "exit_code", "message"] {
+        for key in ["duration_ms", "attempts", "exit_code", "message", "cached"] {
             assert!(t.get(key).is_some(), "task {n} lacks {key}: {t}");
         }
         t["status"].as_str().unwrap().to_string()
@@ -146,6 +148,8 @@ fn invalid_pipeline_exits_two_listing_every_error() {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["ok"], false);
     assert_eq!(v["error"]["code"], "invalid_pipeline");
+    assert_eq!(v["data"]["valid"], false);
+    assert_eq!(v["data"]["errors"].as_array().unwrap().len(), 2, "{v}");
 }
 
 #[test]

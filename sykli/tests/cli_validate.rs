@@ -45,6 +45,7 @@ fn validate_ok_text_and_json() {
     assert_eq!(v["version"], "1");
     assert_eq!(v["error"], serde_json::Value::Null);
     assert_eq!(v["data"]["tasks"], 3);
+    assert_eq!(v["data"]["valid"], true);
     assert!(text(&out.stdout).starts_with(r#"{"ok":true,"version":"1","data":"#));
     assert!(out.stderr.is_empty(), "--json prints nothing else");
 }
@@ -71,12 +72,14 @@ fn validate_lists_every_error_and_exits_2() {
          error: dependency cycle detected: a -> b -> a\n"
     );
 
+    // Validating worked, so the envelope is ok; the pipeline's errors are the data.
     let out = sykli(&["validate", "--json"], d.path());
     assert_eq!(out.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["ok"], false);
-    assert_eq!(v["error"]["code"], "invalid_pipeline");
-    assert_eq!(v["error"]["message"], "the pipeline has 4 errors");
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["error"], serde_json::Value::Null);
+    assert_eq!(v["data"]["valid"], false);
+    assert_eq!(v["data"]["errors"].as_array().unwrap().len(), 4);
     let errors = v["data"]["errors"].as_array().unwrap();
     assert_eq!(errors[1]["code"], "missing_command");
     assert_eq!(errors[1]["tasks"], serde_json::json!(["test"]));
@@ -139,7 +142,8 @@ fn load_errors_name_the_file() {
     );
     let out = sykli(&["validate", "--json", "missing.json"], d.path());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["error"]["code"], "load_failed");
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["error"]["code"], "not_found");
     assert_eq!(
         v["error"]["message"],
         "failed to find missing.json: no such file or directory"

@@ -93,6 +93,8 @@ mod v_24_escaping;
 mod v_25_resources_only;
 #[path = "../../tests/vectors/26-every-field/sykli.rs"]
 mod v_26_every_field;
+#[path = "../../tests/vectors/27-background/sykli.rs"]
+mod v_27_background;
 
 /// A vector's directory name and its pipeline.
 type Case = (&'static str, fn() -> Pipeline);
@@ -133,6 +135,7 @@ fn vectors() -> Vec<Case> {
         ("24-escaping", v_24_escaping::pipeline),
         ("25-resources-only", v_25_resources_only::pipeline),
         ("26-every-field", v_26_every_field::pipeline),
+        ("27-background", v_27_background::pipeline),
     ]
 }
 

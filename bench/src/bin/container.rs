@@ -125,6 +125,7 @@ async fn main() -> anyhow::Result<()> {
         timeout: Some(Duration::from_secs(60)),
         kill_grace: Duration::from_secs(5),
         run_id: format!("bench-{}", std::process::id()),
+        background: None,
     };
 
     let sykli_bin = sykli_bench::sykli_bin()?;

@@ -159,6 +159,12 @@ impl StatIndex {
         let path = root.join(rel);
         let meta = fs::symlink_metadata(&path)?;
         let stat = Stat::of(&meta);
+        if let Some(kind) = crate::paths::special_kind(meta.file_type()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("it is a {kind}, not a regular file (never read as an input)"),
+            ));
+        }
         let digest = if meta.file_type().is_symlink() {
             hash_symlink(&path)?
         } else {

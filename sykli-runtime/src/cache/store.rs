@@ -645,6 +645,13 @@ pub(crate) fn store_outputs(
                     reason: format!("{} is not a UTF-8 path inside the workdir", path.display()),
                 })?
                 .to_owned();
+            if let Some(kind) = crate::paths::special_kind(meta.file_type()) {
+                return Err(CacheError::InvalidOutput {
+                    name: name.clone(),
+                    path: rel.clone(),
+                    reason: format!("{} is a {kind}, not a regular file", path.display()),
+                });
+            }
             let entry = if meta.file_type().is_symlink() {
                 let target =
                     fs::read_link(&path).map_err(|e| CacheError::io("read link", &path, e))?;

@@ -14,6 +14,7 @@
 //! executor: implement [`Executor`], wrap it in an [`ExecutorEntry`] (`local` or `remote`,
 //! with the [`WorkKind`]s it runs and its labels) and register it; nothing else changes.
 
+mod background;
 pub mod native;
 pub mod process;
 mod registry;
@@ -59,6 +60,19 @@ pub struct ExecRequest {
     pub kill_grace: Duration,
     /// Run id, for labelling external resources (containers, networks).
     pub run_id: String,
+    /// Keep the command running as a run-scoped host service once its readiness check
+    /// passes (only the process executor accepts this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<BackgroundSpec>,
+}
+
+/// How a background task's command becomes ready; see [`crate::graph::Background`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackgroundSpec {
+    /// A shell command that exits 0 once the service is ready.
+    pub ready: String,
+    /// How long to wait for `ready` to pass.
+    pub ready_timeout: Duration,
 }
 
 /// The thing an attempt executes.
@@ -190,6 +204,13 @@ pub trait Executor: Send + Sync {
                 recorded: BTreeMap::new(),
             }
         })
+    }
+
+    /// Called once when the run ends (also after a cancelled run): releases what the
+    /// executor keeps for the run's lifetime, such as background tasks' processes. The
+    /// default has nothing to release.
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
     }
 }
 

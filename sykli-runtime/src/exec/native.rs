@@ -309,6 +309,15 @@ impl NativeExecutor {
         req: &ExecRequest,
         io: ExecIo,
     ) -> (ExecOutcome, BTreeMap<String, PathBuf>) {
+        if req.background.is_some() {
+            return (
+                ExecOutcome::errored(
+                    "selecting an executor",
+                    "the native executor does not run background tasks",
+                ),
+                BTreeMap::new(),
+            );
+        }
         let name = match &req.action {
             Action::Native(n) => n,
             Action::Shell(_) => {

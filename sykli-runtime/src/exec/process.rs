@@ -21,6 +21,7 @@ use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio_util::sync::CancellationToken;
 
+use super::background::{self, Services};
 use super::simple_command::direct_argv;
 use super::{Action, ExecIo, ExecOutcome, ExecRequest, Executor, OutputSink, OutputStream};
 
@@ -29,10 +30,12 @@ use super::{Action, ExecIo, ExecOutcome, ExecRequest, Executor, OutputSink, Outp
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Runs [`Action::Shell`] tasks as host processes.
+/// Runs [`Action::Shell`] tasks as host processes, and background tasks as run-scoped host
+/// services (see [`super::background`]). Clones share the run's background services.
 #[derive(Debug, Clone, Default)]
 pub struct ProcessExecutor {
     escalate: CancellationToken,
+    services: Arc<Services>,
 }
 
 impl ProcessExecutor {
@@ -101,24 +104,11 @@ impl Executor for ProcessExecutor {
                     );
                 }
             };
-            // The PATH the task sees: its own env, else the runtime's when inherited.
-            let path = req
-                .env
-                .get("PATH")
-                .map(std::ffi::OsString::from)
-                .or_else(|| req.inherit_env.then(|| std::env::var_os("PATH")).flatten());
-            let (cmd, program) = match direct_argv(command, path.as_ref()) {
-                Some((program, args)) => {
-                    let mut cmd = tokio::process::Command::new(&program);
-                    cmd.args(args);
-                    (cmd, program.display().to_string())
-                }
-                None => {
-                    let mut cmd = tokio::process::Command::new("/bin/sh");
-                    cmd.arg("-c").arg(command);
-                    (cmd, "/bin/sh".to_owned())
-                }
-            };
+            if let Some(spec) = &req.background {
+                return background::start(&self.services, &self.escalate, req, command, spec, io)
+                    .await;
+            }
+            let (cmd, program) = shell_command(command, req);
             let spec = ChildSpec {
                 env: &req.env,
                 inherit_env: req.inherit_env,
@@ -130,6 +120,35 @@ impl Executor for ProcessExecutor {
             };
             run_child(cmd, &program, spec, &self.escalate).await
         })
+    }
+
+    /// Stops the run's background tasks.
+    fn shutdown(&self) -> BoxFuture<'_, ()> {
+        Box::pin(self.services.stop_all())
+    }
+}
+
+/// The command for a shell task's `command` as [`ProcessExecutor`] runs it: simple commands
+/// exec'd directly (found on the task's PATH), anything else through `/bin/sh -c`. Returns
+/// the command and the program's name for messages.
+pub(super) fn shell_command(command: &str, req: &ExecRequest) -> (tokio::process::Command, String) {
+    // The PATH the task sees: its own env, else the runtime's when inherited.
+    let path = req
+        .env
+        .get("PATH")
+        .map(std::ffi::OsString::from)
+        .or_else(|| req.inherit_env.then(|| std::env::var_os("PATH")).flatten());
+    match direct_argv(command, path.as_ref()) {
+        Some((program, args)) => {
+            let mut cmd = tokio::process::Command::new(&program);
+            cmd.args(args);
+            (cmd, program.display().to_string())
+        }
+        None => {
+            let mut cmd = tokio::process::Command::new("/bin/sh");
+            cmd.arg("-c").arg(command);
+            (cmd, "/bin/sh".to_owned())
+        }
     }
 }
 
@@ -152,7 +171,9 @@ enum Stop {
     Cancelled,
 }
 
-async fn run_child(
+/// Runs one child in its own process group to its end: output streamed to the sink, the
+/// timeout and cancellation honoured with SIGTERM, grace and SIGKILL of the whole group.
+pub(super) async fn run_child(
     mut cmd: tokio::process::Command,
     program: &str,
     spec: ChildSpec<'_>,

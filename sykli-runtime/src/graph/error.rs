@@ -177,6 +177,14 @@ pub enum ValidationError {
         /// The task.
         task: String,
     },
+    /// A `background` task that cannot be a host service.
+    #[error("task \"{task}\" is a background task but {problem}")]
+    InvalidBackground {
+        /// The task.
+        task: String,
+        /// What is wrong, e.g. "has an empty `ready` check".
+        problem: &'static str,
+    },
     /// A service lacks an image or a name.
     #[error("task \"{task}\" has a service with an empty {field}")]
     IncompleteService {
@@ -272,6 +280,7 @@ impl ValidationError {
             | DuplicateExitCode { task }
             | ZeroTimeout { task }
             | IncompleteService { task, .. }
+            | InvalidBackground { task, .. }
             | IncompleteGate { task, .. }
             | BadMatrix { task, .. }
             | MatrixNameCollision { task, .. }
@@ -303,6 +312,7 @@ impl ValidationError {
             DuplicateExitCode { .. } => "duplicate_exit_code",
             ZeroTimeout { .. } => "zero_timeout",
             IncompleteService { .. } => "incomplete_service",
+            InvalidBackground { .. } => "invalid_background",
             IncompleteGate { .. } => "incomplete_gate",
             BadMatrix { .. } => "bad_matrix",
             MatrixNameCollision { .. } => "matrix_name_collision",

@@ -243,6 +243,10 @@ pub struct Task {
     /// Ours: the target (built-in or plugin) that runs this task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// Ours: a run-scoped host service. The command keeps running in the background once
+    /// its readiness check passes, and is stopped when the run ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<Background>,
     /// Fields this runtime does not know; kept and re-emitted.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,
@@ -421,7 +425,7 @@ pub struct SecretRef {
 pub enum SecretSource {
     /// An environment variable of the runtime.
     Env,
-    /// A file on the runtime's machine.
+    /// A regular file inside the project (relative path), read when the task starts.
     File,
     /// A Vault path (accepted; resolved only where a Vault client is configured).
     Vault,
@@ -456,6 +460,30 @@ impl<'de> Deserialize<'de> for Provide {
                 "a `provides` entry must be a name or {\"name\": ..., \"value\": ...}",
             )),
         }
+    }
+}
+
+/// A run-scoped host service: how a `background` task tells that its command is ready.
+///
+/// The task passes once `ready` exits 0; its dependents start then, while the command keeps
+/// running. When the run ends (or is cancelled) the command's process group is stopped:
+/// SIGTERM, the grace period, SIGKILL. If `ready` already passes before the command starts,
+/// the service is taken as running (started outside this run) and the command is not started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Background {
+    /// A shell command that exits 0 once the service is ready (`/bin/sh -c`).
+    pub ready: String,
+    /// Seconds to wait for `ready` to pass before the task fails (default 60).
+    #[serde(default = "Background::default_ready_timeout")]
+    pub ready_timeout: u64,
+}
+
+impl Background {
+    /// The readiness wait when a document gives none.
+    pub const DEFAULT_READY_TIMEOUT: u64 = 60;
+
+    fn default_ready_timeout() -> u64 {
+        Self::DEFAULT_READY_TIMEOUT
     }
 }
 

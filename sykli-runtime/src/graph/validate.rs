@@ -20,7 +20,7 @@ use super::condition;
 use super::error::{ValidationError, ValidationErrors, ValidationWarning};
 use super::matrix;
 use super::model::{
-    Gate, GateStrategy, Graph, MountKind, Resource, SuccessCriterion, Task, Version,
+    Background, Gate, GateStrategy, Graph, MountKind, Resource, SuccessCriterion, Task, Version,
 };
 
 /// A graph that passed validation, matrix-expanded.
@@ -435,12 +435,65 @@ fn check_task(
     if let Some(gate) = &t.gate {
         check_gate(t, gate, errors, warnings);
     }
+    if let Some(bg) = &t.background {
+        check_background(t, bg, errors);
+    }
     matrix::check_matrix(t, errors);
     for k in t.extra.keys() {
         warnings.push(ValidationWarning::UnknownField {
             task: Some(name()),
             field: k.clone(),
         });
+    }
+}
+
+/// A background task is a host process with a readiness check: nothing else can run it, and
+/// what only makes sense for a task that ends (retries, success criteria, outputs, caching
+/// inputs) is refused rather than ignored.
+fn check_background(t: &Task, bg: &Background, errors: &mut Vec<ValidationError>) {
+    let mut problem = |problem| {
+        errors.push(ValidationError::InvalidBackground {
+            task: t.name.clone(),
+            problem,
+        })
+    };
+    if bg.ready.trim().is_empty() {
+        problem("has an empty `ready` check");
+    }
+    if bg.ready_timeout == 0 {
+        problem("has `ready_timeout` 0 (give the seconds to wait for `ready`)");
+    }
+    if t.command.as_deref().is_none_or(|c| c.trim().is_empty()) {
+        problem("has no command to keep running");
+    }
+    if t.gate.is_some() {
+        problem("is also a gate");
+    }
+    if t.native.is_some() {
+        problem("is a native function (background tasks are host processes)");
+    }
+    if t.container.is_some() {
+        problem("has a container (use `services` for containers a task needs)");
+    }
+    if t.remote {
+        problem("must run remotely (a background task lives as long as the local run)");
+    }
+    if t.timeout.is_some() {
+        problem(
+            "has `timeout` (it runs until the run ends; `ready_timeout` bounds the wait for `ready`)",
+        );
+    }
+    if t.retry.is_some_and(|r| r > 0) {
+        problem("has `retry` (a service that fails to get ready is not retried)");
+    }
+    if !t.success_criteria.is_empty() {
+        problem("has `success_criteria` (readiness is its `ready` check)");
+    }
+    if !t.outputs.is_empty() {
+        problem("has `outputs` (it is still running when its dependents start)");
+    }
+    if !t.inputs.is_empty() {
+        problem("has `inputs` (background tasks are never cached)");
     }
 }
 

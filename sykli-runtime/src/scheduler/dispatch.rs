@@ -86,7 +86,7 @@ async fn run_plan(
             .graph()
             .tasks
             .iter()
-            .flat_map(|t| crate::secrets::known_values(t, &config.project_root)),
+            .flat_map(crate::secrets::known_values),
     );
     let jobs = config.jobs.max(1);
     let n = graph.len();
@@ -108,7 +108,7 @@ async fn run_plan(
         graph: Arc::new(graph.clone()),
         plan: plan.clone(),
         executors: Stacked::all(registry, config.cache.clone()),
-        mask: Arc::new(mask),
+        mask: std::sync::Mutex::new(Arc::new(mask)),
         events: sink.clone(),
         log_dir,
         project_root: config.project_root.clone(),
@@ -221,6 +221,12 @@ async fn run_plan(
                 config.cancel.cancel();
             }
         }
+    }
+    // The run is over: background tasks stop now (a second Ctrl-C meanwhile cuts their grace
+    // period short through the process executor's escalation token). Every executor of the
+    // run is told, in registration order.
+    for e in &shared.executors {
+        e.shutdown().await;
     }
     if let Some(t) = signal_task {
         t.abort();

@@ -1,9 +1,14 @@
 //! Approval gates: `env` (a variable is set), `file` (a file appears; polled), `prompt` (a
-//! person answers on the terminal), each bounded by the gate's timeout.
+//! person answers on the terminal), each bounded by the gate's timeout and ended by Ctrl-C.
+//! The terminal is read on a thread of its own, so a prompt that gave up never holds up
+//! sykli's exit.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
+use std::sync::{OnceLock, mpsc};
 use std::time::Duration;
+
+use tokio::sync::oneshot;
 
 use super::task::Shared;
 use crate::TaskStatus;
@@ -93,29 +98,102 @@ async fn prompt_gate(shared: &Shared, task: &Task, gate: &Gate) -> (TaskStatus, 
             .clone()
             .unwrap_or_else(|| format!("Approve `{}`?", task.name))
     );
-    let answer = tokio::task::spawn_blocking(move || {
+    {
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "\n{question}");
         let _ = err.flush();
-        let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).map(|_| line)
-    })
-    .await;
+    }
+    // Ends the question's line if the gate times out or the run is cancelled meanwhile.
+    let mut open_line = OpenLine(true);
+    let answer = read_stdin_line().await;
+    open_line.0 = false;
     match answer {
-        Ok(Ok(a)) if matches!(a.trim().to_ascii_lowercase().as_str(), "y" | "yes") => {
+        Ok(Some(a)) if matches!(a.trim().to_ascii_lowercase().as_str(), "y" | "yes") => {
             (TaskStatus::Passed, None)
         }
-        Ok(Ok(_)) => (
+        Ok(Some(_)) => (
             TaskStatus::Failed,
             Some("not approved at the prompt".into()),
         ),
-        Ok(Err(e)) => (
+        Ok(None) => (
             TaskStatus::Errored,
-            Some(format!("failed to read the answer: {e}")),
+            Some("stdin was closed before the prompt was answered".into()),
         ),
         Err(e) => (
             TaskStatus::Errored,
             Some(format!("failed to read the answer: {e}")),
         ),
+    }
+}
+
+/// Writes a line ending to stderr when dropped while `.0` is set.
+struct OpenLine(bool);
+
+impl Drop for OpenLine {
+    fn drop(&mut self) {
+        if self.0 {
+            let _ = writeln!(std::io::stderr());
+        }
+    }
+}
+
+/// A request for the next line of stdin, answered on the channel (`None` at end of input).
+type LineRequest = oneshot::Sender<std::io::Result<Option<String>>>;
+
+/// The stdin reader thread's request queue, once it is started.
+static STDIN_READER: OnceLock<mpsc::Sender<LineRequest>> = OnceLock::new();
+
+/// The next line of stdin, read on a dedicated thread. Not `spawn_blocking`: a blocking
+/// read there keeps the tokio runtime from shutting down until someone types a line, so a
+/// cancelled or timed-out prompt would hang sykli on exit. A plain thread blocked in
+/// `read_line` does not keep the process from exiting. Dropping the returned future (a
+/// timeout, Ctrl-C) gives up the request; a line typed after that goes to the next prompt.
+async fn read_stdin_line() -> std::io::Result<Option<String>> {
+    let requests = match STDIN_READER.get() {
+        Some(r) => r,
+        None => {
+            let (tx, rx) = mpsc::channel();
+            std::thread::Builder::new()
+                .name("sykli-stdin".into())
+                .spawn(move || serve_stdin_lines(&rx))?;
+            // Another prompt may have started one first; ours then ends, its queue closed.
+            let _ = STDIN_READER.set(tx);
+            STDIN_READER
+                .get()
+                .ok_or_else(|| std::io::Error::other("stdin reader not started"))?
+        }
+    };
+    let (tx, rx) = oneshot::channel();
+    requests
+        .send(tx)
+        .map_err(|_| std::io::Error::other("the stdin reader thread has stopped"))?;
+    rx.await
+        .map_err(|_| std::io::Error::other("the stdin reader thread has stopped"))?
+}
+
+/// The stdin reader thread: reads one line per live request and hands it to the first
+/// requester still waiting.
+fn serve_stdin_lines(requests: &mpsc::Receiver<LineRequest>) {
+    let stdin = std::io::stdin();
+    while let Ok(mut request) = requests.recv() {
+        if request.is_closed() {
+            continue;
+        }
+        let mut line = String::new();
+        let mut answer = match stdin.lock().read_line(&mut line) {
+            Ok(0) => Ok(None),
+            Ok(_) => Ok(Some(line)),
+            Err(e) => Err(e),
+        };
+        // The asker may have given up while we read: the next one waiting gets the line.
+        while let Err(back) = request.send(answer) {
+            match requests.try_recv() {
+                Ok(next) => {
+                    request = next;
+                    answer = back;
+                }
+                Err(_) => break,
+            }
+        }
     }
 }

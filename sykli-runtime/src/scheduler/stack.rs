@@ -57,6 +57,11 @@ impl Stacked {
         }
     }
 
+    /// The run is over: the executor releases what it keeps for the run (background tasks).
+    pub async fn shutdown(&self) {
+        self.executor.shutdown().await;
+    }
+
     /// Whether `passed` does anything (so the log is flushed for it only when needed).
     pub fn records(&self) -> bool {
         self.cache.is_some()

@@ -14,8 +14,8 @@ use super::stack::Stacked;
 use crate::TaskStatus;
 use crate::events::{Event, EventSink, TaskReport};
 use crate::exec::{
-    Action, ContainerMount, ContainerSpec, ExecIo, ExecOutcome, ExecRequest, Executed, MountSource,
-    OutputSink, OutputStream, ServiceSpec, WorkKind,
+    Action, BackgroundSpec, ContainerMount, ContainerSpec, ExecIo, ExecOutcome, ExecRequest,
+    Executed, MountSource, OutputSink, OutputStream, ServiceSpec, WorkKind,
 };
 use crate::graph::{MountKind, Resource, SuccessCriterion, Task, ValidGraph};
 use crate::logs::{TaskLog, log_file_name};
@@ -36,8 +36,9 @@ pub(super) struct Shared {
     pub plan: Arc<Plan>,
     /// The executors with the run's layers around them, by registry index.
     pub executors: Vec<Stacked>,
-    /// Every secret value known at run start, masked in every task's output.
-    pub mask: Arc<SecretSet>,
+    /// Every secret value known so far: environment secrets from the start, file secrets
+    /// once their task has read them; masked in the output of every task started afterwards.
+    pub mask: Mutex<Arc<SecretSet>>,
     pub events: Arc<dyn EventSink>,
     pub log_dir: PathBuf,
     pub project_root: PathBuf,
@@ -81,7 +82,11 @@ impl End {
 pub(super) async fn run_task(shared: Arc<Shared>, i: usize) -> TaskDone {
     let started = Instant::now();
     let task = shared.graph.task(i);
-    let mut mask = shared.mask.clone();
+    let mut mask = shared
+        .mask
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
     let end = drive(&shared, i, task, &mut mask).await;
     let report = TaskReport {
         task: task.name.clone(),
@@ -152,12 +157,14 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
     };
 
     // Secrets, resolved now; their values join the mask.
-    let secrets = match crate::secrets::resolve(task, root) {
+    let secrets = match crate::secrets::resolve(task, root).await {
         Ok(s) => s,
         Err(e) => return End::errored(e.to_string()),
     };
     if !secrets.is_empty() {
-        *mask = Arc::new(mask.with(secrets.iter().map(|(_, s)| s.expose().as_bytes())));
+        let mut run_mask = shared.mask.lock().unwrap_or_else(|p| p.into_inner());
+        *run_mask = Arc::new(run_mask.with(secrets.iter().map(|(_, s)| s.expose().as_bytes())));
+        *mask = run_mask.clone();
     }
     let log = Arc::new(TaskLog::new(
         task.name.clone(),
@@ -177,8 +184,9 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
         env.insert(name.clone(), value.expose().to_owned());
     }
 
-    // Cache (a layer of the stack).
-    {
+    // Cache, a layer of the stack (never for background tasks: their command is still
+    // running when they pass).
+    if task.background.is_none() {
         let query = CacheQuery {
             task,
             project_root: root,
@@ -217,10 +225,15 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
         }
     }
 
+    let background = task.background.as_ref().map(|b| BackgroundSpec {
+        ready: b.ready.clone(),
+        ready_timeout: Duration::from_secs(b.ready_timeout),
+    });
+    // A background task runs until the run ends: the run's default timeout is not its own.
     let timeout = task
         .timeout
         .map(Duration::from_secs)
-        .or(shared.default_timeout)
+        .or(shared.default_timeout.filter(|_| background.is_none()))
         .filter(|d| !d.is_zero());
     let req = ExecRequest {
         task: task.name.clone(),
@@ -232,6 +245,7 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
         timeout,
         kill_grace: shared.kill_grace,
         run_id: shared.run_id.clone(),
+        background,
     };
     let executor_name = stack.name().to_owned();
 
@@ -255,7 +269,7 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
         end = match verdict {
             Ok(code) => match collect_outputs(task, &workdir, recorded) {
                 Ok(outputs) => {
-                    if stack.records() && log.flush().is_ok() {
+                    if stack.records() && task.background.is_none() && log.flush().is_ok() {
                         let query = CacheQuery {
                             task,
                             project_root: root,

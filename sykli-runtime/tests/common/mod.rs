@@ -2,9 +2,10 @@
 //! off, collect events.
 #![allow(dead_code)]
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sykli_runtime::graph::{ConditionContext, Graph, validate};
 use sykli_runtime::{Event, EventSink, RunConfig, RunSummary, Signals, TaskReport, TaskStatus};
@@ -155,4 +156,32 @@ fn rand_suffix() -> u64 {
         .unwrap()
         .as_nanos() as u64
         % 1_000_000_007
+}
+
+/// Polls `cond` until it holds; panics naming `what` once `limit` has passed. The one way
+/// tests wait for a readiness signal (a file a task writes, a process appearing or gone).
+pub async fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Runs `fut` on a runtime of its own and panics naming `what` if it takes longer than
+/// `limit`. The runtime is then abandoned without waiting for its blocking threads, so a
+/// read stuck forever (on a FIFO, say) fails the test instead of hanging it, as a
+/// `#[tokio::test]` would on shutdown.
+pub fn within<F: Future>(limit: Duration, what: &str, fut: F) -> F::Output {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let out = rt.block_on(async { tokio::time::timeout(limit, fut).await });
+    rt.shutdown_background();
+    out.unwrap_or_else(|_| panic!("{what} did not finish within {limit:?}"))
 }

@@ -1,4 +1,4 @@
-//! `sykli cache stats [--json] | clean [--older-than 7d] | path`: inspect and prune the local
+//! `sykli cache stats | clean [--older-than 7d] | path` (each with `--json`): inspect and prune the local
 //! content-addressed cache (`$SYKLI_CACHE_DIR`, else `$XDG_CACHE_HOME/sykli`).
 
 use std::process::ExitCode;
@@ -7,6 +7,10 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use sykli_runtime::cache::Store;
+
+use super::error::CliError;
+use super::print_out;
+use crate::report::{Envelope, to_data};
 
 /// Arguments of `sykli cache`.
 #[derive(Debug, Clone, Args)]
@@ -20,11 +24,7 @@ pub struct CacheArgs {
 #[derive(Debug, Clone, Subcommand)]
 pub enum CacheCommand {
     /// Location, entries, blobs and total size.
-    Stats {
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
-    },
+    Stats,
     /// Remove every entry, or those not used for a while.
     Clean {
         /// Remove only entries unused for this long, e.g. `7d`, `12h`.
@@ -39,44 +39,50 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("invalid duration \"{s}\": {e}"))
 }
 
-/// Runs `sykli cache ...`.
-pub fn cache_command(args: &CacheArgs) -> ExitCode {
-    match run(args) {
+/// Runs `sykli cache ...`: exit 0, or 1 with `cache_failed` when the cache cannot be
+/// opened or read.
+pub fn cache_command(args: &CacheArgs, json: bool) -> ExitCode {
+    match run(args, json) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("sykli: {e:#}");
-            ExitCode::from(1)
-        }
+        Err(e) => CliError::failed("cache_failed", e).report(json),
     }
 }
 
-fn run(args: &CacheArgs) -> Result<()> {
-    match &args.command {
+fn run(args: &CacheArgs, json: bool) -> Result<()> {
+    let (data, text) = match &args.command {
         CacheCommand::Path => {
-            println!("{}", Store::default_root()?.display());
+            let root = Store::default_root()?;
+            let text = format!("{}\n", root.display());
+            (serde_json::json!({ "path": root }), text)
         }
-        CacheCommand::Stats { json } => {
+        CacheCommand::Stats => {
             let store = Store::open_default().context("failed to open the cache")?;
             let s = store.stats()?;
-            if *json {
-                println!("{}", serde_json::to_string(&s)?);
-            } else {
-                println!("location: {}", s.location.display());
-                println!("entries:  {}", s.entries);
-                println!("blobs:    {}", s.blobs);
-                println!("size:     {}", human_bytes(s.total_bytes));
-            }
+            let text = format!(
+                "location: {}\nentries:  {}\nblobs:    {}\nsize:     {}\n",
+                s.location.display(),
+                s.entries,
+                s.blobs,
+                human_bytes(s.total_bytes)
+            );
+            (to_data(&s), text)
         }
         CacheCommand::Clean { older_than } => {
             let store = Store::open_default().context("failed to open the cache")?;
             let r = store.clean(*older_than)?;
-            println!(
-                "removed {} entries and {} blobs, freed {}",
+            let text = format!(
+                "removed {} entries and {} blobs, freed {}\n",
                 r.entries_removed,
                 r.blobs_removed,
                 human_bytes(r.bytes_freed)
             );
+            (to_data(&r), text)
         }
+    };
+    if json {
+        print_out(&Envelope::success(data).to_line());
+    } else {
+        print_out(&text);
     }
     Ok(())
 }

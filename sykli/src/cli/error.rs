@@ -15,7 +15,8 @@ pub const EXIT_USAGE: u8 = 2;
 /// A command that could not do its job: what to print and which exit code to use.
 #[derive(Debug)]
 pub struct CliError {
-    /// A stable snake_case code for `--json` (`invalid_pipeline`, `unknown_run`, ...).
+    /// A stable snake_case code for `--json`, one of [`crate::report::ERROR_CODES`]
+    /// (`invalid_pipeline`, `unknown_run`, ...).
     pub code: &'static str,
     /// The exit code (1 or 2).
     pub exit: u8,
@@ -23,6 +24,8 @@ pub struct CliError {
     pub error: anyhow::Error,
     /// Extra lines printed after the message (e.g. every validation error).
     pub details: Vec<String>,
+    /// `data` of the `--json` envelope (null when there is none; the details otherwise).
+    pub data: serde_json::Value,
 }
 
 impl CliError {
@@ -33,6 +36,7 @@ impl CliError {
             exit: EXIT_USAGE,
             error: error.into(),
             details: Vec::new(),
+            data: serde_json::Value::Null,
         }
     }
 
@@ -43,6 +47,7 @@ impl CliError {
             exit: EXIT_FAILED,
             error: error.into(),
             details: Vec::new(),
+            data: serde_json::Value::Null,
         }
     }
 
@@ -52,9 +57,16 @@ impl CliError {
         self
     }
 
-    /// The message with its chain of causes, on one line.
+    /// Sets `data` of the `--json` envelope.
+    pub fn with_data(mut self, data: serde_json::Value) -> Self {
+        self.data = data;
+        self
+    }
+
+    /// The message with its chain of causes, on one line (a cause the message already
+    /// holds is not repeated).
     pub fn message(&self) -> String {
-        format!("{:#}", self.error)
+        sykli_runtime::error_chain(self.error.as_ref())
     }
 
     /// Prints the error to stderr (`error: ...` then the details).
@@ -67,8 +79,8 @@ impl CliError {
 
     /// The `--json` envelope for this error.
     pub fn envelope(&self) -> Envelope {
-        let data = if self.details.is_empty() {
-            serde_json::Value::Null
+        let data = if !self.data.is_null() || self.details.is_empty() {
+            self.data.clone()
         } else {
             serde_json::json!({ "details": self.details })
         };
@@ -89,6 +101,24 @@ impl CliError {
 
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#}", self.error)
+        f.write_str(&self.message())
+    }
+}
+
+impl From<sykli_runtime::state::StateError> for CliError {
+    /// `.sykli/` that cannot be read is `state_unreadable` (exit 1), a task without a log
+    /// `no_log` (exit 1); asking for a run or task that does not exist is bad usage (exit 2:
+    /// `no_runs`, `unknown_run`, `unknown_task`).
+    fn from(e: sykli_runtime::state::StateError) -> Self {
+        use sykli_runtime::state::StateError;
+        match e {
+            e @ (StateError::Io { .. } | StateError::Parse { .. }) => {
+                CliError::failed("state_unreadable", e)
+            }
+            e @ StateError::NoLog { .. } => CliError::failed("no_log", e),
+            e @ StateError::NoRuns { .. } => CliError::usage("no_runs", e),
+            e @ StateError::UnknownRun { .. } => CliError::usage("unknown_run", e),
+            e @ StateError::UnknownTask { .. } => CliError::usage("unknown_task", e),
+        }
     }
 }

@@ -12,7 +12,7 @@ use super::{ExplainArgs, RunOptions, print_out};
 use crate::report::Envelope;
 
 /// Runs `sykli explain`.
-pub fn explain(args: &ExplainArgs) -> Result<(), CliError> {
+pub fn explain(args: &ExplainArgs, json: bool) -> Result<(), CliError> {
     let loaded = load_pipeline(&args.path)?;
     let valid = validate_graph(&loaded.graph)?;
     let mut filter = args.filter.clone();
@@ -48,7 +48,7 @@ pub fn explain(args: &ExplainArgs) -> Result<(), CliError> {
         plan::cache::decide(&mut planned, &valid, local.cache(), None);
     }
     let report = PlanReport::new(&valid, &planned);
-    if args.json {
+    if json {
         print_out(&Envelope::success(report).to_line());
         return Ok(());
     }

@@ -1,25 +1,41 @@
-//! `sykli graph [--dot]`: the validated task graph as Mermaid (default) or Graphviz DOT.
+//! `sykli graph [--dot] [--json]`: the validated task graph as Mermaid (default) or Graphviz
+//! DOT; with `--json`, the tasks and their dependencies plus that text.
 
 use std::fmt::Write as _;
 use std::process::ExitCode;
 
+use serde_json::json;
 use sykli_runtime::graph::ValidGraph;
 
+use super::error::CliError;
 use super::validate::check;
-use super::{EXIT_INVALID, GraphArgs, print_out};
+use super::{GraphArgs, print_out};
+use crate::report::Envelope;
 
 /// Runs `sykli graph`.
-pub fn graph_command(args: &GraphArgs) -> ExitCode {
-    match check(&args.pipeline.path) {
-        Ok(v) => {
-            print_out(&if args.dot { dot(&v) } else { mermaid(&v) });
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            e.print();
-            ExitCode::from(EXIT_INVALID)
-        }
+pub fn graph_command(args: &GraphArgs, json: bool) -> ExitCode {
+    let v = match check(&args.pipeline.path) {
+        Ok(v) => v,
+        Err(e) => return CliError::from(e).report(json),
+    };
+    let (format, text) = if args.dot {
+        ("dot", dot(&v))
+    } else {
+        ("mermaid", mermaid(&v))
+    };
+    if json {
+        let tasks: Vec<_> = (0..v.len())
+            .map(|i| {
+                let deps: Vec<&str> = v.deps(i).iter().map(|&d| v.task(d).name.as_str()).collect();
+                json!({ "name": v.task(i).name, "depends_on": deps })
+            })
+            .collect();
+        let data = json!({ "tasks": tasks, "format": format, "text": text });
+        print_out(&Envelope::success(data).to_line());
+    } else {
+        print_out(&text);
     }
+    ExitCode::SUCCESS
 }
 
 /// Mermaid `graph TD`: nodes `t<index>["name"]`, an edge from each dependency to its dependent.

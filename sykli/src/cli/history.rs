@@ -7,17 +7,18 @@ use sykli_runtime::state::{self, RunRecord};
 
 use super::error::CliError;
 use super::{HistoryArgs, print_out};
-use crate::report::{Envelope, format_duration};
+use crate::report::{Envelope, RunData, format_duration};
 
 /// Runs `sykli history`.
-pub fn history(args: &HistoryArgs) -> Result<(), CliError> {
+pub fn history(args: &HistoryArgs, json: bool) -> Result<(), CliError> {
     let state_dir = args.project.project.join(".sykli");
     let list = state::list_runs(&state_dir).map_err(|e| CliError::failed("state_unreadable", e))?;
     for bad in &list.unreadable {
         eprintln!("warning: {}", error_chain(bad));
     }
     let runs: Vec<&RunRecord> = list.runs.iter().take(args.limit).collect();
-    if args.json {
+    if json {
+        let runs: Vec<RunData> = runs.into_iter().map(RunData::from).collect();
         let env = Envelope::success(serde_json::json!({ "runs": runs }));
         print_out(&env.to_line());
         return Ok(());

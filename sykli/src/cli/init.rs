@@ -5,7 +5,10 @@ use std::process::ExitCode;
 
 use clap::Args;
 
-use crate::init::{Language, SdkSources, scaffold};
+use super::error::CliError;
+use super::print_out;
+use crate::init::{InitError, Language, SdkSources, scaffold};
+use crate::report::Envelope;
 
 /// Arguments of `sykli init`.
 #[derive(Debug, Clone, Args)]
@@ -24,8 +27,9 @@ pub struct InitArgs {
     pub dir: PathBuf,
 }
 
-/// Runs `sykli init`: exit 0 with the files written, 2 when a pipeline already exists.
-pub fn init_command(args: &InitArgs) -> ExitCode {
+/// Runs `sykli init`: exit 0 with the files written, 2 when a pipeline already exists
+/// (`pipeline_exists`), 1 when a file could not be written (`write_failed`).
+pub fn init_command(args: &InitArgs, json: bool) -> ExitCode {
     let lang = if args.go {
         Language::Go
     } else if args.ts {
@@ -33,20 +37,29 @@ pub fn init_command(args: &InitArgs) -> ExitCode {
     } else {
         Language::Rust
     };
-    match scaffold(&args.dir, lang, &SdkSources::from_env()) {
-        Ok(done) => {
-            for f in &done.written {
-                println!("created {}", f.display());
-            }
-            for step in &done.next_steps {
-                println!("next: {step}");
-            }
-            println!("then: sykli run {}", args.dir.display());
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
-        }
+    let done = match scaffold(&args.dir, lang, &SdkSources::from_env()) {
+        Ok(done) => done,
+        Err(e @ InitError::Exists(_)) => return CliError::usage("pipeline_exists", e).report(json),
+        Err(e) => return CliError::failed("write_failed", e).report(json),
+    };
+    let run = format!("sykli run {}", args.dir.display());
+    if json {
+        let data = serde_json::json!({
+            "written": done.written,
+            "next_steps": done.next_steps,
+            "run": run,
+        });
+        print_out(&Envelope::success(data).to_line());
+        return ExitCode::SUCCESS;
     }
+    let mut out = String::new();
+    for f in &done.written {
+        out.push_str(&format!("created {}\n", f.display()));
+    }
+    for step in &done.next_steps {
+        out.push_str(&format!("next: {step}\n"));
+    }
+    out.push_str(&format!("then: {run}\n"));
+    print_out(&out);
+    ExitCode::SUCCESS
 }

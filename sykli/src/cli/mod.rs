@@ -1,11 +1,13 @@
 //! The `sykli` command line. Each command lives in its own file; this module holds the
 //! argument types and the dispatch. Exit codes: 0 ok, 1 a task failed, 2 bad usage or an
-//! invalid pipeline (see `docs/cli.md`).
+//! invalid pipeline. `--json` is one flag for every command, before or after the subcommand;
+//! each command then prints exactly one [`crate::report::Envelope`] (`docs/json.md`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod cache;
 mod clean;
@@ -16,6 +18,7 @@ mod history;
 pub mod init;
 pub mod load;
 mod logs;
+mod report;
 pub(crate) mod run;
 pub mod validate;
 
@@ -28,7 +31,7 @@ pub const EXIT_INVALID: u8 = 2;
 
 /// CI/CD pipelines as real code.
 #[derive(Debug, Parser)]
-#[command(name = "sykli", version, about, args_conflicts_with_subcommands = true)]
+#[command(name = "sykli", version, about)]
 pub struct Cli {
     /// The command; `run` when omitted.
     #[command(subcommand)]
@@ -55,6 +58,8 @@ pub enum Command {
     History(HistoryArgs),
     /// Print the full log of a past run's tasks.
     Logs(LogsArgs),
+    /// Summarise the last run (or a given one) from the run records.
+    Report(ReportArgs),
     /// Show what a run would do and why, without running anything.
     Explain(ExplainArgs),
     /// Inspect and prune the local cache.
@@ -97,9 +102,6 @@ pub struct HistoryArgs {
     /// How many runs to show.
     #[arg(short = 'n', long = "limit", value_name = "N", default_value_t = 20)]
     pub limit: usize,
-    /// Print one JSON envelope instead of text.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Arguments of `sykli logs`.
@@ -114,6 +116,16 @@ pub struct LogsArgs {
     pub task: Option<String>,
 }
 
+/// Arguments of `sykli report`.
+#[derive(Debug, Clone, Args)]
+pub struct ReportArgs {
+    /// The project.
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Run id (or a unique prefix of one); the last run when omitted.
+    pub run: Option<String>,
+}
+
 /// Arguments of `sykli explain`.
 #[derive(Debug, Clone, Args)]
 pub struct ExplainArgs {
@@ -125,9 +137,6 @@ pub struct ExplainArgs {
     /// Only tasks selected by these filters, as `sykli run --filter` would.
     #[arg(long = "filter", value_name = "NAME")]
     pub filter: Vec<String>,
-    /// Print one JSON envelope instead of text.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Arguments of `sykli validate`.
@@ -136,9 +145,6 @@ pub struct ValidateArgs {
     /// Where the pipeline is.
     #[command(flatten)]
     pub pipeline: PipelineArgs,
-    /// Print one JSON envelope instead of text.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Arguments of `sykli graph`.
@@ -166,19 +172,74 @@ pub struct CleanArgs {
 
 /// Parses the process arguments and runs the command.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(e) => return e,
+    };
+    // `--json` is global: clap propagates it from wherever it was written.
+    let json = cli.run.options.json;
     match cli.command {
-        Some(Command::Cache(args)) => cache::cache_command(&args),
+        Some(Command::Cache(args)) => cache::cache_command(&args, json),
         Some(Command::Run(args)) => run::run_command(&args),
         None => run::run_command(&cli.run),
-        Some(Command::Validate(args)) => validate::validate_command(&args),
-        Some(Command::Graph(args)) => graph::graph_command(&args),
-        Some(Command::Init(args)) => init::init_command(&args),
-        Some(Command::Clean(args)) => clean::run(&args),
-        Some(Command::Explain(args)) => done(explain::explain(&args), args.json),
-        Some(Command::History(args)) => done(history::history(&args), args.json),
-        Some(Command::Logs(args)) => done(logs::logs(&args), false),
+        Some(Command::Validate(args)) => validate::validate_command(&args, json),
+        Some(Command::Graph(args)) => graph::graph_command(&args, json),
+        Some(Command::Init(args)) => init::init_command(&args, json),
+        Some(Command::Clean(args)) => clean::run(&args, json),
+        Some(Command::Explain(args)) => done(explain::explain(&args, json), json),
+        Some(Command::History(args)) => done(history::history(&args, json), json),
+        Some(Command::Logs(args)) => done(logs::logs(&args, json), json),
+        Some(Command::Report(args)) => done(report::report(&args, json), json),
     }
+}
+
+/// Parses the arguments. A usage error is printed as clap words it, or as a `usage` envelope
+/// when `--json` is among the arguments; `--help` and `--version` print as usual.
+fn parse() -> Result<Cli, ExitCode> {
+    let json_asked = std::env::args_os()
+        .take_while(|a| a != "--")
+        .any(|a| a == "--json");
+    let usage = |message: String| {
+        let message = message.trim_end();
+        let message = message.strip_prefix("error: ").unwrap_or(message);
+        CliError::usage("usage", anyhow::anyhow!("{message}")).report(json_asked)
+    };
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let informational = matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            );
+            if !json_asked || informational {
+                e.exit();
+            }
+            return Err(usage(e.render().to_string()));
+        }
+    };
+    // The options of the implied `run` belong to `run`: `sykli --jobs 2 validate` is refused
+    // rather than silently ignoring `--jobs` (`--json`, being global, is the exception).
+    if let Some((sub, _)) = matches.subcommand() {
+        let misplaced: Vec<String> = Cli::command()
+            .get_arguments()
+            .filter(|a| !a.is_global_set())
+            .filter(|a| matches.value_source(a.get_id().as_str()) == Some(ValueSource::CommandLine))
+            .map(|a| match a.get_long() {
+                Some(long) => format!("--{long}"),
+                None => a.get_id().to_string().to_uppercase(),
+            })
+            .collect();
+        if !misplaced.is_empty() {
+            return Err(usage(format!(
+                "{} before `{sub}` belongs to `sykli run`; write the options of `{sub}` after it",
+                misplaced.join(", ")
+            )));
+        }
+    }
+    Cli::from_arg_matches(&matches).map_err(|e| usage(e.render().to_string()))
 }
 
 /// Exit 0 on success, or print the error (as `--json` asks) and exit with its code.
@@ -187,22 +248,6 @@ fn done(result: Result<(), CliError>, json: bool) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => e.report(json),
     }
-}
-
-/// The `--json` envelope as one line without the newline: `ok` and `data`, plus the error's
-/// code and message when there is one (see [`crate::report::Envelope`]).
-pub fn envelope(ok: bool, data: serde_json::Value, error: Option<(&str, String)>) -> String {
-    let envelope = match error {
-        Some((code, message)) => crate::report::Envelope {
-            ok,
-            ..crate::report::Envelope::failure(code, message, data)
-        },
-        None => crate::report::Envelope {
-            ok,
-            ..crate::report::Envelope::success(data)
-        },
-    };
-    envelope.to_line().trim_end().to_owned()
 }
 
 /// Writes to stdout, ignoring a closed pipe (`sykli graph | head`).

@@ -17,7 +17,7 @@ use sykli_runtime::state::RunRecorder;
 use super::RunArgs;
 use super::error::{CliError, EXIT_FAILED, EXIT_OK};
 use super::load;
-use crate::report::{Fanout, JsonReporter, TerminalOptions, TerminalReporter};
+use crate::report::{Fanout, TerminalOptions, TerminalReporter, run_envelope};
 
 /// How to run a pipeline: the flags of `sykli run`, also accepted by pipeline binaries
 /// (`sykli::run`) started without `--emit`.
@@ -35,8 +35,8 @@ pub struct RunOptions {
     /// Default time limit of a task that sets none (`30s`, `5m`, `0` for none).
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<Timeout>,
-    /// Print one JSON document on stdout instead of the terminal view.
-    #[arg(long)]
+    /// Print one JSON envelope on stdout instead of text (any command; see docs/json.md).
+    #[arg(long, global = true)]
     pub json: bool,
     /// Run every task even when a cached result exists.
     #[arg(long)]
@@ -163,13 +163,9 @@ pub(crate) async fn execute(
     let state_dir = config.state_dir.clone();
     let recorder = Arc::new(RunRecorder::new(&state_dir));
     let mut sinks = Fanout::new().with(recorder.clone());
-    let mut json = None;
     match ui {
-        Ui::Json => {
-            let j = Arc::new(JsonReporter::new());
-            sinks.push(j.clone());
-            json = Some(j);
-        }
+        // The envelope is built from the run record once the run is over.
+        Ui::Json => {}
         Ui::Terminal { verbose } => {
             let mut t = TerminalOptions::detect(&state_dir);
             t.verbose = verbose;
@@ -187,8 +183,8 @@ pub(crate) async fn execute(
     if let Some(e) = recorder.take_error() {
         eprintln!("warning: the run record was not saved: {}", error_chain(&e));
     }
-    if let (Ok(_), Some(j)) = (&result, json) {
-        super::print_out(&j.envelope(None).to_line());
+    if let (Ok(_), Ui::Json) = (&result, ui) {
+        super::print_out(&run_envelope(recorder.record().as_ref()).to_line());
     }
     result
 }
@@ -227,18 +223,7 @@ pub(crate) fn build_config(builder: RunBuilder) -> RunConfig {
 
 /// Validates, turning every error into one exit-2 [`CliError`].
 pub(crate) fn validate_graph(graph: &Graph) -> Result<ValidGraph, CliError> {
-    validate(graph).map_err(|errors| {
-        let n = errors.len();
-        let details = errors.errors().iter().map(|e| e.to_string()).collect();
-        CliError::usage(
-            "invalid_pipeline",
-            anyhow::anyhow!(
-                "invalid pipeline: {n} error{}",
-                if n == 1 { "" } else { "s" }
-            ),
-        )
-        .with_details(details)
-    })
+    validate(graph).map_err(|errors| super::validate::invalid_pipeline(&errors))
 }
 
 /// The CLI error for a run that could not be carried out.
@@ -252,7 +237,7 @@ pub(crate) fn run_error(e: RunError) -> CliError {
 /// Loads the pipeline at `path` (exit 2 when it cannot be loaded), with an absolute project
 /// root.
 pub(crate) fn load_pipeline(path: &Path) -> Result<load::Loaded, CliError> {
-    let mut loaded = load::load_project(path).map_err(|e| CliError::usage("load_failed", e))?;
+    let mut loaded = load::load_project(path).map_err(super::validate::load_error)?;
     loaded.project_root = absolute(&loaded.project_root);
     Ok(loaded)
 }

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use sykli_runtime::graph::{
-    self as model, GateStrategy, Mount, MountKind, Placement, Provide, Resource, SecretRef,
-    Service, SuccessCriterion, Task, TaskInput,
+    self as model, Background, GateStrategy, Mount, MountKind, Placement, Provide, Resource,
+    SecretRef, Service, SuccessCriterion, Task, TaskInput,
 };
 
 use super::condition::Condition;
@@ -286,6 +286,19 @@ impl TaskBuilder {
         self.edit(|t| t.task_type = Some(kind.to_string()))
     }
 
+    /// Makes the task a run-scoped host service: its command keeps running in the background
+    /// once the `ready` shell check exits 0 (waiting at most `ready_timeout`), dependents start
+    /// then, and the command is stopped when the run ends. If `ready` already passes, the
+    /// running service is used and the command is not started.
+    pub fn background(self, ready: &str, ready_timeout: Duration) -> Self {
+        self.edit(|t| {
+            t.background = Some(Background {
+                ready: ready.to_string(),
+                ready_timeout: whole_seconds(ready_timeout),
+            })
+        })
+    }
+
     /// The target (built-in or plugin) that runs the task.
     pub fn target(self, name: &str) -> Self {
         self.edit(|t| t.target = Some(name.to_string()))
@@ -457,7 +470,8 @@ impl SecretSource {
         }
     }
 
-    /// The file at `path` on the runtime's machine.
+    /// The file at `path`, relative to the project: a regular file inside it (no absolute
+    /// path, no `..`, no symlink out) of at most 64 KiB, read when the task starts.
     pub fn file(path: &str) -> SecretSource {
         SecretSource {
             source: model::SecretSource::File,

@@ -1,31 +1,58 @@
-//! The `--json` reporter and the envelope every `--json` command prints.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
+//! The one JSON document every `--json` command prints, and the run data it carries for
+//! `sykli run`, `sykli report` and `sykli history` (see `docs/json.md`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sykli_runtime::TaskStatus;
-use sykli_runtime::events::{Event, EventSink, RunSummary, TaskReport};
+use sykli_runtime::events::RunSummary;
+use sykli_runtime::state::{RunRecord, TaskRecord};
+
+/// Every `error.code` an [`Envelope`] may carry, documented in `docs/json.md`. Scripts can
+/// rely on this list: a code is never renamed, only added.
+pub const ERROR_CODES: &[&str] = &[
+    "usage",
+    "not_found",
+    "load_failed",
+    "invalid_pipeline",
+    "unknown_filter",
+    "run_failed",
+    "interrupted",
+    "no_runs",
+    "unknown_run",
+    "unknown_task",
+    "no_log",
+    "state_unreadable",
+    "cache_failed",
+    "clean_failed",
+    "pipeline_exists",
+    "write_failed",
+    "internal",
+];
 
 /// The one JSON document a `--json` command prints:
 /// `{"ok": bool, "version": "1", "data": ..., "error": null | {"code", "message"}}`.
+///
+/// `ok` says whether the command itself did its job: a run whose tasks failed is `ok: true`
+/// (the failures are in `data`, the exit code is 1), and so is `validate` of an invalid
+/// pipeline (`data.valid` is false).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Envelope<D = Value> {
-    /// Whether the command succeeded.
+    /// Whether the command did its job.
     pub ok: bool,
     /// Envelope format version, "1".
     pub version: String,
     /// The command's result (null when it failed before producing one).
     pub data: D,
-    /// What went wrong, when `ok` is false.
+    /// What went wrong, when `ok` is false; null otherwise.
     pub error: Option<ErrorBody>,
 }
 
 /// The `error` member of an [`Envelope`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ErrorBody {
-    /// A stable, snake_case code, e.g. `invalid_pipeline`, `tasks_failed`, `interrupted`.
+    /// One of [`ERROR_CODES`], e.g. `not_found`, `invalid_pipeline`.
     pub code: String,
     /// A human-readable message.
     pub message: String,
@@ -42,7 +69,8 @@ impl<D: Serialize> Envelope<D> {
         }
     }
 
-    /// A failure, with whatever data there is (often `Value::Null`).
+    /// A failure, with whatever data there is (often `Value::Null`). `code` must be one of
+    /// [`ERROR_CODES`] (`sykli/tests/cli_json.rs` checks every code written in the source).
     pub fn failure(code: impl Into<String>, message: impl Into<String>, data: D) -> Self {
         Envelope {
             ok: false,
@@ -58,8 +86,10 @@ impl<D: Serialize> Envelope<D> {
     /// Compact JSON plus a newline (no ANSI codes, ever).
     pub fn to_line(&self) -> String {
         let mut s = serde_json::to_string(self).unwrap_or_else(|e| {
+            let message = serde_json::to_string(&format!("failed to serialise output: {e}"))
+                .unwrap_or_else(|_| "\"failed to serialise output\"".into());
             format!(
-                r#"{{"ok":false,"version":"1","data":null,"error":{{"code":"internal","message":"failed to serialise output: {e}"}}}}"#
+                r#"{{"ok":false,"version":"1","data":null,"error":{{"code":"internal","message":{message}}}}}"#
             )
         });
         s.push('\n');
@@ -67,13 +97,16 @@ impl<D: Serialize> Envelope<D> {
     }
 }
 
-/// One task in `data.tasks` of a run's envelope.
+/// One task in `data.tasks` of a run's envelope (`sykli run`, `sykli report`, `sykli
+/// history`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskJson {
     /// Task name.
     pub name: String,
-    /// Final status.
-    pub status: TaskStatus,
+    /// Final status; null when the run ended before the task did.
+    pub status: Option<TaskStatus>,
+    /// Whether the result came from the cache (the status is then `cached`).
+    pub cached: bool,
     /// Wall-clock time over all attempts.
     pub duration_ms: u64,
     /// Attempts made.
@@ -82,167 +115,156 @@ pub struct TaskJson {
     pub exit_code: Option<i32>,
     /// Why the task did not pass.
     pub message: Option<String>,
+    /// When its first attempt started, milliseconds since the Unix epoch.
+    pub started_at_ms: Option<u64>,
+    /// The executor that ran it (`process`, `docker`, `native`, ...).
+    pub executor: Option<String>,
 }
 
-impl From<&TaskReport> for TaskJson {
-    fn from(r: &TaskReport) -> Self {
+impl From<&TaskRecord> for TaskJson {
+    fn from(t: &TaskRecord) -> Self {
         TaskJson {
-            name: r.task.clone(),
-            status: r.status,
-            duration_ms: r.duration_ms,
-            attempts: r.attempts,
-            exit_code: r.exit_code,
-            message: r.message.clone(),
+            name: t.name.clone(),
+            status: t.status,
+            cached: t.status == Some(TaskStatus::Cached),
+            duration_ms: t.duration_ms,
+            attempts: t.attempts,
+            exit_code: t.exit_code,
+            message: t.message.clone(),
+            started_at_ms: t.started_at_ms,
+            executor: t.executor.clone(),
         }
     }
 }
 
-/// `data` of a run's envelope.
+/// `data` of a run's envelope: one run, as `sykli run --json` ends it and as `sykli report`
+/// and `sykli history` read it back from `.sykli/runs/`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunData {
-    /// The run id (`None` if the run never started).
-    pub run_id: Option<String>,
-    /// Every task that reached a status, in plan order.
-    pub tasks: Vec<TaskJson>,
-    /// Counts and timing (`None` if the run never finished).
+    /// The run id.
+    pub run_id: String,
+    /// `passed` (nothing failed or errored), `failed`, `interrupted`, or `running` (no
+    /// summary: still going, or it crashed).
+    pub outcome: String,
+    /// Start time, milliseconds since the Unix epoch.
+    pub started_at_ms: u64,
+    /// End time, when the run finished.
+    pub finished_at_ms: Option<u64>,
+    /// Maximum number of tasks run at once.
+    pub jobs: usize,
+    /// Counts and timing; null when the run did not finish.
     pub summary: Option<RunSummary>,
+    /// Every task of the plan, in plan order.
+    pub tasks: Vec<TaskJson>,
 }
 
-/// Collects a run's events; [`JsonReporter::envelope`] renders the `--json` document once the
-/// run is over. Prints nothing by itself.
-#[derive(Default)]
-pub struct JsonReporter {
-    state: Mutex<State>,
-}
-
-#[derive(Default)]
-struct State {
-    run_id: Option<String>,
-    order: Vec<String>,
-    reports: HashMap<String, TaskReport>,
-    summary: Option<RunSummary>,
-}
-
-impl JsonReporter {
-    /// An empty collector.
-    pub fn new() -> Self {
-        JsonReporter::default()
-    }
-
-    /// The run as `{run_id, tasks, summary}`, tasks in plan order.
-    pub fn data(&self) -> RunData {
-        let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let mut tasks: Vec<TaskJson> = st
-            .order
-            .iter()
-            .filter_map(|n| st.reports.get(n))
-            .map(TaskJson::from)
-            .collect();
-        // Reports for names the run did not announce (should not happen) still appear.
-        let mut extra: Vec<&TaskReport> = st
-            .reports
-            .values()
-            .filter(|r| !st.order.contains(&r.task))
-            .collect();
-        extra.sort_by(|a, b| a.task.cmp(&b.task));
-        tasks.extend(extra.into_iter().map(TaskJson::from));
+impl From<&RunRecord> for RunData {
+    fn from(r: &RunRecord) -> Self {
         RunData {
-            run_id: st.run_id.clone(),
-            tasks,
-            summary: st.summary.clone(),
-        }
-    }
-
-    /// The final envelope: ok when the run finished with nothing failed, errored or
-    /// interrupted; `error` explains otherwise. `error` overrides (the run itself broke).
-    pub fn envelope(&self, error: Option<ErrorBody>) -> Envelope<RunData> {
-        let data = self.data();
-        if let Some(e) = error {
-            return Envelope::failure(e.code, e.message, data);
-        }
-        let summary = self
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .summary
-            .clone();
-        match summary {
-            None => Envelope::failure("internal", "the run ended without a summary", data),
-            Some(s) if s.interrupted => {
-                Envelope::failure("interrupted", "the run was interrupted", data)
-            }
-            Some(s) if !s.ok() => {
-                let n = s.failed + s.errored;
-                let noun = if n == 1 { "task" } else { "tasks" };
-                Envelope::failure(
-                    "tasks_failed",
-                    format!("{n} {noun} failed or errored"),
-                    data,
-                )
-            }
-            Some(_) => Envelope::success(data),
+            run_id: r.run_id.clone(),
+            outcome: r.outcome().to_string(),
+            started_at_ms: r.started_at_ms,
+            finished_at_ms: r.finished_at_ms,
+            jobs: r.jobs,
+            summary: r.summary.clone(),
+            tasks: r.tasks.iter().map(TaskJson::from).collect(),
         }
     }
 }
 
-impl EventSink for JsonReporter {
-    fn emit(&self, event: &Event) {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        match event {
-            Event::RunStarted { run_id, tasks, .. } => {
-                st.run_id = Some(run_id.clone());
-                st.order = tasks.clone();
-            }
-            Event::TaskFinished(r) => {
-                st.reports.insert(r.task.clone(), r.clone());
-            }
-            Event::RunFinished(s) => st.summary = Some(s.clone()),
-            _ => {}
+/// The envelope that ends `sykli run --json`: `ok` unless the run was interrupted or never
+/// finished; failed tasks are `ok: true` with the failures in `data.tasks` (exit code 1).
+pub fn run_envelope(record: Option<&RunRecord>) -> Envelope {
+    let Some(record) = record else {
+        return Envelope::failure("internal", "the run did not start", Value::Null);
+    };
+    let data = to_data(&RunData::from(record));
+    match &record.summary {
+        None => Envelope::failure("internal", "the run ended without a summary", data),
+        Some(s) if s.interrupted => {
+            Envelope::failure("interrupted", "the run was interrupted", data)
         }
+        Some(_) => Envelope::success(data),
     }
+}
+
+/// `data` as a JSON value; a value that cannot be serialised (never expected) becomes null.
+pub fn to_data<T: Serialize>(data: &T) -> Value {
+    serde_json::to_value(data).unwrap_or(Value::Null)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn envelope_of_a_failed_run() {
-        let rep = JsonReporter::new();
-        rep.emit(&Event::RunStarted {
+    fn record(failed: usize, interrupted: bool) -> RunRecord {
+        let task = |name: &str, status| TaskRecord {
+            name: name.into(),
+            status,
+            duration_ms: 5,
+            attempts: 1,
+            exit_code: Some(if status == Some(TaskStatus::Failed) {
+                1
+            } else {
+                0
+            }),
+            message: None,
+            started_at_ms: Some(1),
+            executor: Some("process".into()),
+        };
+        RunRecord {
+            format: 1,
             run_id: "r".into(),
-            tasks: vec!["a".into(), "b".into()],
-            jobs: 1,
-            started_at_ms: 0,
-        });
-        for (t, s) in [("b", TaskStatus::Failed), ("a", TaskStatus::Passed)] {
-            rep.emit(&Event::TaskFinished(TaskReport {
-                task: t.into(),
-                status: s,
-                exit_code: Some(if s == TaskStatus::Failed { 1 } else { 0 }),
-                duration_ms: 5,
-                attempts: 1,
-                message: None,
-            }));
+            started_at_ms: 1,
+            finished_at_ms: Some(10),
+            jobs: 2,
+            summary: Some(RunSummary {
+                run_id: "r".into(),
+                passed: 0,
+                cached: 1,
+                failed,
+                errored: 0,
+                blocked: 0,
+                skipped: 0,
+                duration_ms: 9,
+                interrupted,
+            }),
+            tasks: vec![
+                task("a", Some(TaskStatus::Cached)),
+                task("b", Some(TaskStatus::Failed)),
+            ],
         }
-        rep.emit(&Event::RunFinished(RunSummary {
-            run_id: "r".into(),
-            passed: 1,
-            cached: 0,
-            failed: 1,
-            errored: 0,
-            blocked: 0,
-            skipped: 0,
-            duration_ms: 9,
-            interrupted: false,
-        }));
-        let v: Value = serde_json::from_str(&rep.envelope(None).to_line()).unwrap();
-        assert_eq!(v["ok"], false);
-        assert_eq!(v["version"], "1");
-        assert_eq!(v["error"]["code"], "tasks_failed");
-        assert_eq!(v["data"]["tasks"][0]["name"], "a");
-        assert_eq!(v["data"]["tasks"][1]["status"], "failed");
-        assert_eq!(v["data"]["tasks"][1]["exit_code"], 1);
-        assert_eq!(v["data"]["summary"]["failed"], 1);
+    }
+
+    #[test]
+    fn a_failed_run_is_ok_with_the_failures_in_data() {
+        let line = run_envelope(Some(&record(1, false))).to_line();
+        let v: Envelope<RunData> = serde_json::from_str(&line).unwrap();
+        assert!(v.ok);
+        assert_eq!(v.error, None);
+        assert_eq!(v.data.outcome, "failed");
+        assert!(v.data.tasks[0].cached);
+        assert_eq!(v.data.tasks[1].status, Some(TaskStatus::Failed));
+        assert!(!v.data.tasks[1].cached);
+        assert_eq!(v.data.tasks[1].exit_code, Some(1));
+    }
+
+    #[test]
+    fn an_interrupted_run_is_not_ok_and_keeps_its_data() {
+        let v = run_envelope(Some(&record(0, true)));
+        assert!(!v.ok);
+        assert_eq!(v.error.unwrap().code, "interrupted");
+        assert_eq!(v.data["outcome"], "interrupted");
+    }
+
+    #[test]
+    fn every_error_code_is_documented() {
+        let doc = include_str!("../../../docs/json.md");
+        for code in ERROR_CODES {
+            assert!(
+                doc.contains(&format!("| `{code}` |")),
+                "docs/json.md has no row for error code `{code}`"
+            );
+        }
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! - [`TerminalReporter`]: a live view of running tasks on a terminal, plain lines otherwise;
 //!   the output of failed tasks, the detail line and the final `sykli: ...` line.
-//! - [`JsonReporter`]: collects the run and renders one `--json` envelope at the end.
+//! - [`Envelope`]: the one JSON document every `--json` command prints (`docs/json.md`),
+//!   and [`RunData`], a run as `sykli run --json`, `sykli report` and `sykli history` show it.
 //! - [`Fanout`]: sends every event to several sinks.
 
 mod fanout;
@@ -15,5 +16,5 @@ mod terminal;
 
 pub use fanout::Fanout;
 pub use format::{detail_line, final_line, format_duration};
-pub use json::{Envelope, ErrorBody, JsonReporter, RunData, TaskJson};
+pub use json::{ERROR_CODES, Envelope, ErrorBody, RunData, TaskJson, run_envelope, to_data};
 pub use terminal::{TerminalOptions, TerminalReporter};

@@ -167,5 +167,11 @@ fn wire_task(reg: &TaskRegistration, native_command: &impl Fn(&str) -> String) -
     task.prefer = reg.prefer;
     task.cache = reg.no_cache.then_some(false);
     task.target = reg.target.map(str::to_string);
+    task.background =
+        reg.background
+            .map(|(ready, ready_timeout)| sykli_runtime::graph::Background {
+                ready: ready.to_string(),
+                ready_timeout,
+            });
     task
 }

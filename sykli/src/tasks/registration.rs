@@ -69,6 +69,8 @@ pub struct TaskRegistration {
     pub container: Option<&'static str>,
     /// `no_cache`.
     pub no_cache: bool,
+    /// `background = ".."` (the ready check) and `ready_timeout` in seconds.
+    pub background: Option<(&'static str, u64)>,
 }
 
 inventory::collect!(TaskRegistration);

@@ -293,6 +293,15 @@ impl Executor for DockerExecutor {
                     ),
                 );
             };
+            if req.background.is_some() {
+                return ExecOutcome::errored(
+                    "choosing an executor",
+                    format!(
+                        "task `{}` is a background task; the docker executor does not run host services",
+                        req.task
+                    ),
+                );
+            }
             if io.cancel.is_cancelled() {
                 return ExecOutcome::Cancelled;
             }

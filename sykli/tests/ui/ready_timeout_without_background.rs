@@ -1,0 +1,4 @@
+#[sykli::task(cmd = "dockerd", ready_timeout = 30)]
+fn engine() {}
+
+fn main() {}
