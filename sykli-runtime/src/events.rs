@@ -24,6 +24,17 @@ pub enum Event {
         /// Start time, milliseconds since the Unix epoch.
         started_at_ms: u64,
     },
+    /// Where a task was placed, when a placement setting (`target`, `remote`, `prefer`) was
+    /// involved: e.g. `prefer: remote` that fell back to this machine says so here. Comes
+    /// before the task's first `TaskStarted`.
+    TaskPlaced {
+        /// Task name.
+        task: String,
+        /// The executor it runs on.
+        executor: String,
+        /// Why, in one line.
+        reason: String,
+    },
     /// An attempt of a task started.
     TaskStarted {
         /// Task name.

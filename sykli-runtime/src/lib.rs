@@ -1,11 +1,14 @@
 //! The sykli runtime: the task graph model, validation, planning, scheduling, executors and
 //! the content-addressed cache.
 //!
-//! Data flows one way: [`graph`] (wire types, validation) -> [`scheduler`] ->
-//! [`exec`] (executors) -> [`events`] -> reporters.
+//! Data flows one way: [`graph`] (wire types, validation) -> [`plan`] (what runs, where,
+//! under which cache key) -> [`scheduler`] -> [`exec`] (executors, by name in an
+//! [`exec::ExecutorRegistry`]) -> [`events`] -> reporters.
 //!
 //! The main types: [`graph::Graph`] (what an SDK emitted), [`graph::ValidGraph`] (what runs),
-//! [`RunConfig`] and [`run`] (the scheduler), [`exec::Executor`] (one trait for every
+//! [`plan::Plan`] (what happens to each task, where, under which cache key),
+//! [`scheduler::RunBuilder`] (the one way a run is configured), [`RunConfig`] and [`run`]
+//! (the scheduler), [`exec::Executor`] (one trait for every
 //! backend: [`exec::process::ProcessExecutor`], [`exec::native::NativeExecutor`], containers,
 //! remote), [`Event`] / [`EventSink`] (how a run is observed), [`TaskCtx`] (what a native task
 //! function receives).
@@ -52,6 +55,7 @@ pub mod exec;
 pub mod graph;
 pub mod logs;
 pub mod paths;
+pub mod plan;
 pub mod redact;
 pub mod scheduler;
 pub mod secrets;

@@ -21,7 +21,9 @@
 //!
 //! Tasks run with the build script's environment (`OUT_DIR`, `TARGET`, `PROFILE`, ...), with
 //! the package directory (`CARGO_MANIFEST_DIR`) as project root. Run state and logs go to
-//! `$OUT_DIR/sykli`, never into the source tree. Task output is forwarded to stderr, which
+//! `$OUT_DIR/sykli`, never into the source tree. The run is configured by the same builder
+//! as `sykli run` (the local cache, the container executor, native tasks cached on the
+//! build script's identity). Task output is forwarded to stderr, which
 //! cargo shows when the build script fails.
 
 use std::fmt;
@@ -32,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use sykli_runtime::events::{Event, EventSink, RunSummary};
 use sykli_runtime::exec::native::NativeRegistry;
 use sykli_runtime::graph::ValidationErrors;
-use sykli_runtime::scheduler::{self, RunConfig, RunError, Signals};
+use sykli_runtime::scheduler::{self, RunError, Signals};
 
 use crate::pipeline::Pipeline;
 use crate::tasks::{self, CollectError};
@@ -180,12 +182,18 @@ pub fn run(pipeline: &Pipeline, natives: NativeRegistry) -> Result<RunSummary, B
         .map(PathBuf::from)
         .or_else(|| std::env::current_dir().ok())
         .unwrap_or_else(|| PathBuf::from("."));
-    let mut config = RunConfig::new(&root);
+    // The same builder as `sykli run`: the local cache and the container executor included.
+    let mut builder = crate::cli::run::builder_for(&root, &crate::cli::RunOptions::default())
+        .signals(Signals::Noop)
+        .native(natives);
     if let Some(out) = std::env::var_os("OUT_DIR") {
-        config.state_dir = PathBuf::from(out).join("sykli");
+        builder = builder.state_dir(PathBuf::from(out).join("sykli"));
     }
-    config.signals = Signals::Noop;
-    config.native = natives;
+    let built = builder.build();
+    for w in &built.warnings {
+        eprintln!("warning: {w}");
+    }
+    let config = built.config;
     let log_dir = config.log_dir();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -30,7 +30,7 @@ use sykli_runtime::scheduler::{RunError, Signals};
 
 use crate::Pipeline;
 use crate::cli::RunOptions;
-use crate::cli::run::{Ui, config_for, execute, run_blocking, run_reported};
+use crate::cli::run::{Ui, build_config, builder_for, execute, run_blocking, run_reported};
 
 /// The arguments a pipeline binary accepts.
 #[derive(Debug, Parser)]
@@ -205,6 +205,12 @@ impl Runner {
         self
     }
 
+    /// Run every task even when a cached result exists.
+    pub fn no_cache(mut self) -> Self {
+        self.options.no_cache = true;
+        self
+    }
+
     /// Show every task's output as it is printed.
     pub fn verbose(mut self) -> Self {
         self.options.verbose = true;
@@ -229,9 +235,11 @@ impl Runner {
     /// Runs inside the caller's tokio runtime.
     pub async fn run_async(self) -> Result<RunSummary, RunnerError> {
         let valid = validate(&self.graph).map_err(RunnerError::Invalid)?;
-        let mut config = config_for(&self.project_root, &self.options);
-        config.signals = self.signals;
-        config.native = self.native;
+        let config = build_config(
+            builder_for(&self.project_root, &self.options)
+                .signals(self.signals)
+                .native(self.native),
+        );
         let ui = if self.quiet {
             Ui::Quiet
         } else {

@@ -138,11 +138,12 @@ impl crate::scheduler::TaskCache for LocalCache {
             match found {
                 Some((hit, log)) => {
                     self.record(&name, hit.output_digests());
-                    let outputs = query
-                        .task
+                    // Every stored output: declared ones and those a native task recorded.
+                    let outputs = hit
+                        .result
                         .outputs
                         .iter()
-                        .map(|(n, p)| (n.clone(), query.workdir.join(p)))
+                        .map(|(n, t)| (n.clone(), query.workdir.join(&t.path)))
                         .collect::<BTreeMap<String, PathBuf>>();
                     Ok(CacheLookup::Hit(CacheHit {
                         outputs,
@@ -164,11 +165,11 @@ impl crate::scheduler::TaskCache for LocalCache {
     fn store<'a>(
         &'a self,
         query: CacheQuery<'a>,
-        _outputs: &'a BTreeMap<String, PathBuf>,
+        outputs: &'a BTreeMap<String, PathBuf>,
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let name = query.task.name.clone();
-            if query.task.outputs.is_empty() && super::key::never_cached(query.task).is_some() {
+            if outputs.is_empty() && super::key::never_cached(query.task).is_some() {
                 // Nothing to store and no outputs for dependents to be keyed on.
                 return Ok(());
             }
@@ -179,7 +180,15 @@ impl crate::scheduler::TaskCache for LocalCache {
                 .remove(&name);
             let inner = self.inner.clone();
             let workdir = query.workdir.to_path_buf();
-            let declared = query.task.outputs.clone();
+            // Declared outputs plus those the task recorded while running (native
+            // `TaskCtx::output`), relative to the workdir.
+            // A recorded path replaces the declared one of the same name.
+            let mut declared = query.task.outputs.clone();
+            for (n, abs) in outputs {
+                if let Ok(rel) = abs.strip_prefix(query.workdir) {
+                    declared.insert(n.clone(), rel.to_string_lossy().into_owned());
+                }
+            }
             let log = query.log_path.to_path_buf();
             let digests = blocking(move || match keyed {
                 Some(Keyed::Cacheable { key, manifest }) => {

@@ -7,11 +7,22 @@
 //!
 //! An executor reports *how the attempt ended* ([`ExecOutcome`]); mapping that to a
 //! [`TaskStatus`](crate::TaskStatus) (retries, success criteria) is the scheduler's job.
+//!
+//! Executors are registered by name with labels in an [`ExecutorRegistry`]; the plan
+//! ([`crate::plan`]) places each task on one of them (`target`, `remote`, `prefer`,
+//! `requires`), and the run stacks its result cache around the chosen one. To add an
+//! executor: implement [`Executor`], wrap it in an [`ExecutorEntry`] (`local` or `remote`,
+//! with the [`WorkKind`]s it runs and its labels) and register it; nothing else changes.
 
 mod background;
 pub mod native;
 pub mod process;
+mod registry;
 mod simple_command;
+
+pub use registry::{
+    ExecutorEntry, ExecutorRegistry, LOCAL_LABEL, REMOTE_LABEL, RegistryError, WorkKind,
+};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -184,10 +195,30 @@ pub trait Executor: Send + Sync {
     /// process, container or network behind when it returns.
     fn execute<'a>(&'a self, req: &'a ExecRequest, io: ExecIo) -> BoxFuture<'a, ExecOutcome>;
 
+    /// Runs the attempt like [`Executor::execute`], also returning the outputs the task
+    /// recorded while it ran (a native task's `TaskCtx::output`). Default: none recorded.
+    fn execute_recorded<'a>(&'a self, req: &'a ExecRequest, io: ExecIo) -> BoxFuture<'a, Executed> {
+        Box::pin(async move {
+            Executed {
+                outcome: self.execute(req, io).await,
+                recorded: BTreeMap::new(),
+            }
+        })
+    }
+
     /// Called once when the run ends (also after a cancelled run): releases what the
     /// executor keeps for the run's lifetime, such as background tasks' processes. The
     /// default has nothing to release.
     fn shutdown(&self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }
+}
+
+/// One attempt's result as [`Executor::execute_recorded`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Executed {
+    /// How the attempt ended.
+    pub outcome: ExecOutcome,
+    /// Outputs the task recorded while running, name -> absolute path.
+    pub recorded: BTreeMap<String, PathBuf>,
 }

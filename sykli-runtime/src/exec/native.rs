@@ -413,6 +413,17 @@ impl Executor for NativeExecutor {
     fn execute<'a>(&'a self, req: &'a ExecRequest, io: ExecIo) -> BoxFuture<'a, ExecOutcome> {
         Box::pin(async move { self.run(req, io).await.0 })
     }
+
+    fn execute_recorded<'a>(
+        &'a self,
+        req: &'a ExecRequest,
+        io: ExecIo,
+    ) -> BoxFuture<'a, super::Executed> {
+        Box::pin(async move {
+            let (outcome, recorded) = self.run(req, io).await;
+            super::Executed { outcome, recorded }
+        })
+    }
 }
 
 fn list_or_none(names: &[&str]) -> String {

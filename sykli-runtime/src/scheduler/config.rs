@@ -9,9 +9,11 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::TaskCache;
-use crate::exec::Executor;
-use crate::exec::native::NativeRegistry;
-use crate::graph::ConditionContext;
+use crate::exec::native::{NativeExecutor, NativeRegistry};
+use crate::exec::process::ProcessExecutor;
+use crate::exec::{ExecutorEntry, ExecutorRegistry, WorkKind};
+use crate::graph::{ConditionContext, ValidGraph};
+use crate::plan::{Plan, PlanError, PlanOptions};
 
 /// How the run reacts to Ctrl-C and SIGTERM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -58,11 +60,14 @@ pub struct RunConfig {
     pub history: HashMap<String, Duration>,
     /// Functions for `native` tasks.
     pub native: NativeRegistry,
-    /// The executor for tasks with a `container`; without one such tasks are `errored`.
-    pub container: Option<Arc<dyn Executor>>,
+    /// Executors tasks may be placed on besides the built-in `process` and `native` ones
+    /// (a container engine, remote executors, plugins), in placement order after them.
+    /// Without one that runs containers, tasks with a `container` are `errored`.
+    pub executors: ExecutorRegistry,
     /// Delay before the first retry; each later retry waits twice as long. Default 1 s.
     pub retry_backoff: Duration,
-    /// A result cache, consulted before and fed after each task.
+    /// A result cache, stacked around every executor: consulted before a task runs and fed
+    /// after it passes.
     pub cache: Option<Arc<dyn TaskCache>>,
 }
 
@@ -80,10 +85,7 @@ impl fmt::Debug for RunConfig {
             .field("signals", &self.signals)
             .field("context", &self.context)
             .field("native", &self.native)
-            .field(
-                "container",
-                &self.container.as_ref().map(|c| c.name().to_owned()),
-            )
+            .field("executors", &self.executors.names())
             .field("retry_backoff", &self.retry_backoff)
             .field("cache", &self.cache.is_some())
             .finish_non_exhaustive()
@@ -109,10 +111,58 @@ impl RunConfig {
             context: None,
             history: HashMap::new(),
             native: NativeRegistry::new(),
-            container: None,
+            executors: ExecutorRegistry::new(),
             retry_backoff: Duration::from_secs(1),
             cache: None,
         }
+    }
+
+    /// Every executor of this run, in placement order: `process` (commands on this
+    /// machine), `native` (this process's functions), then [`RunConfig::executors`]. Both the
+    /// scheduler and `sykli explain` place tasks on this registry.
+    pub fn registry(&self) -> ExecutorRegistry {
+        let process = ProcessExecutor::new().with_escalation(self.kill.clone());
+        let native = NativeExecutor::new(self.native.clone(), process.clone());
+        let mut all = ExecutorRegistry::new();
+        all.replace(ExecutorEntry::local(
+            Arc::new(process),
+            &[WorkKind::Command],
+            Vec::<String>::new(),
+        ));
+        all.replace(ExecutorEntry::local(
+            Arc::new(native),
+            &[WorkKind::Native],
+            Vec::<String>::new(),
+        ));
+        for e in self.executors.entries() {
+            all.replace(e.clone());
+        }
+        all
+    }
+
+    /// The plan of `graph` in this run, on `executors` (from [`RunConfig::registry`]): the
+    /// filter, the condition context (detected when [`RunConfig::context`] is `None`), the
+    /// native functions and whether a cache is configured. The scheduler runs exactly this;
+    /// `sykli explain` prints it.
+    pub fn plan(
+        &self,
+        graph: &ValidGraph,
+        executors: &ExecutorRegistry,
+    ) -> Result<Plan, PlanError> {
+        let context = self
+            .context
+            .clone()
+            .unwrap_or_else(|| crate::context::RunContext::detect(&self.project_root));
+        crate::plan::plan(
+            graph,
+            &PlanOptions {
+                filter: &self.filter,
+                context: &context,
+                executors,
+                native: &self.native,
+                cache: self.cache.is_some(),
+            },
+        )
     }
 
     /// The directory this run's logs go to.

@@ -10,17 +10,17 @@ use tokio_util::sync::CancellationToken;
 
 use super::RunError;
 use super::config::{RunConfig, Signals};
+use super::stack::Stacked;
 use super::task::{Shared, TaskDone, run_task};
 use crate::TaskStatus;
-use crate::context::RunContext;
 use crate::events::{Event, EventSink, RunSummary, TaskReport};
-use crate::exec::Executor;
-use crate::exec::native::NativeExecutor;
-use crate::exec::process::ProcessExecutor;
-use crate::graph::{ValidGraph, condition};
+use crate::exec::ExecutorRegistry;
+use crate::graph::ValidGraph;
+use crate::plan::{Decision, Plan, PlanError};
 use crate::redact::SecretSet;
 
-/// Runs `graph` with `config`, reporting every step to `sink`, and returns the counts.
+/// Plans `graph` ([`RunConfig::plan`]) and runs the plan with `config`, reporting every step
+/// to `sink`, and returns the counts.
 ///
 /// Task failures are statuses in the summary; `Err` means the run could not be carried out
 /// (unknown filter name, unwritable state directory, signal handlers).
@@ -30,7 +30,44 @@ pub async fn run(
     sink: Arc<dyn EventSink>,
 ) -> Result<RunSummary, RunError> {
     let started = Instant::now();
-    let selected = select(graph, &config.filter)?;
+    let registry = config.registry();
+    let plan = config.plan(graph, &registry).map_err(|e| match e {
+        PlanError::UnknownFilter { name, suggestion } => {
+            RunError::UnknownFilter { name, suggestion }
+        }
+    })?;
+    run_plan(graph, plan, &registry, config, sink, started).await
+}
+
+/// Runs a plan made beforehand (to show it, or keep it) with
+/// `config.plan(graph, &registry)`, on that same `registry`.
+pub async fn run_planned(
+    graph: &ValidGraph,
+    plan: Plan,
+    registry: &ExecutorRegistry,
+    config: RunConfig,
+    sink: Arc<dyn EventSink>,
+) -> Result<RunSummary, RunError> {
+    let registered = registry.names();
+    if plan.len() != graph.len() || plan.executors() != registered.as_slice() {
+        return Err(RunError::PlanMismatch {
+            planned_on: plan.executors().to_vec(),
+            registered: registered.into_iter().map(str::to_owned).collect(),
+        });
+    }
+    run_plan(graph, plan, registry, config, sink, Instant::now()).await
+}
+
+/// Runs `plan` (made for `graph` on `registry`).
+async fn run_plan(
+    graph: &ValidGraph,
+    plan: Plan,
+    registry: &ExecutorRegistry,
+    config: RunConfig,
+    sink: Arc<dyn EventSink>,
+    started: Instant,
+) -> Result<RunSummary, RunError> {
+    let selected: Vec<bool> = (0..graph.len()).map(|i| plan.selected(i)).collect();
     let log_dir = config.log_dir();
     std::fs::create_dir_all(&log_dir).map_err(|source| RunError::StateDir {
         path: log_dir.clone(),
@@ -44,10 +81,6 @@ pub async fn run(
         )?),
         Signals::Noop => None,
     };
-    let context = config
-        .context
-        .clone()
-        .unwrap_or_else(|| RunContext::detect(&config.project_root));
     let mask = SecretSet::new(
         graph
             .graph()
@@ -55,7 +88,6 @@ pub async fn run(
             .iter()
             .flat_map(crate::secrets::known_values),
     );
-    let process = ProcessExecutor::new().with_escalation(escalate.clone());
     let jobs = config.jobs.max(1);
     let n = graph.len();
 
@@ -71,12 +103,11 @@ pub async fn run(
             .map_or(0, |d| d.as_millis() as u64),
     });
 
+    let plan = Arc::new(plan);
     let shared = Arc::new(Shared {
         graph: Arc::new(graph.clone()),
-        native: NativeExecutor::new(config.native.clone(), process.clone()),
-        process,
-        container: config.container.clone(),
-        cache: config.cache.clone(),
+        plan: plan.clone(),
+        executors: Stacked::all(registry, config.cache.clone()),
         mask: std::sync::Mutex::new(Arc::new(mask)),
         events: sink.clone(),
         log_dir,
@@ -112,7 +143,7 @@ pub async fn run(
         first_failure: None,
         stop_starting: false,
         keep_going: config.keep_going,
-        context,
+        plan: &plan,
     };
 
     for (i, &sel) in selected.iter().enumerate() {
@@ -192,10 +223,10 @@ pub async fn run(
         }
     }
     // The run is over: background tasks stop now (a second Ctrl-C meanwhile cuts their grace
-    // period short through the process executor's escalation token).
-    shared.process.shutdown().await;
-    if let Some(c) = &shared.container {
-        c.shutdown().await;
+    // period short through the process executor's escalation token). Every executor of the
+    // run is told, in registration order.
+    for e in &shared.executors {
+        e.shutdown().await;
     }
     if let Some(t) = signal_task {
         t.abort();
@@ -222,35 +253,40 @@ struct Dispatcher<'a> {
     first_failure: Option<usize>,
     stop_starting: bool,
     keep_going: bool,
-    context: crate::graph::ConditionContext,
+    plan: &'a Plan,
 }
 
 impl Dispatcher<'_> {
-    /// A task whose dependencies all succeeded: settles what needs no execution (a false
-    /// condition) into a report, else queues the task.
+    /// A task whose dependencies all succeeded: settles what the plan decided needs no
+    /// execution (a false condition, an error) into a report, else queues the task.
     fn admit(&mut self, i: usize) -> Option<TaskReport> {
-        let task = self.graph.task(i);
-        if let Some(expr) = task.condition_expr() {
-            match condition::parse(expr) {
-                Ok(c) if c.evaluate(&self.context) => {}
-                Ok(_) => {
-                    return Some(self.report(
-                        i,
-                        TaskStatus::Skipped,
-                        format!("condition `{expr}` is false"),
-                    ));
-                }
-                Err(e) => {
-                    return Some(self.report(
-                        i,
-                        TaskStatus::Errored,
-                        format!("condition `{expr}` does not parse: {}", e.summary()),
-                    ));
-                }
+        match &self.plan.task(i).decision {
+            Decision::Run => {
+                self.ready.push((self.priority[i], Reverse(i)));
+                None
             }
+            Decision::Skip => {
+                let expr = self.graph.task(i).condition_expr().unwrap_or_default();
+                Some(self.report(
+                    i,
+                    TaskStatus::Skipped,
+                    format!("condition `{expr}` is false"),
+                ))
+            }
+            Decision::Error { message } => {
+                Some(self.report(i, TaskStatus::Errored, message.clone()))
+            }
+            // Never admitted: a dependency does not succeed. Settled as the plan says.
+            Decision::Blocked { dependency } => Some(self.report(
+                i,
+                TaskStatus::Blocked,
+                format!(
+                    "dependency `{}` did not succeed",
+                    self.graph.task(*dependency).name
+                ),
+            )),
+            Decision::NotSelected => None,
         }
-        self.ready.push((self.priority[i], Reverse(i)));
-        None
     }
 
     /// Admits a task whose dependencies all succeeded, settling it at once if it needs no run.
@@ -349,39 +385,6 @@ impl Dispatcher<'_> {
             }
         }
     }
-}
-
-/// Which tasks run: all, or the filtered ones plus everything they depend on.
-fn select(graph: &ValidGraph, filter: &[String]) -> Result<Vec<bool>, RunError> {
-    let n = graph.len();
-    if filter.is_empty() {
-        return Ok(vec![true; n]);
-    }
-    let mut selected = vec![false; n];
-    let mut stack = Vec::new();
-    for name in filter {
-        let Some(i) = graph.index_of(name) else {
-            let suggestion = graph
-                .graph()
-                .tasks
-                .iter()
-                .map(|t| (strsim::jaro_winkler(name, &t.name), &t.name))
-                .filter(|(s, _)| *s >= 0.8)
-                .max_by(|a, b| a.0.total_cmp(&b.0))
-                .map(|(_, n)| n.clone());
-            return Err(RunError::UnknownFilter {
-                name: name.clone(),
-                suggestion,
-            });
-        };
-        stack.push(i);
-    }
-    while let Some(i) = stack.pop() {
-        if !std::mem::replace(&mut selected[i], true) {
-            stack.extend_from_slice(graph.deps(i));
-        }
-    }
-    Ok(selected)
 }
 
 /// Longest remaining path from each task to the end of the graph, each task weighted by its

@@ -1,4 +1,8 @@
-//! The scheduler: runs a validated graph on this machine.
+//! The scheduler: runs a validated graph's [plan](crate::plan) on the executors of the run.
+//!
+//! [`run`] plans the graph ([`crate::plan::plan`]: selection, conditions, placement) and
+//! then carries the plan out; it decides none of that itself. Each task goes to the
+//! executor stack the plan chose (the executor with the result cache around it).
 //!
 //! One dispatcher loop ([`run`]) owns all ordering: it `select!`s over task completions,
 //! cancellation and signals, and starts a task the moment its dependencies have succeeded and
@@ -30,15 +34,18 @@
 //!
 //! [`TaskLog`]: crate::logs::TaskLog
 
+mod builder;
 mod cache_hook;
 mod config;
 mod dispatch;
 mod gate;
+mod stack;
 mod task;
 
+pub use builder::{BuiltRun, CacheChoice, RunBuilder, native_identity};
 pub use cache_hook::{CacheHit, CacheLookup, CacheQuery, TaskCache};
 pub use config::{RunConfig, Signals, new_run_id};
-pub use dispatch::run;
+pub use dispatch::{run, run_planned};
 pub use task::task_env;
 
 use std::path::PathBuf;
@@ -66,4 +73,16 @@ pub enum RunError {
     /// Ctrl-C / SIGTERM handlers could not be installed.
     #[error("failed to install signal handlers")]
     Signals(#[source] std::io::Error),
+    /// [`run_planned`] got a plan made for another graph or other executors.
+    #[error(
+        "failed to run the plan: it was made for executors [{}], the run has [{}] (or for another graph)",
+        planned_on.join(", "),
+        registered.join(", ")
+    )]
+    PlanMismatch {
+        /// The executors the plan placed tasks on.
+        planned_on: Vec<String>,
+        /// The run's executors.
+        registered: Vec<String>,
+    },
 }

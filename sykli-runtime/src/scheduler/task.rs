@@ -8,19 +8,19 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::cache_hook::{CacheLookup, CacheQuery, TaskCache};
+use super::cache_hook::{CacheLookup, CacheQuery};
 use super::gate;
+use super::stack::Stacked;
 use crate::TaskStatus;
 use crate::events::{Event, EventSink, TaskReport};
-use crate::exec::native::NativeExecutor;
-use crate::exec::process::ProcessExecutor;
 use crate::exec::{
     Action, BackgroundSpec, ContainerMount, ContainerSpec, ExecIo, ExecOutcome, ExecRequest,
-    Executor, MountSource, OutputSink, OutputStream, ServiceSpec,
+    Executed, MountSource, OutputSink, OutputStream, ServiceSpec, WorkKind,
 };
 use crate::graph::{MountKind, Resource, SuccessCriterion, Task, ValidGraph};
 use crate::logs::{TaskLog, log_file_name};
 use crate::paths;
+use crate::plan::Plan;
 use crate::redact::SecretSet;
 
 /// Longest wait between two attempts.
@@ -32,10 +32,10 @@ pub(super) type Outputs = Arc<BTreeMap<String, PathBuf>>;
 /// What every task of a run shares.
 pub(super) struct Shared {
     pub graph: Arc<ValidGraph>,
-    pub process: ProcessExecutor,
-    pub native: NativeExecutor,
-    pub container: Option<Arc<dyn Executor>>,
-    pub cache: Option<Arc<dyn TaskCache>>,
+    /// The plan: placement and decisions of every task.
+    pub plan: Arc<Plan>,
+    /// The executors with the run's layers around them, by registry index.
+    pub executors: Vec<Stacked>,
     /// Every secret value known so far: environment secrets from the start, file secrets
     /// once their task has read them; masked in the output of every task started afterwards.
     pub mask: Mutex<Arc<SecretSet>>,
@@ -99,22 +99,22 @@ pub(super) async fn run_task(shared: Arc<Shared>, i: usize) -> TaskDone {
     TaskDone { index: i, report }
 }
 
-enum Runner {
-    Process,
-    Native,
-    Container(Arc<dyn Executor>),
-}
-
 async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>) -> End {
     let root = &shared.project_root;
 
-    // What runs it.
-    let (action, runner) = if let Some(g) = &task.gate {
+    // What runs it: the plan decided.
+    let Some(placement) = shared.plan.task(i).placement.as_ref() else {
+        return End::errored("internal error: the plan placed this task nowhere");
+    };
+    let (Some(executor), Some(work)) = (placement.executor, placement.work) else {
         shared.events.emit(&Event::TaskStarted {
             task: task.name.clone(),
             attempt: 1,
             executor: "gate".to_owned(),
         });
+        let Some(g) = &task.gate else {
+            return End::errored("internal error: the plan made a gate of a task without one");
+        };
         let (status, message) = gate::wait(shared, task, g).await;
         if status.is_success() {
             record_outputs(shared, i, BTreeMap::new());
@@ -125,33 +125,24 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
             attempts: 1,
             message,
         };
-    } else if let Some(f) = task
-        .native
-        .as_ref()
-        .filter(|f| task.command.is_none() || shared.native.registry().get(f).is_some())
-    {
-        // In-process when this process has the function; otherwise (e.g. `sykli run` on a
-        // graph a pipeline binary emitted) its `command` runs the function in that binary.
-        (Action::Native(f.clone()), Runner::Native)
-    } else if let Some(command) = &task.command {
-        match (&task.container, &shared.container) {
-            (None, _) => (Action::Shell(command.clone()), Runner::Process),
-            (Some(_), Some(c)) => (Action::Shell(command.clone()), Runner::Container(c.clone())),
-            (Some(image), None) => {
-                return End::errored(format!(
-                    "task needs container image `{image}`, but no container executor is configured"
-                ));
-            }
-        }
-    } else if task.kind.as_deref() == Some("review") {
-        return End::errored("review tasks (kind \"review\") cannot run on the local runtime");
-    } else {
-        return End::errored("task has no command, native function or gate");
     };
+    let stack = &shared.executors[executor];
+    let action = match (work, &task.native, &task.command) {
+        (WorkKind::Native, Some(f), _) => Action::Native(f.clone()),
+        (WorkKind::Command | WorkKind::Container, _, Some(c)) => Action::Shell(c.clone()),
+        _ => return End::errored("internal error: the plan's work does not match the task"),
+    };
+    if placement.by.is_notable() {
+        shared.events.emit(&Event::TaskPlaced {
+            task: task.name.clone(),
+            executor: stack.name().to_owned(),
+            reason: placement.by.to_string(),
+        });
+    }
 
     // Where.
-    let container = match &runner {
-        Runner::Container(_) => match container_spec(shared, task) {
+    let container = match work {
+        WorkKind::Container => match container_spec(shared, task) {
             Ok(c) => Some(c),
             Err(e) => return End::errored(e),
         },
@@ -193,8 +184,9 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
         env.insert(name.clone(), value.expose().to_owned());
     }
 
-    // Cache (never for background tasks: their command is still running when they pass).
-    if let Some(cache) = shared.cache.as_ref().filter(|_| task.background.is_none()) {
+    // Cache, a layer of the stack (never for background tasks: their command is still
+    // running when they pass).
+    if task.background.is_none() {
         let query = CacheQuery {
             task,
             project_root: root,
@@ -202,7 +194,7 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
             env: &env,
             log_path: log.path(),
         };
-        match cache.lookup(query).await {
+        match stack.lookup(query).await {
             Ok(CacheLookup::Hit(hit)) => {
                 if let Some(bytes) = &hit.log {
                     log.write(OutputStream::Stdout, bytes);
@@ -255,11 +247,7 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
         run_id: shared.run_id.clone(),
         background,
     };
-    let executor_name = match &runner {
-        Runner::Process => shared.process.name().to_owned(),
-        Runner::Native => shared.native.name().to_owned(),
-        Runner::Container(c) => c.name().to_owned(),
-    };
+    let executor_name = stack.name().to_owned();
 
     let max_attempts = task.retry.unwrap_or(0).saturating_add(1);
     let mut end;
@@ -276,18 +264,12 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
             // Executors only watch the token; the run's own one is enough (and cheap).
             cancel: shared.cancel.clone(),
         };
-        let (outcome, recorded) = match &runner {
-            Runner::Process => (shared.process.execute(&req, io).await, BTreeMap::new()),
-            Runner::Native => shared.native.run(&req, io).await,
-            Runner::Container(c) => (c.execute(&req, io).await, BTreeMap::new()),
-        };
+        let Executed { outcome, recorded } = stack.execute(&req, io).await;
         let verdict = judge(&outcome, task, &workdir, timeout);
         end = match verdict {
             Ok(code) => match collect_outputs(task, &workdir, recorded) {
                 Ok(outputs) => {
-                    if let Some(cache) = shared.cache.as_ref().filter(|_| task.background.is_none())
-                        && log.flush().is_ok()
-                    {
+                    if stack.records() && task.background.is_none() && log.flush().is_ok() {
                         let query = CacheQuery {
                             task,
                             project_root: root,
@@ -295,7 +277,7 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
                             env: &req.env,
                             log_path: log.path(),
                         };
-                        if let Err(e) = cache.store(query, &outputs).await {
+                        if let Err(e) = stack.passed(query, &outputs).await {
                             log.write(
                                 OutputStream::Stderr,
                                 format!("sykli: cache store failed: {e}\n").as_bytes(),

@@ -204,8 +204,10 @@ impl EventSink for RunRecorder {
                 }
                 self.save(&mut inner);
             }
-            Event::TaskOutput { .. } | Event::TaskRetrying { .. } | Event::TaskCacheMiss { .. } => {
-            }
+            Event::TaskOutput { .. }
+            | Event::TaskRetrying { .. }
+            | Event::TaskCacheMiss { .. }
+            | Event::TaskPlaced { .. } => {}
         }
     }
 }

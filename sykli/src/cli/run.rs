@@ -11,8 +11,8 @@ use clap::Args;
 use sykli_runtime::error_chain;
 use sykli_runtime::events::{EventSink, RunSummary};
 use sykli_runtime::graph::{Graph, ValidGraph, validate};
-use sykli_runtime::scheduler::{self, RunConfig, RunError, Signals};
-use sykli_runtime::state::{self, RunRecorder};
+use sykli_runtime::scheduler::{self, CacheChoice, RunBuilder, RunConfig, RunError, Signals};
+use sykli_runtime::state::RunRecorder;
 
 use super::RunArgs;
 use super::error::{CliError, EXIT_FAILED, EXIT_OK};
@@ -119,11 +119,11 @@ pub(crate) async fn run_reported(
     opts: &RunOptions,
     native: sykli_runtime::exec::native::NativeRegistry,
 ) -> ExitCode {
-    let (valid, mut config) = match prepare(graph, project_root, opts) {
-        Ok(p) => p,
+    let valid = match validate_graph(graph) {
+        Ok(v) => v,
         Err(e) => return e.report(opts.json),
     };
-    config.native = native;
+    let config = build_config(builder_for(project_root, opts).native(native));
     let ui = if opts.json {
         Ui::Json
     } else {
@@ -194,93 +194,31 @@ pub(crate) fn exit_code(summary: &RunSummary) -> ExitCode {
     ExitCode::from(if summary.ok() { EXIT_OK } else { EXIT_FAILED })
 }
 
-/// Validates the graph and turns the options into a [`RunConfig`].
-pub(crate) fn prepare(
-    graph: &Graph,
-    project_root: &Path,
-    opts: &RunOptions,
-) -> Result<(ValidGraph, RunConfig), CliError> {
-    let valid = validate_graph(graph)?;
-    let config = config_for(project_root, opts);
-    Ok((valid, config))
-}
-
-/// The [`RunConfig`] of `opts` for a project: jobs, keep-going, filter, default timeout,
-/// Ctrl-C handling and the durations of earlier runs.
-pub(crate) fn config_for(project_root: &Path, opts: &RunOptions) -> RunConfig {
-    let mut config = RunConfig::new(project_root.to_path_buf());
+/// The [`RunBuilder`] of `opts` for a project: jobs, keep-going, filter, default timeout,
+/// cache, Ctrl-C handling and the durations of earlier runs. Every entry point (this CLI,
+/// `sykli::run`, `sykli::main!`, `sykli::Runner`, build scripts) starts from it.
+pub(crate) fn builder_for(project_root: &Path, opts: &RunOptions) -> RunBuilder {
+    let mut b = RunBuilder::new(project_root.to_path_buf())
+        .keep_going(opts.keep_going)
+        .filter(opts.filter.clone())
+        .default_timeout(opts.timeout.and_then(|t| t.0))
+        .signals(Signals::Standard);
     if let Some(j) = opts.jobs {
-        config.jobs = j.get();
+        b = b.jobs(j.get());
     }
-    config.keep_going = opts.keep_going;
-    config.filter = opts.filter.clone();
-    config.default_timeout = opts.timeout.and_then(|t| t.0);
-    config.signals = Signals::Standard;
-    config.history = state::previous_durations(&config.state_dir);
-    config.container = container_executor();
-    if !opts.no_cache {
-        config.cache = local_cache(project_root);
+    if opts.no_cache {
+        b = b.cache(CacheChoice::Off);
     }
-    config
+    b
 }
 
-/// The local content-addressed cache for a project; a cache that cannot be opened is a
-/// warning, and the run goes on uncached.
-fn local_cache(project_root: &Path) -> Option<Arc<dyn sykli_runtime::scheduler::TaskCache>> {
-    use sykli_runtime::cache::{LocalCache, Store, TaskCache};
-    let root = std::path::absolute(project_root).unwrap_or_else(|_| project_root.to_path_buf());
-    let opened = Store::open_default().and_then(|store| TaskCache::open(store, &root));
-    match opened {
-        Ok(cache) => Some(Arc::new(LocalCache::new(cache))),
-        Err(e) => {
-            eprintln!("warning: running without the cache: {}", error_chain(&e));
-            None
-        }
+/// The [`RunConfig`] a [`RunBuilder`] makes, its warnings printed to stderr.
+pub(crate) fn build_config(builder: RunBuilder) -> RunConfig {
+    let built = builder.build();
+    for w in &built.warnings {
+        eprintln!("warning: {w}");
     }
-}
-
-/// The executor for container tasks: the Docker engine at `DOCKER_HOST` (or the default
-/// socket). Connecting is lazy, so a machine without an engine still runs every task that
-/// has no container; when `DOCKER_HOST` itself is unusable, container tasks are `errored`
-/// with that reason.
-#[cfg(feature = "docker")]
-fn container_executor() -> Option<Arc<dyn sykli_runtime::exec::Executor>> {
-    use sykli_runtime::exec::container::DockerExecutor;
-    match DockerExecutor::connect() {
-        Ok(docker) => Some(Arc::new(docker)),
-        Err(e) => Some(Arc::new(UnavailableEngine(e.to_string()))),
-    }
-}
-
-/// Without the `docker` feature no container executor exists; the scheduler marks container
-/// tasks `errored` saying so.
-#[cfg(not(feature = "docker"))]
-fn container_executor() -> Option<Arc<dyn sykli_runtime::exec::Executor>> {
-    None
-}
-
-/// Stands in for a container engine that cannot be addressed: every attempt is `errored`
-/// with the reason, so the user sees why instead of a generic message.
-#[cfg(feature = "docker")]
-struct UnavailableEngine(String);
-
-#[cfg(feature = "docker")]
-impl sykli_runtime::exec::Executor for UnavailableEngine {
-    fn name(&self) -> &str {
-        "docker"
-    }
-
-    fn execute<'a>(
-        &'a self,
-        _req: &'a sykli_runtime::exec::ExecRequest,
-        _io: sykli_runtime::exec::ExecIo,
-    ) -> futures::future::BoxFuture<'a, sykli_runtime::exec::ExecOutcome> {
-        let outcome = sykli_runtime::exec::ExecOutcome::errored(
-            "connecting to the container engine",
-            &self.0,
-        );
-        Box::pin(async move { outcome })
-    }
+    built.config
 }
 
 /// Validates, turning every error into one exit-2 [`CliError`].

@@ -220,6 +220,18 @@ impl Inner {
                     }
                 }
             }
+            Event::TaskPlaced {
+                task,
+                executor,
+                reason,
+            } => {
+                let text = format!(
+                    "{} {} on {executor}: {reason}",
+                    style(format!("{:>8}", "placed")).dim(),
+                    style(task).bold(),
+                );
+                self.line(&text);
+            }
             Event::TaskCacheMiss { task, reason } => {
                 if self.opts.verbose {
                     let text = format!(
