@@ -5,39 +5,15 @@
 //! orphans), so the tests after it found no engine. A background task keeps its service for
 //! the whole run and stops it when the run ends.
 
+mod common;
+
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Output};
+
 use std::time::Duration;
 
-use serde_json::{Value, json};
-
-fn project(graph: Value) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("sykli.json"),
-        serde_json::to_string_pretty(&graph).unwrap(),
-    )
-    .unwrap();
-    dir
-}
-
-fn sykli(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sykli"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("CI")
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::{project, sykli, text};
+use serde_json::json;
 
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

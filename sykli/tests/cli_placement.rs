@@ -1,37 +1,11 @@
 //! Placement through the real `sykli` binary: `remote`, `requires`, `target`, `prefer`.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
+use common::{project, sykli, text};
 use serde_json::{Value, json};
-
-fn project(graph: Value) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("sykli.json"),
-        serde_json::to_string_pretty(&graph).unwrap(),
-    )
-    .unwrap();
-    dir
-}
-
-fn sykli(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sykli"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("CI")
-        .env("SYKLI_CACHE_DIR", dir.join(".test-cache"))
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// The only run record of the project: `.sykli/runs/<id>.json`.
 fn record(dir: &Path) -> Value {

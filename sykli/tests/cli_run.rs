@@ -1,37 +1,20 @@
 //! `sykli run`, `history` and `logs` through the real binary on temporary projects.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
-use serde_json::{Value, json};
+use common::{project, text};
 
-fn project(graph: Value) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("sykli.json"),
-        serde_json::to_string_pretty(&graph).unwrap(),
-    )
-    .unwrap();
-    dir
-}
-
+/// `sykli` in `dir`, without the secret the secret test sets for its own runs.
 fn sykli(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sykli"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("CI")
+    common::command(dir, args)
         .env_remove("MY_TOKEN")
         .output()
         .unwrap()
 }
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use serde_json::{Value, json};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

@@ -2,29 +2,13 @@
 //! `sykli-runtime/tests/graphs/valid`, made runnable, and generated ones), the decision and
 //! executor explain prints for each task is what the run's record says happened.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use common::{sykli, text};
 use serde_json::{Value, json};
-
-fn sykli(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sykli"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("CI")
-        .env("SYKLI_CACHE_DIR", dir.join(".test-cache"))
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// Makes a graph runnable here without changing what the plan decides: commands create
 /// their declared outputs and succeed, images are the local busybox, gates wait for a file
