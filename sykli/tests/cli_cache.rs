@@ -29,13 +29,10 @@ fn stats_clean_and_path() {
     t.command = Some("make".into());
     t.inputs = vec!["in.txt".into()];
     t.outputs.insert("bin".into(), "out.bin".into());
-    let sykli_runtime::cache::Keyed::Cacheable { key, manifest } =
-        cache.key(&t, &Default::default()).unwrap()
-    else {
-        panic!("cacheable")
-    };
+    let keyed = cache.key(&t, &Default::default()).unwrap();
+    assert!(keyed.key().is_some(), "cacheable");
     cache
-        .store(&key, &manifest, 0, project.path(), &t.outputs, None)
+        .store(&keyed, 0, project.path(), &t.outputs, None)
         .unwrap();
 
     let (ok, out, _) = sykli(cache_dir.path(), &["cache", "path"]);

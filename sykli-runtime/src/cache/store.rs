@@ -26,6 +26,10 @@ use super::CacheError;
 use super::digest::Digest;
 use super::key::KeyManifest;
 
+/// How stale an action result's "last used" time may be before a hit refreshes it: LRU
+/// eviction orders entries to this precision, and a rerun within it writes nothing.
+pub const TOUCH_GRANULARITY: Duration = Duration::from_secs(60);
+
 /// Environment variable overriding the cache location.
 pub const CACHE_DIR_ENV: &str = "SYKLI_CACHE_DIR";
 
@@ -80,6 +84,10 @@ pub struct ActionResult {
     pub log: Option<BlobRef>,
     /// What the key was computed from.
     pub manifest: KeyManifest,
+    /// The REAPI `Action`, `Command` and `Directory` messages of the key, stored as blobs
+    /// (so the store serves as a CAS for them; empty when keyed under another function).
+    #[serde(default)]
+    pub messages: Vec<BlobRef>,
     /// When the entry was stored, in ms since the Unix epoch.
     pub created_unix_ms: u64,
 }
@@ -95,6 +103,7 @@ impl ActionResult {
                 OutputEntry::Symlink { .. } => None,
             })
             .chain(self.log.iter().map(|l| (&l.digest, l.size)))
+            .chain(self.messages.iter().map(|m| (&m.digest, m.size)))
     }
 }
 
@@ -371,20 +380,30 @@ impl Store {
         CacheError::Corrupt { digest: *d }
     }
 
-    /// The action result stored under `key`, marking it used now (for LRU eviction). A
-    /// damaged record is removed and reads as absent.
+    /// The action result stored under `key`, marking it used now (for LRU eviction) unless
+    /// it was marked less than [`TOUCH_GRANULARITY`] ago. A damaged record is removed and
+    /// reads as absent.
     pub fn get_action(&self, key: &Digest) -> Result<Option<ActionResult>, CacheError> {
         let p = self.ac_path(key);
-        let bytes = match fs::read(&p) {
-            Ok(b) => b,
+        let (bytes, used) = match File::open(&p).and_then(|mut f| {
+            let used = f.metadata()?.modified()?;
+            let mut b = Vec::new();
+            f.read_to_end(&mut b)?;
+            Ok((b, used))
+        }) {
+            Ok(r) => r,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(CacheError::io("read", &p, e)),
         };
         match serde_json::from_slice::<ActionResult>(&bytes) {
             Ok(r) => {
                 // Last access is the record's mtime: independent of atime and noatime mounts.
-                if let Ok(f) = File::options().write(true).open(&p) {
-                    let _ = f.set_modified(SystemTime::now());
+                // A hit writes nothing it does not need to: recently marked records are left.
+                let now = SystemTime::now();
+                if now.duration_since(used).unwrap_or_default() >= TOUCH_GRANULARITY
+                    && let Ok(f) = File::options().write(true).open(&p)
+                {
+                    let _ = f.set_modified(now);
                 }
                 Ok(Some(r))
             }
@@ -431,7 +450,8 @@ impl Store {
         }
     }
 
-    /// Records `manifest` as the last one of its task in `project`.
+    /// Records `manifest` as the last one of its task in `project`; writes nothing when it
+    /// already is.
     pub fn set_last_manifest(
         &self,
         project: &str,
@@ -442,6 +462,9 @@ impl Store {
             what: "manifest".into(),
             source: e,
         })?;
+        if fs::read(&p).is_ok_and(|old| old == bytes) {
+            return Ok(());
+        }
         write_atomic_with(&self.tmp(), &p, &bytes, false)
     }
 

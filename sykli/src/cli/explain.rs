@@ -98,7 +98,7 @@ pub fn explain(args: &ExplainArgs) -> Result<(), CliError> {
 /// would restore; behind a dependency that would run, the answer waits for that run.
 fn cache_facts(valid: &ValidGraph, project_root: &std::path::Path, tasks: &mut [TaskExplanation]) {
     use std::collections::HashMap;
-    use sykli_runtime::cache::{Digest, KeyContext, Store, TaskCache};
+    use sykli_runtime::cache::{KeyContext, Produced, Store, TaskCache};
 
     let root = std::path::absolute(project_root).unwrap_or_else(|_| project_root.to_path_buf());
     let cache = match Store::open_default().and_then(|s| TaskCache::open(s, &root)) {
@@ -118,8 +118,8 @@ fn cache_facts(valid: &ValidGraph, project_root: &std::path::Path, tasks: &mut [
         .enumerate()
         .map(|(i, t)| (t.name.clone(), i))
         .collect();
-    // Output digests a hit would restore, by task; `None` for a task that would run.
-    let mut restored: HashMap<String, Option<BTreeMap<String, Digest>>> = HashMap::new();
+    // What a hit would restore, by task; `None` for a task that would run.
+    let mut restored: HashMap<String, Option<Produced>> = HashMap::new();
     for i in valid.topological_order() {
         let task = valid.task(i);
         let Some(&at) = position.get(&task.name) else {
@@ -136,8 +136,8 @@ fn cache_facts(valid: &ValidGraph, project_root: &std::path::Path, tasks: &mut [
                 continue;
             }
             match restored.get(&dep.name) {
-                Some(Some(digests)) => {
-                    dependency_outputs.insert(dep.name.clone(), digests.clone());
+                Some(Some(produced)) => {
+                    dependency_outputs.insert(dep.name.clone(), produced.clone());
                 }
                 _ => waits_for = Some(dep.name.clone()),
             }
@@ -150,13 +150,12 @@ fn cache_facts(valid: &ValidGraph, project_root: &std::path::Path, tasks: &mut [
                 env: sykli_runtime::scheduler::task_env(valid, task),
                 dependency_outputs,
                 native_identity: None,
-                platform: None,
             };
             let answer = cache.key(task, &key_ctx).and_then(|keyed| {
                 Ok(match cache.lookup(&keyed)? {
                     Some(hit) => {
                         let key = hit.key.to_hex();
-                        restored.insert(task.name.clone(), Some(hit.output_digests()));
+                        restored.insert(task.name.clone(), Some(hit.produced()));
                         format!("hit {}", &key[..16])
                     }
                     None => {
