@@ -553,6 +553,8 @@ pub(crate) fn selection(
     };
     let mut set = GlobSetBuilder::new();
     let mut bases: Vec<PathBuf> = Vec::new();
+    // Whether every glob is "everything under a directory" (`dir/**`).
+    let mut whole_dirs = true;
     for glob in globs {
         let g = glob.trim_start_matches("./");
         let p = Path::new(g);
@@ -574,6 +576,9 @@ pub(crate) fn selection(
         } else {
             g.to_owned()
         };
+        whole_dirs &= pattern
+            .strip_suffix("/**")
+            .is_some_and(|dir| !dir.is_empty() && !has_meta(dir));
         let compiled = globset::GlobBuilder::new(&pattern)
             .literal_separator(true)
             .backslash_escape(true)
@@ -591,9 +596,14 @@ pub(crate) fn selection(
         }
         bases.push(base);
     }
-    let set: GlobSet = set
-        .build()
-        .map_err(|e| bad(&globs.join(", "), e.to_string()))?;
+    let set: Option<GlobSet> = if whole_dirs {
+        None
+    } else {
+        Some(
+            set.build()
+                .map_err(|e| bad(&globs.join(", "), e.to_string()))?,
+        )
+    };
     bases.sort();
     bases.dedup();
     let mut roots: Vec<PathBuf> = Vec::new();

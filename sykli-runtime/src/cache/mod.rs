@@ -253,14 +253,8 @@ pub struct Hit {
 impl Hit {
     /// What the hit produces, for the [`KeyContext::dependency_outputs`] of dependents.
     pub fn produced(&self) -> Produced {
-        let m = &self.result.manifest;
         Produced {
-            // A container task runs at the project root on the host.
-            workdir: Some(if m.image.is_some() {
-                String::new()
-            } else {
-                m.workdir.clone()
-            }),
+            workdir: Some(self.result.workdir.clone()),
             outputs: self.result.outputs.clone(),
         }
     }
@@ -371,10 +365,14 @@ impl TaskCache {
         let Some(result) = self.store.get_action(key)? else {
             return Ok(None);
         };
-        if result.blobs().any(|(d, _)| !self.store.has_blob(d)) {
+        if result
+            .restored_blobs()
+            .any(|(d, _)| !self.store.has_blob(d))
+        {
             return Ok(None);
         }
-        self.store.set_last_manifest(&self.project_id, manifest)?;
+        self.store
+            .set_last_manifest(&self.project_id, key, manifest)?;
         Ok(Some(Hit { key: *key, result }))
     }
 
@@ -465,12 +463,13 @@ impl TaskCache {
                 exit_code,
                 outputs: trees.clone(),
                 log,
-                manifest: manifest.clone(),
+                workdir: host_workdir.clone().unwrap_or_default(),
                 messages,
                 created_unix_ms: store::now_ms(),
             };
             self.store.put_action(key, &result)?;
-            self.store.set_last_manifest(&self.project_id, manifest)?;
+            self.store
+                .set_last_manifest(&self.project_id, key, manifest)?;
         }
         drop(lock);
         if keyed.key().is_some()

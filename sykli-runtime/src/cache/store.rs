@@ -30,6 +30,9 @@ use super::key::KeyManifest;
 /// eviction orders entries to this precision, and a rerun within it writes nothing.
 pub const TOUCH_GRANULARITY: Duration = Duration::from_secs(60);
 
+/// Length of the key line ("64 hex characters\n") that starts a last-manifest record.
+const LAST_KEY_LEN: usize = 65;
+
 /// Environment variable overriding the cache location.
 pub const CACHE_DIR_ENV: &str = "SYKLI_CACHE_DIR";
 
@@ -82,8 +85,9 @@ pub struct ActionResult {
     pub outputs: BTreeMap<String, OutputTree>,
     /// The task's log (stdout and stderr as the sink wrote them), if captured.
     pub log: Option<BlobRef>,
-    /// What the key was computed from.
-    pub manifest: KeyManifest,
+    /// The host workdir of the run, relative to the project ("" for the root): where its
+    /// outputs lie for dependents.
+    pub workdir: String,
     /// The REAPI `Action`, `Command` and `Directory` messages of the key, stored as blobs
     /// (so the store serves as a CAS for them; empty when keyed under another function).
     #[serde(default)]
@@ -93,8 +97,14 @@ pub struct ActionResult {
 }
 
 impl ActionResult {
-    /// Every blob this result refers to.
+    /// Every blob this result refers to (kept while the result is).
     pub fn blobs(&self) -> impl Iterator<Item = (&Digest, u64)> {
+        self.restored_blobs()
+            .chain(self.messages.iter().map(|m| (&m.digest, m.size)))
+    }
+
+    /// The blobs a restore reads: output files and the log.
+    pub fn restored_blobs(&self) -> impl Iterator<Item = (&Digest, u64)> {
         self.outputs
             .values()
             .flat_map(|t| t.entries.values())
@@ -103,7 +113,6 @@ impl ActionResult {
                 OutputEntry::Symlink { .. } => None,
             })
             .chain(self.log.iter().map(|l| (&l.digest, l.size)))
-            .chain(self.messages.iter().map(|m| (&m.digest, m.size)))
     }
 }
 
@@ -431,9 +440,7 @@ impl Store {
         h.update(project.as_bytes());
         h.update(&[0]);
         h.update(task.as_bytes());
-        self.dir
-            .join("last")
-            .join(format!("{}.json", h.finalize().to_hex()))
+        self.dir.join("last").join(h.finalize().to_hex().as_str())
     }
 
     /// The last manifest recorded for `task` of `project` (an opaque project id).
@@ -444,27 +451,39 @@ impl Store {
     ) -> Result<Option<KeyManifest>, CacheError> {
         let p = self.last_path(project, task);
         match fs::read(&p) {
-            Ok(b) => Ok(serde_json::from_slice(&b).ok()),
+            // "KEY\n" then the manifest's JSON.
+            Ok(b) => Ok(b
+                .get(LAST_KEY_LEN..)
+                .and_then(|json| serde_json::from_slice(json).ok())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(CacheError::io("read", &p, e)),
         }
     }
 
-    /// Records `manifest` as the last one of its task in `project`; writes nothing when it
-    /// already is.
+    /// Records `manifest` (keyed `key`) as the last one of its task in `project`. A record
+    /// that already holds `key` is left as it is, read but not rewritten: the common case of
+    /// a hit.
     pub fn set_last_manifest(
         &self,
         project: &str,
+        key: &Digest,
         manifest: &KeyManifest,
     ) -> Result<(), CacheError> {
         let p = self.last_path(project, &manifest.task);
-        let bytes = serde_json::to_vec(manifest).map_err(|e| CacheError::Encode {
+        let head = format!("{}\n", key.to_hex());
+        let mut old = [0u8; LAST_KEY_LEN];
+        if File::open(&p)
+            .and_then(|mut f| f.read_exact(&mut old))
+            .is_ok()
+            && old[..] == *head.as_bytes()
+        {
+            return Ok(());
+        }
+        let mut bytes = head.into_bytes();
+        serde_json::to_writer(&mut bytes, manifest).map_err(|e| CacheError::Encode {
             what: "manifest".into(),
             source: e,
         })?;
-        if fs::read(&p).is_ok_and(|old| old == bytes) {
-            return Ok(());
-        }
         write_atomic_with(&self.tmp(), &p, &bytes, false)
     }
 

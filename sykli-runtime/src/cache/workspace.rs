@@ -60,8 +60,9 @@ impl FileMeta {
 pub(crate) struct Selection {
     /// Directories (relative, disjoint) that hold every match.
     pub(crate) bases: Vec<PathBuf>,
-    /// The compiled globs.
-    pub(crate) set: GlobSet,
+    /// The compiled globs; `None` when every file under the bases matches (globs such as
+    /// `src/**`: nothing to match per file).
+    pub(crate) set: Option<GlobSet>,
 }
 
 #[derive(Debug)]
@@ -148,7 +149,7 @@ impl Workspace {
         sel: &Selection,
     ) -> Result<Vec<(String, FileMeta)>, CacheError> {
         self.task_walks.fetch_add(1, Ordering::Relaxed);
-        let mut files = self.walker.files(task, &sel.bases, Some(&sel.set))?;
+        let mut files = self.walker.files(task, &sel.bases, sel.set.as_ref())?;
         files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         Ok(files)
     }
@@ -195,7 +196,7 @@ impl Snapshot {
                 .range(prefix.clone()..)
                 .take_while(|(k, _)| k.starts_with(&prefix))
             {
-                if sel.set.is_match(path) {
+                if sel.set.as_ref().is_none_or(|s| s.is_match(path)) {
                     out.push((path.clone(), *meta));
                 }
             }
