@@ -23,7 +23,7 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use globset::GlobSet;
 use ignore::Match;
@@ -223,7 +223,9 @@ pub(crate) struct Walker {
 
 /// The parsed ignore files of one directory (`None`: it has none).
 type Matcher = Option<Arc<Gitignore>>;
-type Stack = Vec<Matcher>;
+/// The ignore files that apply in a directory, outermost first, each with the byte offset in
+/// a root-relative path where the path relative to its directory starts.
+type Stack = Vec<(Matcher, usize)>;
 
 impl Walker {
     pub(crate) fn new(root: &Path) -> Walker {
@@ -235,7 +237,8 @@ impl Walker {
 
     /// Every file (or symlink) under one of `bases` (directories relative to the root, or
     /// a file itself) whose `/`-separated relative path matches `set` (every path when
-    /// `None`) and is not ignored, with its `lstat`.
+    /// `None`) and is not ignored, with its `lstat`. Directories are read in parallel; the
+    /// result is in no particular order.
     fn files(
         &self,
         task: &str,
@@ -244,24 +247,30 @@ impl Walker {
     ) -> Result<Vec<(String, FileMeta)>, CacheError> {
         let mut out = Vec::new();
         'bases: for base in bases {
-            let mut stack: Stack = vec![self.matcher(task, Path::new(""))?];
-            let mut rel = PathBuf::new();
+            let mut stack: Stack = vec![(self.matcher(task, Path::new(""))?, 0)];
+            let mut rel = String::new();
             let last = base.components().count();
             for (n, c) in base.components().enumerate() {
-                rel.push(c);
-                if is_root_special(&rel) {
+                let Some(c) = c.as_os_str().to_str() else {
+                    return Err(CacheError::NonUtf8Path {
+                        task: task.to_owned(),
+                        path: base.clone(),
+                    });
+                };
+                if rel.is_empty() && is_root_special(c) {
                     continue 'bases;
                 }
+                if !rel.is_empty() {
+                    rel.push('/');
+                }
+                rel.push_str(c);
                 let abs = self.root.join(&rel);
                 match fs::symlink_metadata(&abs) {
                     Ok(m) if m.is_dir() => {}
                     // A file named as the base itself is that one file.
                     Ok(m) if n + 1 == last => {
-                        if !ignored(&stack, &abs, false)
-                            && let Some(p) = rel.to_str()
-                            && set.is_none_or(|s| s.is_match(p))
-                        {
-                            out.push((p.to_owned(), meta_of(&m)));
+                        if !ignored(&stack, &rel, false) && set.is_none_or(|s| s.is_match(&rel)) {
+                            out.push((rel, meta_of(&m)));
                         }
                         continue 'bases;
                     }
@@ -270,64 +279,80 @@ impl Walker {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue 'bases,
                     Err(e) => return Err(CacheError::io("stat", &abs, e)),
                 }
-                if ignored(&stack, &abs, true) {
+                if ignored(&stack, &rel, true) {
                     continue 'bases;
                 }
-                stack.push(self.matcher(task, &rel)?);
+                stack.push((self.matcher(task, Path::new(&rel))?, rel.len() + 1));
             }
-            self.walk_dir(task, &rel, &mut stack, set, &mut out)?;
+            let found = Mutex::new(Vec::new());
+            let failed = Mutex::new(None);
+            let walk = Walk {
+                walker: self,
+                task,
+                set,
+                found: &found,
+                failed: &failed,
+            };
+            rayon_core::scope(|s| walk.visit(s, rel, stack));
+            if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                return Err(e);
+            }
+            out.extend(found.into_inner().unwrap_or_else(|p| p.into_inner()));
         }
         Ok(out)
     }
 
-    fn walk_dir(
+    /// Reads directory `rel` (`stack`: the ignore files that apply): its matching files, and
+    /// its subdirectories that are not ignored, each with its stack.
+    #[allow(clippy::type_complexity)]
+    fn read_dir(
         &self,
         task: &str,
-        rel: &Path,
-        stack: &mut Stack,
+        rel: &str,
+        stack: &Stack,
         set: Option<&GlobSet>,
-        out: &mut Vec<(String, FileMeta)>,
-    ) -> Result<(), CacheError> {
+    ) -> Result<(Vec<(String, FileMeta)>, Vec<(String, Stack)>), CacheError> {
         let abs_dir = self.root.join(rel);
         // Files are stat'ed relative to the open directory: one path component to resolve.
         let dir_fd = fs::File::open(&abs_dir).map_err(|e| CacheError::io("open", &abs_dir, e))?;
         let rd = fs::read_dir(&abs_dir).map_err(|e| CacheError::io("list", &abs_dir, e))?;
+        let mut files = Vec::new();
+        let mut dirs = Vec::new();
         for entry in rd {
             let entry = entry.map_err(|e| CacheError::io("list", &abs_dir, e))?;
-            let child = rel.join(entry.file_name());
-            if is_root_special(&child) {
+            let name = entry.file_name();
+            let Some(name_str) = name.to_str() else {
+                return Err(CacheError::NonUtf8Path {
+                    task: task.to_owned(),
+                    path: Path::new(rel).join(&name),
+                });
+            };
+            if rel.is_empty() && is_root_special(name_str) {
                 continue;
             }
+            let child = if rel.is_empty() {
+                name_str.to_owned()
+            } else {
+                format!("{rel}/{name_str}")
+            };
             let ft = entry
                 .file_type()
                 .map_err(|e| CacheError::io("stat", &entry.path(), e))?;
-            let abs = entry.path();
             if ft.is_dir() {
-                if ignored(stack, &abs, true) {
+                if ignored(stack, &child, true) {
                     continue;
                 }
-                stack.push(self.matcher(task, &child)?);
-                let r = self.walk_dir(task, &child, stack, set, out);
-                stack.pop();
-                r?;
+                let mut child_stack = stack.clone();
+                child_stack.push((self.matcher(task, Path::new(&child))?, child.len() + 1));
+                dirs.push((child, child_stack));
                 continue;
             }
-            let Some(child_str) = child.to_str() else {
-                return Err(CacheError::NonUtf8Path {
-                    task: task.to_owned(),
-                    path: child,
-                });
-            };
-            if set.is_some_and(|s| !s.is_match(child_str)) || ignored(stack, &abs, false) {
+            if set.is_some_and(|s| !s.is_match(&child)) || ignored(stack, &child, false) {
                 continue;
             }
-            match fstatat(
-                &dir_fd,
-                entry.file_name().as_os_str(),
-                AtFlags::AT_SYMLINK_NOFOLLOW,
-            ) {
-                Ok(st) => out.push((
-                    child_str.to_owned(),
+            match fstatat(&dir_fd, name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(st) => files.push((
+                    child,
                     FileMeta {
                         stat: Stat::of_nix(&st),
                         mode: st.st_mode,
@@ -335,10 +360,10 @@ impl Walker {
                 )),
                 // Deleted between readdir and stat: it is not an input.
                 Err(Errno::ENOENT) => {}
-                Err(e) => return Err(CacheError::io("stat", &abs, e.into())),
+                Err(e) => return Err(CacheError::io("stat", &entry.path(), e.into())),
             }
         }
-        Ok(())
+        Ok((files, dirs))
     }
 
     /// The parsed ignore files of directory `rel`, from the cache while their stat data is
@@ -407,14 +432,53 @@ fn meta_of(m: &fs::Metadata) -> FileMeta {
     }
 }
 
-fn is_root_special(rel: &Path) -> bool {
-    rel == Path::new(".git") || rel == Path::new(".sykli")
+/// `.git` and `.sykli` at the root are never inputs.
+fn is_root_special(name: &str) -> bool {
+    name == ".git" || name == ".sykli"
 }
 
-/// Whether the deepest ignore file with an opinion ignores `abs`.
-fn ignored(stack: &Stack, abs: &Path, is_dir: bool) -> bool {
-    for m in stack.iter().rev().flatten() {
-        match m.matched(abs, is_dir) {
+/// One parallel walk below a directory.
+struct Walk<'a> {
+    walker: &'a Walker,
+    task: &'a str,
+    set: Option<&'a GlobSet>,
+    found: &'a Mutex<Vec<(String, FileMeta)>>,
+    failed: &'a Mutex<Option<CacheError>>,
+}
+
+impl<'a> Walk<'a> {
+    fn visit(&'a self, s: &rayon_core::Scope<'a>, rel: String, stack: Stack) {
+        match self.walker.read_dir(self.task, &rel, &stack, self.set) {
+            Ok((files, dirs)) => {
+                if !files.is_empty() {
+                    self.found
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .extend(files);
+                }
+                for (child, child_stack) in dirs {
+                    s.spawn(move |s| self.visit(s, child, child_stack));
+                }
+            }
+            Err(e) => {
+                self.failed
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert(e);
+            }
+        }
+    }
+}
+
+/// Whether the deepest ignore file with an opinion ignores `rel` (relative to the root).
+/// Each ignore file is given the path relative to its own directory.
+fn ignored(stack: &Stack, rel: &str, is_dir: bool) -> bool {
+    for (m, offset) in stack.iter().rev() {
+        let Some(m) = m else { continue };
+        let Some(path) = rel.get(*offset..) else {
+            continue;
+        };
+        match m.matched(Path::new(path), is_dir) {
             Match::Ignore(_) => return true,
             Match::Whitelist(_) => return false,
             Match::None => {}
