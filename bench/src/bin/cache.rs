@@ -335,6 +335,13 @@ fn rerun_case(
         last = r;
     }
     let rss_mb = peak_rss_mb();
+    let mut load = Duration::MAX;
+    for _ in 0..o.reruns.max(1) {
+        let (d, idx) = time(|| Ok(StatIndex::open(root.join(".sykli/cache-index"))))?;
+        load = load.min(d);
+        drop(idx);
+    }
+    eprintln!("[{}] stat index load: {load:.1?}", shape.name);
     // Of which the one walk of the tree (with the index load and one task's key).
     let mut walk = Duration::MAX;
     for _ in 0..o.reruns.max(1) {

@@ -334,26 +334,33 @@ pub(crate) fn compute(
     // The input tree: the task's files, then dependency outputs where they land.
     let files = select_inputs(&task.name, &task.inputs, env)?;
     let digests = hash_all(env.root, &files, env.index)?;
-    let mut tree: BTreeMap<String, InputNode> = BTreeMap::new();
-    let mut inputs = BTreeMap::new();
-    for ((path, meta), digest) in files.into_iter().zip(digests) {
-        let node = if meta.is_symlink() {
-            let p = env.root.join(&path);
-            let target = std::fs::read_link(&p)
-                .map_err(|e| CacheError::io("read link", &p, e))?
-                .to_string_lossy()
-                .into_owned();
-            InputNode::Symlink { target }
-        } else {
-            InputNode::File {
-                digest,
-                size: meta.stat.size,
-                executable: meta.is_executable(),
-            }
-        };
-        inputs.insert(path.clone(), digest);
-        tree.insert(path, node);
-    }
+    // Collected from sorted sequences: bulk-built, no per-entry search.
+    let inputs: BTreeMap<String, Digest> = files
+        .iter()
+        .zip(&digests)
+        .map(|((path, _), digest)| (path.clone(), *digest))
+        .collect();
+    let mut tree = files
+        .into_iter()
+        .zip(digests)
+        .map(|((path, meta), digest)| {
+            let node = if meta.is_symlink() {
+                let p = env.root.join(&path);
+                let target = std::fs::read_link(&p)
+                    .map_err(|e| CacheError::io("read link", &p, e))?
+                    .to_string_lossy()
+                    .into_owned();
+                InputNode::Symlink { target }
+            } else {
+                InputNode::File {
+                    digest,
+                    size: meta.stat.size,
+                    executable: meta.is_executable(),
+                }
+            };
+            Ok((path, node))
+        })
+        .collect::<Result<BTreeMap<String, InputNode>, CacheError>>()?;
     for (dep, produced) in &ctx.dependency_outputs {
         let base = match &produced.workdir {
             Some(w) => w.clone(),
