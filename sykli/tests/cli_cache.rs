@@ -43,7 +43,8 @@ fn stats_clean_and_path() {
     assert!(ok);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["entries"], 1);
-    assert_eq!(v["blobs"], 1);
+    // The output, and the entry's REAPI Action, Command and root Directory.
+    assert_eq!(v["blobs"], 4);
     assert!(v["total_bytes"].as_u64().unwrap() > 5000);
 
     let (ok, out, _) = sykli(cache_dir.path(), &["cache", "stats"]);
@@ -55,7 +56,7 @@ fn stats_clean_and_path() {
     assert_eq!(out.trim(), "removed 0 entries and 0 blobs, freed 0 B");
     let (ok, out, _) = sykli(cache_dir.path(), &["cache", "clean"]);
     assert!(ok);
-    assert!(out.starts_with("removed 1 entries and 1 blobs"), "{out}");
+    assert!(out.starts_with("removed 1 entries and 4 blobs"), "{out}");
 
     let (ok, _, err) = sykli(
         cache_dir.path(),

@@ -2,9 +2,12 @@
 //!
 //! Layout under the cache root (`$SYKLI_CACHE_DIR`, else `$XDG_CACHE_HOME/sykli`):
 //! ```text
-//! v1/blobs/ab/abcdef...   content, named by its BLAKE3 hex digest
-//! v1/ac/ab/abcdef....json action results, named by cache key; mtime = last access (LRU)
-//! v1/last/<id>.json       the last manifest of each (project, task), for explaining misses
+//! v1/blobs/ab/abcdef...   content, named by its BLAKE3 hex digest: output files, logs, and
+//!                         the REAPI Action, Command and Directory messages of each entry
+//! v1/ac/ab/abcdef....json action results, named by cache key (the REAPI Action digest);
+//!                         mtime = last access (LRU, to TOUCH_GRANULARITY)
+//! v1/last/<id>            "KEY\n" + the last manifest of each (project, task), to explain
+//!                         misses
 //! v1/tmp/                 temp files, renamed into place
 //! v1/lock                 shared by writers, exclusive for clean and eviction
 //! ```
@@ -12,6 +15,9 @@
 //! concurrent writers (other processes) never see a partial file. Blobs are verified on
 //! read: a blob whose content does not match its name is removed and reported as
 //! [`CacheError::Corrupt`], never served.
+//!
+//! So the store is a REAPI CAS (blobs by digest) plus an action cache (results by Action
+//! digest) under BLAKE3; serving it remotely needs no change of layout.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
