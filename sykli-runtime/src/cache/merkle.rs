@@ -55,78 +55,121 @@ pub fn digest_of_message(function: DigestFunction, bytes: &[u8]) -> reapi::Diges
     reapi_digest(&function.of_bytes(bytes), bytes.len() as u64)
 }
 
-#[derive(Default)]
-struct Dir<'a> {
-    files: BTreeMap<&'a str, &'a InputNode>,
-    dirs: BTreeMap<&'a str, Dir<'a>>,
-}
-
-impl<'a> Dir<'a> {
-    /// Inserts `node` at `path` (`/`-separated, relative, normalised). A later entry replaces
-    /// an earlier one at the same path, file or directory alike.
-    fn insert(&mut self, path: &'a str, node: &'a InputNode) {
+/// Encodes the directory holding `entries` (paths relative to it, sorted as strings) and
+/// every directory below, pushing each onto `out`; returns its digest. Paths sorted as
+/// strings keep each subdirectory's entries contiguous (all of `name/...`), so the tree is
+/// built in one pass with no map operations per file.
+fn encode_dir(
+    entries: &[(&str, &InputNode)],
+    function: DigestFunction,
+    out: &mut Vec<(reapi::Digest, Vec<u8>)>,
+) -> reapi::Digest {
+    let mut msg = reapi::Directory::default();
+    let mut i = 0;
+    while i < entries.len() {
+        let (path, node) = entries[i];
         match path.split_once('/') {
             None => {
-                self.dirs.remove(path);
-                self.files.insert(path, node);
+                match node {
+                    InputNode::File {
+                        digest,
+                        size,
+                        executable,
+                    } => msg.files.push(reapi::FileNode {
+                        name: path.to_owned(),
+                        digest: Some(reapi_digest(digest, *size)),
+                        is_executable: *executable,
+                        node_properties: None,
+                    }),
+                    InputNode::Symlink { target } => msg.symlinks.push(reapi::SymlinkNode {
+                        name: path.to_owned(),
+                        target: target.clone(),
+                        node_properties: None,
+                    }),
+                }
+                i += 1;
             }
-            Some((head, rest)) => {
-                self.files.remove(head);
-                self.dirs.entry(head).or_default().insert(rest, node);
+            Some((head, _)) => {
+                let run = entries[i..]
+                    .iter()
+                    .take_while(|(p, _)| {
+                        p.len() > head.len()
+                            && p.starts_with(head)
+                            && p.as_bytes()[head.len()] == b'/'
+                    })
+                    .count();
+                let inner: Vec<(&str, &InputNode)> = entries[i..i + run]
+                    .iter()
+                    .map(|(p, n)| (&p[head.len() + 1..], *n))
+                    .collect();
+                let digest = encode_dir(&inner, function, out);
+                msg.directories.push(reapi::DirectoryNode {
+                    name: head.to_owned(),
+                    digest: Some(digest),
+                });
+                i += run;
             }
         }
     }
-
-    fn encode(
-        &self,
-        function: DigestFunction,
-        out: &mut Vec<(reapi::Digest, Vec<u8>)>,
-    ) -> reapi::Digest {
-        let mut msg = reapi::Directory::default();
-        for (name, node) in &self.files {
-            match node {
-                InputNode::File {
-                    digest,
-                    size,
-                    executable,
-                } => msg.files.push(reapi::FileNode {
-                    name: (*name).to_owned(),
-                    digest: Some(reapi_digest(digest, *size)),
-                    is_executable: *executable,
-                    node_properties: None,
-                }),
-                InputNode::Symlink { target } => msg.symlinks.push(reapi::SymlinkNode {
-                    name: (*name).to_owned(),
-                    target: target.clone(),
-                    node_properties: None,
-                }),
-            }
-        }
-        for (name, dir) in &self.dirs {
-            let digest = dir.encode(function, out);
-            msg.directories.push(reapi::DirectoryNode {
-                name: (*name).to_owned(),
-                digest: Some(digest),
-            });
-        }
-        let bytes = msg.encode_to_vec();
-        let digest = digest_of_message(function, &bytes);
-        out.push((digest.clone(), bytes));
-        digest
+    // Runs come in path order ("a-b/x" before "a/x"); REAPI wants names sorted.
+    msg.directories.sort_by(|a, b| a.name.cmp(&b.name));
+    // A name that is both a file and a directory (a dependency output over an input) is the
+    // directory.
+    if !msg.directories.is_empty() {
+        let dirs: Vec<&str> = msg.directories.iter().map(|d| d.name.as_str()).collect();
+        msg.files
+            .retain(|f| dirs.binary_search(&f.name.as_str()).is_err());
+        msg.symlinks
+            .retain(|f| dirs.binary_search(&f.name.as_str()).is_err());
     }
+    let bytes = msg.encode_to_vec();
+    let digest = digest_of_message(function, &bytes);
+    out.push((digest.clone(), bytes));
+    digest
 }
 
 /// Builds the input root of `files` (path relative to the root -> node). Paths must be
 /// normalised (no empty, `.` or `..` components).
 pub fn input_root(files: &BTreeMap<String, InputNode>, function: DigestFunction) -> InputRoot {
-    let mut root = Dir::default();
-    for (path, node) in files {
-        root.insert(path, node);
-    }
+    let entries: Vec<(&str, &InputNode)> = files.iter().map(|(p, n)| (p.as_str(), n)).collect();
     let mut directories = Vec::new();
-    let digest = root.encode(function, &mut directories);
+    let digest = encode_dir(&entries, function, &mut directories);
     InputRoot {
         digest,
         directories,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(byte: u8) -> InputNode {
+        InputNode::File {
+            digest: Digest::of_bytes(&[byte]),
+            size: 1,
+            executable: false,
+        }
+    }
+
+    #[test]
+    fn directories_are_sorted_by_name_not_by_path() {
+        // As paths "a-b/y" sorts before "a/x"; as names "a" comes before "a-b".
+        let files = BTreeMap::from([
+            ("a/x".to_owned(), file(1)),
+            ("a-b/y".to_owned(), file(2)),
+            ("a.txt".to_owned(), file(3)),
+            ("a/b/c/d".to_owned(), file(4)),
+        ]);
+        let root = input_root(&files, DigestFunction::Blake3);
+        let (digest, bytes) = root.directories.last().expect("the root");
+        assert_eq!(*digest, root.digest);
+        let dir = reapi::Directory::decode(&bytes[..]).expect("a Directory");
+        let names: Vec<&str> = dir.directories.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, ["a", "a-b"]);
+        let files: Vec<&str> = dir.files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(files, ["a.txt"]);
+        // root, a, a/b, a/b/c, a-b
+        assert_eq!(root.directories.len(), 5);
     }
 }
