@@ -658,37 +658,22 @@ fn hash_all(
             out[i] = Some(one(&files[i])?);
         }
     } else {
-        let next = std::sync::atomic::AtomicUsize::new(0);
-        let results: Vec<Result<Vec<(usize, Digest)>, CacheError>> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..threads)
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut done = Vec::new();
-                        loop {
-                            let at = next.fetch_add(16, std::sync::atomic::Ordering::Relaxed);
-                            if at >= todo.len() {
-                                return Ok(done);
-                            }
-                            for &i in &todo[at..(at + 16).min(todo.len())] {
-                                done.push((i, one(&files[i])?));
-                            }
-                        }
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        Err(CacheError::Walk {
-                            task: String::new(),
-                            message: "a hashing thread panicked".into(),
-                        })
-                    })
-                })
-                .collect()
+        // Chunks of 16 files on the shared pool (no thread started per task).
+        type Chunk = Result<Vec<(usize, Digest)>, CacheError>;
+        let results: std::sync::Mutex<Vec<Chunk>> = std::sync::Mutex::new(Vec::new());
+        rayon_core::scope(|s| {
+            for chunk in todo.chunks(16) {
+                let (results, one) = (&results, &one);
+                s.spawn(move |_| {
+                    let done = chunk
+                        .iter()
+                        .map(|&i| one(&files[i]).map(|d| (i, d)))
+                        .collect();
+                    results.lock().unwrap_or_else(|p| p.into_inner()).push(done);
+                });
+            }
         });
-        for r in results {
+        for r in results.into_inner().unwrap_or_else(|p| p.into_inner()) {
             for (i, d) in r? {
                 out[i] = Some(d);
             }
