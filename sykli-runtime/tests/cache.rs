@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use sykli_runtime::cache::{
     CacheError, Change, Delta, Digest, Explanation, KeyContext, KeyManifest, Keyed, NotCacheable,
-    StatIndex, Store, TaskCache,
+    OutputEntry, OutputTree, Produced, StatIndex, Store, TaskCache,
 };
 use sykli_runtime::graph::model::{Gate, GateStrategy, Task};
 use tempfile::TempDir;
@@ -65,25 +65,41 @@ impl Fixture {
     }
 }
 
-fn cacheable(k: Keyed) -> (Digest, KeyManifest) {
+fn cacheable(k: &Keyed) -> (Digest, KeyManifest) {
     match k {
-        Keyed::Cacheable { key, manifest } => (key, manifest),
+        Keyed::Cacheable { key, manifest, .. } => (*key, manifest.clone()),
         Keyed::NotCacheable { reason } => panic!("expected cacheable, got {reason:?}"),
     }
 }
 
 /// Stores `manifest` as a successful run without outputs, so the next key has a previous one.
-fn store_empty(cache: &TaskCache, key: &Digest, manifest: &KeyManifest) {
+fn store_empty(cache: &TaskCache, keyed: &Keyed) {
     cache
-        .store(
-            key,
-            manifest,
-            0,
-            Path::new("/nonexistent"),
-            &BTreeMap::new(),
-            None,
-        )
+        .store(keyed, 0, Path::new("/nonexistent"), &BTreeMap::new(), None)
         .unwrap();
+}
+
+/// What a dependency `build` produced: one file output `bin` with `content`.
+fn produced_bin(content: &[u8]) -> Produced {
+    let digest = Digest::of_bytes(content);
+    Produced {
+        workdir: Some(String::new()),
+        outputs: BTreeMap::from([(
+            "bin".to_owned(),
+            OutputTree {
+                path: "out/bin".into(),
+                digest,
+                entries: BTreeMap::from([(
+                    "out/bin".to_owned(),
+                    OutputEntry::File {
+                        digest,
+                        size: content.len() as u64,
+                        mode: 0o755,
+                    },
+                )]),
+            },
+        )]),
+    }
 }
 
 fn changes(cache: &TaskCache, t: &Task, ctx: &KeyContext) -> Vec<Change> {
@@ -97,8 +113,10 @@ fn changes(cache: &TaskCache, t: &Task, ctx: &KeyContext) -> Vec<Change> {
 fn unchanged_key_is_stable_and_independent_of_checkout_location() {
     let f = fixture();
     let t = task("build", &["src/**/*.rs", "Cargo.toml"]);
-    let (k1, m1) = cacheable(f.cache().key(&t, &KeyContext::default()).unwrap());
-    let (k2, m2) = cacheable(f.cache().key(&t, &KeyContext::default()).unwrap());
+    let keyed = f.cache().key(&t, &KeyContext::default()).unwrap();
+    let (k1, m1) = cacheable(&keyed);
+    let keyed = f.cache().key(&t, &KeyContext::default()).unwrap();
+    let (k2, m2) = cacheable(&keyed);
     assert_eq!(k1, k2);
     assert_eq!(m1, m2);
     assert_eq!(
@@ -117,7 +135,8 @@ fn unchanged_key_is_stable_and_independent_of_checkout_location() {
         write(other.path(), rel, &fs::read(f.root.join(rel)).unwrap());
     }
     let c2 = TaskCache::open(Store::open(&f.cache_dir).unwrap(), other.path()).unwrap();
-    let (k3, _) = cacheable(c2.key(&t, &KeyContext::default()).unwrap());
+    let keyed = c2.key(&t, &KeyContext::default()).unwrap();
+    let (k3, _) = cacheable(&keyed);
     assert_eq!(k1, k3);
     let json = serde_json::to_string(&m1).unwrap();
     assert!(!json.contains(f.root.to_str().unwrap()), "{json}");
@@ -129,8 +148,9 @@ fn content_change_changes_only_that_input_and_explain_names_it() {
     let cache = f.cache();
     let t = task("build", &["src/**/*.rs"]);
     let ctx = KeyContext::default();
-    let (k1, m1) = cacheable(cache.key(&t, &ctx).unwrap());
-    store_empty(&cache, &k1, &m1);
+    let keyed = cache.key(&t, &ctx).unwrap();
+    let (k1, m1) = cacheable(&keyed);
+    store_empty(&cache, &keyed);
     assert_eq!(
         cache
             .explain("build", &cache.key(&t, &ctx).unwrap())
@@ -139,7 +159,9 @@ fn content_change_changes_only_that_input_and_explain_names_it() {
     );
 
     write(&f.root, "src/lib.rs", b"pub fn lib() { changed() }\n");
-    let (k2, m2) = cacheable(cache.key(&t, &ctx).unwrap());
+    cache.invalidate_workspace(); // files changed within the run
+    let keyed = cache.key(&t, &ctx).unwrap();
+    let (k2, m2) = cacheable(&keyed);
     assert_ne!(k1, k2);
     let differing: Vec<_> = m1
         .inputs
@@ -162,12 +184,14 @@ fn rename_added_and_removed_inputs_are_explained() {
     let cache = f.cache();
     let t = task("build", &["src/**/*.rs"]);
     let ctx = KeyContext::default();
-    let (k1, m1) = cacheable(cache.key(&t, &ctx).unwrap());
-    store_empty(&cache, &k1, &m1);
+    let keyed = cache.key(&t, &ctx).unwrap();
+    assert!(keyed.key().is_some());
+    store_empty(&cache, &keyed);
 
     fs::rename(f.root.join("src/lib.rs"), f.root.join("src/core.rs")).unwrap();
     write(&f.root, "src/new.rs", b"new\n");
     fs::remove_file(f.root.join("src/util/mod.rs")).unwrap();
+    cache.invalidate_workspace(); // files changed within the run
     let got = changes(&cache, &t, &ctx);
     assert_eq!(
         got,
@@ -201,16 +225,15 @@ fn env_and_dependency_changes_are_explained_and_secrets_are_names_only() {
     let mut ctx = KeyContext::default();
     ctx.env.insert("MATRIX_OS".into(), "linux".into());
     ctx.env.insert("TOKEN".into(), "s3cr3t-value".into()); // a secret: must be ignored
-    ctx.dependency_outputs.insert(
-        "build".into(),
-        BTreeMap::from([("bin".into(), Digest::of_bytes(b"binary v1"))]),
-    );
-    let (k1, m1) = cacheable(cache.key(&t, &ctx).unwrap());
+    ctx.dependency_outputs
+        .insert("build".into(), produced_bin(b"binary v1"));
+    let keyed = cache.key(&t, &ctx).unwrap();
+    let (k1, m1) = cacheable(&keyed);
     assert!(m1.secrets.contains("TOKEN"));
     assert!(!m1.env.contains_key("TOKEN"));
     let stored = serde_json::to_string(&m1).unwrap();
     assert!(!stored.contains("s3cr3t-value") && !stored.contains("debug"));
-    store_empty(&cache, &k1, &m1);
+    store_empty(&cache, &keyed);
 
     // The secret's value changing does not change the key.
     ctx.env.insert("TOKEN".into(), "other-value".into());
@@ -225,10 +248,8 @@ fn env_and_dependency_changes_are_explained_and_secrets_are_names_only() {
         }]
     );
     t.env.insert("MODE".into(), "debug".into());
-    ctx.dependency_outputs.insert(
-        "build".into(),
-        BTreeMap::from([("bin".into(), Digest::of_bytes(b"binary v2"))]),
-    );
+    ctx.dependency_outputs
+        .insert("build".into(), produced_bin(b"binary v2"));
     assert_eq!(
         changes(&cache, &t, &ctx),
         [Change::Dependency {
@@ -261,17 +282,21 @@ fn unrelated_and_gitignored_files_do_not_change_the_key() {
     let cache = f.cache();
     let t = task("build", &["src/**", "Cargo.toml"]);
     let ctx = KeyContext::default();
-    let (k1, m1) = cacheable(cache.key(&t, &ctx).unwrap());
+    let keyed = cache.key(&t, &ctx).unwrap();
+    let (k1, m1) = cacheable(&keyed);
     write(&f.root, "README.md", b"changed readme\n");
     write(&f.root, "docs/guide.md", b"docs\n");
     write(&f.root, "src/debug.log", b"ignored by *.log\n");
     write(&f.root, "src/build/out.rs", b"ignored by build/\n");
     write(&f.root, ".git/HEAD", b"ref: refs/heads/main\n");
-    let (k2, m2) = cacheable(cache.key(&t, &ctx).unwrap());
+    cache.invalidate_workspace(); // files changed within the run
+    let keyed = cache.key(&t, &ctx).unwrap();
+    let (k2, m2) = cacheable(&keyed);
     assert_eq!(m1.inputs, m2.inputs);
     assert_eq!(k1, k2);
     // ...while a matching, non-ignored file does.
     write(&f.root, "src/extra.txt", b"x\n");
+    cache.invalidate_workspace(); // files changed within the run
     assert_ne!(cache.key(&t, &ctx).unwrap().key(), Some(&k1));
 }
 
@@ -329,7 +354,8 @@ fn outputs_and_log_are_restored_byte_identical_with_modes() {
     let mut t = task("build", &["src/**"]);
     t.outputs.insert("bin".into(), "build/app".into());
     t.outputs.insert("docs".into(), "build/docs".into());
-    let (key, manifest) = cacheable(cache.key(&t, &KeyContext::default()).unwrap());
+    let keyed = cache.key(&t, &KeyContext::default()).unwrap();
+    assert!(keyed.key().is_some());
     assert_eq!(
         cache
             .explain("build", &cache.key(&t, &KeyContext::default()).unwrap())
@@ -353,9 +379,9 @@ fn outputs_and_log_are_restored_byte_identical_with_modes() {
     let log = work.join("task.log");
     fs::write(&log, b"compiling\nwarning: x\n").unwrap();
     let digests = cache
-        .store(&key, &manifest, 0, &work, &t.outputs, Some(&log))
+        .store(&keyed, 0, &work, &t.outputs, Some(&log))
         .unwrap();
-    assert_eq!(digests.len(), 2);
+    assert_eq!(digests.outputs.len(), 2);
 
     // Remove and damage the outputs, then restore.
     fs::remove_dir_all(work.join("build/docs")).unwrap();
@@ -363,7 +389,7 @@ fn outputs_and_log_are_restored_byte_identical_with_modes() {
     fs::write(work.join("build/docs"), b"a file where a dir was").unwrap();
     let keyed = cache.key(&t, &KeyContext::default()).unwrap();
     let hit = cache.lookup(&keyed).unwrap().expect("a hit");
-    assert_eq!(hit.output_digests(), digests);
+    assert_eq!(hit.produced(), digests);
     let restored = cache.restore(&hit, &work).unwrap();
     assert_eq!(restored.bytes, b"compiling\nwarning: x\n");
     assert_eq!(fs::read(work.join("build/app")).unwrap(), big);
@@ -386,11 +412,10 @@ fn a_corrupted_blob_is_detected_removed_and_never_served() {
     let cache = f.cache();
     let mut t = task("build", &["src/**"]);
     t.outputs.insert("bin".into(), "out.bin".into());
-    let (key, manifest) = cacheable(cache.key(&t, &KeyContext::default()).unwrap());
+    let keyed = cache.key(&t, &KeyContext::default()).unwrap();
+    assert!(keyed.key().is_some());
     fs::write(f.root.join("out.bin"), b"the real output").unwrap();
-    cache
-        .store(&key, &manifest, 0, &f.root, &t.outputs, None)
-        .unwrap();
+    cache.store(&keyed, 0, &f.root, &t.outputs, None).unwrap();
 
     let d = Digest::of_bytes(b"the real output");
     let hex = d.to_hex();
@@ -424,8 +449,9 @@ fn a_damaged_action_record_is_a_miss() {
     let f = fixture();
     let cache = f.cache();
     let t = task("build", &["src/**"]);
-    let (key, manifest) = cacheable(cache.key(&t, &KeyContext::default()).unwrap());
-    store_empty(&cache, &key, &manifest);
+    let keyed = cache.key(&t, &KeyContext::default()).unwrap();
+    let (key, _) = cacheable(&keyed);
+    store_empty(&cache, &keyed);
     let hex = key.to_hex();
     let ac = f
         .cache_dir
@@ -479,7 +505,8 @@ fn concurrent_writer_child() {
         // The same entry from every process, and one of its own.
         for name in ["shared", id] {
             let t = writer_task(name);
-            let (key, manifest) = cacheable(cache.key(&t, &KeyContext::default()).unwrap());
+            let keyed = cache.key(&t, &KeyContext::default()).unwrap();
+            assert!(keyed.key().is_some());
             let content = format!("output of {name}\n").repeat(5000);
             fs::create_dir_all(work.path().join("out")).unwrap();
             fs::write(work.path().join("out/data"), &content).unwrap();
@@ -490,8 +517,7 @@ fn concurrent_writer_child() {
             .unwrap();
             cache
                 .store(
-                    &key,
-                    &manifest,
+                    &keyed,
                     0,
                     work.path(),
                     &t.outputs,
@@ -619,15 +645,14 @@ fn stat_index_rehashes_only_changed_and_racy_files() {
 fn store_sized(cache: &TaskCache, root: &Path, name: &str, bytes: usize) -> Digest {
     let mut t = task(name, &["src/**"]);
     t.outputs.insert("o".into(), format!("{name}.out"));
-    let (key, manifest) = cacheable(cache.key(&t, &KeyContext::default()).unwrap());
+    let keyed = cache.key(&t, &KeyContext::default()).unwrap();
+    let (key, _) = cacheable(&keyed);
     fs::write(
         root.join(format!("{name}.out")),
         vec![name.as_bytes()[0]; bytes],
     )
     .unwrap();
-    cache
-        .store(&key, &manifest, 0, root, &t.outputs, None)
-        .unwrap();
+    cache.store(&keyed, 0, root, &t.outputs, None).unwrap();
     key
 }
 
@@ -669,7 +694,9 @@ fn lru_eviction_keeps_the_most_recently_used_under_the_limit() {
 
     let report = cache.store_handle().evict_to(250_000).unwrap();
     assert_eq!(report.entries_removed, 1);
-    assert_eq!(report.blobs_removed, 1);
+    // Its output, its Action and its Command; the Directory messages of the input tree
+    // (the same `src/**` for every task) are still used by the others.
+    assert_eq!(report.blobs_removed, 3);
     assert!(ac_file(&f.cache_dir, &a).exists());
     assert!(
         !ac_file(&f.cache_dir, &b).exists(),
@@ -677,7 +704,9 @@ fn lru_eviction_keeps_the_most_recently_used_under_the_limit() {
     );
     assert!(ac_file(&f.cache_dir, &c).exists());
     let stats = cache.store_handle().stats().unwrap();
-    assert_eq!((stats.entries, stats.blobs), (2, 2));
+    // Per entry an output, an Action and a Command; three shared Directory messages
+    // (the root, src, src/util).
+    assert_eq!((stats.entries, stats.blobs), (2, 2 * 3 + 3));
     assert!(stats.total_bytes <= 250_000 + 20_000, "{stats:?}");
 
     // The size limit on TaskCache evicts after each store.
@@ -697,7 +726,8 @@ fn clean_older_than_removes_only_stale_entries_and_their_blobs() {
         .store_handle()
         .clean(Some(Duration::from_secs(7 * 24 * 3600)))
         .unwrap();
-    assert_eq!((report.entries_removed, report.blobs_removed), (1, 1));
+    // The output, the Action and the Command (the input tree's Directory messages are shared).
+    assert_eq!((report.entries_removed, report.blobs_removed), (1, 3));
     assert!(!ac_file(&f.cache_dir, &old).exists());
     assert!(ac_file(&f.cache_dir, &new).exists());
     let report = cache.store_handle().clean(None).unwrap();
@@ -711,8 +741,9 @@ fn explain_reports_not_stored_when_the_key_is_unchanged_but_nothing_was_kept() {
     let f = fixture();
     let cache = f.cache();
     let t = task("build", &["src/**"]);
-    let (key, manifest) = cacheable(cache.key(&t, &KeyContext::default()).unwrap());
-    store_empty(&cache, &key, &manifest);
+    let keyed = cache.key(&t, &KeyContext::default()).unwrap();
+    assert!(keyed.key().is_some());
+    store_empty(&cache, &keyed);
     cache.store_handle().evict_to(0).unwrap();
     assert_eq!(
         cache
@@ -738,7 +769,8 @@ fn nested_ignore_files_negations_and_git_exclude_apply() {
     write(&f.root, ".git/info/exclude", b"d/\n");
     write(&f.root, ".sykli/state.txt", b"6");
     write(&f.root, "build/out.txt", b"7"); // root .gitignore: build/
-    let (_, m) = cacheable(cache.key(&t, &KeyContext::default()).unwrap());
+    let keyed = cache.key(&t, &KeyContext::default()).unwrap();
+    let (_, m) = cacheable(&keyed);
     assert_eq!(
         m.inputs.keys().collect::<Vec<_>>(),
         ["a/b/deep.txt", "a/keep.txt"]

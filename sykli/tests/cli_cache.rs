@@ -29,13 +29,10 @@ fn stats_clean_and_path() {
     t.command = Some("make".into());
     t.inputs = vec!["in.txt".into()];
     t.outputs.insert("bin".into(), "out.bin".into());
-    let sykli_runtime::cache::Keyed::Cacheable { key, manifest } =
-        cache.key(&t, &Default::default()).unwrap()
-    else {
-        panic!("cacheable")
-    };
+    let keyed = cache.key(&t, &Default::default()).unwrap();
+    assert!(keyed.key().is_some(), "cacheable");
     cache
-        .store(&key, &manifest, 0, project.path(), &t.outputs, None)
+        .store(&keyed, 0, project.path(), &t.outputs, None)
         .unwrap();
 
     let (ok, out, _) = sykli(cache_dir.path(), &["cache", "path"]);
@@ -48,7 +45,8 @@ fn stats_clean_and_path() {
     assert_eq!(v["ok"], true, "one envelope: {out}");
     let v = &v["data"];
     assert_eq!(v["entries"], 1);
-    assert_eq!(v["blobs"], 1);
+    // The output, and the entry's REAPI Action, Command and root Directory.
+    assert_eq!(v["blobs"], 4);
     assert!(v["total_bytes"].as_u64().unwrap() > 5000);
 
     let (ok, out, _) = sykli(cache_dir.path(), &["cache", "stats"]);
@@ -60,7 +58,7 @@ fn stats_clean_and_path() {
     assert_eq!(out.trim(), "removed 0 entries and 0 blobs, freed 0 B");
     let (ok, out, _) = sykli(cache_dir.path(), &["cache", "clean"]);
     assert!(ok);
-    assert!(out.starts_with("removed 1 entries and 1 blobs"), "{out}");
+    assert!(out.starts_with("removed 1 entries and 4 blobs"), "{out}");
 
     let (ok, _, err) = sykli(
         cache_dir.path(),

@@ -1,4 +1,6 @@
-//! BLAKE3 content digests and file hashing.
+//! Content digests and file hashing, under a [`DigestFunction`]: BLAKE3 (the local store's,
+//! REAPI digest function 9) or SHA-256 (REAPI 1, for servers without BLAKE3). Both give 32
+//! bytes, so one [`Digest`] type holds either; which function made it is the caller's context.
 
 use std::fmt;
 use std::fs;
@@ -70,6 +72,61 @@ impl<'de> Deserialize<'de> for Digest {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A digest function of the Remote Execution API.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DigestFunction {
+    /// BLAKE3 (REAPI `DigestFunction.Value.BLAKE3` = 9): the local store's.
+    #[default]
+    Blake3,
+    /// SHA-256 (REAPI `DigestFunction.Value.SHA256` = 1), for servers without BLAKE3.
+    Sha256,
+}
+
+impl DigestFunction {
+    /// The REAPI `DigestFunction.Value` number.
+    pub fn reapi_value(self) -> i32 {
+        match self {
+            DigestFunction::Blake3 => 9,
+            DigestFunction::Sha256 => 1,
+        }
+    }
+
+    /// The digest of `bytes`.
+    pub fn of_bytes(self, bytes: &[u8]) -> Digest {
+        match self {
+            DigestFunction::Blake3 => Digest::of_bytes(bytes),
+            DigestFunction::Sha256 => {
+                use sha2::Digest as _;
+                Digest(sha2::Sha256::digest(bytes).into())
+            }
+        }
+    }
+
+    /// The digest of a file's content (see [`hash_file`] for BLAKE3's method).
+    pub fn of_file(self, path: &Path, size: u64) -> io::Result<Digest> {
+        match self {
+            DigestFunction::Blake3 => hash_file(path, size),
+            DigestFunction::Sha256 => {
+                use sha2::Digest as _;
+                let mut h = sha2::Sha256::new();
+                let mut f = fs::File::open(path)?;
+                io::copy(&mut f, &mut h)?;
+                Ok(Digest(h.finalize().into()))
+            }
+        }
+    }
+}
+
+impl fmt::Display for DigestFunction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DigestFunction::Blake3 => "blake3",
+            DigestFunction::Sha256 => "sha256",
+        })
     }
 }
 

@@ -1,11 +1,12 @@
 //! [`LocalCache`]: the local [`TaskCache`](super::TaskCache) plugged into the scheduler's
 //! cache seam ([`crate::scheduler::TaskCache`]).
 //!
-//! Per task: the key is computed before the first attempt (dependency output digests come
-//! from what this run recorded for the task's dependencies); a hit restores the outputs and
-//! hands back the log to replay (status `cached`); a task that passed is stored, and its
-//! output digests are recorded for its dependents. A task that is not cacheable still gets
-//! its output digests recorded, so dependents can be cached.
+//! Per task: the key is computed before the first attempt (dependency outputs come from what
+//! this run recorded for the task's dependencies); a hit restores the outputs and hands back
+//! the log to replay (status `cached`); a task that passed is stored, and what it produced is
+//! recorded for its dependents. A task that is not cacheable still gets its outputs
+//! recorded, so dependents can be cached. A task that runs invalidates the run's workspace
+//! snapshot before and after (it may change files other tasks read).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::BoxFuture;
 
-use super::{CacheError, Digest, Explanation, KeyContext, Keyed, TaskCache};
+use super::{CacheError, Explanation, KeyContext, Keyed, NotCacheable, Produced, TaskCache};
 use crate::error_chain;
 use crate::scheduler::{CacheHit, CacheLookup, CacheQuery};
 
@@ -26,8 +27,8 @@ pub struct LocalCache {
     native_identity: Option<String>,
     /// Keys computed at lookup, by task, used when the task passes.
     pending: Mutex<HashMap<String, Keyed>>,
-    /// Output digests of the tasks of this run that succeeded, by task.
-    produced: Mutex<HashMap<String, BTreeMap<String, Digest>>>,
+    /// What the tasks of this run that succeeded produced, by task.
+    produced: Mutex<HashMap<String, Produced>>,
 }
 
 impl LocalCache {
@@ -65,22 +66,21 @@ impl LocalCache {
             .direct_dependencies()
             .into_iter()
             .filter_map(|d| produced.get(d).map(|o| (d.to_owned(), o.clone())))
-            .filter(|(_, o)| !o.is_empty())
+            .filter(|(_, o)| !o.outputs.is_empty())
             .collect();
         KeyContext {
             // Secret values in here are dropped by name when keying.
             env: query.env.clone(),
             dependency_outputs,
             native_identity: self.native_identity.clone(),
-            platform: None,
         }
     }
 
-    fn record(&self, task: &str, digests: BTreeMap<String, Digest>) {
+    fn record(&self, task: &str, produced: Produced) {
         self.produced
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(task.to_owned(), digests);
+            .insert(task.to_owned(), produced);
     }
 }
 
@@ -106,6 +106,8 @@ impl crate::scheduler::TaskCache for LocalCache {
             // The common case of tasks that are never cached: decided from the definition,
             // without the blocking pool or the store.
             if let Some(reason) = super::key::never_cached(query.task) {
+                // It runs: files may change.
+                self.inner.invalidate_workspace();
                 return Ok(CacheLookup::Miss {
                     reason: Some(Explanation::NotCacheable { reason }.to_string()),
                 });
@@ -137,7 +139,7 @@ impl crate::scheduler::TaskCache for LocalCache {
             let name = query.task.name.clone();
             match found {
                 Some((hit, log)) => {
-                    self.record(&name, hit.output_digests());
+                    self.record(&name, hit.produced());
                     // Every stored output: declared ones and those a native task recorded.
                     let outputs = hit
                         .result
@@ -152,6 +154,8 @@ impl crate::scheduler::TaskCache for LocalCache {
                     }))
                 }
                 None => {
+                    // It runs: files may change.
+                    self.inner.invalidate_workspace();
                     self.pending
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
@@ -169,15 +173,22 @@ impl crate::scheduler::TaskCache for LocalCache {
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             let name = query.task.name.clone();
+            // It ran: files may have changed.
+            self.inner.invalidate_workspace();
             if outputs.is_empty() && super::key::never_cached(query.task).is_some() {
                 // Nothing to store and no outputs for dependents to be keyed on.
                 return Ok(());
             }
+            // Without a key from the lookup (never cached, or the lookup failed) only the
+            // outputs are recorded, for dependents.
             let keyed = self
                 .pending
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .remove(&name);
+                .remove(&name)
+                .unwrap_or(Keyed::NotCacheable {
+                    reason: super::key::never_cached(query.task).unwrap_or(NotCacheable::NoAction),
+                });
             let inner = self.inner.clone();
             let workdir = query.workdir.to_path_buf();
             // Declared outputs plus those the task recorded while running (native
@@ -190,15 +201,12 @@ impl crate::scheduler::TaskCache for LocalCache {
                 }
             }
             let log = query.log_path.to_path_buf();
-            let digests = blocking(move || match keyed {
-                Some(Keyed::Cacheable { key, manifest }) => {
-                    let log = log.is_file().then_some(log.as_path());
-                    inner.store(&key, &manifest, 0, &workdir, &declared, log)
-                }
-                _ => inner.output_digests(&workdir, &declared),
+            let produced = blocking(move || {
+                let log = log.is_file().then_some(log.as_path());
+                inner.store(&keyed, 0, &workdir, &declared, log)
             })
             .await?;
-            self.record(&name, digests);
+            self.record(&name, produced);
             Ok(())
         })
     }

@@ -20,14 +20,21 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::CacheError;
-use super::digest::{Digest, hash_file, hash_symlink};
+use super::digest::{Digest, DigestFunction, hash_symlink};
 
 /// A file modified less than this long before its stat was taken is "racy" and rehashed.
 pub const RACY_WINDOW_NS: i64 = 20_000_000;
 /// The racy window on filesystems with whole-second timestamps.
 const COARSE_RACY_WINDOW_NS: i64 = 2_000_000_000;
 
-const MAGIC: &[u8; 8] = b"SYKIDX01";
+/// The index file's magic: one per digest function, so an index of another function is
+/// never trusted.
+fn magic(function: DigestFunction) -> &'static [u8; 8] {
+    match function {
+        DigestFunction::Blake3 => b"SYKIDXb3",
+        DigestFunction::Sha256 => b"SYKIDXs2",
+    }
+}
 
 /// The stat data compared to decide whether a file changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +99,7 @@ impl Entry {
 #[derive(Debug)]
 pub struct StatIndex {
     path: Option<PathBuf>,
+    function: DigestFunction,
     index_mtime_ns: i64,
     entries: RwLock<Map>,
     dirty: AtomicBool,
@@ -107,10 +115,16 @@ fn now_ns() -> i64 {
 }
 
 impl StatIndex {
-    /// An index that is never persisted.
+    /// An index that is never persisted (BLAKE3).
     pub fn in_memory() -> StatIndex {
+        StatIndex::in_memory_with(DigestFunction::Blake3)
+    }
+
+    /// An index that is never persisted, of file digests under `function`.
+    pub fn in_memory_with(function: DigestFunction) -> StatIndex {
         StatIndex {
             path: None,
+            function,
             index_mtime_ns: 0,
             entries: RwLock::new(Map::default()),
             dirty: AtomicBool::new(false),
@@ -122,9 +136,15 @@ impl StatIndex {
     /// Loads the index persisted at `path`. A missing file gives an empty index; so does an
     /// unreadable or damaged one (it is only a cache of digests: every file is rehashed).
     pub fn open(path: impl Into<PathBuf>) -> StatIndex {
+        StatIndex::open_with(path, DigestFunction::Blake3)
+    }
+
+    /// Like [`StatIndex::open`], for file digests under `function` (an index file written
+    /// under another function reads as empty).
+    pub fn open_with(path: impl Into<PathBuf>, function: DigestFunction) -> StatIndex {
         let path = path.into();
-        let mut index = StatIndex::in_memory();
-        if let Ok((entries, mtime)) = load(&path) {
+        let mut index = StatIndex::in_memory_with(function);
+        if let Ok((entries, mtime)) = load(&path, function) {
             index.entries = RwLock::new(entries);
             index.index_mtime_ns = mtime;
         }
@@ -134,10 +154,12 @@ impl StatIndex {
 
     /// For each file (relative path, `lstat` data), the recorded digest if its stat data is
     /// unchanged and not racy; `None` when the file must be hashed.
-    pub(crate) fn trusted(&self, files: &[(String, Stat)]) -> Vec<Option<Digest>> {
+    pub(crate) fn trusted<'a>(
+        &self,
+        files: impl Iterator<Item = (&'a str, &'a Stat)>,
+    ) -> Vec<Option<Digest>> {
         let map = self.read();
         files
-            .iter()
             .map(|(rel, stat)| {
                 map.get(rel)
                     .filter(|e| e.trusted(stat, self.index_mtime_ns))
@@ -168,7 +190,7 @@ impl StatIndex {
         let digest = if meta.file_type().is_symlink() {
             hash_symlink(&path)?
         } else {
-            hash_file(&path, stat.size)?
+            self.function.of_file(&path, stat.size)?
         };
         self.hashed.fetch_add(1, Ordering::Relaxed);
         self.hashed_bytes.fetch_add(stat.size, Ordering::Relaxed);
@@ -183,6 +205,11 @@ impl StatIndex {
         );
         self.dirty.store(true, Ordering::Relaxed);
         Ok(digest)
+    }
+
+    /// The digest function of this index's file digests.
+    pub fn function(&self) -> DigestFunction {
+        self.function
     }
 
     /// How many files this index has hashed (rather than trusted) since it was opened.
@@ -231,7 +258,7 @@ impl StatIndex {
             }
         }
         let mut out = Vec::with_capacity(body.len() + 40);
-        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(magic(self.function));
         out.extend_from_slice(blake3::hash(&body).as_bytes());
         out.extend_from_slice(&body);
         let dir = path.parent().unwrap_or(Path::new("."));
@@ -251,12 +278,12 @@ impl StatIndex {
     }
 }
 
-fn load(path: &Path) -> io::Result<(Map, i64)> {
+fn load(path: &Path, function: DigestFunction) -> io::Result<(Map, i64)> {
     let bytes = fs::read(path)?;
     let meta = fs::metadata(path)?;
     let mtime = Stat::of(&meta).mtime_ns;
     let bad = || io::Error::new(io::ErrorKind::InvalidData, "damaged cache index");
-    if bytes.len() < 48 || &bytes[..8] != MAGIC {
+    if bytes.len() < 48 || &bytes[..8] != magic(function) {
         return Err(bad());
     }
     let body = &bytes[40..];

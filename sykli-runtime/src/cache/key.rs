@@ -1,11 +1,14 @@
-//! Cache keys: what a task's result depends on, itemised in a [`KeyManifest`] and digested
-//! with domain-separated BLAKE3.
+//! Cache keys: the digest of the task's REAPI `Action` ([`super::action`]) over its input
+//! tree ([`super::merkle`]), with the components itemised in a [`KeyManifest`] to explain
+//! misses.
 //!
 //! The key covers the command (or native function identity), the environment the task sees
-//! (values digested; secrets by name only), the container image and settings, the workdir
-//! relative to the project, every input file's relative path and content digest, the digests
-//! of dependency outputs, the declared outputs, the platform and [`SCHEMA_VERSION`]. It never
-//! contains an absolute path, so two checkouts of one repository share hits.
+//! (secrets by name only, never values), the container image, `requires` labels and this
+//! machine's OS and ISA (platform properties), the workdir relative to the project, every
+//! input file (path relative to the project, content digest, executable bit), the files of
+//! dependency outputs at their destination, the declared outputs, the timeout, other settings
+//! and [`SCHEMA_VERSION`]. It never contains an absolute path, so two checkouts of one
+//! repository share hits.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -14,17 +17,17 @@ use std::path::{Component, Path, PathBuf};
 use globset::{GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
-use super::CacheError;
-use super::digest::Digest;
-use super::index::{Stat, StatIndex};
-use super::walk::Walker;
+use super::action::{self, ActionMessages, ActionSpec, NATIVE_PROGRAM, Salt};
+use super::digest::{Digest, DigestFunction};
+use super::index::StatIndex;
+use super::merkle::{self, InputNode};
+use super::store::{OutputEntry, OutputTree};
+use super::workspace::{FileMeta, Selection, Workspace};
+use super::{CacheError, Produced};
 use crate::graph::model::Task;
 
 /// Version of the key schema; bump it whenever what goes into a key changes.
-pub const SCHEMA_VERSION: u32 = 1;
-
-/// BLAKE3 derive-key context of cache keys.
-const KEY_CONTEXT: &str = "sykli cache key v1";
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// What the runtime knows about a task beyond its definition, needed for its key.
 #[derive(Debug, Clone, Default)]
@@ -33,14 +36,14 @@ pub struct KeyContext {
     /// pass-through variables, with their values. Must not hold secret values: any name that
     /// is one of the task's secrets is ignored.
     pub env: BTreeMap<String, String>,
-    /// Output digests of the task's direct dependencies: task name -> output name -> digest
-    /// (as returned by [`TaskCache::store`](super::TaskCache::store) or a [`Hit`](super::Hit)).
-    pub dependency_outputs: BTreeMap<String, BTreeMap<String, Digest>>,
+    /// What the task's direct dependencies produced, by task name (as returned by
+    /// [`TaskCache::store`](super::TaskCache::store) or [`Hit::produced`](super::Hit::produced)).
+    /// Their files enter the input tree where they lie (or, for `task_inputs`, at their
+    /// destination).
+    pub dependency_outputs: BTreeMap<String, Produced>,
     /// Identity of a native task's code (e.g. the digest of the pipeline binary). A native
     /// task without one is not cached: its code could change under the same name.
     pub native_identity: Option<String>,
-    /// Platform string; `<os>-<arch>` of this machine when `None`.
-    pub platform: Option<String>,
 }
 
 /// The outcome of keying a task.
@@ -50,10 +53,12 @@ pub struct KeyContext {
 pub enum Keyed {
     /// The task may be served from and stored in the cache.
     Cacheable {
-        /// The cache key.
+        /// The cache key: the digest of `action.action`.
         key: Digest,
-        /// What the key was computed from.
+        /// What the key was computed from, itemised.
         manifest: KeyManifest,
+        /// The task's REAPI `Action`, `Command` and input tree.
+        action: std::sync::Arc<ActionMessages>,
     },
     /// The task always runs.
     NotCacheable {
@@ -91,7 +96,7 @@ pub enum NotCacheable {
         /// The workdir as written.
         workdir: String,
     },
-    /// A `task_inputs` entry names a dependency output whose digest is unknown.
+    /// A `task_inputs` entry names a dependency output that is unknown.
     MissingDependencyOutput {
         /// The producing task.
         task: String,
@@ -155,7 +160,7 @@ pub struct KeyManifest {
     pub image: Option<String>,
     /// Workdir relative to the project root ("" for the root), or the in-container path.
     pub workdir: String,
-    /// `<os>-<arch>`.
+    /// `<OSFamily>-<ISA>`.
     pub platform: String,
     /// Environment variable name -> BLAKE3 digest of its value.
     pub env: BTreeMap<String, Digest>,
@@ -170,86 +175,13 @@ pub struct KeyManifest {
     /// Dependency outputs: `task/output` -> tree digest.
     pub dependencies: BTreeMap<String, Digest>,
     /// Other settings that change results: setting name -> canonical JSON
-    /// (`mounts`, `services`, `success_criteria`).
+    /// (`mounts`, `services`, `success_criteria`, `task_inputs`, `requires`, `timeout`).
     pub settings: BTreeMap<String, String>,
 }
 
-impl KeyManifest {
-    /// The cache key: a domain-separated BLAKE3 digest of every component but the task name,
-    /// fed in a fixed, length-prefixed order.
-    pub fn key(&self) -> Digest {
-        let mut h = Feeder(blake3::Hasher::new_derive_key(KEY_CONTEXT));
-        h.u64(u64::from(self.schema));
-        match &self.action {
-            ActionIdentity::Shell { command } => {
-                h.str("shell");
-                h.str(command);
-            }
-            ActionIdentity::Native { name, identity } => {
-                h.str("native");
-                h.str(name);
-                h.str(identity);
-            }
-        }
-        h.opt(self.image.as_deref());
-        h.str(&self.workdir);
-        h.str(&self.platform);
-        h.map(self.env.iter().map(|(k, v)| (k.as_str(), v.to_hex())));
-        h.u64(self.secrets.len() as u64);
-        for s in &self.secrets {
-            h.str(s);
-        }
-        h.u64(self.input_globs.len() as u64);
-        for g in &self.input_globs {
-            h.str(g);
-        }
-        h.u64(self.inputs.len() as u64);
-        for (p, d) in &self.inputs {
-            h.str(p);
-            h.0.update(&d.0);
-        }
-        h.map(self.outputs.iter().map(|(k, v)| (k.as_str(), v.clone())));
-        h.map(
-            self.dependencies
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.to_hex())),
-        );
-        h.map(self.settings.iter().map(|(k, v)| (k.as_str(), v.clone())));
-        h.0.finalize().into()
-    }
-}
-
-struct Feeder(blake3::Hasher);
-
-impl Feeder {
-    fn u64(&mut self, v: u64) {
-        self.0.update(&v.to_le_bytes());
-    }
-    fn str(&mut self, s: &str) {
-        self.u64(s.len() as u64);
-        self.0.update(s.as_bytes());
-    }
-    fn opt(&mut self, s: Option<&str>) {
-        match s {
-            Some(s) => {
-                self.u64(1);
-                self.str(s);
-            }
-            None => self.u64(0),
-        }
-    }
-    fn map<'a>(&mut self, items: impl ExactSizeIterator<Item = (&'a str, String)>) {
-        self.u64(items.len() as u64);
-        for (k, v) in items {
-            self.str(k);
-            self.str(&v);
-        }
-    }
-}
-
-/// The platform of this machine: `<os>-<arch>`.
+/// The platform of this machine: `<OSFamily>-<ISA>`.
 pub fn host_platform() -> String {
-    format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH)
+    format!("{}-{}", action::host_os_family(), action::host_isa())
 }
 
 fn env_digest(value: &str) -> Digest {
@@ -258,8 +190,6 @@ fn env_digest(value: &str) -> Digest {
     h.finalize().into()
 }
 
-/// Computes the key of `task`. `root` is the absolute project root; input globs and the
-/// workdir are relative to it.
 /// Why `task` can never be cached, judged from its definition alone (no files read).
 pub fn never_cached(task: &Task) -> Option<NotCacheable> {
     if task.gate.is_some() {
@@ -273,64 +203,86 @@ pub fn never_cached(task: &Task) -> Option<NotCacheable> {
     }
 }
 
+/// Where a key is computed: the project and the cache's view of it.
+pub(crate) struct KeyEnv<'a> {
+    /// The absolute project root.
+    pub(crate) root: &'a Path,
+    pub(crate) index: &'a StatIndex,
+    pub(crate) workspace: &'a Workspace,
+    pub(crate) function: DigestFunction,
+    /// The digest under `function` of a stored blob named by its BLAKE3 digest.
+    pub(crate) rehash: &'a dyn Fn(&Digest) -> Result<Digest, CacheError>,
+}
+
+/// Computes the key of `task`. Input globs and a host workdir are relative to `env.root`.
 pub(crate) fn compute(
     task: &Task,
     ctx: &KeyContext,
-    root: &Path,
-    index: &StatIndex,
-    walker: &Walker,
+    env: &KeyEnv<'_>,
 ) -> Result<Keyed, CacheError> {
     let not = |reason| Ok(Keyed::NotCacheable { reason });
     if let Some(reason) = never_cached(task) {
         return not(reason);
     }
-    let action = match (&task.native, &task.command) {
+    let (identity, arguments) = match (&task.native, &task.command) {
         (Some(name), _) => match &ctx.native_identity {
-            Some(identity) => ActionIdentity::Native {
-                name: name.clone(),
-                identity: identity.clone(),
-            },
+            Some(identity) => (
+                ActionIdentity::Native {
+                    name: name.clone(),
+                    identity: identity.clone(),
+                },
+                vec![
+                    NATIVE_PROGRAM.to_owned(),
+                    "--sykli-exec".into(),
+                    name.clone(),
+                ],
+            ),
             None => return not(NotCacheable::NativeWithoutIdentity),
         },
-        (None, Some(command)) => ActionIdentity::Shell {
-            command: command.clone(),
-        },
+        (None, Some(command)) => (
+            ActionIdentity::Shell {
+                command: command.clone(),
+            },
+            vec!["/bin/sh".into(), "-c".into(), command.clone()],
+        ),
         (None, None) => return not(NotCacheable::NoAction),
     };
-    let workdir = match task.workdir.as_deref() {
-        None => String::new(),
-        Some(w) if task.container.is_some() => w.to_owned(),
-        Some(w) => {
-            let p = Path::new(w);
-            if p.is_absolute() {
-                match p.strip_prefix(root) {
-                    Ok(rel) => rel.to_string_lossy().into_owned(),
-                    Err(_) => {
-                        return not(NotCacheable::WorkdirOutsideProject {
-                            workdir: w.to_owned(),
-                        });
-                    }
-                }
-            } else {
-                w.trim_start_matches("./").trim_end_matches('/').to_owned()
+    // Where the task runs on the host, relative to the project: dependency outputs and
+    // `task_inputs` lie under it. A container task runs at the root.
+    let host_workdir = match task.workdir.as_deref() {
+        Some(w) if task.container.is_none() => match normal_relative(w, env.root) {
+            Some(rel) => rel,
+            None => {
+                return not(NotCacheable::WorkdirOutsideProject {
+                    workdir: w.to_owned(),
+                });
             }
-        }
+        },
+        _ => String::new(),
+    };
+    let workdir = match (&task.container, task.workdir.as_deref()) {
+        (Some(_), Some(w)) => w.to_owned(),
+        _ => host_workdir.clone(),
     };
 
     let mut secrets: BTreeSet<String> = task.secrets.iter().cloned().collect();
     secrets.extend(task.secret_refs.iter().map(|r| r.name.clone()));
-    let env = task
+    let plain_env: BTreeMap<String, String> = task
         .env
         .iter()
         .chain(ctx.env.iter())
         .filter(|(k, _)| !secrets.contains(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let env_digests = plain_env
+        .iter()
         .map(|(k, v)| (k.clone(), env_digest(v)))
         .collect();
 
     let mut dependencies = BTreeMap::new();
-    for (dep, outs) in &ctx.dependency_outputs {
-        for (name, d) in outs {
-            dependencies.insert(format!("{dep}/{name}"), *d);
+    for (dep, produced) in &ctx.dependency_outputs {
+        for (name, tree) in &produced.outputs {
+            dependencies.insert(format!("{dep}/{name}"), tree.digest);
         }
     }
     for ti in &task.task_inputs {
@@ -368,16 +320,125 @@ pub(crate) fn compute(
         serde_json::to_string(&task.task_inputs),
         task.task_inputs.is_empty(),
     );
+    setting(
+        "requires",
+        serde_json::to_string(&task.requires),
+        task.requires.is_empty(),
+    );
+    setting(
+        "timeout",
+        serde_json::to_string(&task.timeout),
+        task.timeout.is_none(),
+    );
 
-    let inputs = collect_inputs(&task.name, &task.inputs, root, index, walker)?;
+    // The input tree: the task's files, then dependency outputs where they land.
+    let files = select_inputs(&task.name, &task.inputs, env)?;
+    let digests = hash_all(env.root, &files, env.index)?;
+    // Collected from sorted sequences: bulk-built, no per-entry search.
+    let inputs: BTreeMap<String, Digest> = files
+        .iter()
+        .zip(&digests)
+        .map(|((path, _), digest)| (path.clone(), *digest))
+        .collect();
+    let mut tree = files
+        .into_iter()
+        .zip(digests)
+        .map(|((path, meta), digest)| {
+            let node = if meta.is_symlink() {
+                let p = env.root.join(&path);
+                let target = std::fs::read_link(&p)
+                    .map_err(|e| CacheError::io("read link", &p, e))?
+                    .to_string_lossy()
+                    .into_owned();
+                InputNode::Symlink { target }
+            } else {
+                InputNode::File {
+                    digest,
+                    size: meta.stat.size,
+                    executable: meta.is_executable(),
+                }
+            };
+            Ok((path, node))
+        })
+        .collect::<Result<BTreeMap<String, InputNode>, CacheError>>()?;
+    for (dep, produced) in &ctx.dependency_outputs {
+        let base = match &produced.workdir {
+            Some(w) => w.clone(),
+            None => format!(".sykli/outside/{dep}"),
+        };
+        for out in produced.outputs.values() {
+            place_output(&mut tree, &task.name, &base, out, None, env)?;
+        }
+    }
+    for ti in &task.task_inputs {
+        let out = ctx
+            .dependency_outputs
+            .get(&ti.from_task)
+            .and_then(|p| p.outputs.get(&ti.output));
+        if let Some(out) = out {
+            place_output(
+                &mut tree,
+                &task.name,
+                &host_workdir,
+                out,
+                Some(&ti.dest),
+                env,
+            )?;
+        }
+    }
+    let input_root = merkle::input_root(&tree, env.function);
+
+    let mut platform = vec![
+        ("OSFamily".to_owned(), action::host_os_family().to_owned()),
+        ("ISA".to_owned(), action::host_isa().to_owned()),
+    ];
+    if let Some(image) = &task.container {
+        let image = if image.starts_with("docker://") {
+            image.clone()
+        } else {
+            format!("docker://{image}")
+        };
+        platform.push(("container-image".into(), image));
+    }
+    platform.extend(task.requires.iter().map(|l| (l.clone(), "true".to_owned())));
+    let salt_settings: BTreeMap<String, String> = settings
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "requires" | "timeout"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let spec = ActionSpec {
+        arguments,
+        env: plain_env,
+        working_directory: workdir.trim_start_matches('/').to_owned(),
+        output_paths: task
+            .outputs
+            .values()
+            .map(|p| p.trim_start_matches("./").trim_end_matches('/').to_owned())
+            .collect(),
+        platform,
+        timeout_secs: task.timeout,
+        do_not_cache: false,
+        salt: Salt {
+            schema: SCHEMA_VERSION,
+            native_identity: match &identity {
+                ActionIdentity::Native { identity, .. } => Some(identity.clone()),
+                ActionIdentity::Shell { .. } => None,
+            },
+            outputs: task.outputs.clone(),
+            secrets: secrets.iter().cloned().collect(),
+            settings: salt_settings,
+        },
+    };
+    let messages = action::build(&spec, input_root, env.function);
+
     let manifest = KeyManifest {
         schema: SCHEMA_VERSION,
         task: task.name.clone(),
-        action,
+        action: identity,
         image: task.container.clone(),
         workdir,
-        platform: ctx.platform.clone().unwrap_or_else(host_platform),
-        env,
+        platform: host_platform(),
+        env: env_digests,
         secrets,
         input_globs: task.inputs.clone(),
         inputs,
@@ -386,23 +447,112 @@ pub(crate) fn compute(
         settings,
     };
     Ok(Keyed::Cacheable {
-        key: manifest.key(),
+        key: messages.key(),
         manifest,
+        action: std::sync::Arc::new(messages),
     })
+}
+
+/// `path` as a normalised relative path (`/`-separated, no `.`, `..` or empty components),
+/// an absolute path being taken relative to `root`; `None` when it leaves `root`.
+fn normal_relative(path: &str, root: &Path) -> Option<String> {
+    let p = Path::new(path);
+    let p = if p.is_absolute() {
+        p.strip_prefix(root).ok()?
+    } else {
+        p
+    };
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(s) => parts.push(s.to_str()?),
+            Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    Some(parts.join("/"))
+}
+
+fn join(a: &str, b: &str) -> String {
+    match (a.is_empty(), b.is_empty()) {
+        (true, _) => b.to_owned(),
+        (_, true) => a.to_owned(),
+        _ => format!("{a}/{b}"),
+    }
+}
+
+/// Puts the files of a dependency output into `tree`: where they lie (under the producer's
+/// workdir `base`), or under `base/dest` for a `task_inputs` copy.
+fn place_output(
+    tree: &mut BTreeMap<String, InputNode>,
+    task: &str,
+    base: &str,
+    out: &OutputTree,
+    dest: Option<&str>,
+    env: &KeyEnv<'_>,
+) -> Result<(), CacheError> {
+    let bad = |path: &str, reason: &str| CacheError::InvalidInput {
+        task: task.to_owned(),
+        glob: path.to_owned(),
+        reason: reason.to_owned(),
+    };
+    // Relative paths only: an absolute one is refused by `normal_relative` against "/"
+    // only when it is not under "/", so check it first.
+    let rel = |p: &str, what: &str| {
+        if Path::new(p).is_absolute() {
+            return Err(bad(p, &format!("{what} is absolute")));
+        }
+        normal_relative(p, Path::new("/"))
+            .ok_or_else(|| bad(p, &format!("{what} leaves the workdir")))
+    };
+    let top = rel(&out.path, "the dependency output path")?;
+    let dest = dest
+        .map(|d| rel(d, "the task input destination"))
+        .transpose()?;
+    for (path, entry) in &out.entries {
+        let path = rel(path, "the dependency output file")?;
+        let at = match &dest {
+            None => join(base, &path),
+            Some(d) => {
+                let inner = path
+                    .strip_prefix(top.as_str())
+                    .map(|r| r.trim_start_matches('/'))
+                    .unwrap_or(path.as_str());
+                join(base, &join(d, inner))
+            }
+        };
+        let node = match entry {
+            OutputEntry::File { digest, size, mode } => {
+                let digest = if env.function == DigestFunction::Blake3 {
+                    *digest
+                } else {
+                    (env.rehash)(digest)?
+                };
+                InputNode::File {
+                    digest,
+                    size: *size,
+                    executable: mode & 0o111 != 0,
+                }
+            }
+            OutputEntry::Symlink { target } => InputNode::Symlink {
+                target: target.clone(),
+            },
+        };
+        tree.insert(at, node);
+    }
+    Ok(())
 }
 
 fn has_meta(s: &str) -> bool {
     s.contains(['*', '?', '[', ']', '{', '}', '\\'])
 }
 
-/// Resolves `globs` (relative to `root`, gitignore-aware) to file path -> digest.
-fn collect_inputs(
+/// Compiles `globs` (relative to the project, gitignore-aware) into a [`Selection`].
+pub(crate) fn selection(
     task: &str,
     globs: &[String],
     root: &Path,
-    index: &StatIndex,
-    walker: &Walker,
-) -> Result<BTreeMap<String, Digest>, CacheError> {
+) -> Result<Selection, CacheError> {
     let bad = |glob: &str, reason: String| CacheError::InvalidInput {
         task: task.to_owned(),
         glob: glob.to_owned(),
@@ -410,6 +560,8 @@ fn collect_inputs(
     };
     let mut set = GlobSetBuilder::new();
     let mut bases: Vec<PathBuf> = Vec::new();
+    // Whether every glob is "everything under a directory" (`dir/**`).
+    let mut whole_dirs = true;
     for glob in globs {
         let g = glob.trim_start_matches("./");
         let p = Path::new(g);
@@ -431,13 +583,16 @@ fn collect_inputs(
         } else {
             g.to_owned()
         };
+        whole_dirs &= pattern
+            .strip_suffix("/**")
+            .is_some_and(|dir| !dir.is_empty() && !has_meta(dir));
         let compiled = globset::GlobBuilder::new(&pattern)
             .literal_separator(true)
             .backslash_escape(true)
             .build()
             .map_err(|e| bad(glob, e.kind().to_string()))?;
         set.add(compiled);
-        // The walk starts at the longest directory prefix without glob characters.
+        // The files lie under the longest directory prefix without glob characters.
         let mut base = PathBuf::new();
         let comps: Vec<&str> = pattern.split('/').filter(|c| !c.is_empty()).collect();
         for c in &comps[..comps.len().saturating_sub(1)] {
@@ -448,9 +603,14 @@ fn collect_inputs(
         }
         bases.push(base);
     }
-    let set: GlobSet = set
-        .build()
-        .map_err(|e| bad(&globs.join(", "), e.to_string()))?;
+    let set: Option<GlobSet> = if whole_dirs {
+        None
+    } else {
+        Some(
+            set.build()
+                .map_err(|e| bad(&globs.join(", "), e.to_string()))?,
+        )
+    };
     bases.sort();
     bases.dedup();
     let mut roots: Vec<PathBuf> = Vec::new();
@@ -459,9 +619,17 @@ fn collect_inputs(
             roots.push(b);
         }
     }
+    Ok(Selection { bases: roots, set })
+}
 
-    let found = walker.files(task, &roots, &set)?;
-    hash_all(root, &found, index)
+/// The task's input files, sorted by path.
+fn select_inputs(
+    task: &str,
+    globs: &[String],
+    env: &KeyEnv<'_>,
+) -> Result<Vec<(String, FileMeta)>, CacheError> {
+    let sel = selection(task, globs, env.root)?;
+    env.workspace.select(task, &sel)
 }
 
 /// Threads used to hash a task's changed inputs (asked once: the query reads cgroup files).
@@ -470,72 +638,55 @@ fn hash_threads() -> usize {
     *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// Digests every file, in parallel when there is real hashing to do.
+/// Digests every file (in order), in parallel when there is real hashing to do.
 fn hash_all(
     root: &Path,
-    files: &[(String, Stat)],
+    files: &[(String, FileMeta)],
     index: &StatIndex,
-) -> Result<BTreeMap<String, Digest>, CacheError> {
-    let one = |&(rel, meta): &&(String, Stat)| {
+) -> Result<Vec<Digest>, CacheError> {
+    let one = |(rel, meta): &(String, FileMeta)| {
         index
-            .digest(root, rel, meta)
-            .map(|d| (rel.clone(), d))
+            .digest(root, rel, &meta.stat)
             .map_err(|e| CacheError::io("hash input file", &root.join(rel), e))
     };
-    let mut map = BTreeMap::new();
-    let mut todo = Vec::new();
-    for (f, known) in files.iter().zip(index.trusted(files)) {
-        match known {
-            Some(d) => {
-                map.insert(f.0.clone(), d);
-            }
-            None => todo.push(f),
-        }
-    }
-    let files = &todo[..];
-    if files.is_empty() {
-        return Ok(map);
-    }
+    let mut out: Vec<Option<Digest>> =
+        index.trusted(files.iter().map(|(p, m)| (p.as_str(), &m.stat)));
+    let todo: Vec<usize> = (0..files.len()).filter(|&i| out[i].is_none()).collect();
     let threads = hash_threads();
-    if files.len() < 8 || threads == 1 {
-        for f in files {
-            let (rel, d) = one(f)?;
-            map.insert(rel, d);
+    if todo.len() < 8 || threads == 1 {
+        for &i in &todo {
+            out[i] = Some(one(&files[i])?);
         }
-        return Ok(map);
+    } else {
+        // Chunks of 16 files on the shared pool (no thread started per task).
+        type Chunk = Result<Vec<(usize, Digest)>, CacheError>;
+        let results: std::sync::Mutex<Vec<Chunk>> = std::sync::Mutex::new(Vec::new());
+        rayon_core::scope(|s| {
+            for chunk in todo.chunks(16) {
+                let (results, one) = (&results, &one);
+                s.spawn(move |_| {
+                    let done = chunk
+                        .iter()
+                        .map(|&i| one(&files[i]).map(|d| (i, d)))
+                        .collect();
+                    results.lock().unwrap_or_else(|p| p.into_inner()).push(done);
+                });
+            }
+        });
+        for r in results.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            for (i, d) in r? {
+                out[i] = Some(d);
+            }
+        }
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<Result<Vec<(String, Digest)>, CacheError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(16, std::sync::atomic::Ordering::Relaxed);
-                        if i >= files.len() {
-                            return Ok(out);
-                        }
-                        for f in files[i..(i + 16).min(files.len())].iter() {
-                            out.push(one(f)?);
-                        }
-                    }
-                })
+    // Every slot is filled above; a hole would be a bug, reported rather than panicking.
+    out.into_iter()
+        .zip(files)
+        .map(|(d, (p, _))| {
+            d.ok_or_else(|| CacheError::Walk {
+                task: String::new(),
+                message: format!("no digest computed for {p}"),
             })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(CacheError::Walk {
-                        task: String::new(),
-                        message: "a hashing thread panicked".into(),
-                    })
-                })
-            })
-            .collect()
-    });
-    for r in results {
-        map.extend(r?);
-    }
-    Ok(map)
+        })
+        .collect()
 }

@@ -1,7 +1,23 @@
-//! The content-addressed task cache: exact BLAKE3 keys, a local store, fast change
-//! detection, and an explanation for every miss.
+//! The content-addressed task cache: keys that are REAPI `Action` digests, a local store
+//! that is a CAS plus an action cache, fast change detection, and an explanation for every
+//! miss.
 //!
-//! The main type is [`TaskCache`]; the scheduler uses it like this:
+//! # The one entry point for keys
+//! [`TaskCache::key`]`(task, &KeyContext)` decides a task's key: [`Keyed::Cacheable`] with the
+//! key (the digest of the task's REAPI `Action`), the itemised [`KeyManifest`] and the
+//! [`ActionMessages`], or [`Keyed::NotCacheable`] with the reason. The [`KeyContext`] carries
+//! what the graph alone does not tell: the environment the task sees, the
+//! [`Produced`] outputs of its direct dependencies, and a native task's code identity. A task
+//! whose dependency has declared outputs that are not known yet (the dependency will run)
+//! has no key yet: the caller reports "decided after DEP runs" and asks again once DEP has
+//! a [`Produced`] (from [`TaskCache::store`] or [`Hit::produced`]).
+//!
+//! Then [`TaskCache::lookup`] finds a stored result, [`TaskCache::restore`] puts its outputs
+//! back, [`TaskCache::store`] records a run that passed, and [`TaskCache::explain`] says why a
+//! key missed. Whoever runs tasks calls [`TaskCache::invalidate_workspace`] before and after
+//! each task that runs, so that keys asked later see the files as they are
+//! ([`workspace`](self::workspace) walks the project once per run otherwise).
+//!
 //! ```no_run
 //! # use std::collections::BTreeMap;
 //! # use std::path::Path;
@@ -14,13 +30,13 @@
 //! match cache.lookup(&keyed)? {
 //!     Some(hit) => {
 //!         let log = cache.restore(&hit, Path::new("/repo"))?; // outputs back in place
-//!         // replay log.bytes as output; status `cached`; hit.output_digests() to dependents
+//!         // replay log.bytes as output; status `cached`; hit.produced() to dependents
 //!     }
 //!     None => {
+//!         cache.invalidate_workspace(); // the task runs and may change files
 //!         // run the task; on success:
-//!         if let Keyed::Cacheable { key, manifest } = &keyed {
-//!             let digests = cache.store(key, manifest, 0, Path::new("/repo"), &task.outputs, None)?;
-//!         }
+//!         let produced = cache.store(&keyed, 0, Path::new("/repo"), &task.outputs, None)?;
+//!         cache.invalidate_workspace();
 //!     }
 //! }
 //! cache.save_index()?; // once, at the end of the run
@@ -40,23 +56,28 @@
 //! ```
 //!
 //! - [`key`]: what a key is made of ([`KeyManifest`]) and why a task is not cacheable.
+//! - [`action`]: the task as a REAPI `Action` and `Command`.
+//! - [`merkle`]: the input root, a tree of REAPI `Directory` messages.
 //! - [`index`]: the stat index that makes an unchanged tree cost only `lstat`s.
 //! - [`store`]: the on-disk blobs and action results, with stats, clean and LRU eviction.
 //! - [`explain`]: why a task missed.
 
+pub mod action;
 pub mod digest;
 pub mod explain;
 mod hook;
 pub mod index;
 pub mod key;
+pub mod merkle;
 pub mod store;
-mod walk;
+mod workspace;
 
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Component, Path, PathBuf};
 
-pub use digest::Digest;
+pub use action::ActionMessages;
+pub use digest::{Digest, DigestFunction};
 pub use explain::{Change, Delta, Explanation};
 pub use hook::LocalCache;
 pub use index::StatIndex;
@@ -199,6 +220,27 @@ pub(crate) fn check_relative(name: &str, rel: &str) -> Result<PathBuf, CacheErro
     Ok(clean)
 }
 
+/// What a finished task produced, as its dependents are keyed on it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Produced {
+    /// The task's host workdir relative to the project ("" for the root): its output paths
+    /// are relative to it. `None` for a workdir outside the project: dependents' input trees
+    /// then hold the files under `.sykli/outside/TASK/`.
+    pub workdir: Option<String>,
+    /// Output name -> stored tree.
+    pub outputs: BTreeMap<String, OutputTree>,
+}
+
+impl Produced {
+    /// Output name -> tree digest.
+    pub fn digests(&self) -> BTreeMap<String, Digest> {
+        self.outputs
+            .iter()
+            .map(|(n, t)| (n.clone(), t.digest))
+            .collect()
+    }
+}
+
 /// A stored result found for a key.
 #[derive(Debug, Clone)]
 pub struct Hit {
@@ -209,13 +251,12 @@ pub struct Hit {
 }
 
 impl Hit {
-    /// Output name -> tree digest, for the [`KeyContext::dependency_outputs`] of dependents.
-    pub fn output_digests(&self) -> BTreeMap<String, Digest> {
-        self.result
-            .outputs
-            .iter()
-            .map(|(n, t)| (n.clone(), t.digest))
-            .collect()
+    /// What the hit produces, for the [`KeyContext::dependency_outputs`] of dependents.
+    pub fn produced(&self) -> Produced {
+        Produced {
+            workdir: Some(self.result.workdir.clone()),
+            outputs: self.result.outputs.clone(),
+        }
     }
 }
 
@@ -233,7 +274,7 @@ pub struct RestoredLog {
 pub struct TaskCache {
     store: Store,
     index: StatIndex,
-    walker: walk::Walker,
+    workspace: workspace::Workspace,
     root: PathBuf,
     project_id: String,
     size_limit: Option<u64>,
@@ -241,13 +282,14 @@ pub struct TaskCache {
 
 impl TaskCache {
     /// A cache for the project at `root` (absolute), backed by `store`, with its stat index at
-    /// `root/.sykli/cache-index`.
+    /// `root/.sykli/cache-index`; keys under BLAKE3.
     pub fn open(store: Store, root: &Path) -> Result<TaskCache, CacheError> {
         let index = StatIndex::open(root.join(".sykli").join("cache-index"));
         Ok(TaskCache::with_index(store, root, index))
     }
 
-    /// Like [`TaskCache::open`] with a given stat index.
+    /// Like [`TaskCache::open`] with a given stat index; keys are digested with the index's
+    /// [`DigestFunction`].
     pub fn with_index(store: Store, root: &Path, index: StatIndex) -> TaskCache {
         // The project id only names "last manifest" records; it is a digest, never the path.
         let mut h = blake3::Hasher::new_derive_key("sykli project id v1");
@@ -255,7 +297,7 @@ impl TaskCache {
         TaskCache {
             store,
             index,
-            walker: walk::Walker::new(root),
+            workspace: workspace::Workspace::new(root),
             root: root.to_path_buf(),
             project_id: h.finalize().to_hex().to_string(),
             size_limit: None,
@@ -278,24 +320,59 @@ impl TaskCache {
         &self.index
     }
 
-    /// Computes a task's key from its definition, `ctx` and its input files.
+    /// The digest function of keys and input trees.
+    pub fn digest_function(&self) -> DigestFunction {
+        self.index.function()
+    }
+
+    /// Decides a task's key from its definition, `ctx` and its input files: the one entry
+    /// point for keys (see the module docs).
     pub fn key(&self, task: &Task, ctx: &KeyContext) -> Result<Keyed, CacheError> {
-        key::compute(task, ctx, &self.root, &self.index, &self.walker)
+        let function = self.digest_function();
+        let rehash = |d: &Digest| -> Result<Digest, CacheError> {
+            Ok(function.of_bytes(&self.store.read_blob(d)?))
+        };
+        key::compute(
+            task,
+            ctx,
+            &key::KeyEnv {
+                root: &self.root,
+                index: &self.index,
+                workspace: &self.workspace,
+                function,
+                rehash: &rehash,
+            },
+        )
+    }
+
+    /// Files of the project may change from now on (a task is about to run, or just ran):
+    /// keys asked after this read the files again instead of the run's snapshot.
+    pub fn invalidate_workspace(&self) {
+        self.workspace.invalidate();
+    }
+
+    /// How many times the project was walked: (whole-project walks, single-task walks).
+    pub fn walks(&self) -> (u64, u64) {
+        self.workspace.walks()
     }
 
     /// The stored result for a key, if any and complete (every blob present). A hit also
-    /// becomes the task's "last manifest".
+    /// becomes the task's "last manifest" (written only when it changed).
     pub fn lookup(&self, keyed: &Keyed) -> Result<Option<Hit>, CacheError> {
-        let Keyed::Cacheable { key, manifest } = keyed else {
+        let Keyed::Cacheable { key, manifest, .. } = keyed else {
             return Ok(None);
         };
         let Some(result) = self.store.get_action(key)? else {
             return Ok(None);
         };
-        if result.blobs().any(|(d, _)| !self.store.has_blob(d)) {
+        if result
+            .restored_blobs()
+            .any(|(d, _)| !self.store.has_blob(d))
+        {
             return Ok(None);
         }
-        self.store.set_last_manifest(&self.project_id, manifest)?;
+        self.store
+            .set_last_manifest(&self.project_id, key, manifest)?;
         Ok(Some(Hit { key: *key, result }))
     }
 
@@ -307,9 +384,13 @@ impl TaskCache {
             Some(l) => self.store.read_blob(&l.digest)?,
             None => Vec::new(),
         };
+        let mut written = Vec::new();
         for (name, tree) in &hit.result.outputs {
             let rel = check_relative(name, &tree.path)?;
-            let top = workdir.join(rel);
+            let top = workdir.join(&rel);
+            if let Some(p) = top.strip_prefix(&self.root).ok().and_then(Path::to_str) {
+                written.push(p.to_owned());
+            }
             match std::fs::symlink_metadata(&top) {
                 Ok(m) if m.is_dir() => std::fs::remove_dir_all(&top)
                     .map_err(|e| CacheError::io("remove old output", &top, e))?,
@@ -336,58 +417,70 @@ impl TaskCache {
                 }
             }
         }
+        // The run's snapshot sees what was written, so dependents keyed on these files
+        // need no new walk.
+        self.workspace.refresh(&written)?;
         Ok(RestoredLog { bytes: log })
     }
 
-    /// Stores the result of a successful run: the declared `outputs` (name -> path relative to
-    /// `workdir`) and the log at `log_path`. Returns the output digests for dependents.
-    /// Call it only when the task succeeded.
+    /// Records a task that passed: stores its declared `outputs` (name -> path relative to
+    /// `workdir`) as blobs and, when `keyed` is cacheable, the log at `log_path`, the action
+    /// result under the key and the `Action`, `Command` and `Directory` messages (so the store
+    /// serves as a REAPI CAS and action cache). Returns what dependents are keyed on.
     pub fn store(
         &self,
-        key: &Digest,
-        manifest: &KeyManifest,
+        keyed: &Keyed,
         exit_code: i32,
         workdir: &Path,
         outputs: &BTreeMap<String, String>,
         log_path: Option<&Path>,
-    ) -> Result<BTreeMap<String, Digest>, CacheError> {
+    ) -> Result<Produced, CacheError> {
+        let host_workdir = workdir
+            .strip_prefix(&self.root)
+            .ok()
+            .and_then(Path::to_str)
+            .map(str::to_owned);
+        let lock = self.store.write_lock()?;
+        let trees = store::store_outputs(&self.store, workdir, outputs)?;
+        if let Keyed::Cacheable {
+            key,
+            manifest,
+            action,
+        } = keyed
         {
-            let _lock = self.store.write_lock()?;
-            let trees = store::store_outputs(&self.store, workdir, outputs)?;
             let log = log_path.map(|p| self.store.put_file(p)).transpose()?;
+            let mut messages = Vec::new();
+            if action.function == DigestFunction::Blake3 {
+                for (_, bytes) in action.blobs() {
+                    let digest = self.store.put_bytes(&bytes)?;
+                    messages.push(store::BlobRef {
+                        digest,
+                        size: bytes.len() as u64,
+                    });
+                }
+            }
             let result = ActionResult {
                 exit_code,
-                outputs: trees,
+                outputs: trees.clone(),
                 log,
-                manifest: manifest.clone(),
+                workdir: host_workdir.clone().unwrap_or_default(),
+                messages,
                 created_unix_ms: store::now_ms(),
             };
             self.store.put_action(key, &result)?;
-            self.store.set_last_manifest(&self.project_id, manifest)?;
-            let digests = result
-                .outputs
-                .iter()
-                .map(|(n, t)| (n.clone(), t.digest))
-                .collect();
-            drop(_lock);
-            if let Some(limit) = self.size_limit {
-                self.store.evict_to(limit)?;
-            }
-            Ok(digests)
+            self.store
+                .set_last_manifest(&self.project_id, key, manifest)?;
         }
-    }
-
-    /// Output digests of a task that ran but is not cached, for its dependents' keys.
-    pub fn output_digests(
-        &self,
-        workdir: &Path,
-        outputs: &BTreeMap<String, String>,
-    ) -> Result<BTreeMap<String, Digest>, CacheError> {
-        let _lock = self.store.write_lock()?;
-        Ok(store::store_outputs(&self.store, workdir, outputs)?
-            .into_iter()
-            .map(|(n, t)| (n, t.digest))
-            .collect())
+        drop(lock);
+        if keyed.key().is_some()
+            && let Some(limit) = self.size_limit
+        {
+            self.store.evict_to(limit)?;
+        }
+        Ok(Produced {
+            workdir: host_workdir,
+            outputs: trees,
+        })
     }
 
     /// Why `keyed` (for the task `task`) hits or misses, against the task's last manifest.
@@ -398,7 +491,7 @@ impl TaskCache {
                     reason: reason.clone(),
                 });
             }
-            Keyed::Cacheable { key, manifest } => (key, manifest),
+            Keyed::Cacheable { key, manifest, .. } => (key, manifest),
         };
         if self.store.get_action(key)?.is_some() {
             return Ok(Explanation::Hit);

@@ -2,9 +2,12 @@
 //!
 //! Layout under the cache root (`$SYKLI_CACHE_DIR`, else `$XDG_CACHE_HOME/sykli`):
 //! ```text
-//! v1/blobs/ab/abcdef...   content, named by its BLAKE3 hex digest
-//! v1/ac/ab/abcdef....json action results, named by cache key; mtime = last access (LRU)
-//! v1/last/<id>.json       the last manifest of each (project, task), for explaining misses
+//! v1/blobs/ab/abcdef...   content, named by its BLAKE3 hex digest: output files, logs, and
+//!                         the REAPI Action, Command and Directory messages of each entry
+//! v1/ac/ab/abcdef....json action results, named by cache key (the REAPI Action digest);
+//!                         mtime = last access (LRU, to TOUCH_GRANULARITY)
+//! v1/last/<id>            "KEY\n" + the last manifest of each (project, task), to explain
+//!                         misses
 //! v1/tmp/                 temp files, renamed into place
 //! v1/lock                 shared by writers, exclusive for clean and eviction
 //! ```
@@ -12,6 +15,9 @@
 //! concurrent writers (other processes) never see a partial file. Blobs are verified on
 //! read: a blob whose content does not match its name is removed and reported as
 //! [`CacheError::Corrupt`], never served.
+//!
+//! So the store is a REAPI CAS (blobs by digest) plus an action cache (results by Action
+//! digest) under BLAKE3; serving it remotely needs no change of layout.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
@@ -25,6 +31,13 @@ use serde::{Deserialize, Serialize};
 use super::CacheError;
 use super::digest::Digest;
 use super::key::KeyManifest;
+
+/// How stale an action result's "last used" time may be before a hit refreshes it: LRU
+/// eviction orders entries to this precision, and a rerun within it writes nothing.
+pub const TOUCH_GRANULARITY: Duration = Duration::from_secs(60);
+
+/// Length of the key line ("64 hex characters\n") that starts a last-manifest record.
+const LAST_KEY_LEN: usize = 65;
 
 /// Environment variable overriding the cache location.
 pub const CACHE_DIR_ENV: &str = "SYKLI_CACHE_DIR";
@@ -78,15 +91,26 @@ pub struct ActionResult {
     pub outputs: BTreeMap<String, OutputTree>,
     /// The task's log (stdout and stderr as the sink wrote them), if captured.
     pub log: Option<BlobRef>,
-    /// What the key was computed from.
-    pub manifest: KeyManifest,
+    /// The host workdir of the run, relative to the project ("" for the root): where its
+    /// outputs lie for dependents.
+    pub workdir: String,
+    /// The REAPI `Action`, `Command` and `Directory` messages of the key, stored as blobs
+    /// (so the store serves as a CAS for them; empty when keyed under another function).
+    #[serde(default)]
+    pub messages: Vec<BlobRef>,
     /// When the entry was stored, in ms since the Unix epoch.
     pub created_unix_ms: u64,
 }
 
 impl ActionResult {
-    /// Every blob this result refers to.
+    /// Every blob this result refers to (kept while the result is).
     pub fn blobs(&self) -> impl Iterator<Item = (&Digest, u64)> {
+        self.restored_blobs()
+            .chain(self.messages.iter().map(|m| (&m.digest, m.size)))
+    }
+
+    /// The blobs a restore reads: output files and the log.
+    pub fn restored_blobs(&self) -> impl Iterator<Item = (&Digest, u64)> {
         self.outputs
             .values()
             .flat_map(|t| t.entries.values())
@@ -371,20 +395,30 @@ impl Store {
         CacheError::Corrupt { digest: *d }
     }
 
-    /// The action result stored under `key`, marking it used now (for LRU eviction). A
-    /// damaged record is removed and reads as absent.
+    /// The action result stored under `key`, marking it used now (for LRU eviction) unless
+    /// it was marked less than [`TOUCH_GRANULARITY`] ago. A damaged record is removed and
+    /// reads as absent.
     pub fn get_action(&self, key: &Digest) -> Result<Option<ActionResult>, CacheError> {
         let p = self.ac_path(key);
-        let bytes = match fs::read(&p) {
-            Ok(b) => b,
+        let (bytes, used) = match File::open(&p).and_then(|mut f| {
+            let used = f.metadata()?.modified()?;
+            let mut b = Vec::new();
+            f.read_to_end(&mut b)?;
+            Ok((b, used))
+        }) {
+            Ok(r) => r,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(CacheError::io("read", &p, e)),
         };
         match serde_json::from_slice::<ActionResult>(&bytes) {
             Ok(r) => {
                 // Last access is the record's mtime: independent of atime and noatime mounts.
-                if let Ok(f) = File::options().write(true).open(&p) {
-                    let _ = f.set_modified(SystemTime::now());
+                // A hit writes nothing it does not need to: recently marked records are left.
+                let now = SystemTime::now();
+                if now.duration_since(used).unwrap_or_default() >= TOUCH_GRANULARITY
+                    && let Ok(f) = File::options().write(true).open(&p)
+                {
+                    let _ = f.set_modified(now);
                 }
                 Ok(Some(r))
             }
@@ -412,9 +446,7 @@ impl Store {
         h.update(project.as_bytes());
         h.update(&[0]);
         h.update(task.as_bytes());
-        self.dir
-            .join("last")
-            .join(format!("{}.json", h.finalize().to_hex()))
+        self.dir.join("last").join(h.finalize().to_hex().as_str())
     }
 
     /// The last manifest recorded for `task` of `project` (an opaque project id).
@@ -425,20 +457,36 @@ impl Store {
     ) -> Result<Option<KeyManifest>, CacheError> {
         let p = self.last_path(project, task);
         match fs::read(&p) {
-            Ok(b) => Ok(serde_json::from_slice(&b).ok()),
+            // "KEY\n" then the manifest's JSON.
+            Ok(b) => Ok(b
+                .get(LAST_KEY_LEN..)
+                .and_then(|json| serde_json::from_slice(json).ok())),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(CacheError::io("read", &p, e)),
         }
     }
 
-    /// Records `manifest` as the last one of its task in `project`.
+    /// Records `manifest` (keyed `key`) as the last one of its task in `project`. A record
+    /// that already holds `key` is left as it is, read but not rewritten: the common case of
+    /// a hit.
     pub fn set_last_manifest(
         &self,
         project: &str,
+        key: &Digest,
         manifest: &KeyManifest,
     ) -> Result<(), CacheError> {
         let p = self.last_path(project, &manifest.task);
-        let bytes = serde_json::to_vec(manifest).map_err(|e| CacheError::Encode {
+        let head = format!("{}\n", key.to_hex());
+        let mut old = [0u8; LAST_KEY_LEN];
+        if File::open(&p)
+            .and_then(|mut f| f.read_exact(&mut old))
+            .is_ok()
+            && old[..] == *head.as_bytes()
+        {
+            return Ok(());
+        }
+        let mut bytes = head.into_bytes();
+        serde_json::to_writer(&mut bytes, manifest).map_err(|e| CacheError::Encode {
             what: "manifest".into(),
             source: e,
         })?;

@@ -8,11 +8,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::{CachePlan, Decision, Plan};
-use crate::cache::{Digest, KeyContext, Keyed, TaskCache};
+use crate::cache::{KeyContext, Keyed, Produced, TaskCache};
 use crate::graph::{Task, ValidGraph};
 
-/// Output digests a hit restores, by output name.
-type Restored = BTreeMap<String, Digest>;
+/// What a hit restores: its outputs and where they lie.
+type Restored = Produced;
 
 /// What the cache says about one task, given its dependencies' restored outputs.
 fn key_of(
@@ -26,7 +26,6 @@ fn key_of(
         env: crate::scheduler::task_env(graph, task),
         dependency_outputs,
         native_identity: native_identity.map(str::to_owned),
-        platform: None,
     };
     let answer = cache.key(task, &ctx).and_then(|keyed| {
         let key = match &keyed {
@@ -36,7 +35,7 @@ fn key_of(
             }
         };
         Ok(match cache.lookup(&keyed)? {
-            Some(hit) => (CachePlan::Hit { key }, Some(hit.output_digests())),
+            Some(hit) => (CachePlan::Hit { key }, Some(hit.produced())),
             None => {
                 let reason = cache.explain(&task.name, &keyed)?.to_string();
                 (CachePlan::Miss { key, reason }, None)
@@ -69,8 +68,8 @@ pub fn decide(
                 continue;
             }
             match restored.get(&d) {
-                Some(Some(digests)) => {
-                    dependency_outputs.insert(dep.name.clone(), digests.clone());
+                Some(Some(produced)) => {
+                    dependency_outputs.insert(dep.name.clone(), produced.clone());
                 }
                 _ => waits_for = Some(d),
             }
