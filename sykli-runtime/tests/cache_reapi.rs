@@ -392,6 +392,107 @@ fn restored_outputs_are_seen_by_later_keys_without_a_new_walk() {
     assert_eq!(cache.walks(), (1, 0));
 }
 
+#[test]
+fn a_key_asked_before_a_restore_does_not_answer_for_keys_asked_after_it() {
+    let project = TempDir::new().unwrap();
+    let root = project.path();
+    write(root, "src/a.txt", b"a\n");
+    write(root, "out/old.txt", b"old\n");
+    let mut build = Task::named("build");
+    build.command = Some("cp src/a.txt out/a.txt".into());
+    build.inputs = vec!["src/**".into()];
+    build.outputs.insert("out".into(), "out".into());
+    let mut check = Task::named("check");
+    check.command = Some("cat out/a.txt".into());
+    check.inputs = vec!["out/**".into()];
+    let cache_dir = TempDir::new().unwrap();
+    let open = || TaskCache::open(Store::open(cache_dir.path()).unwrap(), root).unwrap();
+
+    let cache = open();
+    let keyed = cache.key(&build, &KeyContext::default()).unwrap();
+    fs::remove_dir_all(root.join("out")).unwrap();
+    write(root, "out/a.txt", b"built\n");
+    cache.store(&keyed, 0, root, &build.outputs, None).unwrap();
+    fs::remove_dir_all(root.join("out")).unwrap();
+    write(root, "out/old.txt", b"old\n");
+
+    // Next run: check is keyed on out/old.txt, then build restores out/ in its place.
+    let cache = open();
+    let Keyed::Cacheable { manifest, .. } = cache.key(&check, &KeyContext::default()).unwrap()
+    else {
+        panic!("check is cacheable")
+    };
+    assert_eq!(manifest.inputs.keys().collect::<Vec<_>>(), ["out/old.txt"]);
+    let keyed = cache.key(&build, &KeyContext::default()).unwrap();
+    let hit = cache.lookup(&keyed).unwrap().expect("a hit");
+    cache.restore(&hit, root).unwrap();
+    let Keyed::Cacheable { manifest, .. } = cache.key(&check, &KeyContext::default()).unwrap()
+    else {
+        panic!("check is cacheable")
+    };
+    assert_eq!(manifest.inputs.keys().collect::<Vec<_>>(), ["out/a.txt"]);
+}
+
+#[test]
+fn tasks_with_the_same_globs_get_the_keys_they_get_alone() {
+    let project = TempDir::new().unwrap();
+    let root = project.path();
+    write(root, "src/a.txt", b"a\n");
+    write(root, "lib/b.txt", b"b\n");
+    let mut gen_task = Task::named("gen");
+    gen_task.command = Some("cp src/a.txt gen/out.txt".into());
+    gen_task.inputs = vec!["src/**".into()];
+    gen_task.outputs.insert("out".into(), "gen/out.txt".into());
+    let mut plain = Task::named("plain");
+    plain.command = Some("ls".into());
+    plain.inputs = vec!["src/**".into(), "lib/*.txt".into()];
+    let mut sub = plain.clone();
+    sub.name = "sub".into();
+    sub.workdir = Some("lib".into());
+    let mut user = plain.clone();
+    user.name = "use".into();
+    user.task_inputs.push(TaskInput {
+        from_task: "gen".into(),
+        output: "out".into(),
+        dest: "input/x.txt".into(),
+    });
+
+    let cache_dir = TempDir::new().unwrap();
+    let open = || TaskCache::open(Store::open(cache_dir.path()).unwrap(), root).unwrap();
+    let cache = open();
+    let gen_keyed = cache.key(&gen_task, &KeyContext::default()).unwrap();
+    fs::create_dir_all(root.join("gen")).unwrap();
+    fs::copy(root.join("src/a.txt"), root.join("gen/out.txt")).unwrap();
+    let produced = cache
+        .store(&gen_keyed, 0, root, &gen_task.outputs, None)
+        .unwrap();
+    let mut with_dep = KeyContext::default();
+    with_dep.dependency_outputs.insert("gen".into(), produced);
+    let cases = [
+        (&plain, KeyContext::default()),
+        (&sub, KeyContext::default()),
+        (&user, with_dep.clone()),
+        (&plain, with_dep),
+    ];
+    let key = |cache: &TaskCache, t: &Task, ctx: &KeyContext| match cache.key(t, ctx).unwrap() {
+        Keyed::Cacheable { key, manifest, .. } => (key, manifest),
+        Keyed::NotCacheable { reason } => panic!("{}: {reason}", t.name),
+    };
+    // Each alone, in a fresh cache (no other task keyed before it in the run).
+    let alone: Vec<_> = cases.iter().map(|(t, c)| key(&open(), t, c)).collect();
+    // All in one run, in both orders.
+    for order in [[0, 1, 2, 3], [3, 2, 1, 0]] {
+        let cache = open();
+        for i in order {
+            let (t, c) = &cases[i];
+            assert_eq!(key(&cache, t, c), alone[i], "{} (case {i})", t.name);
+        }
+        assert_eq!(cache.walks(), (1, 0));
+    }
+    let distinct: std::collections::BTreeSet<_> = alone.iter().map(|(k, _)| *k).collect();
+    assert_eq!(distinct.len(), cases.len());
+}
+
 /// Every file under `dir` with its mtime (ns), ctime (ns) and size.
 fn listing(dir: &Path) -> BTreeMap<PathBuf, (i64, i64, u64)> {
     let mut out = BTreeMap::new();

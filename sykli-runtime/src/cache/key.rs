@@ -10,9 +10,10 @@
 //! and [`SCHEMA_VERSION`]. It never contains an absolute path, so two checkouts of one
 //! repository share hits.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use globset::{GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
@@ -20,9 +21,9 @@ use serde::{Deserialize, Serialize};
 use super::action::{self, ActionMessages, ActionSpec, NATIVE_PROGRAM, Salt};
 use super::digest::{Digest, DigestFunction};
 use super::index::StatIndex;
-use super::merkle::{self, InputNode};
+use super::merkle::{self, InputNode, InputRoot};
 use super::store::{OutputEntry, OutputTree};
-use super::workspace::{FileMeta, Selection, Workspace};
+use super::workspace::{FileMeta, Selection, Token, Workspace};
 use super::{CacheError, Produced};
 use crate::graph::model::Task;
 
@@ -209,9 +210,105 @@ pub(crate) struct KeyEnv<'a> {
     pub(crate) root: &'a Path,
     pub(crate) index: &'a StatIndex,
     pub(crate) workspace: &'a Workspace,
+    /// Workspace inputs already derived from the current snapshot, by input globs.
+    pub(crate) memo: &'a InputMemo,
     pub(crate) function: DigestFunction,
     /// The digest under `function` of a stored blob named by its BLAKE3 digest.
     pub(crate) rehash: &'a dyn Fn(&Digest) -> Result<Digest, CacheError>,
+}
+
+/// What a task's input globs select from one workspace snapshot: the same for every task with
+/// the same globs (globs are relative to the project, not the workdir), so derived once per
+/// snapshot [`Token`] and shared.
+#[derive(Debug)]
+pub(crate) struct WorkspaceInputs {
+    /// Path -> digest: the manifest's `inputs`.
+    inputs: BTreeMap<String, Digest>,
+    /// The files as input-tree nodes, before dependency outputs are placed.
+    tree: BTreeMap<String, InputNode>,
+    /// The input root of `tree` alone (a task with no dependency outputs), built once.
+    root: OnceLock<InputRoot>,
+}
+
+/// [`WorkspaceInputs`] by input globs, valid for one snapshot [`Token`]: a key asked under
+/// another token (the workspace was invalidated or refreshed) starts afresh. Thread-safe.
+#[derive(Debug, Default)]
+pub(crate) struct InputMemo {
+    inner: Mutex<MemoState>,
+}
+
+type MemoState = (Option<Token>, HashMap<Vec<String>, Arc<WorkspaceInputs>>);
+
+impl InputMemo {
+    fn get(&self, token: Token, globs: &[String]) -> Option<Arc<WorkspaceInputs>> {
+        let m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        match &*m {
+            (Some(t), map) if *t == token => map.get(globs).cloned(),
+            _ => None,
+        }
+    }
+
+    fn put(&self, token: Token, globs: &[String], inputs: Arc<WorkspaceInputs>) {
+        let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if m.0 != Some(token) {
+            *m = (Some(token), HashMap::new());
+        }
+        m.1.insert(globs.to_vec(), inputs);
+    }
+
+    /// Forgets everything (the workspace may change).
+    pub(crate) fn clear(&self) {
+        *self.inner.lock().unwrap_or_else(|p| p.into_inner()) = (None, HashMap::new());
+    }
+}
+
+/// The task's workspace inputs: from the memo when the current snapshot already answered for
+/// the same globs, otherwise selected, digested and (when the snapshot answered) memoized.
+fn workspace_inputs(task: &Task, env: &KeyEnv<'_>) -> Result<Arc<WorkspaceInputs>, CacheError> {
+    if let Some(token) = env.workspace.token()
+        && let Some(found) = env.memo.get(token, &task.inputs)
+    {
+        return Ok(found);
+    }
+    let sel = selection(&task.name, &task.inputs, env.root)?;
+    let (files, token) = env.workspace.select(&task.name, &sel)?;
+    let digests = hash_all(env.root, &files, env.index)?;
+    // Collected from sorted sequences: bulk-built, no per-entry search.
+    let inputs: BTreeMap<String, Digest> = files
+        .iter()
+        .zip(&digests)
+        .map(|((path, _), digest)| (path.clone(), *digest))
+        .collect();
+    let tree = files
+        .into_iter()
+        .zip(digests)
+        .map(|((path, meta), digest)| {
+            let node = if meta.is_symlink() {
+                let p = env.root.join(&path);
+                let target = std::fs::read_link(&p)
+                    .map_err(|e| CacheError::io("read link", &p, e))?
+                    .to_string_lossy()
+                    .into_owned();
+                InputNode::Symlink { target }
+            } else {
+                InputNode::File {
+                    digest,
+                    size: meta.stat.size,
+                    executable: meta.is_executable(),
+                }
+            };
+            Ok((path, node))
+        })
+        .collect::<Result<BTreeMap<String, InputNode>, CacheError>>()?;
+    let found = Arc::new(WorkspaceInputs {
+        inputs,
+        tree,
+        root: OnceLock::new(),
+    });
+    if let Some(token) = token {
+        env.memo.put(token, &task.inputs, found.clone());
+    }
+    Ok(found)
 }
 
 /// Computes the key of `task`. Input globs and a host workdir are relative to `env.root`.
@@ -332,61 +429,47 @@ pub(crate) fn compute(
     );
 
     // The input tree: the task's files, then dependency outputs where they land.
-    let files = select_inputs(&task.name, &task.inputs, env)?;
-    let digests = hash_all(env.root, &files, env.index)?;
-    // Collected from sorted sequences: bulk-built, no per-entry search.
-    let inputs: BTreeMap<String, Digest> = files
-        .iter()
-        .zip(&digests)
-        .map(|((path, _), digest)| (path.clone(), *digest))
-        .collect();
-    let mut tree = files
-        .into_iter()
-        .zip(digests)
-        .map(|((path, meta), digest)| {
-            let node = if meta.is_symlink() {
-                let p = env.root.join(&path);
-                let target = std::fs::read_link(&p)
-                    .map_err(|e| CacheError::io("read link", &p, e))?
-                    .to_string_lossy()
-                    .into_owned();
-                InputNode::Symlink { target }
-            } else {
-                InputNode::File {
-                    digest,
-                    size: meta.stat.size,
-                    executable: meta.is_executable(),
-                }
+    let ws = workspace_inputs(task, env)?;
+    let inputs = ws.inputs.clone();
+    let input_root = if ctx
+        .dependency_outputs
+        .values()
+        .all(|p| p.outputs.is_empty())
+    {
+        // Nothing to place (a `task_inputs` entry names an output that exists): the tree is
+        // the workspace inputs alone.
+        ws.root
+            .get_or_init(|| merkle::input_root(&ws.tree, env.function))
+            .clone()
+    } else {
+        let mut tree = ws.tree.clone();
+        for (dep, produced) in &ctx.dependency_outputs {
+            let base = match &produced.workdir {
+                Some(w) => w.clone(),
+                None => format!(".sykli/outside/{dep}"),
             };
-            Ok((path, node))
-        })
-        .collect::<Result<BTreeMap<String, InputNode>, CacheError>>()?;
-    for (dep, produced) in &ctx.dependency_outputs {
-        let base = match &produced.workdir {
-            Some(w) => w.clone(),
-            None => format!(".sykli/outside/{dep}"),
-        };
-        for out in produced.outputs.values() {
-            place_output(&mut tree, &task.name, &base, out, None, env)?;
+            for out in produced.outputs.values() {
+                place_output(&mut tree, &task.name, &base, out, None, env)?;
+            }
         }
-    }
-    for ti in &task.task_inputs {
-        let out = ctx
-            .dependency_outputs
-            .get(&ti.from_task)
-            .and_then(|p| p.outputs.get(&ti.output));
-        if let Some(out) = out {
-            place_output(
-                &mut tree,
-                &task.name,
-                &host_workdir,
-                out,
-                Some(&ti.dest),
-                env,
-            )?;
+        for ti in &task.task_inputs {
+            let out = ctx
+                .dependency_outputs
+                .get(&ti.from_task)
+                .and_then(|p| p.outputs.get(&ti.output));
+            if let Some(out) = out {
+                place_output(
+                    &mut tree,
+                    &task.name,
+                    &host_workdir,
+                    out,
+                    Some(&ti.dest),
+                    env,
+                )?;
+            }
         }
-    }
-    let input_root = merkle::input_root(&tree, env.function);
+        merkle::input_root(&tree, env.function)
+    };
 
     let mut platform = vec![
         ("OSFamily".to_owned(), action::host_os_family().to_owned()),
@@ -620,16 +703,6 @@ pub(crate) fn selection(
         }
     }
     Ok(Selection { bases: roots, set })
-}
-
-/// The task's input files, sorted by path.
-fn select_inputs(
-    task: &str,
-    globs: &[String],
-    env: &KeyEnv<'_>,
-) -> Result<Vec<(String, FileMeta)>, CacheError> {
-    let sel = selection(task, globs, env.root)?;
-    env.workspace.select(task, &sel)
 }
 
 /// Threads used to hash a task's changed inputs (asked once: the query reads cgroup files).

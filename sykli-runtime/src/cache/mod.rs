@@ -275,6 +275,8 @@ pub struct TaskCache {
     store: Store,
     index: StatIndex,
     workspace: workspace::Workspace,
+    /// Workspace inputs per input globs, derived once per workspace snapshot.
+    memo: key::InputMemo,
     root: PathBuf,
     project_id: String,
     size_limit: Option<u64>,
@@ -298,6 +300,7 @@ impl TaskCache {
             store,
             index,
             workspace: workspace::Workspace::new(root),
+            memo: key::InputMemo::default(),
             root: root.to_path_buf(),
             project_id: h.finalize().to_hex().to_string(),
             size_limit: None,
@@ -339,6 +342,7 @@ impl TaskCache {
                 root: &self.root,
                 index: &self.index,
                 workspace: &self.workspace,
+                memo: &self.memo,
                 function,
                 rehash: &rehash,
             },
@@ -349,6 +353,7 @@ impl TaskCache {
     /// keys asked after this read the files again instead of the run's snapshot.
     pub fn invalidate_workspace(&self) {
         self.workspace.invalidate();
+        self.memo.clear();
     }
 
     /// How many times the project was walked: (whole-project walks, single-task walks).

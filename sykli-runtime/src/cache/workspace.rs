@@ -4,7 +4,10 @@
 //! [`Workspace`] walks the whole project once, on the first key asked for, and keeps every
 //! file's path and `lstat` data (the stat index turns them into digests). A task's inputs are
 //! then a range lookup in that sorted snapshot from each glob's longest literal directory
-//! prefix (`src/app/**/*.rs` from `src/app/`), with no further filesystem access.
+//! prefix (`src/app/**/*.rs` from `src/app/`), with no further filesystem access. Tasks with
+//! the same globs select the same files: what keys derive from a selection (digests, the
+//! input tree) is memoized per snapshot [`Token`], which changes on every invalidation and
+//! refresh.
 //!
 //! **Freshness.** The snapshot is only valid while no task changes files. Whoever runs tasks
 //! says so with [`Workspace::invalidate`] (the cache hook does, before and after every task
@@ -69,8 +72,19 @@ pub(crate) struct Selection {
 struct Snapshot {
     /// The [`Workspace::invalidate`] count it was taken at.
     epoch: u64,
+    /// Bumped each time the snapshot is taken or [`Workspace::refresh`]ed: with `epoch`, the
+    /// [`Token`] of what it answers.
+    generation: u64,
     files: BTreeMap<String, FileMeta>,
 }
+
+/// Names one state of the snapshot: two selections made under the same token (with the same
+/// globs) see the same files with the same stat data. Results derived from a selection may be
+/// memoized under it ([`Workspace::token`]).
+pub(crate) type Token = (u64, u64);
+
+/// A selection's files, sorted by path, and the [`Token`] of the snapshot that answered.
+pub(crate) type Selected = (Vec<(String, FileMeta)>, Option<Token>);
 
 /// The project's files: one walk per run, shared by every task. Thread-safe.
 #[derive(Debug)]
@@ -78,6 +92,7 @@ pub(crate) struct Workspace {
     walker: Walker,
     epoch: AtomicU64,
     snapshot: RwLock<Option<Snapshot>>,
+    generations: AtomicU64,
     full_walks: AtomicU64,
     task_walks: AtomicU64,
 }
@@ -88,6 +103,7 @@ impl Workspace {
             walker: Walker::new(root),
             epoch: AtomicU64::new(0),
             snapshot: RwLock::new(None),
+            generations: AtomicU64::new(0),
             full_walks: AtomicU64::new(0),
             task_walks: AtomicU64::new(0),
         }
@@ -107,20 +123,30 @@ impl Workspace {
         )
     }
 
-    /// Every non-ignored file matching `sel`, sorted by path, with its stat data.
-    pub(crate) fn select(
-        &self,
-        task: &str,
-        sel: &Selection,
-    ) -> Result<Vec<(String, FileMeta)>, CacheError> {
+    /// The token of the current snapshot, if there is one that answers for keys asked now
+    /// (`None` before the first walk and after [`Workspace::invalidate`]).
+    pub(crate) fn token(&self) -> Option<Token> {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        let snap = self.snapshot.read().unwrap_or_else(|p| p.into_inner());
+        snap.as_ref()
+            .filter(|s| s.epoch == epoch)
+            .map(|s| (s.epoch, s.generation))
+    }
+
+    /// Every non-ignored file matching `sel`, sorted by path, with its stat data, and the
+    /// [`Token`] of the snapshot that answered (`None` when the files were walked for this
+    /// task alone: nothing derived from them may be memoized).
+    pub(crate) fn select(&self, task: &str, sel: &Selection) -> Result<Selected, CacheError> {
         let epoch = self.epoch.load(Ordering::Acquire);
         {
             let snap = self.snapshot.read().unwrap_or_else(|p| p.into_inner());
             match &*snap {
-                Some(s) if s.epoch == epoch => return Ok(s.select(sel)),
+                Some(s) if s.epoch == epoch => {
+                    return Ok((s.select(sel), Some((s.epoch, s.generation))));
+                }
                 Some(_) => {
                     drop(snap);
-                    return self.walk_task(task, sel);
+                    return Ok((self.walk_task(task, sel)?, None));
                 }
                 None => {}
             }
@@ -131,14 +157,15 @@ impl Workspace {
             self.full_walks.fetch_add(1, Ordering::Relaxed);
             *snap = Some(Snapshot {
                 epoch,
+                generation: self.generations.fetch_add(1, Ordering::Relaxed) + 1,
                 files: files.into_iter().collect(),
             });
         }
         match &*snap {
-            Some(s) if s.epoch == epoch => Ok(s.select(sel)),
+            Some(s) if s.epoch == epoch => Ok((s.select(sel), Some((s.epoch, s.generation)))),
             _ => {
                 drop(snap);
-                self.walk_task(task, sel)
+                Ok((self.walk_task(task, sel)?, None))
             }
         }
     }
@@ -162,6 +189,8 @@ impl Workspace {
         let Some(s) = snap.as_mut().filter(|s| s.epoch == epoch) else {
             return Ok(());
         };
+        // What was derived from the snapshot before no longer answers for it.
+        s.generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         for p in paths {
             let under = format!("{p}/");
             let stale: Vec<String> = s
