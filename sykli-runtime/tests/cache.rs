@@ -1,5 +1,7 @@
 //! The content-addressed cache against real files, real processes and a real store on disk.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -7,26 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
+use common::{backdate, write_backdated as write};
 use sykli_runtime::cache::{
     CacheError, Change, Delta, Digest, Explanation, KeyContext, KeyManifest, Keyed, NotCacheable,
     OutputEntry, OutputTree, Produced, StatIndex, Store, TaskCache,
 };
 use sykli_runtime::graph::model::{Gate, GateStrategy, Task};
 use tempfile::TempDir;
-
-/// Writes a file and backdates it an hour, so it is not "racy" for the stat index.
-fn write(root: &Path, rel: &str, content: &[u8]) {
-    let p = root.join(rel);
-    fs::create_dir_all(p.parent().unwrap()).unwrap();
-    fs::write(&p, content).unwrap();
-    backdate(&p);
-}
-
-fn backdate(p: &Path) {
-    let f = fs::File::options().write(true).open(p).unwrap();
-    f.set_modified(SystemTime::now() - Duration::from_secs(3600))
-        .unwrap();
-}
 
 fn task(name: &str, inputs: &[&str]) -> Task {
     let mut t = Task::named(name);

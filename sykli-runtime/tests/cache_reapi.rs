@@ -2,34 +2,23 @@
 //! `bazel-remote-apis` types; keys across checkouts; one workspace walk per run; hits that
 //! write nothing.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bazel_remote_apis::build::bazel::remote::execution::v2 as reapi;
 use bazel_remote_apis::google::protobuf::Duration as PbDuration;
+use common::write_backdated as write;
 use prost::Message;
 use sykli_runtime::cache::action::{host_isa, host_os_family};
 use sykli_runtime::cache::{DigestFunction, KeyContext, Keyed, StatIndex, Store, TaskCache};
 use sykli_runtime::graph::model::{Task, TaskInput};
 use tempfile::TempDir;
-
-fn write(root: &Path, rel: &str, content: &[u8]) {
-    let p = root.join(rel);
-    fs::create_dir_all(p.parent().unwrap()).unwrap();
-    fs::write(&p, content).unwrap();
-    backdate(&p);
-}
-
-/// Backdates a file an hour, so it is not "racy" for the stat index.
-fn backdate(p: &Path) {
-    let f = fs::File::options().write(true).open(p).unwrap();
-    f.set_modified(SystemTime::now() - Duration::from_secs(3600))
-        .unwrap();
-}
 
 fn sha256(bytes: &[u8]) -> String {
     use sha2::Digest as _;
@@ -358,11 +347,8 @@ fn a_cached_run_walks_the_workspace_once_and_a_run_task_makes_keys_look_again() 
     assert!(manifest.inputs.contains_key("src/m3/new.txt"));
 }
 
-#[test]
-fn restored_outputs_are_seen_by_later_keys_without_a_new_walk() {
-    let project = TempDir::new().unwrap();
-    let root = project.path();
-    write(root, "src/a.txt", b"a\n");
+/// `build` copies `src/a.txt` into its output `out/`; `check` reads `out/**`.
+fn build_and_check() -> (Task, Task) {
     let mut build = Task::named("build");
     build.command = Some("cp src/a.txt out/a.txt".into());
     build.inputs = vec!["src/**".into()];
@@ -370,6 +356,15 @@ fn restored_outputs_are_seen_by_later_keys_without_a_new_walk() {
     let mut check = Task::named("check");
     check.command = Some("cat out/a.txt".into());
     check.inputs = vec!["out/**".into()];
+    (build, check)
+}
+
+#[test]
+fn restored_outputs_are_seen_by_later_keys_without_a_new_walk() {
+    let project = TempDir::new().unwrap();
+    let root = project.path();
+    write(root, "src/a.txt", b"a\n");
+    let (build, check) = build_and_check();
     let cache_dir = TempDir::new().unwrap();
     let open = || TaskCache::open(Store::open(cache_dir.path()).unwrap(), root).unwrap();
 
@@ -398,13 +393,7 @@ fn a_key_asked_before_a_restore_does_not_answer_for_keys_asked_after_it() {
     let root = project.path();
     write(root, "src/a.txt", b"a\n");
     write(root, "out/old.txt", b"old\n");
-    let mut build = Task::named("build");
-    build.command = Some("cp src/a.txt out/a.txt".into());
-    build.inputs = vec!["src/**".into()];
-    build.outputs.insert("out".into(), "out".into());
-    let mut check = Task::named("check");
-    check.command = Some("cat out/a.txt".into());
-    check.inputs = vec!["out/**".into()];
+    let (build, check) = build_and_check();
     let cache_dir = TempDir::new().unwrap();
     let open = || TaskCache::open(Store::open(cache_dir.path()).unwrap(), root).unwrap();
 

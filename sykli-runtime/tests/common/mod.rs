@@ -185,3 +185,19 @@ pub fn within<F: Future>(limit: Duration, what: &str, fut: F) -> F::Output {
     rt.shutdown_background();
     out.unwrap_or_else(|_| panic!("{what} did not finish within {limit:?}"))
 }
+
+/// Writes a file (creating its folders) and backdates it an hour, so it is not "racy" for the
+/// cache's stat index.
+pub fn write_backdated(root: &Path, rel: &str, content: &[u8]) {
+    let p = root.join(rel);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, content).unwrap();
+    backdate(&p);
+}
+
+/// Sets a file's modification time an hour back.
+pub fn backdate(p: &Path) {
+    let f = std::fs::File::options().write(true).open(p).unwrap();
+    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+}
