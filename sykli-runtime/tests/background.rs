@@ -107,6 +107,32 @@ async fn a_service_that_is_already_running_is_used_and_not_started() {
     );
 }
 
+/// Regression: a `ready_timeout` past what an `Instant` can hold panicked the task's runner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ready_timeout_of_u64_max_seconds_waits_without_a_panic() {
+    let p = Project::new();
+    let tag = marker("huge-timeout");
+    let (_, ev) = p
+        .run(
+            json!({"version": "1", "tasks": [
+                {"name": "svc", "command": format!("sh -c 'touch svc.up; sleep 300; :' {tag}"),
+                 "background": {"ready": "test -f svc.up", "ready_timeout": u64::MAX}},
+                {"name": "user", "command": "touch used", "depends_on": ["svc"]},
+            ]}),
+            p.config(),
+        )
+        .await;
+    assert_eq!(
+        ev.status("svc"),
+        TaskStatus::Passed,
+        "{:?}",
+        ev.report("svc")
+    );
+    assert_eq!(ev.status("user"), TaskStatus::Passed);
+    let left = processes_with(&tag);
+    assert!(left.is_empty(), "left running: {left:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_background_command_that_exits_before_it_is_ready_errors_and_blocks_dependents() {
     let p = Project::new();

@@ -28,6 +28,8 @@ const FIRST_POLL: Duration = Duration::from_millis(50);
 const MAX_POLL: Duration = Duration::from_secs(1);
 /// How much of the last readiness check's output is kept to explain a timeout.
 const PROBE_TAIL: usize = 4096;
+/// A readiness wait longer than any run (used when `ready_timeout` overflows an `Instant`).
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// The background commands one run started, until [`Services::stop_all`].
 #[derive(Default)]
@@ -109,7 +111,10 @@ pub(super) async fn start(
     spec: &BackgroundSpec,
     io: ExecIo,
 ) -> ExecOutcome {
-    let deadline = Instant::now() + spec.ready_timeout;
+    // A document may ask for any number of seconds: past what an `Instant` holds, no deadline.
+    let deadline = Instant::now()
+        .checked_add(spec.ready_timeout)
+        .unwrap_or_else(|| Instant::now() + FOREVER);
     let probe = Probe {
         ready: &spec.ready,
         req,
