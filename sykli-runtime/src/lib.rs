@@ -57,6 +57,8 @@ pub mod logs;
 pub mod paths;
 pub mod plan;
 pub mod redact;
+#[cfg(feature = "remote")]
+pub mod remote;
 pub mod scheduler;
 pub mod secrets;
 pub mod state;
