@@ -116,9 +116,9 @@ pub enum PlaceError {
     /// `remote: true`, and no remote executor is registered.
     #[error(
         "the task sets `remote: true`, but no remote executor is configured: register one \
-         with `RunBuilder::executor(ExecutorEntry::remote(..))` (a `sykli run --remote \
-         <endpoint>` flag is not available yet), or drop `remote: true` (or use \
-         `prefer: remote`) to run it here"
+         with `sykli run --remote grpc://HOST:PORT` (or SYKLI_REMOTE, or `executor` in the \
+         [remote] table of sykli.toml; in code `RunBuilder::executor(ExecutorEntry::remote(..))`), \
+         or drop `remote: true` (or use `prefer: remote`) to run it here"
     )]
     NoRemoteExecutor,
     /// No registered executor runs this kind of work (e.g. containers without an engine).
@@ -263,7 +263,11 @@ pub fn place(
         return Ok(placed(i, PlacedBy::Remote));
     }
     let remote_first = task.prefer == Some(Prefer::Remote);
-    let ordered = fits(remote_first).chain(fits(!remote_first));
+    // Where the task may run either way, an unreachable remote executor is no candidate.
+    let reachable = |(_, e): &(usize, &ExecutorEntry)| e.unreachable_reason().is_none();
+    let ordered = fits(remote_first)
+        .filter(reachable)
+        .chain(fits(!remote_first).filter(reachable));
     if fits(true).next().is_none() && fits(false).next().is_none() {
         return Err(no_executor(task, work, registry));
     }
