@@ -6,5 +6,6 @@
 //! runs actions with the same executors as a local run. The cache key is the REAPI `Action`
 //! digest (see [`crate::cache::action`]), so every topology shares results.
 
+pub mod auth;
 pub mod client;
 pub mod endpoint;
