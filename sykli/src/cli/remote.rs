@@ -72,7 +72,7 @@ pub struct RemoteSettings {
     /// Extra root certificate.
     pub tls_ca: Option<PathBuf>,
     /// The bearer token.
-    pub token: Option<String>,
+    pub token: Option<sykli_runtime::remote::auth::Token>,
     /// Queue timeout.
     pub queue_timeout: Duration,
     /// Send secrets to third-party executors.
@@ -86,7 +86,7 @@ impl std::fmt::Debug for RemoteSettings {
             .field("cache", &self.cache)
             .field("cache_read_only", &self.cache_read_only)
             .field("instance", &self.instance)
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token", &self.token)
             .finish_non_exhaustive()
     }
 }
@@ -318,11 +318,9 @@ impl RemoteSettings {
                 &p.display().to_string(),
             )?)
         } else if let Some(t) = get("SYKLI_TOKEN") {
-            let t = t.trim_end_matches(['\n', '\r']).to_owned();
-            if t.is_empty() {
-                return Err(Origin::Env("SYKLI_TOKEN").error("", "the token is empty"));
-            }
-            Some(t)
+            let token = sykli_runtime::remote::auth::Token::new(&t)
+                .map_err(|e| Origin::Env("SYKLI_TOKEN").error("<redacted>", e.to_string()))?;
+            Some(token)
         } else {
             match file
                 .as_ref()
@@ -367,22 +365,19 @@ impl RemoteSettings {
     }
 }
 
-fn read_token(origin: &Origin, value: &str) -> Result<String, ConfigError> {
+fn read_token(
+    origin: &Origin,
+    value: &str,
+) -> Result<sykli_runtime::remote::auth::Token, ConfigError> {
     let path = origin.path(value);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| origin.error(value, format!("failed to read {}: {e}", path.display())))?;
-    let t = text.trim_end_matches(['\n', '\r']);
-    if t.is_empty() {
-        return Err(origin.error(value, format!("{} holds an empty token", path.display())));
-    }
-    Ok(t.to_owned())
+    sykli_runtime::remote::auth::Token::from_file(&path)
+        .map_err(|e| origin.error(value, sykli_runtime::error_chain(&e)))
 }
 
 /// Connects to what `settings` configures: `None` when nothing remote is configured.
 /// An unreachable executor is registered as such (tasks that must run remotely are
 /// errored; `prefer: remote` runs locally); an unreachable cache is skipped with a warning;
 /// a refusal (authentication, a plaintext token, a bad CA) is an error.
-#[cfg(feature = "remote")]
 pub async fn connect(
     settings: &RemoteSettings,
 ) -> Result<Option<sykli_runtime::remote::client::RemoteSetup>, CliError> {
@@ -626,6 +621,6 @@ mod tests {
         )
         .unwrap();
         let s = RemoteSettings::resolve(&RemoteArgs::default(), dir.path(), &|_| None).unwrap();
-        assert_eq!(s.token.as_deref(), Some("s3cret"));
+        assert_eq!(s.token.as_ref().map(|t| t.expose()), Some("s3cret"));
     }
 }

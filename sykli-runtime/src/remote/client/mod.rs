@@ -53,7 +53,7 @@ pub struct ClientOptions {
     /// An extra root certificate (PEM) besides the system roots.
     pub tls_ca: Option<PathBuf>,
     /// The bearer token sent as `authorization: Bearer TOKEN` on every call.
-    pub token: Option<String>,
+    pub token: Option<super::auth::Token>,
     /// How long connecting may take.
     pub connect_timeout: Duration,
 }
@@ -64,7 +64,7 @@ impl std::fmt::Debug for ClientOptions {
             .field("endpoint", &self.endpoint.to_string())
             .field("instance", &self.instance)
             .field("tls_ca", &self.tls_ca)
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token", &self.token)
             .finish()
     }
 }
@@ -279,12 +279,14 @@ impl RemoteClient {
             return Err(RemoteError::PlaintextToken { endpoint: ep_text });
         }
         let auth = match &opts.token {
-            Some(t) => Some(MetadataValue::try_from(format!("Bearer {t}")).map_err(|_| {
-                RemoteError::Connect {
-                    endpoint: ep_text.clone(),
-                    message: "the token holds characters a gRPC header cannot carry".into(),
-                }
-            })?),
+            Some(t) => Some(
+                MetadataValue::try_from(format!("Bearer {}", t.expose())).map_err(|_| {
+                    RemoteError::Connect {
+                        endpoint: ep_text.clone(),
+                        message: "the token holds characters a gRPC header cannot carry".into(),
+                    }
+                })?,
+            ),
             None => None,
         };
         let connect_err = |message: String| RemoteError::Connect {
