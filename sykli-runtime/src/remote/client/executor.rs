@@ -19,6 +19,7 @@ use prost::Message;
 use super::cache_layer::remote_hit;
 use super::execute::{ExecuteOptions, Execution};
 use super::{Blob, BlobData, RemoteClient, RemoteError, results};
+use crate::cache::action::NATIVE_PROGRAM;
 use crate::cache::merkle::digest_of_message;
 use crate::cache::{Keyed, LocalCache, never_cached};
 use crate::exec::{ExecIo, ExecOutcome, ExecRequest, Executor, OutputStream};
@@ -66,6 +67,10 @@ pub struct RemoteExecutor {
     opts: RemoteExecutorOptions,
     root: PathBuf,
     prepared: Mutex<HashMap<String, Result<Prepared, String>>>,
+    /// Digests the server is known to hold (uploaded or found by this run).
+    present: Mutex<std::collections::HashSet<String>>,
+    /// One upload at a time, so a blob several tasks need (the pipeline binary) travels once.
+    uploading: tokio::sync::Mutex<()>,
 }
 
 impl RemoteExecutor {
@@ -85,6 +90,8 @@ impl RemoteExecutor {
             opts,
             root: root.into(),
             prepared: Mutex::new(HashMap::new()),
+            present: Mutex::new(std::collections::HashSet::new()),
+            uploading: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -182,7 +189,13 @@ impl RemoteExecutor {
             for f in dir.files {
                 let Some(d) = f.digest else { continue };
                 if seen.insert(d.hash.clone()) {
-                    let path = self.root.join(join(&prefix, &f.name));
+                    // The pipeline binary of a native task is this program.
+                    let path = if prefix.is_empty() && f.name == NATIVE_PROGRAM && f.is_executable {
+                        std::env::current_exe()
+                            .map_err(|e| format!("failed to find this program's executable: {e}"))?
+                    } else {
+                        self.root.join(join(&prefix, &f.name))
+                    };
                     blobs.push(Blob {
                         digest: d,
                         data: BlobData::File(path),
@@ -227,8 +240,20 @@ impl RemoteExecutor {
                 .collect();
             Some(serde_json::to_vec(&values).map_err(|e| e.to_string())?)
         };
-        let blobs = self.blobs(p)?;
-        self.client.upload_missing(blobs).await.map_err(err)?;
+        let mut blobs = self.blobs(p)?;
+        {
+            let _one = self.uploading.lock().await;
+            {
+                let present = self.present.lock().unwrap_or_else(|p| p.into_inner());
+                blobs.retain(|b| !present.contains(&b.digest.hash));
+            }
+            let hashes: Vec<String> = blobs.iter().map(|b| b.digest.hash.clone()).collect();
+            self.client.upload_missing(blobs).await.map_err(err)?;
+            self.present
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(hashes);
+        }
         let platform = p
             .action
             .platform
