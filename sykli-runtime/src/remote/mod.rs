@@ -7,3 +7,4 @@
 //! digest (see [`crate::cache::action`]), so every topology shares results.
 
 pub mod auth;
+pub mod server;
