@@ -28,6 +28,7 @@ pub const ERROR_CODES: &[&str] = &[
     "write_failed",
     "invalid_config",
     "remote_failed",
+    "worker_failed",
     "internal",
 ];
 
