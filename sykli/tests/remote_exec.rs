@@ -285,8 +285,8 @@ fn cacheable_graph() -> Value {
         {"name": "wrap", "command": "(echo '<'; cat out/gen.txt; echo '>') > out/wrapped.txt",
          "inputs": ["src/**"], "outputs": {"w": "out/wrapped.txt"}, "depends_on": ["gen"],
          "prefer": "remote"},
-        {"name": "here", "command": "wc -l < src/in.txt > out-here.txt",
-         "inputs": ["src/**"], "outputs": {"h": "out-here.txt"}}
+        {"name": "here", "command": "wc -l < src/in.txt > out-here.txt && mkdir -p tree/sub && echo a > tree/a.txt && echo b > tree/sub/b.txt && chmod +x tree/sub/b.txt && ln -sf a.txt tree/link",
+         "inputs": ["src/**"], "outputs": {"h": "out-here.txt", "t": "tree"}}
     ]})
 }
 
@@ -340,13 +340,30 @@ fn a_second_checkout_in_another_process_gets_remote_cache_hits_for_everything_th
     );
     let text = String::from_utf8_lossy(&b.stdout);
     assert!(text.contains("remote cache hit"), "{text}");
-    for f in ["out/gen.txt", "out/wrapped.txt", "out-here.txt"] {
+    for f in [
+        "out/gen.txt",
+        "out/wrapped.txt",
+        "out-here.txt",
+        "tree/a.txt",
+        "tree/sub/b.txt",
+    ] {
         assert_eq!(
             std::fs::read(first.join(f)).unwrap(),
             std::fs::read(second.join(f)).unwrap(),
             "{f}"
         );
     }
+    // A directory output travels as a Tree: files, modes and symlinks.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(second.join("tree/sub/b.txt"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_ne!(mode & 0o111, 0, "the executable bit was lost: {mode:o}");
+    assert_eq!(
+        std::fs::read_link(second.join("tree/link")).unwrap(),
+        Path::new("a.txt")
+    );
     // The hits filled the second checkout's local cache: a third run needs no server
     // (the local cache is asked before the unreachable executor).
     drop(worker);
