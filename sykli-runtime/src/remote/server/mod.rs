@@ -49,6 +49,8 @@ use crate::exec::process::ProcessExecutor;
 
 /// How long running actions get to stop after shutdown before the worker exits anyway.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+/// How long open connections may stay after shutdown once no action runs.
+const CLOSE_LIMIT: Duration = Duration::from_secs(2);
 
 /// PEM files of a TLS server identity.
 #[derive(Debug, Clone)]
@@ -289,8 +291,19 @@ impl BoundWorker {
                 execution::OperationsService::new(executions.clone()),
                 auth,
             ))
-            .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
-            .await;
+            .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
+        // Graceful shutdown waits for every connection to close; a client that stops
+        // reading must not keep the worker alive: once the actions are stopped, connections
+        // get CLOSE_LIMIT more.
+        let stopped = async {
+            shutdown.cancelled().await;
+            let _ = tokio::time::timeout(DRAIN_LIMIT, executions.drained()).await;
+            tokio::time::sleep(CLOSE_LIMIT).await;
+        };
+        let served = tokio::select! {
+            r = served => r,
+            () = stopped => Ok(()),
+        };
         let _ = tokio::time::timeout(DRAIN_LIMIT, executions.drained()).await;
         served.map_err(WorkerError::Transport)
     }
