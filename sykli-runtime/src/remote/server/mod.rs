@@ -263,7 +263,11 @@ impl BoundWorker {
             self.config.jobs,
             shutdown.clone(),
         ));
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
+        // Without TCP_NODELAY every small response waits out the peer's delayed ACK (~40 ms
+        // per call).
+        let incoming = tonic::transport::server::TcpIncoming::from(self.listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(Duration::from_secs(60)));
         let served = server
             .add_service(reapi::capabilities_server::CapabilitiesServer::with_interceptor(
                 capabilities::CapabilitiesService::new(self.labels.clone()),
