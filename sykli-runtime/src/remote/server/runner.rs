@@ -20,6 +20,7 @@ use tonic::Code;
 
 use super::digests::BlobDigest;
 use super::inputs::{self, InputError};
+use super::live::{LiveStreams, ProgressTx};
 use super::outputs;
 use super::platform::Placement;
 use super::status;
@@ -69,6 +70,8 @@ pub struct Job {
     pub dir_name: String,
     /// When it was queued.
     pub queued: SystemTime,
+    /// Where its log sink reports progress for live readers.
+    pub live: Option<LiveStreams>,
 }
 
 /// The REAPI timestamp of `t`.
@@ -209,7 +212,7 @@ impl Runner {
 
         // Logs, masked.
         let secrets = Arc::new(SecretSet::new(job.secrets.values()));
-        let sink = match LogSink::create(dir, secrets) {
+        let sink = match LogSink::create(dir, secrets, job.live.clone()) {
             Ok(s) => Arc::new(s),
             Err(e) => return failed(status::status(Code::Internal, e.to_string())),
         };
@@ -470,14 +473,47 @@ struct LogSink {
 }
 
 struct LogState {
-    stdout: (File, StreamRedactor),
-    stderr: (File, StreamRedactor),
+    stdout: (File, StreamRedactor, Option<Arc<ProgressTx>>),
+    stderr: (File, StreamRedactor, Option<Arc<ProgressTx>>),
     buf: Vec<u8>,
     error: Option<StoreError>,
 }
 
+impl LogState {
+    /// Writes the redacted `buf` to one log and tells live readers.
+    fn emit(&mut self, stream: OutputStream) {
+        let (file, _, progress) = match stream {
+            OutputStream::Stdout => &mut self.stdout,
+            OutputStream::Stderr => &mut self.stderr,
+        };
+        match file.write_all(&self.buf) {
+            Ok(()) => {
+                if let Some(p) = progress
+                    && !self.buf.is_empty()
+                {
+                    let n = self.buf.len() as u64;
+                    p.send_modify(|p| p.len += n);
+                }
+            }
+            Err(source) => {
+                if self.error.is_none() {
+                    self.error = Some(StoreError::Io {
+                        action: "write",
+                        path: PathBuf::from("action log"),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+}
+
 impl LogSink {
-    fn create(dir: &Path, secrets: Arc<SecretSet>) -> Result<LogSink, StoreError> {
+    fn create(
+        dir: &Path,
+        secrets: Arc<SecretSet>,
+        live: Option<LiveStreams>,
+    ) -> Result<LogSink, StoreError> {
         let open = |name: &str| {
             let path = dir.join(name);
             File::create(&path).map_err(|source| StoreError::Io {
@@ -486,32 +522,40 @@ impl LogSink {
                 source,
             })
         };
+        let (out_live, err_live) = match live {
+            Some(l) => (Some(l.stdout), Some(l.stderr)),
+            None => (None, None),
+        };
         Ok(LogSink {
             state: Mutex::new(LogState {
-                stdout: (open("stdout")?, StreamRedactor::new(secrets.clone())),
-                stderr: (open("stderr")?, StreamRedactor::new(secrets)),
+                stdout: (
+                    open("stdout")?,
+                    StreamRedactor::new(secrets.clone()),
+                    out_live,
+                ),
+                stderr: (open("stderr")?, StreamRedactor::new(secrets), err_live),
                 buf: Vec::new(),
                 error: None,
             }),
         })
     }
 
-    /// Flushes what the redactors held back; the first write error, if any.
+    /// Flushes what the redactors held back and marks the logs complete; the first write
+    /// error, if any.
     fn finish(&self) -> Result<(), StoreError> {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let state = &mut *guard;
-        for (file, redactor) in [&mut state.stdout, &mut state.stderr] {
+        for stream in [OutputStream::Stdout, OutputStream::Stderr] {
             state.buf.clear();
+            let redactor = match stream {
+                OutputStream::Stdout => &mut state.stdout.1,
+                OutputStream::Stderr => &mut state.stderr.1,
+            };
             redactor.finish(&mut state.buf);
-            if let Err(source) = file.write_all(&state.buf)
-                && state.error.is_none()
-            {
-                state.error = Some(StoreError::Io {
-                    action: "write",
-                    path: PathBuf::from("action log"),
-                    source,
-                });
-            }
+            state.emit(stream);
+        }
+        for p in [&state.stdout.2, &state.stderr.2].into_iter().flatten() {
+            p.send_modify(|p| p.done = true);
         }
         match state.error.take() {
             Some(e) => Err(e),
@@ -524,20 +568,12 @@ impl OutputSink for LogSink {
     fn write(&self, stream: OutputStream, bytes: &[u8]) {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let state = &mut *guard;
-        let (file, redactor) = match stream {
-            OutputStream::Stdout => &mut state.stdout,
-            OutputStream::Stderr => &mut state.stderr,
-        };
         state.buf.clear();
+        let redactor = match stream {
+            OutputStream::Stdout => &mut state.stdout.1,
+            OutputStream::Stderr => &mut state.stderr.1,
+        };
         redactor.push(bytes, &mut state.buf);
-        if let Err(source) = file.write_all(&state.buf)
-            && state.error.is_none()
-        {
-            state.error = Some(StoreError::Io {
-                action: "write",
-                path: PathBuf::from("action log"),
-                source,
-            });
-        }
+        state.emit(stream);
     }
 }
