@@ -33,6 +33,9 @@ use crate::redact::{SecretSet, StreamRedactor};
 /// The exit code reported for an action stopped by its timeout (as `timeout(1)` does).
 pub const TIMEOUT_EXIT_CODE: i32 = 124;
 
+/// How often a spawn failing with ETXTBSY ("Text file busy") is tried again.
+const TEXT_BUSY_RETRIES: u64 = 5;
+
 /// Runs actions; shared by every execution of a worker.
 pub struct Runner {
     store: Arc<DiskStore>,
@@ -251,16 +254,29 @@ impl Runner {
                     program.into()
                 };
                 let args: Vec<&OsStr> = command.arguments[1..].iter().map(OsStr::new).collect();
-                let spec = ChildSpec {
-                    env: &env,
-                    inherit_env: false,
-                    workdir: &workdir,
-                    timeout,
-                    kill_grace: self.kill_grace,
-                    output: sink.clone(),
-                    cancel: cancel.clone(),
-                };
-                self.process.run_program(&program_path, &args, spec).await
+                let mut attempt = 0;
+                loop {
+                    let spec = ChildSpec {
+                        env: &env,
+                        inherit_env: false,
+                        workdir: &workdir,
+                        timeout,
+                        kill_grace: self.kill_grace,
+                        output: sink.clone(),
+                        cancel: cancel.clone(),
+                    };
+                    let outcome = self.process.run_program(&program_path, &args, spec).await;
+                    // A binary just materialised can be "busy" for a moment: another
+                    // thread's fork may still hold a descriptor of its temp copy until
+                    // that child execs. The program never started, so trying again is safe.
+                    let busy = matches!(&outcome, ExecOutcome::Errored { message, .. }
+                        if message.contains("os error 26"));
+                    if !busy || attempt == TEXT_BUSY_RETRIES {
+                        break outcome;
+                    }
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+                }
             }
             Some(image) => {
                 self.run_container(
