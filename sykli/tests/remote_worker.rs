@@ -1180,3 +1180,84 @@ async fn live_output_is_readable_while_the_action_runs() {
     }
     assert_eq!(seen, b"first ***\nsecond\n");
 }
+
+/// The action cache holds only complete results: an update naming blobs not uploaded is
+/// refused, and a result whose output directory lost a file is a miss.
+#[tokio::test]
+async fn the_action_cache_holds_only_complete_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Worker::start(&store(&dir), &[]);
+    let c = Client::new(&w, SHA256).await;
+    let mut ac = ActionCacheClient::new(c.ch.clone());
+    let action = c.digest(b"some action");
+    let missing = c.digest(b"never uploaded output");
+    let err = ac
+        .update_action_result(reapi::UpdateActionResultRequest {
+            action_digest: Some(action.clone()),
+            action_result: Some(reapi::ActionResult {
+                output_files: vec![reapi::OutputFile {
+                    path: "out".into(),
+                    digest: Some(missing.clone()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            digest_function: SHA256,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert!(err.message().contains(&missing.hash), "{}", err.message());
+
+    // A complete result is stored and served...
+    let file = c.upload(&[b"inside the tree"]).await.remove(0);
+    let tree = reapi::Tree {
+        root: Some(reapi::Directory {
+            files: vec![reapi::FileNode {
+                name: "f".into(),
+                digest: Some(file.clone()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        children: Vec::new(),
+    };
+    let tree_bytes = tree.encode_to_vec();
+    let tree_digest = c.upload(&[&tree_bytes]).await.remove(0);
+    let result = reapi::ActionResult {
+        output_directories: vec![reapi::OutputDirectory {
+            path: "d".into(),
+            tree_digest: Some(tree_digest),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    ac.update_action_result(reapi::UpdateActionResultRequest {
+        action_digest: Some(action.clone()),
+        action_result: Some(result),
+        digest_function: SHA256,
+        ..Default::default()
+    })
+    .await
+    .expect("a complete result is accepted");
+    let get = || reapi::GetActionResultRequest {
+        action_digest: Some(action.clone()),
+        digest_function: SHA256,
+        ..Default::default()
+    };
+    ac.get_action_result(get()).await.expect("served");
+    // ... until a file of its tree disappears from the CAS.
+    let blob = store(&dir)
+        .join("cas/sha256")
+        .join(&file.hash[..2])
+        .join(&file.hash);
+    std::fs::remove_file(&blob).unwrap();
+    let err = ac.get_action_result(get()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    assert!(
+        err.message().contains("output directory"),
+        "{}",
+        err.message()
+    );
+}
