@@ -1,7 +1,8 @@
 //! `sykli worker`: a REAPI v2 server that caches and runs actions.
 //!
 //! One module per service: [`capabilities`], [`cas`] (ContentAddressableStorage),
-//! [`bytestream`], [`action_cache`], [`execution`] (Execution and Operations). Beneath them:
+//! [`bytestream`] (blobs, and [`live`] logs of running actions), [`action_cache`],
+//! [`execution`] (Execution and Operations). Beneath them:
 //! [`store`] (the disk CAS and action cache, both digest functions), [`inputs`] (input roots
 //! materialised with hardlinks), [`runner`] (one action through the local executors, logs
 //! masked, outputs collected), [`outputs`], [`platform`] (labels and matching), [`status`].
@@ -23,6 +24,7 @@ pub mod cas;
 pub mod digests;
 pub mod execution;
 pub mod inputs;
+pub mod live;
 pub mod outputs;
 pub mod platform;
 pub mod runner;
@@ -49,6 +51,8 @@ use crate::exec::process::ProcessExecutor;
 
 /// How long running actions get to stop after shutdown before the worker exits anyway.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+/// How long open connections may stay after shutdown once no action runs.
+const CLOSE_LIMIT: Duration = Duration::from_secs(2);
 
 /// PEM files of a TLS server identity.
 #[derive(Debug, Clone)]
@@ -254,14 +258,20 @@ impl BoundWorker {
             worker_name,
             self.config.kill_grace,
         ));
+        let live = Arc::new(live::LiveLogs::default());
         let executions = Arc::new(Executions::new(
             self.store.clone(),
             runner,
+            live.clone(),
             self.labels.clone(),
             self.config.jobs,
             shutdown.clone(),
         ));
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
+        // Without TCP_NODELAY every small response waits out the peer's delayed ACK (~40 ms
+        // per call).
+        let incoming = tonic::transport::server::TcpIncoming::from(self.listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(Duration::from_secs(60)));
         let served = server
             .add_service(reapi::capabilities_server::CapabilitiesServer::with_interceptor(
                 capabilities::CapabilitiesService::new(self.labels.clone()),
@@ -274,7 +284,7 @@ impl BoundWorker {
                 ),
             )
             .add_service(ByteStreamServer::with_interceptor(
-                bytestream::ByteStreamService::new(self.store.clone()),
+                bytestream::ByteStreamService::new(self.store.clone(), live),
                 auth.clone(),
             ))
             .add_service(reapi::action_cache_server::ActionCacheServer::with_interceptor(
@@ -289,8 +299,19 @@ impl BoundWorker {
                 execution::OperationsService::new(executions.clone()),
                 auth,
             ))
-            .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
-            .await;
+            .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
+        // Graceful shutdown waits for every connection to close; a client that stops
+        // reading must not keep the worker alive: once the actions are stopped, connections
+        // get CLOSE_LIMIT more.
+        let stopped = async {
+            shutdown.cancelled().await;
+            let _ = tokio::time::timeout(DRAIN_LIMIT, executions.drained()).await;
+            tokio::time::sleep(CLOSE_LIMIT).await;
+        };
+        let served = tokio::select! {
+            r = served => r,
+            () = stopped => Ok(()),
+        };
         let _ = tokio::time::timeout(DRAIN_LIMIT, executions.drained()).await;
         served.map_err(WorkerError::Transport)
     }
