@@ -106,6 +106,10 @@ fn main() -> ExitCode {
             an_unauthenticated_client_is_refused_with_a_clear_error,
         ),
         (
+            "tls_with_an_extra_ca_and_a_token_runs_remotely_and_an_unknown_ca_is_refused",
+            tls_with_an_extra_ca_and_a_token_runs_remotely_and_an_unknown_ca_is_refused,
+        ),
+        (
             "a_remote_task_toward_an_unreachable_endpoint_errors_and_never_runs_locally",
             a_remote_task_toward_an_unreachable_endpoint_errors_and_never_runs_locally,
         ),
@@ -569,6 +573,74 @@ fn an_unauthenticated_client_is_refused_with_a_clear_error() {
     );
     let s = statuses(&out);
     assert!(s.values().all(|(st, _)| st == "passed"), "{s:?}");
+}
+
+fn tls_with_an_extra_ca_and_a_token_runs_remotely_and_an_unknown_ca_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let (cert, key) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let token = tmp.path().join("token");
+    std::fs::write(&token, "tls-token\n").unwrap();
+    let worker = Worker::start(
+        &tmp.path().join("store"),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--token-file",
+            token.to_str().unwrap(),
+        ],
+    );
+    assert!(worker.url.starts_with("grpcs://"), "{}", worker.url);
+    let dir = json_project(tmp.path(), "p");
+    // The CA and token from the config file, relative to it.
+    std::fs::copy(&cert, dir.join("ca.pem")).unwrap();
+    std::fs::copy(&token, dir.join("token")).unwrap();
+    std::fs::write(
+        dir.join("sykli.toml"),
+        format!(
+            "[remote]\nexecutor = \"{}\"\ntls_ca = \"ca.pem\"\ntoken_file = \"token\"\n",
+            worker.url
+        ),
+    )
+    .unwrap();
+    let out = sykli(&dir, &["run", "--json"]);
+    let s = statuses(&out);
+    assert!(
+        s.values().all(|(st, _)| st == "passed"),
+        "{s:?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(s["gen"].1, "remote");
+    // Without the CA the server's certificate is not trusted: a clear error, nothing runs.
+    std::fs::remove_file(dir.join("sykli.toml")).unwrap();
+    let other = json_project(tmp.path(), "q");
+    let out = sykli(
+        &other,
+        &[
+            "run",
+            "--remote",
+            &worker.url,
+            "--token-file",
+            token.to_str().unwrap(),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&worker.url) && err.contains("certificate"),
+        "{err}"
+    );
+    assert!(!other.join("out/gen.txt").exists());
+    assert!(
+        !other.join("out-here.txt").exists(),
+        "a refused run ran tasks"
+    );
 }
 
 fn a_remote_task_toward_an_unreachable_endpoint_errors_and_never_runs_locally() {
