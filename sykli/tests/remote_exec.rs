@@ -110,6 +110,10 @@ fn main() -> ExitCode {
             tls_with_an_extra_ca_and_a_token_runs_remotely_and_an_unknown_ca_is_refused,
         ),
         (
+            "a_workers_labels_place_the_tasks_that_require_them",
+            a_workers_labels_place_the_tasks_that_require_them,
+        ),
+        (
             "a_remote_task_toward_an_unreachable_endpoint_errors_and_never_runs_locally",
             a_remote_task_toward_an_unreachable_endpoint_errors_and_never_runs_locally,
         ),
@@ -641,6 +645,31 @@ fn tls_with_an_extra_ca_and_a_token_runs_remotely_and_an_unknown_ca_is_refused()
         !other.join("out-here.txt").exists(),
         "a refused run ran tasks"
     );
+}
+
+fn a_workers_labels_place_the_tasks_that_require_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let worker = Worker::start(&tmp.path().join("store"), &["--label", "gpu=true"]);
+    let dir = tmp.path().join("p");
+    std::fs::create_dir_all(&dir).unwrap();
+    let graph = json!({"version": "1", "tasks": [
+        {"name": "train", "command": "echo training", "requires": ["gpu"], "remote": true},
+        {"name": "tpu", "command": "echo never", "requires": ["tpu"], "prefer": "remote"}
+    ]});
+    std::fs::write(dir.join("sykli.json"), graph.to_string()).unwrap();
+    let out = sykli(
+        &dir,
+        &["run", "--json", "--keep-going", "--remote", &worker.url],
+    );
+    let s = statuses(&out);
+    assert_eq!(
+        s["train"],
+        ("passed".to_owned(), "remote".to_owned()),
+        "{s:?}"
+    );
+    // No executor carries `tpu`: errored naming the label, never sent.
+    assert_eq!(s["tpu"].0, "errored", "{s:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tpu"));
 }
 
 fn a_remote_task_toward_an_unreachable_endpoint_errors_and_never_runs_locally() {

@@ -231,7 +231,7 @@ async fn incremental(sykli: &Path, files: usize) -> Result<()> {
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let actions: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1000);
-    let jobs: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(8);
+    let jobs: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(16);
     let sykli = sykli_bin()?;
     let cache = tempfile::tempdir()?;
     // SAFETY: set before any thread of this program starts; the runtime reads it.

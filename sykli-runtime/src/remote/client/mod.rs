@@ -43,6 +43,9 @@ pub const GRPC_MESSAGE_LIMIT: usize = 4 * 1024 * 1024;
 /// The response metadata by which a `sykli worker` says it is one (on GetCapabilities).
 pub const SYKLI_WORKER_HEADER: &str = "x-sykli-worker";
 
+/// The response metadata listing a `sykli worker`'s labels (`K=V`, comma-separated).
+pub const WORKER_LABELS_HEADER: &str = "x-sykli-worker-labels";
+
 /// How to reach a remote server.
 #[derive(Clone)]
 pub struct ClientOptions {
@@ -223,12 +226,43 @@ pub struct ServerInfo {
     pub max_batch: i64,
     /// Whether it is a `sykli worker` (response metadata `x-sykli-worker: 1`).
     pub sykli_worker: bool,
+    /// A sykli worker's labels, `K=V` (response metadata `x-sykli-worker-labels`).
+    pub worker_labels: Vec<String>,
 }
 
 impl ServerInfo {
     /// Whether it advertises `f`.
     pub fn supports(&self, f: DigestFunction) -> bool {
         self.digest_functions.contains(&f.reapi_value())
+    }
+
+    /// The placement labels of an executor on this server: `K` for each worker label
+    /// `K=true` (a task's `requires: [K]` becomes the platform property `K=true`), and
+    /// `container` when it runs containers.
+    pub fn placement_labels(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .worker_labels
+            .iter()
+            .filter_map(|l| l.split_once('='))
+            .filter_map(|(k, v)| match (k, v) {
+                ("container-image", _) => Some("container".to_owned()),
+                (k, "true") => Some(k.to_owned()),
+                _ => None,
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Whether actions with a `container-image` may be sent: a sykli worker says so in its
+    /// labels; other servers are assumed to (they refuse what they cannot run).
+    pub fn runs_containers(&self) -> bool {
+        !self.sykli_worker
+            || self
+                .worker_labels
+                .iter()
+                .any(|l| l.starts_with("container-image="))
     }
 
     /// BLAKE3 when advertised, else SHA-256 when advertised.
@@ -340,6 +374,7 @@ impl RemoteClient {
                     cache_update: false,
                     max_batch: 0,
                     sykli_worker: false,
+                    worker_labels: Vec::new(),
                 },
                 batch_limit: GRPC_MESSAGE_LIMIT,
                 uploaded: Arc::default(),
@@ -407,6 +442,18 @@ impl RemoteClient {
             .metadata()
             .get(SYKLI_WORKER_HEADER)
             .is_some_and(|v| v.as_bytes() == b"1");
+        let worker_labels: Vec<String> = resp
+            .metadata()
+            .get(WORKER_LABELS_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
         let caps = resp.into_inner();
         let mut functions = Vec::new();
         let mut max_batch = 0;
@@ -437,6 +484,7 @@ impl RemoteClient {
             cache_update,
             max_batch,
             sykli_worker,
+            worker_labels,
         })
     }
 
