@@ -1,0 +1,268 @@
+//! Interop with BuildGrid (PyPI), a real Remote Execution API server: the harness itself
+//! (capabilities, a blob round trip, an Execute through the test bot), then sykli using it as
+//! its remote cache and executor. Needs `bash .ci/reapi-peers.sh install`.
+
+mod common;
+
+use std::time::Duration;
+
+use bazel_remote_apis::build::bazel::remote::execution::v2::{
+    Action, ActionResult, BatchReadBlobsRequest, BatchUpdateBlobsRequest, Command, Digest,
+    Directory, ExecuteRequest, ExecuteResponse, FileNode, FindMissingBlobsRequest,
+    GetActionResultRequest, action_cache_client::ActionCacheClient, batch_update_blobs_request,
+    command::EnvironmentVariable,
+    content_addressable_storage_client::ContentAddressableStorageClient, digest_function,
+    execution_client::ExecutionClient,
+};
+use bazel_remote_apis::google::longrunning::operation;
+use common::peers::{BuildGrid, BuildGridExecution};
+use prost::Message;
+use sha2::{Digest as _, Sha256};
+use tonic::transport::Channel;
+
+const SHA256: i32 = digest_function::Value::Sha256 as i32;
+
+fn digest(data: &[u8]) -> Digest {
+    Digest {
+        hash: format!("{:x}", Sha256::digest(data)),
+        size_bytes: data.len() as i64,
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+async fn channel(grid: &BuildGrid) -> Channel {
+    Channel::from_shared(format!("http://{}", grid.addr()))
+        .expect("endpoint")
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(60))
+        .connect()
+        .await
+        .expect("connect to BuildGrid")
+}
+
+/// Uploads `blobs` with one BatchUpdateBlobs, asserting each was accepted.
+async fn upload(channel: Channel, blobs: &[&[u8]]) {
+    let mut cas = ContentAddressableStorageClient::new(channel);
+    let request = BatchUpdateBlobsRequest {
+        requests: blobs
+            .iter()
+            .map(|data| batch_update_blobs_request::Request {
+                digest: Some(digest(data)),
+                data: data.to_vec(),
+                ..Default::default()
+            })
+            .collect(),
+        digest_function: SHA256,
+        ..Default::default()
+    };
+    let answers = cas
+        .batch_update_blobs(request)
+        .await
+        .expect("BatchUpdateBlobs");
+    for answer in answers.into_inner().responses {
+        let code = answer.status.map_or(0, |s| s.code);
+        assert_eq!(code, 0, "BuildGrid refused blob {:?}", answer.digest);
+    }
+}
+
+async fn read(channel: Channel, wanted: &Digest) -> Vec<u8> {
+    let mut cas = ContentAddressableStorageClient::new(channel);
+    let request = BatchReadBlobsRequest {
+        digests: vec![wanted.clone()],
+        digest_function: SHA256,
+        ..Default::default()
+    };
+    let mut answers = cas
+        .batch_read_blobs(request)
+        .await
+        .expect("BatchReadBlobs")
+        .into_inner();
+    assert_eq!(answers.responses.len(), 1, "one answer per digest");
+    let answer = answers.responses.remove(0);
+    assert_eq!(answer.status.map_or(0, |s| s.code), 0, "reading {wanted:?}");
+    answer.data
+}
+
+#[test]
+fn buildgrid_cache_only_advertises_sha256_only_and_round_trips_a_blob() {
+    let grid = BuildGrid::cache_only();
+    let cache = grid
+        .capabilities()
+        .cache_capabilities
+        .clone()
+        .expect("cache capabilities");
+    assert_eq!(
+        cache.digest_functions,
+        vec![SHA256],
+        "BuildGrid advertises SHA-256 only (so a client must not pick BLAKE3)"
+    );
+    assert!(
+        cache
+            .action_cache_update_capabilities
+            .is_some_and(|c| c.update_enabled),
+        "the action cache accepts updates"
+    );
+    assert!(
+        cache.max_batch_total_size_bytes > 0,
+        "a batch limit is advertised"
+    );
+
+    runtime().block_on(async {
+        let blob = b"a blob from sykli's interop test".as_slice();
+        let ch = channel(&grid).await;
+        let mut cas = ContentAddressableStorageClient::new(ch.clone());
+        let find = |digests: Vec<Digest>| FindMissingBlobsRequest {
+            blob_digests: digests,
+            digest_function: SHA256,
+            ..Default::default()
+        };
+        let missing = cas
+            .find_missing_blobs(find(vec![digest(blob)]))
+            .await
+            .unwrap();
+        assert_eq!(
+            missing.into_inner().missing_blob_digests,
+            vec![digest(blob)]
+        );
+        upload(ch.clone(), &[blob]).await;
+        let missing = cas
+            .find_missing_blobs(find(vec![digest(blob)]))
+            .await
+            .unwrap();
+        assert!(
+            missing.into_inner().missing_blob_digests.is_empty(),
+            "stored"
+        );
+        assert_eq!(read(ch, &digest(blob)).await, blob);
+    });
+}
+
+#[test]
+fn buildgrid_executes_an_action_through_the_test_bot_and_caches_its_result() {
+    let mut peers = BuildGridExecution::start();
+    let execution = peers
+        .grid()
+        .capabilities()
+        .execution_capabilities
+        .clone()
+        .expect("execution capabilities");
+    assert!(execution.exec_enabled, "execution is enabled");
+    assert_eq!(execution.digest_functions, vec![SHA256]);
+
+    let salt = format!("{:?}", std::time::SystemTime::now());
+    let input = format!("hello buildgrid {salt}\n");
+    let input_root = Directory {
+        files: vec![FileNode {
+            name: "in.txt".into(),
+            digest: Some(digest(input.as_bytes())),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let command = Command {
+        arguments: vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            "tr a-z A-Z < in.txt > out/upper.txt && echo made it".into(),
+        ],
+        environment_variables: vec![EnvironmentVariable {
+            name: "PATH".into(),
+            value: "/usr/bin:/bin".into(),
+        }],
+        output_paths: vec!["out/upper.txt".into()],
+        ..Default::default()
+    };
+    let (root_bytes, command_bytes) = (input_root.encode_to_vec(), command.encode_to_vec());
+    let action = Action {
+        command_digest: Some(digest(&command_bytes)),
+        input_root_digest: Some(digest(&root_bytes)),
+        ..Default::default()
+    };
+    let action_bytes = action.encode_to_vec();
+    let action_digest = digest(&action_bytes);
+
+    let result: ActionResult = runtime().block_on(async {
+        let ch = channel(peers.grid()).await;
+        upload(
+            ch.clone(),
+            &[input.as_bytes(), &root_bytes, &command_bytes, &action_bytes],
+        )
+        .await;
+        let mut exec = ExecutionClient::new(ch.clone());
+        let request = ExecuteRequest {
+            action_digest: Some(action_digest.clone()),
+            digest_function: SHA256,
+            ..Default::default()
+        };
+        let mut stream = exec.execute(request).await.expect("Execute").into_inner();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let response = loop {
+            let next = tokio::time::timeout_at(deadline, stream.message())
+                .await
+                .unwrap_or_else(|_| panic!("no result within 60 s; bot log:\n{}", peers.bot_log()))
+                .expect("operation stream");
+            let op = next.expect("the stream ended before the operation was done");
+            if !op.done {
+                continue;
+            }
+            match op.result {
+                Some(operation::Result::Response(any)) => {
+                    break ExecuteResponse::decode(any.value.as_slice()).expect("ExecuteResponse");
+                }
+                other => panic!("operation failed: {other:?}"),
+            }
+        };
+        assert_eq!(
+            response.status.as_ref().map_or(0, |s| s.code),
+            0,
+            "{response:?}"
+        );
+        let result = response.result.expect("an ActionResult");
+        assert_eq!(result.exit_code, 0, "{result:?}");
+        let stdout = read(ch.clone(), result.stdout_digest.as_ref().expect("stdout")).await;
+        assert_eq!(String::from_utf8_lossy(&stdout), "made it\n");
+        let [file] = result.output_files.as_slice() else {
+            panic!("one output file expected: {result:?}");
+        };
+        assert_eq!(file.path, "out/upper.txt");
+        let upper = read(ch.clone(), file.digest.as_ref().expect("digest")).await;
+        assert_eq!(String::from_utf8_lossy(&upper), input.to_uppercase());
+
+        let mut ac = ActionCacheClient::new(ch);
+        let cached = ac
+            .get_action_result(GetActionResultRequest {
+                action_digest: Some(action_digest.clone()),
+                digest_function: SHA256,
+                ..Default::default()
+            })
+            .await
+            .expect("the result is in BuildGrid's action cache")
+            .into_inner();
+        assert_eq!(cached.output_files, result.output_files);
+        result
+    });
+    let worker = result
+        .execution_metadata
+        .map(|m| m.worker)
+        .unwrap_or_default();
+    assert!(
+        worker.starts_with("sykli-test-bot-"),
+        "run by the test bot, not {worker:?}"
+    );
+    let (status, log) = peers.stop_bot();
+    assert!(log.contains("rwapi-bot: ran "), "the bot ran it:\n{log}");
+    assert!(
+        status.success(),
+        "the bot exits cleanly on SIGTERM ({status}):\n{log}"
+    );
+    assert!(
+        log.contains("rwapi-bot: left session"),
+        "the bot left its session:\n{log}"
+    );
+}
