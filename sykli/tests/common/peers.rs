@@ -580,6 +580,8 @@ pub const GENRULE_WORKSPACE: &str =
 
 /// Bazel on a private copy of a workspace, with a private HOME and output root (so nothing is
 /// shared with other tests or the user), a bounded idle time, and `bazel shutdown` on drop.
+/// The system rc stays on: Debian's (`/etc/bazel/bazelrc`) sets the install base Bazel needs,
+/// and `--sandbox_debug`, which the tests turn off.
 pub struct Bazel {
     bazel: PathBuf,
     workspace: tempfile::TempDir,
@@ -626,12 +628,7 @@ impl Bazel {
             "--output_user_root={}",
             self.home.path().join("output-root").display()
         ))
-        .args([
-            "--max_idle_secs=60",
-            "--nohome_rc",
-            "--nosystem_rc",
-            "--noworkspace_rc",
-        ])
+        .args(["--max_idle_secs=60", "--nohome_rc", "--noworkspace_rc"])
         .current_dir(self.workspace.path())
         .env("HOME", self.home.path())
         .env_remove("BAZELISK_HOME")

@@ -1,0 +1,92 @@
+//! Interop with Bazel (Debian's `bazel-bootstrap` 4.2, a real Remote Execution API client,
+//! SHA-256 only): it builds a genrule workspace remotely, then gets remote cache hits after
+//! `bazel clean`. Needs `bash .ci/reapi-peers.sh install`.
+
+mod common;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::peers::{Bazel, BuildGridExecution};
+
+const BUILD_WITHIN: Duration = Duration::from_secs(240);
+
+/// A value no earlier run used, so the actions are new to the server.
+fn fresh_salt() -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("salt-{nanos}-{}", std::process::id())
+}
+
+/// Builds `//:report` with `--remote_executor=endpoint`, checks the outputs, then `bazel
+/// clean` and a build with `--remote_cache=endpoint` only: every action is a remote cache hit.
+/// Returns the bazel runs' outputs for the caller's own checks.
+fn build_remotely_then_hit_the_cache(endpoint: &str) -> (String, String) {
+    let salt = fresh_salt();
+    let bazel = Bazel::genrule_workspace(&salt);
+    let executed = bazel.run(
+        &[
+            "build",
+            "//:report",
+            &format!("--remote_executor={endpoint}"),
+            "--remote_timeout=60",
+            "--nosandbox_debug",
+        ],
+        BUILD_WITHIN,
+    );
+    executed.assert_success();
+    assert_eq!(
+        executed.count("remote"),
+        2,
+        "both genrules run remotely; Bazel said:\n{}",
+        executed.output
+    );
+    let expected_upper = format!("HELLO FROM BAZEL\n{salt}\n");
+    assert_eq!(bazel.output_file("upper.txt"), expected_upper);
+    assert_eq!(
+        bazel.output_file("report/summary.txt"),
+        format!("2\n{expected_upper}")
+    );
+    eprintln!("bazel remote execution build took {:?}", executed.took);
+
+    bazel.run(&["clean"], BUILD_WITHIN).assert_success();
+    let cached = bazel.run(
+        &[
+            "build",
+            "//:report",
+            &format!("--remote_cache={endpoint}"),
+            "--nosandbox_debug",
+        ],
+        BUILD_WITHIN,
+    );
+    cached.assert_success();
+    assert_eq!(
+        cached.count("remote cache hit"),
+        2,
+        "after bazel clean both genrules are remote cache hits; Bazel said:\n{}",
+        cached.output
+    );
+    assert_eq!(cached.count("linux-sandbox") + cached.count("local"), 0);
+    assert_eq!(
+        bazel.output_file("report/summary.txt"),
+        format!("2\n{expected_upper}")
+    );
+    eprintln!(
+        "bazel remote cache build after clean took {:?}",
+        cached.took
+    );
+    (executed.output, cached.output)
+}
+
+/// The harness against a known-good pair: Bazel and BuildGrid with the test bot.
+#[test]
+fn bazel_builds_through_buildgrid_and_hits_its_cache_after_clean() {
+    let peers = BuildGridExecution::start();
+    build_remotely_then_hit_the_cache(&peers.endpoint());
+    assert_eq!(
+        peers.bot_log().matches("rwapi-bot: ran ").count(),
+        2,
+        "the bot ran both genrules:\n{}",
+        peers.bot_log()
+    );
+}
