@@ -208,6 +208,12 @@ fn every_json_output_of_every_command_parses_as_the_one_envelope() {
         ("clean", vec!["--json", "clean"], false, 2),
         ("init", vec!["--json", "init", "--go", init_dir], true, 0),
         ("init", vec!["init", "--go", init_dir, "--json"], false, 2),
+        (
+            "worker",
+            vec!["--json", "worker", "--listen", "not-an-address"],
+            false,
+            2,
+        ),
         // Bad usage with --json is an envelope too.
         ("run", vec!["--json", "--no-such-flag"], false, 2),
         (

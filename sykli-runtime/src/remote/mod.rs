@@ -5,3 +5,6 @@
 //! BuildGrid, Buildbarn, BuildBuddy, NativeLink); the server side is `sykli worker`, which
 //! runs actions with the same executors as a local run. The cache key is the REAPI `Action`
 //! digest (see [`crate::cache::action`]), so every topology shares results.
+
+pub mod auth;
+pub mod server;

@@ -20,6 +20,8 @@ mod logs;
 mod report;
 pub(crate) mod run;
 pub mod validate;
+#[cfg(feature = "remote")]
+pub mod worker;
 
 pub use cache::{CacheArgs, CacheCommand};
 pub use error::CliError;
@@ -63,6 +65,9 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Inspect and prune the local cache.
     Cache(CacheArgs),
+    /// Serve the Remote Execution API and run actions (a remote cache and executor).
+    #[cfg(feature = "remote")]
+    Worker(worker::WorkerArgs),
 }
 
 /// Where the pipeline is.
@@ -189,6 +194,8 @@ pub fn main() -> ExitCode {
         Some(Command::History(args)) => done(history::history(&args, json), json),
         Some(Command::Logs(args)) => done(logs::logs(&args, json), json),
         Some(Command::Report(args)) => done(report::report(&args, json), json),
+        #[cfg(feature = "remote")]
+        Some(Command::Worker(args)) => worker::worker_command(&args, json),
     }
 }
 

@@ -26,6 +26,7 @@ pub const ERROR_CODES: &[&str] = &[
     "clean_failed",
     "pipeline_exists",
     "write_failed",
+    "worker_failed",
     "internal",
 ];
 

@@ -44,3 +44,4 @@ pub fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+pub mod worker;

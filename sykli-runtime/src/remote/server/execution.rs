@@ -1,0 +1,484 @@
+//! The Execution and Operations services: `Execute` (with the operation stream),
+//! `WaitExecution`, `GetOperation`/`WaitOperation`.
+//!
+//! Every execution is an operation held as data ([`Executions`]): a `watch` channel of its
+//! latest `Operation`, which streams subscribe to. Executions of the same action (same
+//! digest function, Action digest and secret values) share one operation while it runs,
+//! unless the action says `do_not_cache`. A cached result answers at once
+//! (`cached_result`) unless the request says `skip_cache_lookup`. At most `--jobs` actions
+//! run at once; the rest wait `QUEUED`. Finished operations stay visible for
+//! [`RETENTION`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bazel_remote_apis::build::bazel::remote::execution::v2 as reapi;
+use bazel_remote_apis::build::bazel::remote::execution::v2::execution_stage::Value as Stage;
+use bazel_remote_apis::google::longrunning::{
+    self as lr, CancelOperationRequest, DeleteOperationRequest, GetOperationRequest,
+    ListOperationsRequest, ListOperationsResponse, Operation, WaitOperationRequest, operation,
+};
+use bazel_remote_apis::google::protobuf::{Any, Empty};
+use prost::Message;
+use tokio::sync::{Semaphore, watch};
+use tokio_util::sync::CancellationToken;
+use tonic::codegen::BoxStream;
+use tonic::{Request, Response, Status};
+
+use super::digests::{BlobDigest, function_of};
+use super::outputs;
+use super::platform::Labels;
+use super::runner::{Job, Runner};
+use super::status;
+use super::store::{DiskStore, StoreError};
+use crate::cache::digest::DigestFunction;
+
+/// The metadata key carrying a task's secret values on `Execute` (JSON `{NAME: VALUE}`).
+pub const SECRETS_METADATA: &str = "x-sykli-secrets-bin";
+
+/// How long a finished operation stays visible to `WaitExecution`/`GetOperation`.
+pub const RETENTION: Duration = Duration::from_secs(600);
+
+const METADATA_URL: &str =
+    "type.googleapis.com/build.bazel.remote.execution.v2.ExecuteOperationMetadata";
+const RESPONSE_URL: &str = "type.googleapis.com/build.bazel.remote.execution.v2.ExecuteResponse";
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct InflightKey {
+    function: DigestFunction,
+    action: BlobDigest,
+    secrets: [u8; 32],
+}
+
+#[derive(Default)]
+struct State {
+    ops: HashMap<String, watch::Sender<Operation>>,
+    inflight: HashMap<InflightKey, String>,
+}
+
+/// The executions of a worker: operations, in-flight deduplication, the job limit.
+pub struct Executions {
+    store: Arc<DiskStore>,
+    runner: Arc<Runner>,
+    labels: Arc<Labels>,
+    jobs: Arc<Semaphore>,
+    state: Mutex<State>,
+    shutdown: CancellationToken,
+    running: watch::Sender<usize>,
+}
+
+impl std::fmt::Debug for Executions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executions").finish_non_exhaustive()
+    }
+}
+
+impl Executions {
+    /// Executions over `store`, running at most `jobs` actions at once; `shutdown` stops
+    /// running actions and refuses queued ones.
+    pub fn new(
+        store: Arc<DiskStore>,
+        runner: Arc<Runner>,
+        labels: Arc<Labels>,
+        jobs: usize,
+        shutdown: CancellationToken,
+    ) -> Executions {
+        Executions {
+            store,
+            runner,
+            labels,
+            jobs: Arc::new(Semaphore::new(jobs.max(1))),
+            state: Mutex::new(State::default()),
+            shutdown,
+            running: watch::Sender::new(0),
+        }
+    }
+
+    /// Waits until no operation is queued or running (after shutdown, once each has
+    /// stopped its action and cleaned up).
+    pub async fn drained(&self) {
+        let mut rx = self.running.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn subscribe(&self, name: &str) -> Option<watch::Receiver<Operation>> {
+        self.state().ops.get(name).map(watch::Sender::subscribe)
+    }
+
+    /// Registers a finished operation (a cached result) and returns its receiver.
+    fn finished(self: &Arc<Self>, op: Operation) -> watch::Receiver<Operation> {
+        let name = op.name.clone();
+        let (tx, rx) = watch::channel(op);
+        self.state().ops.insert(name.clone(), tx);
+        self.forget_later(name);
+        rx
+    }
+
+    fn forget_later(self: &Arc<Self>, name: String) {
+        let this = Arc::downgrade(self);
+        tokio::spawn(async move {
+            tokio::time::sleep(RETENTION).await;
+            if let Some(this) = this.upgrade() {
+                this.state().ops.remove(&name);
+            }
+        });
+    }
+
+    /// Joins the running execution of the same action, or starts one.
+    fn start_or_join(
+        self: &Arc<Self>,
+        job: Job,
+        secrets_hash: [u8; 32],
+    ) -> watch::Receiver<Operation> {
+        let key = InflightKey {
+            function: job.function,
+            action: job.action_digest,
+            secrets: secrets_hash,
+        };
+        let dedup = !job.action.do_not_cache;
+        let mut state = self.state();
+        if dedup
+            && let Some(name) = state.inflight.get(&key)
+            && let Some(tx) = state.ops.get(name)
+        {
+            return tx.subscribe();
+        }
+        let name = format!("operations/{}", job.dir_name);
+        let (tx, rx) = watch::channel(operation(
+            &name,
+            Stage::Queued,
+            job.function,
+            &job.action_digest,
+            None,
+        ));
+        state.ops.insert(name.clone(), tx.clone());
+        if dedup {
+            state.inflight.insert(key.clone(), name.clone());
+        }
+        drop(state);
+        self.running.send_modify(|n| *n += 1);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let permit = tokio::select! {
+                p = this.jobs.clone().acquire_owned() => p.ok(),
+                () = this.shutdown.cancelled() => None,
+            };
+            let response = match permit {
+                None => reapi::ExecuteResponse {
+                    status: Some(status::status(
+                        tonic::Code::Unavailable,
+                        "the worker stopped before the action ran",
+                    )),
+                    ..Default::default()
+                },
+                Some(_permit) => {
+                    tx.send_replace(operation(
+                        &name,
+                        Stage::Executing,
+                        job.function,
+                        &job.action_digest,
+                        None,
+                    ));
+                    this.runner.run(&job, this.shutdown.child_token()).await
+                }
+            };
+            {
+                let mut state = this.state();
+                if state.inflight.get(&key) == Some(&name) {
+                    state.inflight.remove(&key);
+                }
+            }
+            tx.send_replace(operation(
+                &name,
+                Stage::Completed,
+                job.function,
+                &job.action_digest,
+                Some(response),
+            ));
+            this.forget_later(name);
+            this.running.send_modify(|n| *n = n.saturating_sub(1));
+        });
+        rx
+    }
+}
+
+/// An `Operation` at `stage`; done with `response` when given.
+fn operation(
+    name: &str,
+    stage: Stage,
+    function: DigestFunction,
+    action: &BlobDigest,
+    response: Option<reapi::ExecuteResponse>,
+) -> Operation {
+    let metadata = reapi::ExecuteOperationMetadata {
+        stage: stage as i32,
+        action_digest: Some(action.to_reapi()),
+        digest_function: function.reapi_value(),
+        ..Default::default()
+    };
+    Operation {
+        name: name.to_owned(),
+        metadata: Some(Any {
+            type_url: METADATA_URL.into(),
+            value: metadata.encode_to_vec(),
+        }),
+        done: response.is_some(),
+        result: response.map(|r| {
+            operation::Result::Response(Any {
+                type_url: RESPONSE_URL.into(),
+                value: r.encode_to_vec(),
+            })
+        }),
+    }
+}
+
+/// The stream of an operation's states, ending with the done one.
+fn op_stream(rx: watch::Receiver<Operation>) -> BoxStream<Operation> {
+    Box::pin(futures::stream::unfold(
+        (rx, true, false),
+        |(mut rx, first, finished)| async move {
+            if finished {
+                return None;
+            }
+            if !first && rx.changed().await.is_err() {
+                return None;
+            }
+            let op = rx.borrow_and_update().clone();
+            let done = op.done;
+            Some((Ok(op), (rx, false, done)))
+        },
+    ))
+}
+
+/// Secret values from `x-sykli-secrets-bin` (none when absent). Errors never echo values.
+pub fn secrets_of(
+    metadata: &tonic::metadata::MetadataMap,
+) -> Result<BTreeMap<String, String>, Status> {
+    let Some(value) = metadata.get_bin(SECRETS_METADATA) else {
+        return Ok(BTreeMap::new());
+    };
+    let bytes = value.to_bytes().map_err(|_| {
+        Status::invalid_argument(format!("{SECRETS_METADATA} metadata is not valid base64"))
+    })?;
+    let secrets: BTreeMap<String, String> = serde_json::from_slice(&bytes).map_err(|_| {
+        Status::invalid_argument(format!(
+            "{SECRETS_METADATA} metadata must be a JSON object of strings ({{NAME: VALUE}})"
+        ))
+    })?;
+    for name in secrets.keys() {
+        if name.is_empty() || name.contains('=') || name.contains('\0') {
+            return Err(Status::invalid_argument(format!(
+                "{SECRETS_METADATA}: \"{}\" is not a valid environment variable name",
+                name.escape_default()
+            )));
+        }
+    }
+    Ok(secrets)
+}
+
+/// The `Execution` service.
+#[derive(Debug, Clone)]
+pub struct ExecutionService {
+    inner: Arc<Executions>,
+}
+
+impl ExecutionService {
+    /// The service over `executions`.
+    pub fn new(inner: Arc<Executions>) -> Self {
+        Self { inner }
+    }
+}
+
+fn load<M: Message + Default>(
+    store: &DiskStore,
+    function: DigestFunction,
+    d: &BlobDigest,
+    what: &'static str,
+) -> Result<M, Status> {
+    store.read_message(function, d, what).map_err(|e| match e {
+        StoreError::NotFound { .. } => {
+            status::to_tonic(&status::missing_blobs(function, &[(what.to_owned(), *d)]))
+        }
+        other => {
+            let mut s = other.to_status();
+            if s.code() == tonic::Code::InvalidArgument {
+                s = Status::invalid_argument(format!("{what} {d}: {}", s.message()));
+            }
+            s
+        }
+    })
+}
+
+#[tonic::async_trait]
+impl reapi::execution_server::Execution for ExecutionService {
+    type ExecuteStream = BoxStream<Operation>;
+    type WaitExecutionStream = BoxStream<Operation>;
+
+    async fn execute(
+        &self,
+        request: Request<reapi::ExecuteRequest>,
+    ) -> Result<Response<Self::ExecuteStream>, Status> {
+        let secrets = secrets_of(request.metadata())?;
+        let req = request.into_inner();
+        let function = function_of(req.digest_function)?;
+        let action_digest = BlobDigest::required(req.action_digest.as_ref(), "action_digest")?;
+        let inner = self.inner.clone();
+        let store = inner.store.clone();
+        let (action, command, cached) = tokio::task::spawn_blocking(move || {
+            let action: reapi::Action = load(&store, function, &action_digest, "Action")?;
+            let command_digest =
+                BlobDigest::required(action.command_digest.as_ref(), "Action.command_digest")?;
+            let command: reapi::Command = load(&store, function, &command_digest, "Command")?;
+            let cached = if req.skip_cache_lookup || action.do_not_cache {
+                None
+            } else {
+                store
+                    .get_action(function, &action_digest)
+                    .ok()
+                    .flatten()
+                    .filter(|r| {
+                        r.exit_code == 0 && outputs::first_missing(&store, function, r).is_none()
+                    })
+            };
+            Ok::<_, Status>((action, command, cached))
+        })
+        .await
+        .map_err(|e| Status::internal(format!("lookup task failed: {e}")))??;
+
+        #[allow(deprecated)]
+        let platform = action.platform.as_ref().or(command.platform.as_ref());
+        let placement = inner
+            .labels
+            .place(platform)
+            .map_err(|m| Status::failed_precondition(format!("action {action_digest}: {m}")))?;
+
+        let dir_name = format!("{:032x}", rand::random::<u128>());
+        if let Some(result) = cached {
+            let response = reapi::ExecuteResponse {
+                result: Some(result),
+                cached_result: true,
+                status: Some(status::ok()),
+                ..Default::default()
+            };
+            let op = operation(
+                &format!("operations/{dir_name}"),
+                Stage::Completed,
+                function,
+                &action_digest,
+                Some(response),
+            );
+            return Ok(Response::new(op_stream(inner.finished(op))));
+        }
+        let secrets_hash = if secrets.is_empty() {
+            [0; 32]
+        } else {
+            *blake3::hash(&serde_json::to_vec(&secrets).unwrap_or_default()).as_bytes()
+        };
+        let job = Job {
+            function,
+            action_digest,
+            action,
+            command,
+            placement,
+            secrets,
+            dir_name,
+            queued: SystemTime::now(),
+        };
+        let rx = inner.start_or_join(job, secrets_hash);
+        Ok(Response::new(op_stream(rx)))
+    }
+
+    async fn wait_execution(
+        &self,
+        request: Request<reapi::WaitExecutionRequest>,
+    ) -> Result<Response<Self::WaitExecutionStream>, Status> {
+        let name = request.into_inner().name;
+        match self.inner.subscribe(&name) {
+            Some(rx) => Ok(Response::new(op_stream(rx))),
+            None => Err(not_found(&name)),
+        }
+    }
+}
+
+fn not_found(name: &str) -> Status {
+    Status::not_found(format!(
+        "operation \"{}\" is not known to this worker (finished long ago, or the worker \
+         restarted): Execute the action again",
+        name.escape_default()
+    ))
+}
+
+/// The `Operations` service (`GetOperation`, `WaitOperation`).
+#[derive(Debug, Clone)]
+pub struct OperationsService {
+    inner: Arc<Executions>,
+}
+
+impl OperationsService {
+    /// The service over `executions`.
+    pub fn new(inner: Arc<Executions>) -> Self {
+        Self { inner }
+    }
+}
+
+#[tonic::async_trait]
+impl lr::operations_server::Operations for OperationsService {
+    async fn list_operations(
+        &self,
+        _request: Request<ListOperationsRequest>,
+    ) -> Result<Response<ListOperationsResponse>, Status> {
+        Err(Status::unimplemented(
+            "ListOperations is not supported by sykli worker",
+        ))
+    }
+
+    async fn get_operation(
+        &self,
+        request: Request<GetOperationRequest>,
+    ) -> Result<Response<Operation>, Status> {
+        let name = request.into_inner().name;
+        match self.inner.subscribe(&name) {
+            Some(rx) => Ok(Response::new(rx.borrow().clone())),
+            None => Err(not_found(&name)),
+        }
+    }
+
+    async fn delete_operation(
+        &self,
+        _request: Request<DeleteOperationRequest>,
+    ) -> Result<Response<Empty>, Status> {
+        Err(Status::unimplemented(
+            "DeleteOperation is not supported by sykli worker",
+        ))
+    }
+
+    async fn cancel_operation(
+        &self,
+        _request: Request<CancelOperationRequest>,
+    ) -> Result<Response<Empty>, Status> {
+        Err(Status::unimplemented(
+            "CancelOperation is not supported by sykli worker",
+        ))
+    }
+
+    async fn wait_operation(
+        &self,
+        request: Request<WaitOperationRequest>,
+    ) -> Result<Response<Operation>, Status> {
+        let name = request.into_inner().name;
+        let Some(mut rx) = self.inner.subscribe(&name) else {
+            return Err(not_found(&name));
+        };
+        let op = rx
+            .wait_for(|op| op.done)
+            .await
+            .map(|op| op.clone())
+            .map_err(|_| not_found(&name))?;
+        Ok(Response::new(op))
+    }
+}

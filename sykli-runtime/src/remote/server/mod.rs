@@ -1,0 +1,297 @@
+//! `sykli worker`: a REAPI v2 server that caches and runs actions.
+//!
+//! One module per service: [`capabilities`], [`cas`] (ContentAddressableStorage),
+//! [`bytestream`], [`action_cache`], [`execution`] (Execution and Operations). Beneath them:
+//! [`store`] (the disk CAS and action cache, both digest functions), [`inputs`] (input roots
+//! materialised with hardlinks), [`runner`] (one action through the local executors, logs
+//! masked, outputs collected), [`outputs`], [`platform`] (labels and matching), [`status`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), sykli_runtime::remote::server::WorkerError> {
+//! use sykli_runtime::remote::server::{WorkerConfig, bind};
+//! let config = WorkerConfig::new("127.0.0.1:0".parse().unwrap(), "/tmp/store".into());
+//! let worker = bind(config).await?;
+//! println!("sykli worker: listening on {}", worker.url());
+//! worker.serve(tokio_util::sync::CancellationToken::new()).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod action_cache;
+pub mod bytestream;
+pub mod capabilities;
+pub mod cas;
+pub mod digests;
+pub mod execution;
+pub mod inputs;
+pub mod outputs;
+pub mod platform;
+pub mod runner;
+pub mod status;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bazel_remote_apis::build::bazel::remote::execution::v2 as reapi;
+use bazel_remote_apis::google::bytestream::byte_stream_server::ByteStreamServer;
+use bazel_remote_apis::google::longrunning::operations_server::OperationsServer;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
+
+use self::execution::Executions;
+use self::platform::Labels;
+use self::runner::Runner;
+use self::store::{DiskStore, StoreError};
+use super::auth::{ServerAuth, Token};
+use crate::exec::process::ProcessExecutor;
+
+/// How long running actions get to stop after shutdown before the worker exits anyway.
+const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+
+/// PEM files of a TLS server identity.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Private key (PEM).
+    pub key: PathBuf,
+}
+
+/// How a worker is set up.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Address to listen on (port 0 picks one).
+    pub listen: SocketAddr,
+    /// Store directory (created when missing).
+    pub store: PathBuf,
+    /// At most this many actions at once.
+    pub jobs: usize,
+    /// Labels offered as platform properties (`K=V`).
+    pub labels: Vec<(String, String)>,
+    /// Serve TLS with this identity.
+    pub tls: Option<TlsFiles>,
+    /// Refuse calls without this bearer token.
+    pub token: Option<Token>,
+    /// Offer `container-image` when a Docker engine answers (default true).
+    pub containers: bool,
+    /// SIGTERM-to-SIGKILL grace when stopping an action.
+    pub kill_grace: Duration,
+}
+
+impl WorkerConfig {
+    /// Defaults: one job per CPU, no labels, no TLS, no token, containers when an engine
+    /// answers, 5 s grace.
+    pub fn new(listen: SocketAddr, store: PathBuf) -> WorkerConfig {
+        WorkerConfig {
+            listen,
+            store,
+            jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            labels: Vec::new(),
+            tls: None,
+            token: None,
+            containers: true,
+            kill_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Why a worker could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The store could not be opened.
+    #[error("failed to open the worker store")]
+    Store(#[source] StoreError),
+    /// The address could not be bound.
+    #[error("failed to listen on {addr}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A TLS file could not be read.
+    #[error("failed to read the TLS {what} {}", path.display())]
+    TlsFile {
+        /// `certificate` or `key`.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS identity was refused, or serving failed.
+    #[error("the gRPC server failed")]
+    Transport(#[source] tonic::transport::Error),
+}
+
+/// A worker bound to its address, not serving yet.
+pub struct BoundWorker {
+    listener: tokio::net::TcpListener,
+    addr: SocketAddr,
+    config: WorkerConfig,
+    store: Arc<DiskStore>,
+    labels: Arc<Labels>,
+    #[cfg(feature = "docker")]
+    docker: Option<Arc<crate::exec::container::DockerExecutor>>,
+}
+
+impl std::fmt::Debug for BoundWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundWorker")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens the store, looks for a container engine, and binds the address.
+pub async fn bind(config: WorkerConfig) -> Result<BoundWorker, WorkerError> {
+    let root = config.store.clone();
+    let store = tokio::task::spawn_blocking(move || DiskStore::open(root))
+        .await
+        .map_err(|e| {
+            WorkerError::Store(StoreError::Io {
+                action: "open",
+                path: config.store.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })
+        })?
+        .map_err(WorkerError::Store)?;
+    #[cfg(feature = "docker")]
+    let docker = if config.containers {
+        engine().await
+    } else {
+        None
+    };
+    #[cfg(feature = "docker")]
+    let containers = docker.is_some();
+    #[cfg(not(feature = "docker"))]
+    let containers = false;
+    let labels = Arc::new(Labels::new(config.labels.clone(), containers));
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| WorkerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| WorkerError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    Ok(BoundWorker {
+        listener,
+        addr,
+        config,
+        store: Arc::new(store),
+        labels,
+        #[cfg(feature = "docker")]
+        docker,
+    })
+}
+
+/// A Docker executor when an engine answers within a few seconds.
+#[cfg(feature = "docker")]
+async fn engine() -> Option<Arc<crate::exec::container::DockerExecutor>> {
+    use crate::exec::container::{DockerConfig, DockerExecutor};
+    let config = DockerConfig {
+        connect_timeout: Duration::from_secs(3),
+        ..DockerConfig::default()
+    };
+    let docker = DockerExecutor::with_config(config).ok()?;
+    docker.ping().await.ok()?;
+    Some(Arc::new(docker))
+}
+
+impl BoundWorker {
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The endpoint as Bazel writes it: `grpc://IP:PORT` or `grpcs://IP:PORT`.
+    pub fn url(&self) -> String {
+        let scheme = if self.config.tls.is_some() {
+            "grpcs"
+        } else {
+            "grpc"
+        };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The labels this worker offers (`K=V`).
+    pub fn labels(&self) -> Vec<String> {
+        self.labels.advertised()
+    }
+
+    /// Serves until `shutdown` is cancelled; then stops running actions (SIGTERM, grace,
+    /// SIGKILL of their process groups) and returns once they are gone.
+    pub async fn serve(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
+        let mut server = Server::builder();
+        if let Some(tls) = &self.config.tls {
+            let read = |what: &'static str, path: &PathBuf| {
+                std::fs::read(path).map_err(|source| WorkerError::TlsFile {
+                    what,
+                    path: path.clone(),
+                    source,
+                })
+            };
+            let identity =
+                Identity::from_pem(read("certificate", &tls.cert)?, read("key", &tls.key)?);
+            server = server
+                .tls_config(ServerTlsConfig::new().identity(identity))
+                .map_err(WorkerError::Transport)?;
+        }
+        let auth = ServerAuth::new(self.config.token.clone());
+        let worker_name = format!("sykli-worker@{}", self.addr);
+        let runner = Arc::new(Runner::new(
+            self.store.clone(),
+            ProcessExecutor::new(),
+            #[cfg(feature = "docker")]
+            self.docker.clone(),
+            worker_name,
+            self.config.kill_grace,
+        ));
+        let executions = Arc::new(Executions::new(
+            self.store.clone(),
+            runner,
+            self.labels.clone(),
+            self.config.jobs,
+            shutdown.clone(),
+        ));
+        let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
+        let served = server
+            .add_service(reapi::capabilities_server::CapabilitiesServer::with_interceptor(
+                capabilities::CapabilitiesService::new(self.labels.clone()),
+                auth.clone(),
+            ))
+            .add_service(
+                reapi::content_addressable_storage_server::ContentAddressableStorageServer::with_interceptor(
+                    cas::CasService::new(self.store.clone()),
+                    auth.clone(),
+                ),
+            )
+            .add_service(ByteStreamServer::with_interceptor(
+                bytestream::ByteStreamService::new(self.store.clone()),
+                auth.clone(),
+            ))
+            .add_service(reapi::action_cache_server::ActionCacheServer::with_interceptor(
+                action_cache::ActionCacheService::new(self.store.clone()),
+                auth.clone(),
+            ))
+            .add_service(reapi::execution_server::ExecutionServer::with_interceptor(
+                execution::ExecutionService::new(executions.clone()),
+                auth.clone(),
+            ))
+            .add_service(OperationsServer::with_interceptor(
+                execution::OperationsService::new(executions.clone()),
+                auth,
+            ))
+            .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+            .await;
+        let _ = tokio::time::timeout(DRAIN_LIMIT, executions.drained()).await;
+        served.map_err(WorkerError::Transport)
+    }
+}

@@ -1,0 +1,175 @@
+//! What a worker offers (its labels, as REAPI platform properties) and whether an action's
+//! platform asks for something it lacks.
+//!
+//! Matching: `OSFamily` and `ISA` against this host (case-insensitive); `container-image`
+//! (`docker://IMAGE`) needs a container engine; any other property `K=V` needs a label
+//! `K=V` (`--label K=V`). The first property the worker lacks is named in the refusal.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bazel_remote_apis::build::bazel::remote::execution::v2 as reapi;
+
+use crate::cache::action::{host_isa, host_os_family};
+
+/// The platform property naming a container image.
+pub const CONTAINER_IMAGE: &str = "container-image";
+/// The scheme `container-image` values must carry.
+pub const DOCKER_SCHEME: &str = "docker://";
+
+/// The labels of a worker.
+#[derive(Debug, Clone, Default)]
+pub struct Labels {
+    labels: BTreeMap<String, BTreeSet<String>>,
+    containers: bool,
+}
+
+/// How an action asks to be run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// The image to run the command in (from `container-image=docker://IMAGE`).
+    pub image: Option<String>,
+}
+
+impl Labels {
+    /// The labels of a worker: `OSFamily`/`ISA` of this host, the given `K=V` pairs, and
+    /// `container-image` when `containers` (a container engine answered).
+    pub fn new(given: impl IntoIterator<Item = (String, String)>, containers: bool) -> Labels {
+        let mut labels: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        labels
+            .entry("OSFamily".into())
+            .or_default()
+            .insert(host_os_family().into());
+        labels
+            .entry("ISA".into())
+            .or_default()
+            .insert(host_isa().into());
+        for (k, v) in given {
+            labels.entry(k).or_default().insert(v);
+        }
+        Labels { labels, containers }
+    }
+
+    /// Whether container actions can run here.
+    pub fn containers(&self) -> bool {
+        self.containers
+    }
+
+    /// Every label as `K=V` (`container-image=docker://*` when containers run here).
+    pub fn advertised(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .labels
+            .iter()
+            .flat_map(|(k, vs)| vs.iter().map(move |v| format!("{k}={v}")))
+            .collect();
+        if self.containers {
+            out.push(format!("{CONTAINER_IMAGE}={DOCKER_SCHEME}*"));
+        }
+        out
+    }
+
+    /// Checks an action's platform; the error names the first property this worker lacks.
+    pub fn place(&self, platform: Option<&reapi::Platform>) -> Result<Placement, String> {
+        let mut image = None;
+        for p in platform
+            .map(|p| p.properties.as_slice())
+            .unwrap_or_default()
+        {
+            let (name, value) = (p.name.as_str(), p.value.as_str());
+            if name == CONTAINER_IMAGE {
+                let Some(img) = value.strip_prefix(DOCKER_SCHEME).filter(|i| !i.is_empty()) else {
+                    return Err(format!(
+                        "platform property {CONTAINER_IMAGE}={value} is not supported: \
+                         expected {DOCKER_SCHEME}IMAGE"
+                    ));
+                };
+                if !self.containers {
+                    return Err(format!(
+                        "platform property {CONTAINER_IMAGE}={value} needs a container engine, \
+                         and this worker has none"
+                    ));
+                }
+                image = Some(img.to_owned());
+                continue;
+            }
+            let case_insensitive = name == "OSFamily" || name == "ISA";
+            let offered = self.labels.get(name).is_some_and(|vs| {
+                vs.iter().any(|v| {
+                    if case_insensitive {
+                        v.eq_ignore_ascii_case(value)
+                    } else {
+                        v == value
+                    }
+                })
+            });
+            if !offered {
+                return Err(format!(
+                    "platform property {name}={value} is not offered by this worker (it offers: {})",
+                    self.advertised().join(", ")
+                ));
+            }
+        }
+        Ok(Placement { image })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn platform(props: &[(&str, &str)]) -> reapi::Platform {
+        reapi::Platform {
+            properties: props
+                .iter()
+                .map(|(n, v)| reapi::platform::Property {
+                    name: (*n).into(),
+                    value: (*v).into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn host_properties_and_labels_match_and_missing_ones_are_named() {
+        let labels = Labels::new([("gpu".to_owned(), "true".to_owned())], false);
+        let os = host_os_family().to_uppercase();
+        assert!(
+            labels
+                .place(Some(&platform(&[("OSFamily", &os), ("gpu", "true")])))
+                .is_ok()
+        );
+        assert!(labels.place(None).is_ok());
+        let err = labels
+            .place(Some(&platform(&[("gpu", "true"), ("pool", "big")])))
+            .unwrap_err();
+        assert!(err.contains("pool=big"), "{err}");
+        assert!(err.contains("gpu=true"), "{err}");
+        let err = labels
+            .place(Some(&platform(&[("ISA", "sparc")])))
+            .unwrap_err();
+        assert!(err.contains("ISA=sparc"), "{err}");
+    }
+
+    #[test]
+    fn container_images_need_an_engine_and_the_docker_scheme() {
+        let without = Labels::new([], false);
+        let err = without
+            .place(Some(&platform(&[(CONTAINER_IMAGE, "docker://busybox")])))
+            .unwrap_err();
+        assert!(err.contains("container engine"), "{err}");
+        let with = Labels::new([], true);
+        assert_eq!(
+            with.place(Some(&platform(&[(CONTAINER_IMAGE, "docker://busybox")])))
+                .map(|p| p.image),
+            Ok(Some("busybox".to_owned()))
+        );
+        assert!(
+            with.place(Some(&platform(&[(CONTAINER_IMAGE, "busybox")])))
+                .is_err()
+        );
+        assert!(
+            with.advertised()
+                .iter()
+                .any(|l| l.starts_with("container-image="))
+        );
+    }
+}

@@ -1,0 +1,155 @@
+//! `sykli worker`: serves the Remote Execution API v2 (Capabilities, CAS, ByteStream,
+//! ActionCache, Execution, Operations) and runs actions with the local executors.
+//!
+//! Once it serves it prints exactly one line to stdout, `sykli worker: listening on
+//! grpc://IP:PORT` (`grpcs://` with TLS), so callers can bind port 0. SIGTERM or SIGINT
+//! stops it cleanly: running actions are stopped (their process groups killed) first.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow};
+use clap::{Args, Parser};
+use sykli_runtime::remote::auth::Token;
+use sykli_runtime::remote::server::{TlsFiles, WorkerConfig, bind};
+use tokio_util::sync::CancellationToken;
+
+use super::error::CliError;
+use super::print_out;
+
+/// Arguments of `sykli worker`.
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    /// Address to listen on, e.g. 127.0.0.1:8980 (port 0 picks a free one).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: String,
+    /// Store directory for the CAS and action cache [default: <cache dir>/sykli/worker].
+    #[arg(long, value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Run at most N actions at once [default: the number of CPUs].
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Offer a platform property K=V (repeatable); OSFamily and ISA of this host are always
+    /// offered, container-image when a Docker engine answers.
+    #[arg(long = "label", value_name = "K=V")]
+    pub labels: Vec<String>,
+    /// Serve TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The TLS private key (PEM); needs --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Require this bearer token on every call (else SYKLI_TOKEN when set).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+}
+
+/// `sykli worker` as a pipeline binary (`ci worker ...`) parses it: the same arguments.
+#[derive(Debug, Parser)]
+#[command(
+    name = "worker",
+    about = "Serve the Remote Execution API and run actions"
+)]
+struct WorkerCli {
+    #[command(flatten)]
+    args: WorkerArgs,
+    /// Errors as one JSON envelope.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `sykli worker ...` from a pipeline binary's arguments (`args` starts with `worker`).
+pub fn worker_main_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> ExitCode {
+    let cli = WorkerCli::parse_from(args);
+    worker_command(&cli.args, cli.json)
+}
+
+/// Runs `sykli worker`: exit 0 after a clean stop, 2 on bad usage, 1 when the worker could
+/// not start or serve (`worker_failed`).
+pub fn worker_command(args: &WorkerArgs, json: bool) -> ExitCode {
+    let config = match config_of(args) {
+        Ok(c) => c,
+        Err(e) => return CliError::usage("usage", e).report(json),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return CliError::failed(
+                "internal",
+                anyhow!(e).context("failed to start the async runtime"),
+            )
+            .report(json);
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => CliError::failed("worker_failed", e).report(json),
+    }
+}
+
+fn config_of(args: &WorkerArgs) -> anyhow::Result<WorkerConfig> {
+    let listen: SocketAddr = args
+        .listen
+        .to_socket_addrs()
+        .with_context(|| {
+            format!(
+                "--listen {}: not an address (expected HOST:PORT)",
+                args.listen
+            )
+        })?
+        .next()
+        .ok_or_else(|| anyhow!("--listen {}: the name resolves to no address", args.listen))?;
+    let store = match &args.store {
+        Some(s) => s.clone(),
+        None => sykli_runtime::cache::store::Store::default_root()
+            .context("no --store given and no cache directory found")?
+            .join("worker"),
+    };
+    let mut config = WorkerConfig::new(listen, store);
+    if let Some(jobs) = args.jobs {
+        if jobs == 0 {
+            return Err(anyhow!("--jobs 0: at least one job must be allowed"));
+        }
+        config.jobs = jobs;
+    }
+    for label in &args.labels {
+        let Some((k, v)) = label.split_once('=').filter(|(k, _)| !k.is_empty()) else {
+            return Err(anyhow!("--label {label}: expected K=V"));
+        };
+        config.labels.push((k.to_owned(), v.to_owned()));
+    }
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls = Some(TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+    }
+    // Actions never see it: they get only PATH, HOME and their Command's environment.
+    config.token = Token::load(args.token_file.as_deref())?;
+    Ok(config)
+}
+
+async fn serve(config: WorkerConfig) -> anyhow::Result<()> {
+    let worker = bind(config).await?;
+    let shutdown = CancellationToken::new();
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("failed to watch SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("failed to watch SIGINT")?;
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            stop.cancel();
+        });
+    }
+    print_out(&format!("sykli worker: listening on {}\n", worker.url()));
+    worker.serve(shutdown).await?;
+    Ok(())
+}
