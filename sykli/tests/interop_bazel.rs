@@ -7,6 +7,7 @@ mod common;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::peers::{Bazel, BuildGridExecution};
+use common::worker::Worker;
 
 const BUILD_WITHIN: Duration = Duration::from_secs(240);
 
@@ -20,8 +21,8 @@ fn fresh_salt() -> String {
 
 /// Builds `//:report` with `--remote_executor=endpoint`, checks the outputs, then `bazel
 /// clean` and a build with `--remote_cache=endpoint` only: every action is a remote cache hit.
-/// Returns the bazel runs' outputs for the caller's own checks.
-fn build_remotely_then_hit_the_cache(endpoint: &str) -> (String, String) {
+/// `server_log` is shown when Bazel fails.
+fn build_remotely_then_hit_the_cache(endpoint: &str, server_log: &dyn Fn() -> String) {
     let salt = fresh_salt();
     let bazel = Bazel::genrule_workspace(&salt);
     let executed = bazel.run(
@@ -34,7 +35,13 @@ fn build_remotely_then_hit_the_cache(endpoint: &str) -> (String, String) {
         ],
         BUILD_WITHIN,
     );
-    executed.assert_success();
+    assert!(
+        executed.status.success(),
+        "bazel --remote_executor failed ({}):\n{}\n--- server log:\n{}",
+        executed.status,
+        executed.output,
+        server_log()
+    );
     assert_eq!(
         executed.count("remote"),
         2,
@@ -59,7 +66,13 @@ fn build_remotely_then_hit_the_cache(endpoint: &str) -> (String, String) {
         ],
         BUILD_WITHIN,
     );
-    cached.assert_success();
+    assert!(
+        cached.status.success(),
+        "bazel --remote_cache failed ({}):\n{}\n--- server log:\n{}",
+        cached.status,
+        cached.output,
+        server_log()
+    );
     assert_eq!(
         cached.count("remote cache hit"),
         2,
@@ -75,14 +88,22 @@ fn build_remotely_then_hit_the_cache(endpoint: &str) -> (String, String) {
         "bazel remote cache build after clean took {:?}",
         cached.took
     );
-    (executed.output, cached.output)
+}
+
+/// Bazel's own remote execution against `sykli worker` (SHA-256; Bazel 4.2 sends no platform
+/// properties and the deprecated output_files/output_directories).
+#[test]
+fn bazel_builds_through_sykli_worker_and_hits_its_cache_after_clean() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let worker = Worker::start(&dir.path().join("store"), &[]);
+    build_remotely_then_hit_the_cache(&worker.url, &|| worker.stderr());
 }
 
 /// The harness against a known-good pair: Bazel and BuildGrid with the test bot.
 #[test]
 fn bazel_builds_through_buildgrid_and_hits_its_cache_after_clean() {
     let peers = BuildGridExecution::start();
-    build_remotely_then_hit_the_cache(&peers.endpoint());
+    build_remotely_then_hit_the_cache(&peers.endpoint(), &|| peers.grid().log());
     assert_eq!(
         peers.bot_log().matches("rwapi-bot: ran ").count(),
         2,
