@@ -59,6 +59,64 @@ impl LocalCache {
         self.inner.save_index()
     }
 
+    /// The key the lookup of `task` computed, while the task awaits its result (after a
+    /// miss): what a cache stacked behind this one looks up.
+    pub fn pending_key(&self, task: &str) -> Option<Keyed> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(task)
+            .cloned()
+    }
+
+    /// Keys `query.task` as an action to run elsewhere: its cache key when it has one;
+    /// otherwise the same model with the project's files as inputs when it declares none
+    /// (the run's one ignore-aware walk) and without `cache: false`. Not cacheable only
+    /// when it cannot be an action at all (no command, a native task of an unknown binary).
+    pub async fn action_for(&self, query: CacheQuery<'_>) -> Result<Keyed, String> {
+        let task = query.task;
+        if !task.inputs.is_empty()
+            && task.cache != Some(false)
+            && let Some(k @ Keyed::Cacheable { .. }) = self.pending_key(&task.name)
+        {
+            return Ok(k);
+        }
+        let mut task = task.clone();
+        if task.inputs.is_empty() {
+            task.inputs = vec!["**".to_owned()];
+        }
+        task.cache = None;
+        task.gate = None;
+        let ctx = self.context(&query);
+        let inner = self.inner.clone();
+        blocking(move || inner.key(&task, &ctx)).await
+    }
+
+    /// Records a result found in a cache stacked behind this one (its outputs already
+    /// restored under `query.workdir`, its log in the file `log`) as if the task had passed
+    /// here: stored under `keyed`, and what it produced recorded for its dependents.
+    pub async fn store_found(
+        &self,
+        query: CacheQuery<'_>,
+        keyed: Keyed,
+        log: PathBuf,
+    ) -> Result<(), String> {
+        let name = query.task.name.clone();
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&name);
+        self.inner.invalidate_workspace();
+        let inner = self.inner.clone();
+        let workdir = query.workdir.to_path_buf();
+        let declared = query.task.outputs.clone();
+        let produced =
+            blocking(move || inner.store(&keyed, 0, &workdir, &declared, Some(log.as_path())))
+                .await?;
+        self.record(&name, produced);
+        Ok(())
+    }
+
     fn context(&self, query: &CacheQuery<'_>) -> KeyContext {
         let produced = self.produced.lock().unwrap_or_else(|p| p.into_inner());
         let dependency_outputs = query

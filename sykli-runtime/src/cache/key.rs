@@ -215,6 +215,10 @@ pub(crate) struct KeyEnv<'a> {
     pub(crate) function: DigestFunction,
     /// The digest under `function` of a stored blob named by its BLAKE3 digest.
     pub(crate) rehash: &'a dyn Fn(&Digest) -> Result<Digest, CacheError>,
+    /// The digest under `function` and size of the running executable: a native task's
+    /// input root holds it as [`NATIVE_PROGRAM`], so a remote worker runs the same binary
+    /// under the same key.
+    pub(crate) native_exe: &'a dyn Fn() -> Result<(Digest, u64), CacheError>,
 }
 
 /// What a task's input globs select from one workspace snapshot: the same for every task with
@@ -431,10 +435,24 @@ pub(crate) fn compute(
     // The input tree: the task's files, then dependency outputs where they land.
     let ws = workspace_inputs(task, env)?;
     let inputs = ws.inputs.clone();
-    let input_root = if ctx
-        .dependency_outputs
-        .values()
-        .all(|p| p.outputs.is_empty())
+    // A native task runs the pipeline binary: it is a file of the input root, named by
+    // `Command.arguments[0]`, as REAPI asks.
+    let native_node = match &identity {
+        ActionIdentity::Native { .. } => {
+            let (digest, size) = (env.native_exe)()?;
+            Some(InputNode::File {
+                digest,
+                size,
+                executable: true,
+            })
+        }
+        ActionIdentity::Shell { .. } => None,
+    };
+    let input_root = if native_node.is_none()
+        && ctx
+            .dependency_outputs
+            .values()
+            .all(|p| p.outputs.is_empty())
     {
         // Nothing to place (a `task_inputs` entry names an output that exists): the tree is
         // the workspace inputs alone.
@@ -443,6 +461,9 @@ pub(crate) fn compute(
             .clone()
     } else {
         let mut tree = ws.tree.clone();
+        if let Some(node) = native_node {
+            tree.insert(NATIVE_PROGRAM.to_owned(), node);
+        }
         for (dep, produced) in &ctx.dependency_outputs {
             let base = match &produced.workdir {
                 Some(w) => w.clone(),

@@ -280,6 +280,8 @@ pub struct TaskCache {
     root: PathBuf,
     project_id: String,
     size_limit: Option<u64>,
+    /// The running executable's digest (under the keys' function) and size, once asked.
+    native_exe: std::sync::OnceLock<Result<(Digest, u64), String>>,
 }
 
 impl TaskCache {
@@ -304,6 +306,7 @@ impl TaskCache {
             root: root.to_path_buf(),
             project_id: h.finalize().to_hex().to_string(),
             size_limit: None,
+            native_exe: std::sync::OnceLock::new(),
         }
     }
 
@@ -345,8 +348,30 @@ impl TaskCache {
                 memo: &self.memo,
                 function,
                 rehash: &rehash,
+                native_exe: &|| self.native_exe(),
             },
         )
+    }
+
+    /// The running executable (the pipeline binary native tasks run in): its digest under
+    /// the keys' function and its size, computed once.
+    pub fn native_exe(&self) -> Result<(Digest, u64), CacheError> {
+        let found = self.native_exe.get_or_init(|| {
+            let exe = std::env::current_exe()
+                .map_err(|e| format!("failed to find this program's executable: {e}"))?;
+            let size = std::fs::metadata(&exe)
+                .map_err(|e| format!("failed to read {}: {e}", exe.display()))?
+                .len();
+            let digest = self
+                .digest_function()
+                .of_file(&exe, size)
+                .map_err(|e| format!("failed to read {}: {e}", exe.display()))?;
+            Ok((digest, size))
+        });
+        found.clone().map_err(|message| CacheError::Walk {
+            task: String::new(),
+            message,
+        })
     }
 
     /// Files of the project may change from now on (a task is about to run, or just ran):

@@ -51,6 +51,8 @@ pub struct ExecutorEntry {
     labels: BTreeSet<String>,
     runs: Vec<WorkKind>,
     executor: Arc<dyn Executor>,
+    layer: Option<Arc<dyn crate::scheduler::TaskCache>>,
+    unreachable: Option<String>,
 }
 
 impl fmt::Debug for ExecutorEntry {
@@ -88,6 +90,8 @@ impl ExecutorEntry {
             labels: set,
             runs: runs.to_vec(),
             executor,
+            layer: None,
+            unreachable: None,
         }
     }
 
@@ -107,7 +111,34 @@ impl ExecutorEntry {
             labels: set,
             runs: runs.to_vec(),
             executor,
+            layer: None,
+            unreachable: None,
         }
+    }
+
+    /// Stacks `layer` right around this executor, beneath the run's cache: a remote
+    /// executor that brings its own action cache (or must prepare each task before it
+    /// runs) is registered with it. The run's cache is asked first; on its miss, the layer.
+    pub fn with_layer(mut self, layer: Arc<dyn crate::scheduler::TaskCache>) -> Self {
+        self.layer = Some(layer);
+        self
+    }
+
+    /// Marks it unreachable (a remote endpoint that did not answer): placement never
+    /// prefers it, and tasks that must run on it are errored with `reason`.
+    pub fn unreachable(mut self, reason: impl Into<String>) -> Self {
+        self.unreachable = Some(reason.into());
+        self
+    }
+
+    /// Why it is unreachable, if it is.
+    pub fn unreachable_reason(&self) -> Option<&str> {
+        self.unreachable.as_deref()
+    }
+
+    /// The executor's own layer, if any (see [`ExecutorEntry::with_layer`]).
+    pub fn layer(&self) -> Option<&Arc<dyn crate::scheduler::TaskCache>> {
+        self.layer.as_ref()
     }
 
     /// The name tasks select it by (`target`), and that events report.

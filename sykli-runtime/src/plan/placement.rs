@@ -51,6 +51,8 @@ pub enum PlacedBy {
         /// Whether any remote executor is registered at all.
         remote_configured: bool,
     },
+    /// `prefer: remote`, but the remote executors that fit are unreachable: it runs locally.
+    PreferRemoteUnreachable,
     /// `prefer: local`, and a local executor fits.
     PreferredLocal,
     /// `prefer: local`, but only a remote executor fits.
@@ -78,6 +80,9 @@ impl fmt::Display for PlacedBy {
             PlacedBy::PreferRemoteFellBack {
                 remote_configured: true,
             } => "`prefer: remote`, but no remote executor fits this task: runs locally",
+            PlacedBy::PreferRemoteUnreachable => {
+                "`prefer: remote`, but the remote executor is unreachable: runs locally"
+            }
             PlacedBy::PreferredLocal => "`prefer: local`",
             PlacedBy::PreferLocalFellBack => {
                 "`prefer: local`, but no local executor fits this task: runs remotely"
@@ -116,9 +121,9 @@ pub enum PlaceError {
     /// `remote: true`, and no remote executor is registered.
     #[error(
         "the task sets `remote: true`, but no remote executor is configured: register one \
-         with `RunBuilder::executor(ExecutorEntry::remote(..))` (a `sykli run --remote \
-         <endpoint>` flag is not available yet), or drop `remote: true` (or use \
-         `prefer: remote`) to run it here"
+         with `sykli run --remote grpc://HOST:PORT` (or SYKLI_REMOTE, or `executor` in the \
+         [remote] table of sykli.toml; in code `RunBuilder::executor(ExecutorEntry::remote(..))`), \
+         or drop `remote: true` (or use `prefer: remote`) to run it here"
     )]
     NoRemoteExecutor,
     /// No registered executor runs this kind of work (e.g. containers without an engine).
@@ -263,7 +268,11 @@ pub fn place(
         return Ok(placed(i, PlacedBy::Remote));
     }
     let remote_first = task.prefer == Some(Prefer::Remote);
-    let ordered = fits(remote_first).chain(fits(!remote_first));
+    // Where the task may run either way, an unreachable remote executor is no candidate.
+    let reachable = |(_, e): &(usize, &ExecutorEntry)| e.unreachable_reason().is_none();
+    let ordered = fits(remote_first)
+        .filter(reachable)
+        .chain(fits(!remote_first).filter(reachable));
     if fits(true).next().is_none() && fits(false).next().is_none() {
         return Err(no_executor(task, work, registry));
     }
@@ -272,6 +281,12 @@ pub fn place(
     let by = match (task.prefer, remote) {
         (None, _) => PlacedBy::Default,
         (Some(Prefer::Remote), true) => PlacedBy::PreferredRemote,
+        (Some(Prefer::Remote), false)
+            if fits(true).next().is_some()
+                && fits(true).all(|(_, e)| e.unreachable_reason().is_some()) =>
+        {
+            PlacedBy::PreferRemoteUnreachable
+        }
         (Some(Prefer::Remote), false) => PlacedBy::PreferRemoteFellBack {
             remote_configured: registry.has_remote(),
         },
@@ -381,6 +396,24 @@ mod tests {
     fn on(r: &ExecutorRegistry, t: &str) -> Result<(String, PlacedBy), PlaceError> {
         let p = place(&task(t), r, &NativeRegistry::new())?;
         Ok((r.entry(p.executor.unwrap()).name().to_owned(), p.by))
+    }
+
+    #[test]
+    fn an_unreachable_remote_is_never_preferred_but_remote_tasks_still_go_there() {
+        let mut r = local_only();
+        r.register(
+            ExecutorEntry::remote(Arc::new(Named("farm")), &[WorkKind::Command], ["linux"])
+                .unreachable("connection refused"),
+        )
+        .unwrap();
+        let (name, by) = on(&r, r#"{"name": "t", "command": "x", "prefer": "remote"}"#).unwrap();
+        assert_eq!(
+            (name.as_str(), by),
+            ("process", PlacedBy::PreferRemoteUnreachable)
+        );
+        assert!(by.to_string().contains("unreachable: runs locally"), "{by}");
+        let (name, by) = on(&r, r#"{"name": "t", "command": "x", "remote": true}"#).unwrap();
+        assert_eq!((name.as_str(), by), ("farm", PlacedBy::Remote));
     }
 
     #[test]

@@ -7,4 +7,6 @@
 //! digest (see [`crate::cache::action`]), so every topology shares results.
 
 pub mod auth;
+pub mod client;
+pub mod endpoint;
 pub mod server;

@@ -52,6 +52,8 @@ pub struct RunBuilder {
     cache: CacheChoice,
     containers: bool,
     history: bool,
+    #[cfg(feature = "remote")]
+    remote: Option<crate::remote::client::RemoteSetup>,
 }
 
 impl RunBuilder {
@@ -67,6 +69,8 @@ impl RunBuilder {
             cache: CacheChoice::Local,
             containers: true,
             history: true,
+            #[cfg(feature = "remote")]
+            remote: None,
         }
     }
 
@@ -145,6 +149,15 @@ impl RunBuilder {
         self
     }
 
+    /// A remote cache and/or remote executor (connected beforehand): the local cache is
+    /// keyed under their digest function, the remote cache is stacked behind it, and the
+    /// remote executor is registered (with its own layer) after the built-in ones.
+    #[cfg(feature = "remote")]
+    pub fn remote(mut self, setup: crate::remote::client::RemoteSetup) -> Self {
+        self.remote = Some(setup);
+        self
+    }
+
     /// The configured run.
     pub fn build(self) -> BuiltRun {
         let RunBuilder {
@@ -152,7 +165,17 @@ impl RunBuilder {
             cache,
             containers,
             history,
+            #[cfg(feature = "remote")]
+            remote,
         } = self;
+        #[cfg(feature = "remote")]
+        let function = remote
+            .as_ref()
+            .map_or(crate::cache::DigestFunction::Blake3, |r| {
+                r.digest_function()
+            });
+        #[cfg(not(feature = "remote"))]
+        let function = crate::cache::DigestFunction::Blake3;
         let mut warnings = Vec::new();
         if history {
             config.history = crate::state::previous_durations(&config.state_dir);
@@ -175,6 +198,7 @@ impl RunBuilder {
                     &config.project_root,
                     &config.state_dir,
                     &config.native,
+                    function,
                     &mut warnings,
                 );
                 match opened {
@@ -190,6 +214,28 @@ impl RunBuilder {
                 }
             }
         };
+        #[cfg(feature = "remote")]
+        if let Some(setup) = remote {
+            let keyer = || {
+                open_local(
+                    &config.project_root,
+                    &config.state_dir,
+                    &config.native,
+                    function,
+                    &mut Vec::new(),
+                )
+                .map(Arc::new)
+            };
+            let (cache, entry) = setup.stack(local_cache.clone(), keyer, &config.project_root);
+            if let Some(c) = cache {
+                config.cache = Some(c);
+            }
+            match entry {
+                Ok(Some(e)) => config.executors.replace(e),
+                Ok(None) => {}
+                Err(e) => warnings.push(e),
+            }
+        }
         BuiltRun {
             config,
             local_cache,
@@ -200,16 +246,23 @@ impl RunBuilder {
 
 /// The local cache for a project, its stat index kept in the run's state directory (so a
 /// build script's stays in `OUT_DIR`); with native functions in this process, keyed on the
-/// identity of this binary so native tasks are cacheable.
+/// identity of this binary so native tasks are cacheable. Keys are digested with
+/// `function` (the remote's, when there is one).
 fn open_local(
     root: &Path,
     state_dir: &Path,
     native: &NativeRegistry,
+    function: crate::cache::DigestFunction,
     warnings: &mut Vec<String>,
 ) -> Result<LocalCache, String> {
-    use crate::cache::{StatIndex, Store, TaskCache};
+    use crate::cache::{DigestFunction, StatIndex, Store, TaskCache};
     let store = Store::open_default().map_err(|e| crate::error_chain(&e))?;
-    let index = StatIndex::open(state_dir.join("cache-index"));
+    let index = match function {
+        DigestFunction::Blake3 => StatIndex::open(state_dir.join("cache-index")),
+        DigestFunction::Sha256 => {
+            StatIndex::open_with(state_dir.join("cache-index-sha256"), function)
+        }
+    };
     let cache = TaskCache::with_index(store, root, index);
     let mut local = LocalCache::new(cache);
     if !native.is_empty() {

@@ -17,6 +17,8 @@ pub mod graph;
 mod history;
 pub mod init;
 mod logs;
+#[cfg(feature = "remote")]
+pub mod remote;
 mod report;
 pub(crate) mod run;
 pub mod validate;

@@ -44,6 +44,10 @@ pub struct RunOptions {
     /// Show every task's output as it is printed.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Remote cache and execution (see docs/remote.md).
+    #[cfg(feature = "remote")]
+    #[command(flatten)]
+    pub remote: super::remote::RemoteArgs,
 }
 
 /// A `--timeout` value: a humantime duration, or `0` for no limit.
@@ -123,7 +127,11 @@ pub(crate) async fn run_reported(
         Ok(v) => v,
         Err(e) => return e.report(opts.json),
     };
-    let config = build_config(builder_for(project_root, opts).native(native));
+    let builder = match with_remote(builder_for(project_root, opts), project_root, opts).await {
+        Ok(b) => b,
+        Err(e) => return e.report(opts.json),
+    };
+    let config = build_config(builder.native(native));
     let ui = if opts.json {
         Ui::Json
     } else {
@@ -210,6 +218,28 @@ pub(crate) fn builder_for(project_root: &Path, opts: &RunOptions) -> RunBuilder 
         b = b.cache(CacheChoice::Off);
     }
     b
+}
+
+/// `builder` with the remote cache and executor that `opts`, the environment and
+/// `sykli.toml` configure, connected (see [`super::remote`]).
+pub(crate) async fn with_remote(
+    builder: RunBuilder,
+    project_root: &Path,
+    opts: &RunOptions,
+) -> Result<RunBuilder, CliError> {
+    #[cfg(feature = "remote")]
+    {
+        let settings = super::remote::settings(&opts.remote, project_root)?;
+        Ok(match super::remote::connect(&settings).await? {
+            Some(setup) => builder.remote(setup),
+            None => builder,
+        })
+    }
+    #[cfg(not(feature = "remote"))]
+    {
+        let _ = (project_root, opts);
+        Ok(builder)
+    }
 }
 
 /// The [`RunConfig`] a [`RunBuilder`] makes, its warnings printed to stderr.

@@ -26,6 +26,8 @@ pub const ERROR_CODES: &[&str] = &[
     "clean_failed",
     "pipeline_exists",
     "write_failed",
+    "invalid_config",
+    "remote_failed",
     "worker_failed",
     "internal",
 ];
