@@ -266,3 +266,150 @@ fn buildgrid_executes_an_action_through_the_test_bot_and_caches_its_result() {
         "the bot left its session:\n{log}"
     );
 }
+
+/// A project whose `build` task upper-cases `src/a.txt` (holding `text`) into `out.txt` and
+/// appends a line to `runs.log` each time it really runs; `remote: true` when `remote`.
+fn project(text: &str, remote: bool) -> tempfile::TempDir {
+    let dir = common::project(serde_json::json!({
+        "version": "1",
+        "tasks": [{
+            "name": "build",
+            "command": "echo ran >> runs.log; tr a-z A-Z < src/a.txt > out.txt; echo built it",
+            "inputs": ["src/**"],
+            "outputs": {"upper": "out.txt"},
+            "remote": remote,
+        }]
+    }));
+    std::fs::create_dir(dir.path().join("src")).expect("src folder");
+    std::fs::write(dir.path().join("src/a.txt"), text).expect("src/a.txt");
+    dir
+}
+
+/// Runs the real `sykli` in `dir` (bounded); on failure shows `peer_logs` too.
+fn run_sykli(dir: &std::path::Path, args: &[&str], peer_logs: &dyn Fn() -> String) -> String {
+    let mut cmd = common::command(dir, args);
+    cmd.env_remove("SYKLI_REMOTE")
+        .env_remove("SYKLI_REMOTE_CACHE")
+        .env_remove("SYKLI_TOKEN");
+    let (status, output) = common::peers::run_bounded("sykli run", cmd, Duration::from_secs(120));
+    assert!(
+        status.success(),
+        "sykli {args:?} failed ({status}):\n{output}\n--- peer logs:\n{}",
+        peer_logs()
+    );
+    output
+}
+
+/// Whether BuildGrid's CAS holds `data` under its SHA-256 digest.
+fn buildgrid_holds(grid: &BuildGrid, data: &[u8]) -> bool {
+    runtime().block_on(async {
+        let mut cas = ContentAddressableStorageClient::new(channel(grid).await);
+        let request = FindMissingBlobsRequest {
+            blob_digests: vec![digest(data)],
+            digest_function: SHA256,
+            ..Default::default()
+        };
+        let missing = cas
+            .find_missing_blobs(request)
+            .await
+            .expect("FindMissingBlobs");
+        missing.into_inner().missing_blob_digests.is_empty()
+    })
+}
+
+#[test]
+fn sykli_uses_buildgrid_as_its_remote_cache_with_sha256_across_checkouts() {
+    let grid = BuildGrid::cache_only();
+    let endpoint = grid.endpoint();
+    let text = format!("shared cache {:?}\n", std::time::SystemTime::now());
+    let first = project(&text, false);
+    let output = run_sykli(first.path(), &["run", "--remote-cache", &endpoint], &|| {
+        grid.log()
+    });
+    assert!(
+        !output.contains("remote cache hit"),
+        "nothing to hit yet:\n{output}"
+    );
+    let upper = text.to_uppercase();
+    assert_eq!(
+        std::fs::read_to_string(first.path().join("out.txt")).unwrap(),
+        upper
+    );
+    // BuildGrid advertises SHA-256 only and silently accepts other functions: what it stored
+    // shows which one sykli negotiated.
+    assert!(
+        buildgrid_holds(&grid, upper.as_bytes()),
+        "BuildGrid's CAS holds the output under its SHA-256 digest"
+    );
+    let blake3_named = Digest {
+        hash: blake3::hash(upper.as_bytes()).to_hex().to_string(),
+        size_bytes: upper.len() as i64,
+    };
+    let found_blake3 = runtime().block_on(async {
+        let mut cas = ContentAddressableStorageClient::new(channel(&grid).await);
+        let request = FindMissingBlobsRequest {
+            blob_digests: vec![blake3_named.clone()],
+            digest_function: SHA256,
+            ..Default::default()
+        };
+        let missing = cas
+            .find_missing_blobs(request)
+            .await
+            .expect("FindMissingBlobs");
+        missing.into_inner().missing_blob_digests.is_empty()
+    });
+    assert!(!found_blake3, "nothing was stored under a BLAKE3 digest");
+
+    // A second checkout with its own local cache, in a second process.
+    let second = project(&text, false);
+    let output = run_sykli(
+        second.path(),
+        &["run", "--remote-cache", &endpoint],
+        &|| grid.log(),
+    );
+    assert!(output.contains("remote cache hit"), "{output}");
+    assert_eq!(
+        std::fs::read_to_string(second.path().join("out.txt")).unwrap(),
+        upper
+    );
+    assert!(
+        !second.path().join("runs.log").exists(),
+        "the second checkout did not run the task"
+    );
+}
+
+#[test]
+fn sykli_executes_a_task_through_buildgrid_and_the_test_bot() {
+    let peers = BuildGridExecution::start();
+    let text = format!("remote run {:?}\n", std::time::SystemTime::now());
+    let dir = project(&text, true);
+    // A short queue timeout: an action no bot takes fails with sykli's own message.
+    let endpoint = peers.endpoint();
+    let args = [
+        "run",
+        "--remote",
+        &endpoint,
+        "--remote-queue-timeout",
+        "60s",
+    ];
+    let output = run_sykli(dir.path(), &args, &|| {
+        let grid = common::peers::tail_text(&peers.grid().log(), 60);
+        format!("{grid}\n--- bot:\n{}", peers.bot_log())
+    });
+    assert!(output.contains("1 passed"), "{output}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+        text.to_uppercase(),
+        "the output came back"
+    );
+    assert!(
+        !dir.path().join("runs.log").exists(),
+        "the task ran remotely, not here:\n{output}"
+    );
+    let bot = peers.bot_log();
+    assert_eq!(
+        bot.matches("rwapi-bot: ran ").count(),
+        1,
+        "the bot ran it:\n{bot}"
+    );
+}

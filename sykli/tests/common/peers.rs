@@ -100,9 +100,17 @@ pub fn free_port() -> u16 {
     listener.local_addr().expect("local address").port()
 }
 
+/// The test bot (Python, run in the peers venv).
+pub const BOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/rwapi_bot.py");
+
 /// The last `lines` lines of a log file, for failure messages.
 pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| format!("({e})"));
+    tail_text(&text, lines)
+}
+
+/// The last `lines` lines of `text`.
+pub fn tail_text(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
@@ -529,13 +537,18 @@ impl BuildGridExecution {
         let python = venv_python();
         let postgres = Postgres::start();
         let grid = BuildGrid::start(Some(&postgres.url));
+        // The bot advertises this host's platform, which sykli's actions name (BuildGrid
+        // matches OSFamily and ISA: an action no bot matches stays queued).
+        let (os, isa) = (
+            sykli_runtime::cache::action::host_os_family(),
+            sykli_runtime::cache::action::host_isa(),
+        );
         let mut cmd = Command::new(python);
-        cmd.arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/peers/rwapi_bot.py"
-        ))
-        .args(["--remote", &grid.addr.to_string(), "--max-seconds", "600"])
-        .current_dir(grid.dir());
+        cmd.arg(BOT)
+            .args(["--remote", &grid.addr.to_string(), "--max-seconds", "600"])
+            .args(["--property", &format!("OSFamily={os}")])
+            .args(["--property", &format!("ISA={isa}")])
+            .current_dir(grid.dir());
         let mut bot = Process::spawn(
             "the test bot (rwapi_bot.py)",
             cmd,
