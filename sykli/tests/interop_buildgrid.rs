@@ -89,6 +89,14 @@ async fn read(channel: Channel, wanted: &Digest) -> Vec<u8> {
     answer.data
 }
 
+/// No silent skip: a machine without the peers fails the interop tests, naming the fix.
+#[test]
+#[should_panic(expected = "install the interop peers with `bash .ci/reapi-peers.sh install`")]
+fn a_missing_buildgrid_fails_the_test_naming_the_install_command() {
+    let empty = tempfile::tempdir().expect("temp dir");
+    common::peers::bgd_in(empty.path());
+}
+
 #[test]
 fn buildgrid_cache_only_advertises_sha256_only_and_round_trips_a_blob() {
     let grid = BuildGrid::cache_only();

@@ -50,7 +50,13 @@ fn required(path: PathBuf, what: &str) -> PathBuf {
 
 /// BuildGrid's `bgd` in the peers venv.
 pub fn bgd() -> PathBuf {
-    required(peers_dir().join("venv/bin/bgd"), "BuildGrid (bgd)")
+    bgd_in(&peers_dir())
+}
+
+/// BuildGrid's `bgd` in the venv under `peers_dir`; panics naming the install command if it
+/// is missing.
+pub fn bgd_in(peers_dir: &Path) -> PathBuf {
+    required(peers_dir.join("venv/bin/bgd"), "BuildGrid (bgd)")
 }
 
 /// The peers venv's Python (it has BuildGrid's generated protos, which the test bot uses).
