@@ -7,6 +7,7 @@
 //!   and remote workers run: a native task's `command` in the JSON graph is
 //!   [`native_command`].
 //! - `--emit` validates and prints the graph as JSON (exit 1 listing every error).
+//! - `worker ...` serves as a remote worker, exactly as `sykli worker ...` (feature `remote`).
 //! - otherwise the pipeline runs in-process with the flags of `sykli run` (`--filter`,
 //!   `--jobs`, `--keep-going`, `--timeout`, `--json`, `--no-cache`, `--verbose`), native tasks
 //!   called directly.
@@ -86,6 +87,11 @@ struct PipelineArgs {
 /// Runs the program for `sykli::main!`: see the module docs. `configure` adds builder tasks
 /// after the declared ones.
 pub fn main_entry(bin: BinInfo, configure: Option<fn(&mut Pipeline)>) -> ExitCode {
+    // `BINARY worker ...`: the pipeline binary serves as a remote worker, like `sykli worker`.
+    #[cfg(feature = "remote")]
+    if std::env::args_os().nth(1).is_some_and(|a| a == "worker") {
+        return crate::cli::worker::worker_main_from(std::env::args_os().skip(1));
+    }
     let args = PipelineArgs::parse();
     let declared = match tasks::declared_tasks(|name| native_command(&bin, name)) {
         Ok(d) => d,

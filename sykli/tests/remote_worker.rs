@@ -3,13 +3,18 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bazel_remote_apis::build::bazel::remote::execution::v2 as reapi;
+use bazel_remote_apis::google::bytestream::byte_stream_client::ByteStreamClient;
+use bazel_remote_apis::google::bytestream::{QueryWriteStatusRequest, ReadRequest, WriteRequest};
 use bazel_remote_apis::google::longrunning::{Operation, operation};
 use common::worker::Worker;
 use prost::Message;
 use reapi::action_cache_client::ActionCacheClient;
+use reapi::capabilities_client::CapabilitiesClient;
 use reapi::content_addressable_storage_client::ContentAddressableStorageClient;
 use reapi::execution_client::ExecutionClient;
 use tonic::transport::Channel;
@@ -332,9 +337,13 @@ async fn run_shell_action_with_input_and_output(function: i32) {
     let third = c.execute(&action, true).await;
     assert!(!third.cached_result);
     assert_eq!(third.result.unwrap().exit_code, 0);
-    // Nothing of the action's directory stays behind.
-    let exec = std::fs::read_dir(store(&dir).join("exec")).unwrap().count();
-    assert_eq!(exec, 0, "exec/ is emptied after each action");
+    // Nothing of the action's directory stays behind (removed right after the answer).
+    let exec = store(&dir).join("exec");
+    let until = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_dir(&exec).unwrap().count() > 0 {
+        assert!(Instant::now() < until, "exec/ is emptied after each action");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[tokio::test]
@@ -389,4 +398,639 @@ async fn a_missing_input_is_failed_precondition_naming_it() {
     assert_eq!(st.code, tonic::Code::FailedPrecondition as i32, "{st:?}");
     assert!(st.message.contains(&gone.hash), "{}", st.message);
     assert_eq!(st.details.len(), 1, "a PreconditionFailure detail");
+}
+
+#[tokio::test]
+async fn capabilities_advertise_both_functions_and_the_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Worker::start(
+        &store(&dir),
+        &["--label", "pool=big", "--label", "gpu=true"],
+    );
+    let mut caps = CapabilitiesClient::new(channel(&w).await);
+    let resp = caps
+        .get_capabilities(reapi::GetCapabilitiesRequest::default())
+        .await
+        .expect("GetCapabilities");
+    assert_eq!(
+        resp.metadata()
+            .get("x-sykli-worker")
+            .map(|v| v.as_bytes().to_vec()),
+        Some(b"1".to_vec())
+    );
+    let labels = resp
+        .metadata()
+        .get("x-sykli-worker-labels")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        labels.contains("pool=big") && labels.contains("gpu=true"),
+        "{labels}"
+    );
+    assert!(labels.contains("OSFamily=linux"), "{labels}");
+    let caps = resp.into_inner();
+    let cache = caps.cache_capabilities.unwrap();
+    assert!(cache.digest_functions.contains(&BLAKE3) && cache.digest_functions.contains(&SHA256));
+    assert!(cache.max_batch_total_size_bytes > 0);
+    assert!(cache.max_batch_total_size_bytes < 4 * 1024 * 1024);
+    assert!(
+        cache
+            .action_cache_update_capabilities
+            .unwrap()
+            .update_enabled
+    );
+    let exec = caps.execution_capabilities.unwrap();
+    assert!(exec.exec_enabled);
+    assert!(exec.digest_functions.contains(&BLAKE3) && exec.digest_functions.contains(&SHA256));
+    let (low, high) = (
+        caps.low_api_version.unwrap(),
+        caps.high_api_version.unwrap(),
+    );
+    assert_eq!((low.major, low.minor), (2, 0));
+    assert!(high.major == 2 && high.minor >= 2);
+}
+
+/// A blob over gRPC's 4 MiB limit through ByteStream (BLAKE3 names), an interrupted upload
+/// resumed at the offset QueryWriteStatus gives, and reads with an offset.
+#[tokio::test]
+async fn large_blobs_travel_by_bytestream_with_resumable_uploads() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Worker::start(&store(&dir), &[]);
+    let c = Client::new(&w, BLAKE3).await;
+    let big: Vec<u8> = (0..5 * 1024 * 1024 + 7)
+        .map(|i| (i * 31 % 251) as u8)
+        .collect();
+    let d = c.digest(&big);
+    let name = format!(
+        "inst/uploads/6d1c0f1e-0000-4000-8000-000000000001/blobs/blake3/{}/{}",
+        d.hash, d.size_bytes
+    );
+    let chunk = 1024 * 1024;
+    let mut bs = ByteStreamClient::new(c.ch.clone());
+
+    // First two chunks, then the stream ends without finish_write.
+    let first: Vec<WriteRequest> = (0..2)
+        .map(|i| WriteRequest {
+            resource_name: if i == 0 { name.clone() } else { String::new() },
+            write_offset: (i * chunk) as i64,
+            finish_write: false,
+            data: big[i * chunk..(i + 1) * chunk].to_vec(),
+        })
+        .collect();
+    let err = bs
+        .write(futures::stream::iter(first))
+        .await
+        .expect_err("an unfinished write is not a success");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err:?}");
+    let status = bs
+        .query_write_status(QueryWriteStatusRequest {
+            resource_name: name.clone(),
+        })
+        .await
+        .expect("QueryWriteStatus")
+        .into_inner();
+    assert_eq!(status.committed_size, 2 * chunk as i64);
+    assert!(!status.complete);
+
+    // Resume at the committed offset.
+    let offset = status.committed_size as usize;
+    let rest: Vec<WriteRequest> = big[offset..]
+        .chunks(chunk)
+        .enumerate()
+        .map(|(i, data)| WriteRequest {
+            resource_name: if i == 0 { name.clone() } else { String::new() },
+            write_offset: (offset + i * chunk) as i64,
+            finish_write: offset + (i + 1) * chunk >= big.len(),
+            data: data.to_vec(),
+        })
+        .collect();
+    let done = bs
+        .write(futures::stream::iter(rest))
+        .await
+        .expect("the resumed write")
+        .into_inner();
+    assert_eq!(done.committed_size, big.len() as i64);
+
+    let mut cas = ContentAddressableStorageClient::new(c.ch.clone());
+    let missing = cas
+        .find_missing_blobs(reapi::FindMissingBlobsRequest {
+            blob_digests: vec![d.clone(), c.digest(b"absent")],
+            digest_function: BLAKE3,
+            ..Default::default()
+        })
+        .await
+        .expect("FindMissingBlobs")
+        .into_inner()
+        .missing_blob_digests;
+    assert_eq!(missing, vec![c.digest(b"absent")]);
+
+    // Read it all back, then from an offset with a limit.
+    let read_name = format!("inst/blobs/blake3/{}/{}", d.hash, d.size_bytes);
+    let mut stream = bs
+        .read(ReadRequest {
+            resource_name: read_name.clone(),
+            read_offset: 0,
+            read_limit: 0,
+        })
+        .await
+        .expect("Read")
+        .into_inner();
+    let mut back = Vec::new();
+    while let Some(msg) = stream.message().await.expect("a read chunk") {
+        assert!(msg.data.len() <= 4 * 1024 * 1024 - 1024);
+        back.extend_from_slice(&msg.data);
+    }
+    assert!(back == big, "the blob reads back as written");
+    let mut part = bs
+        .read(ReadRequest {
+            resource_name: read_name,
+            read_offset: 10,
+            read_limit: 5,
+        })
+        .await
+        .expect("Read")
+        .into_inner();
+    let msg = part.message().await.unwrap().unwrap();
+    assert_eq!(msg.data, big[10..15]);
+
+    // The same blob under SHA-256 is a different blob: missing until uploaded.
+    let sha = Client::new(&w, SHA256).await;
+    let sha_missing = ContentAddressableStorageClient::new(sha.ch.clone())
+        .find_missing_blobs(reapi::FindMissingBlobsRequest {
+            blob_digests: vec![sha.digest(&big)],
+            digest_function: SHA256,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .missing_blob_digests;
+    assert_eq!(sha_missing.len(), 1);
+}
+
+#[tokio::test]
+async fn a_digest_mismatch_is_refused_by_batch_and_bytestream() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Worker::start(&store(&dir), &[]);
+    let c = Client::new(&w, SHA256).await;
+    let claimed = c.digest(b"the real content");
+    let mut cas = ContentAddressableStorageClient::new(c.ch.clone());
+    let resp = cas
+        .batch_update_blobs(reapi::BatchUpdateBlobsRequest {
+            requests: vec![reapi::batch_update_blobs_request::Request {
+                digest: Some(claimed.clone()),
+                data: b"the fake content".to_vec(),
+                compressor: 0,
+            }],
+            digest_function: SHA256,
+            ..Default::default()
+        })
+        .await
+        .expect("BatchUpdateBlobs answers per blob")
+        .into_inner();
+    let st = resp.responses[0].status.clone().unwrap();
+    assert_eq!(st.code, tonic::Code::InvalidArgument as i32, "{st:?}");
+    assert!(
+        st.message.contains("mismatch") && st.message.contains(&claimed.hash),
+        "{}",
+        st.message
+    );
+
+    let mut bs = ByteStreamClient::new(c.ch.clone());
+    let name = format!("uploads/u1/blobs/{}/{}", claimed.hash, claimed.size_bytes);
+    let err = bs
+        .write(futures::stream::iter(vec![WriteRequest {
+            resource_name: name,
+            write_offset: 0,
+            finish_write: true,
+            data: b"the fake content".to_vec(),
+        }]))
+        .await
+        .expect_err("a mismatching upload is refused");
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(err.message().contains("mismatch"), "{}", err.message());
+
+    let missing = cas
+        .find_missing_blobs(reapi::FindMissingBlobsRequest {
+            blob_digests: vec![claimed.clone()],
+            digest_function: SHA256,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .missing_blob_digests;
+    assert_eq!(missing, vec![claimed], "nothing was stored");
+    // An unsupported function is refused, naming it.
+    let err = cas
+        .find_missing_blobs(reapi::FindMissingBlobsRequest {
+            digest_function: 3,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        err.message().contains("digest_function 3"),
+        "{}",
+        err.message()
+    );
+}
+
+fn pid_alive(pid: i32) -> bool {
+    // Zombies do not count: they are gone, only not yet reaped.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 1..].split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+fn wait_dead(pid: i32, deadline: Duration) -> bool {
+    let until = Instant::now() + deadline;
+    while Instant::now() < until {
+        if !pid_alive(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    !pid_alive(pid)
+}
+
+fn read_pid(path: &Path, deadline: Duration) -> i32 {
+    let until = Instant::now() + deadline;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path)
+            && let Ok(pid) = text.trim().parse()
+        {
+            return pid;
+        }
+        assert!(
+            Instant::now() < until,
+            "no pid in {} within {deadline:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn a_timed_out_action_is_deadline_exceeded_and_leaves_no_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Worker::start(&store(&dir), &[]);
+    let c = Client::new(&w, BLAKE3).await;
+    let root = c.input_root(&[]).await;
+    let pidfile = dir.path().join("grandchild.pid");
+    let pidfile_s = pidfile.to_string_lossy().into_owned();
+    let mut spec = ActionSpec::shell(
+        "sleep 1000 & echo $! > \"$PIDFILE\"; echo started; wait",
+        root,
+    );
+    spec.env = vec![("PIDFILE", &pidfile_s)];
+    spec.timeout_secs = Some(1);
+    let action = c.action(spec).await;
+    let started = Instant::now();
+    let r = c.execute(&action, false).await;
+    let st = r.status.clone().unwrap();
+    assert_eq!(st.code, tonic::Code::DeadlineExceeded as i32, "{st:?}");
+    assert!(st.message.contains("timed out"), "{}", st.message);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "stopped promptly"
+    );
+    let stdout = c
+        .read(r.result.as_ref().unwrap().stdout_digest.as_ref().unwrap())
+        .await;
+    assert_eq!(stdout, b"started\n", "the output up to the timeout is kept");
+    let pid = read_pid(&pidfile, Duration::from_secs(5));
+    assert!(
+        wait_dead(pid, Duration::from_secs(5)),
+        "grandchild {pid} was left running"
+    );
+    // A timed-out action is not cached.
+    let again = c.execute(&action, false).await;
+    assert!(!again.cached_result);
+}
+
+/// Regression: a client holding an Execute stream open without reading it (here: this
+/// single-threaded test, blocked waiting for the worker) kept the worker's graceful
+/// shutdown waiting forever.
+#[tokio::test]
+async fn sigterm_stops_the_worker_and_its_running_actions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Worker::start(&store(&dir), &[]);
+    let c = Client::new(&w, BLAKE3).await;
+    let root = c.input_root(&[]).await;
+    let pidfile = dir.path().join("sleeper.pid");
+    let pidfile_s = pidfile.to_string_lossy().into_owned();
+    let mut spec = ActionSpec::shell("sleep 1000 & echo $! > \"$PIDFILE\"; wait", root);
+    spec.env = vec![("PIDFILE", &pidfile_s)];
+    let action = c.action(spec).await;
+    let mut exec = ExecutionClient::new(c.ch.clone());
+    let _stream = exec
+        .execute(reapi::ExecuteRequest {
+            action_digest: Some(action),
+            digest_function: BLAKE3,
+            ..Default::default()
+        })
+        .await
+        .expect("Execute");
+    let pid = read_pid(&pidfile, Duration::from_secs(30));
+    assert!(pid_alive(pid));
+    let stopping = Instant::now();
+    let status = w.terminate(Duration::from_secs(30));
+    assert!(
+        stopping.elapsed() < Duration::from_secs(15),
+        "stopped in {:?}",
+        stopping.elapsed()
+    );
+    assert!(
+        status.success(),
+        "a clean stop: {status:?}; stderr:\n{}",
+        w.stderr()
+    );
+    assert!(
+        wait_dead(pid, Duration::from_secs(5)),
+        "action process {pid} outlived the worker"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_executions_of_one_action_share_an_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Worker::start(&store(&dir), &[]);
+    let c = Client::new(&w, SHA256).await;
+    let root = c.input_root(&[]).await;
+    let counter = dir.path().join("runs");
+    let counter_s = counter.to_string_lossy().into_owned();
+    let mut spec = ActionSpec::shell("echo run >> \"$COUNTER\"; sleep 1", root);
+    spec.env = vec![("COUNTER", &counter_s)];
+    let action = c.action(spec).await;
+    let (a, b) = tokio::join!(c.execute(&action, true), c.execute(&action, true));
+    assert_eq!(a.result.unwrap().exit_code, 0);
+    assert_eq!(b.result.unwrap().exit_code, 0);
+    let runs = std::fs::read_to_string(&counter).unwrap();
+    assert_eq!(
+        runs.lines().count(),
+        1,
+        "in-flight executions were deduplicated"
+    );
+}
+
+#[tokio::test]
+async fn a_platform_property_the_worker_lacks_is_failed_precondition_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Worker::start(&store(&dir), &["--label", "pool=small"]);
+    let c = Client::new(&w, BLAKE3).await;
+    let root = c.input_root(&[]).await;
+    let mut spec = ActionSpec::shell("true", root.clone());
+    spec.platform = vec![("pool", "big")];
+    let action = c.action(spec).await;
+    let err = c.execute_with(&action, false, None).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert!(err.message().contains("pool=big"), "{}", err.message());
+    // What it has matches, the host's OSFamily included.
+    let mut ok = ActionSpec::shell("true", root);
+    ok.platform = vec![("OSFamily", "Linux"), ("pool", "small")];
+    let action = c.action(ok).await;
+    assert_eq!(c.execute(&action, false).await.result.unwrap().exit_code, 0);
+}
+
+#[tokio::test]
+async fn an_unauthenticated_call_is_refused_when_a_token_is_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "worker-token-123\n").unwrap();
+    let w = Worker::start(
+        &store(&dir),
+        &["--token-file", token_file.to_str().unwrap()],
+    );
+    let ch = channel(&w).await;
+    let err = CapabilitiesClient::new(ch.clone())
+        .get_capabilities(reapi::GetCapabilitiesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    let err = ContentAddressableStorageClient::new(ch.clone())
+        .find_missing_blobs(reapi::FindMissingBlobsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+
+    use sykli::runtime::remote::auth::{ClientAuth, Token};
+    let wrong = ClientAuth::new(Some(Token::new("worker-token-12").unwrap()));
+    let err = CapabilitiesClient::with_interceptor(ch.clone(), wrong)
+        .get_capabilities(reapi::GetCapabilitiesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    let right = ClientAuth::new(Some(Token::new("worker-token-123").unwrap()));
+    CapabilitiesClient::with_interceptor(ch.clone(), right)
+        .get_capabilities(reapi::GetCapabilitiesRequest::default())
+        .await
+        .expect("the right token is accepted");
+
+    // SYKLI_TOKEN works the same way.
+    let dir2 = tempfile::tempdir().unwrap();
+    let w2 = Worker::start_with_env(&store(&dir2), &[], &[("SYKLI_TOKEN", "env-token")]);
+    let err = CapabilitiesClient::new(channel(&w2).await)
+        .get_capabilities(reapi::GetCapabilitiesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn tls_with_a_generated_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert_pem = certified.cert.pem();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, &cert_pem).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let w = Worker::start(
+        &store(&dir),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(w.url.starts_with("grpcs://127.0.0.1:"), "{}", w.url);
+    let tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(&cert_pem))
+        .domain_name("localhost");
+    let ch = Channel::from_shared(w.http_url())
+        .unwrap()
+        .tls_config(tls)
+        .unwrap()
+        .connect()
+        .await
+        .expect("a TLS connection");
+    let caps = CapabilitiesClient::new(ch)
+        .get_capabilities(reapi::GetCapabilitiesRequest::default())
+        .await
+        .expect("GetCapabilities over TLS")
+        .into_inner();
+    assert!(caps.execution_capabilities.unwrap().exec_enabled);
+    // Plaintext to a TLS port fails.
+    let plain = Channel::from_shared(w.http_url().replacen(
+        "https://localhost",
+        "http://127.0.0.1",
+        1,
+    ))
+    .unwrap()
+    .connect()
+    .await;
+    if let Ok(ch) = plain {
+        assert!(
+            CapabilitiesClient::new(ch)
+                .get_capabilities(reapi::GetCapabilitiesRequest::default())
+                .await
+                .is_err()
+        );
+    }
+}
+
+fn files_containing(root: &Path, needle: &[u8]) -> Vec<String> {
+    let mut hits = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            let meta = std::fs::symlink_metadata(&path).unwrap();
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.is_file() {
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    hits.push(path.display().to_string());
+                }
+            }
+        }
+    }
+    hits
+}
+
+#[tokio::test]
+async fn secrets_from_metadata_are_masked_and_stored_nowhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Worker::start(&store(&dir), &[]);
+    let c = Client::new(&w, BLAKE3).await;
+    let root = c.input_root(&[]).await;
+    let action = c
+        .action(ActionSpec::shell(
+            // The script must not hold the value itself: it would be in the Command blob.
+            "echo \"key=$API_KEY\"; echo \"err $API_KEY\" >&2; test \"${#API_KEY}\" = 15",
+            root,
+        ))
+        .await;
+    let r = c
+        .execute_with(&action, false, Some(r#"{"API_KEY": "s3cr3t-VALUE-93"}"#))
+        .await
+        .expect("Execute with secrets");
+    let result = r.result.expect("a result");
+    assert_eq!(result.exit_code, 0, "the action saw the secret's value");
+    let stdout = c.read(result.stdout_digest.as_ref().unwrap()).await;
+    assert_eq!(stdout, b"key=***\n");
+    let stderr = c.read(result.stderr_digest.as_ref().unwrap()).await;
+    assert_eq!(stderr, b"err ***\n");
+    let hits = files_containing(&store(&dir), b"s3cr3t-VALUE-93");
+    assert!(hits.is_empty(), "the secret value is stored in {hits:?}");
+    // Malformed secrets metadata is refused without echoing it.
+    let err = c
+        .execute_with(&action, true, Some("not json s3cr3t"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::InvalidArgument);
+    assert!(!err.message().contains("s3cr3t"), "{}", err.message());
+}
+
+#[tokio::test]
+async fn a_killed_worker_restarted_on_its_store_keeps_blobs_and_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Worker::start(&store(&dir), &[]);
+    let c = Client::new(&w, SHA256).await;
+    let root = c.input_root(&[("a.txt", b"persist me", false)]).await;
+    let mut spec = ActionSpec::shell("cat a.txt > b.txt", root);
+    spec.outputs = vec!["b.txt"];
+    let action = c.action(spec).await;
+    assert_eq!(c.execute(&action, false).await.result.unwrap().exit_code, 0);
+    w.restart();
+    let c = Client::new(&w, SHA256).await;
+    let again = c.execute(&action, false).await;
+    assert!(again.cached_result, "{again:?}");
+    let out = &again.result.unwrap().output_files[0];
+    assert_eq!(c.read(out.digest.as_ref().unwrap()).await, b"persist me");
+}
+
+#[tokio::test]
+async fn a_container_action_runs_in_its_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Worker::start(&store(&dir), &[]);
+    let mut caps = CapabilitiesClient::new(channel(&w).await);
+    let labels = caps
+        .get_capabilities(reapi::GetCapabilitiesRequest::default())
+        .await
+        .unwrap()
+        .metadata()
+        .get("x-sykli-worker-labels")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        labels.contains("container-image="),
+        "a Docker engine runs here (.ci/docker-setup.sh), so the worker offers containers: {labels}"
+    );
+    let c = Client::new(&w, BLAKE3).await;
+    let root = c
+        .input_root(&[("in.txt", b"from the input root\n", false)])
+        .await;
+    let mut spec = ActionSpec::shell(
+        "cat in.txt > out.txt && cat /etc/os-release > os.txt; echo in-container",
+        root,
+    );
+    spec.outputs = vec!["out.txt", "os.txt"];
+    spec.platform = vec![("container-image", "docker://sykli-test/busybox")];
+    let action = c.action(spec).await;
+    let r = c.execute(&action, false).await;
+    assert_eq!(status_code(&r), 0, "{r:?}\n{}", w.stderr());
+    let result = r.result.unwrap();
+    assert_eq!(result.exit_code, 0);
+    let by_path: BTreeMap<String, reapi::Digest> = result
+        .output_files
+        .iter()
+        .map(|f| (f.path.clone(), f.digest.clone().unwrap()))
+        .collect();
+    assert_eq!(c.read(&by_path["out.txt"]).await, b"from the input root\n");
+    let stdout = c.read(result.stdout_digest.as_ref().unwrap()).await;
+    assert_eq!(stdout, b"in-container\n");
+}
+
+/// Regression: the worker's sockets lacked TCP_NODELAY, so each streamed answer waited out
+/// the client's delayed ACK (about 40 ms per Execute, 45 ms per no-op action).
+#[tokio::test]
+async fn streamed_answers_are_not_held_back_by_delayed_acks() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Worker::start(&store(&dir), &[]);
+    let c = Client::new(&w, BLAKE3).await;
+    let root = c.input_root(&[]).await;
+    let action = c.action(ActionSpec::shell("true", root)).await;
+    assert_eq!(c.execute(&action, false).await.result.unwrap().exit_code, 0);
+    let mut times: Vec<Duration> = Vec::new();
+    for _ in 0..15 {
+        // Run each time: the operation streams QUEUED, EXECUTING and done as separate writes.
+        let t = Instant::now();
+        assert!(!c.execute(&action, true).await.cached_result);
+        times.push(t.elapsed());
+    }
+    times.sort();
+    let median = times[times.len() / 2];
+    assert!(
+        median < Duration::from_millis(30),
+        "a no-op Execute takes {median:?}: {times:?}"
+    );
 }

@@ -200,6 +200,7 @@ impl Executions {
                 &job.action_digest,
                 Some(response),
             ));
+            this.runner.clean_up(&job).await;
             this.forget_later(name);
             this.running.send_modify(|n| *n = n.saturating_sub(1));
         });

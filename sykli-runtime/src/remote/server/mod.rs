@@ -49,6 +49,8 @@ use crate::exec::process::ProcessExecutor;
 
 /// How long running actions get to stop after shutdown before the worker exits anyway.
 const DRAIN_LIMIT: Duration = Duration::from_secs(30);
+/// How long open connections may stay after shutdown once no action runs.
+const CLOSE_LIMIT: Duration = Duration::from_secs(2);
 
 /// PEM files of a TLS server identity.
 #[derive(Debug, Clone)]
@@ -261,7 +263,11 @@ impl BoundWorker {
             self.config.jobs,
             shutdown.clone(),
         ));
-        let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.listener);
+        // Without TCP_NODELAY every small response waits out the peer's delayed ACK (~40 ms
+        // per call).
+        let incoming = tonic::transport::server::TcpIncoming::from(self.listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(Duration::from_secs(60)));
         let served = server
             .add_service(reapi::capabilities_server::CapabilitiesServer::with_interceptor(
                 capabilities::CapabilitiesService::new(self.labels.clone()),
@@ -289,8 +295,19 @@ impl BoundWorker {
                 execution::OperationsService::new(executions.clone()),
                 auth,
             ))
-            .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
-            .await;
+            .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
+        // Graceful shutdown waits for every connection to close; a client that stops
+        // reading must not keep the worker alive: once the actions are stopped, connections
+        // get CLOSE_LIMIT more.
+        let stopped = async {
+            shutdown.cancelled().await;
+            let _ = tokio::time::timeout(DRAIN_LIMIT, executions.drained()).await;
+            tokio::time::sleep(CLOSE_LIMIT).await;
+        };
+        let served = tokio::select! {
+            r = served => r,
+            () = stopped => Ok(()),
+        };
         let _ = tokio::time::timeout(DRAIN_LIMIT, executions.drained()).await;
         served.map_err(WorkerError::Transport)
     }

@@ -100,30 +100,34 @@ impl Runner {
     }
 
     /// Runs `job` to an `ExecuteResponse` (never a bare error: what went wrong is its
-    /// `status`), caching a successful result unless the action says `do_not_cache`.
+    /// `status`), caching a successful result unless the action says `do_not_cache`. Its
+    /// directory stays until [`Runner::clean_up`].
     pub async fn run(&self, job: &Job, cancel: CancellationToken) -> reapi::ExecuteResponse {
         let dir = match self.store.exec_dir(&job.dir_name) {
             Ok(d) => d,
             Err(e) => return failed(status::status(Code::Internal, e.to_string())),
         };
         let response = self.run_in(job, &dir, cancel).await;
-        let cleanup = dir.clone();
-        let _ = tokio::task::spawn_blocking(move || remove_tree(&cleanup)).await;
-        if response
+        let cacheable = response
             .status
             .as_ref()
             .is_none_or(|s| s.code == Code::Ok as i32)
             && response.result.as_ref().is_some_and(|r| r.exit_code == 0)
-            && !job.action.do_not_cache
-            && let Some(result) = &response.result
-        {
+            && !job.action.do_not_cache;
+        if let Some(result) = response.result.clone().filter(|_| cacheable) {
             let store = self.store.clone();
-            let (function, key, result) = (job.function, job.action_digest, result.clone());
+            let (function, key) = (job.function, job.action_digest);
             // A result that cannot be cached is still the answer to this execution.
             let _ = tokio::task::spawn_blocking(move || store.put_action(function, &key, &result))
                 .await;
         }
         response
+    }
+
+    /// Removes the directory of `job` (after its answer went out: the client need not wait).
+    pub async fn clean_up(&self, job: &Job) {
+        let dir = self.store.root().join("exec").join(&job.dir_name);
+        let _ = tokio::task::spawn_blocking(move || remove_tree(&dir)).await;
     }
 
     async fn run_in(
