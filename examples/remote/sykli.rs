@@ -20,7 +20,7 @@ async fn count(ctx: &TaskCtx) -> Result<(), NativeError> {
     let sorted = std::fs::read_to_string(ctx.workdir().join("out/sorted.txt"))?;
     let n = sorted.lines().count();
     std::fs::write(ctx.workdir().join("out/count.txt"), format!("{n} words\n"))?;
-    println!("counted {n} words");
+    ctx.log(format!("counted {n} words"));
     Ok(())
 }
 
@@ -32,7 +32,8 @@ fn configure(p: &mut Pipeline) {
         .remote();
     p.task("shout")
         .container("busybox")
-        .run("mkdir -p out && tr a-z A-Z < words.txt > out/shout.txt && cat out/shout.txt")
+        .mount_cwd()
+        .run("mkdir -p out && echo pear apple fig | tr 'a-z ' 'A-Z\\n' > out/shout.txt && cat out/shout.txt")
         .inputs(&["words.txt"])
         .output("shout", "out/shout.txt")
         .prefer(Placement::Remote);

@@ -3,7 +3,7 @@
 //! | task | REAPI |
 //! |---|---|
 //! | `command` | `Command.arguments` = `["/bin/sh", "-c", command]` |
-//! | native function | `Command.arguments` = `["sykli-pipeline", "--sykli-exec", NAME]`; the binary's identity goes into the salt |
+//! | native function | `Command.arguments` = `["./sykli-pipeline", "--sykli-exec", NAME]` (`../` per workdir level: REAPI resolves it against the working directory), the binary being the input-root file `sykli-pipeline`; its identity also goes into the salt |
 //! | `env`, matrix values, capabilities | `Command.environment_variables`, sorted by name; never a secret's value |
 //! | workdir | `Command.working_directory`, relative to the project (a container task's in-container path without its leading `/`) |
 //! | `outputs` paths | `Command.output_paths`, sorted |
@@ -27,8 +27,8 @@ use serde::Serialize;
 use super::digest::{Digest, DigestFunction};
 use super::merkle::{InputRoot, digest_of_message};
 
-/// The `argv[0]` a native task's `Command` names: the pipeline binary, run as
-/// `sykli-pipeline --sykli-exec NAME`.
+/// The file name of the pipeline binary in a native task's input root, run as
+/// `./sykli-pipeline --sykli-exec NAME` (relative to the working directory).
 pub const NATIVE_PROGRAM: &str = "sykli-pipeline";
 
 /// The parts of a key REAPI has no field for, serialised as JSON into `Action.salt` (empty

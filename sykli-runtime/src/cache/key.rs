@@ -325,7 +325,7 @@ pub(crate) fn compute(
     if let Some(reason) = never_cached(task) {
         return not(reason);
     }
-    let (identity, arguments) = match (&task.native, &task.command) {
+    let (identity, mut arguments) = match (&task.native, &task.command) {
         (Some(name), _) => match &ctx.native_identity {
             Some(identity) => (
                 ActionIdentity::Native {
@@ -365,6 +365,16 @@ pub(crate) fn compute(
         (Some(_), Some(w)) => w.to_owned(),
         _ => host_workdir.clone(),
     };
+    // REAPI resolves a relative `arguments[0]` against the working directory: name the
+    // pipeline binary at the input root from there.
+    if let (ActionIdentity::Native { .. }, Some(program)) = (&identity, arguments.first_mut()) {
+        let depth = workdir.split('/').filter(|c| !c.is_empty()).count();
+        *program = if depth == 0 {
+            format!("./{NATIVE_PROGRAM}")
+        } else {
+            format!("{}{NATIVE_PROGRAM}", "../".repeat(depth))
+        };
+    }
 
     let mut secrets: BTreeSet<String> = task.secrets.iter().cloned().collect();
     secrets.extend(task.secret_refs.iter().map(|r| r.name.clone()));

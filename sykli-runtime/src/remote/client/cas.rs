@@ -182,6 +182,7 @@ impl RemoteClient {
         if !batch.is_empty() {
             self.batch_update(batch).await?;
         }
+        self.count_upload(sent);
         Ok(sent)
     }
 

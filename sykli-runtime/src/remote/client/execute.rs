@@ -116,6 +116,8 @@ enum StreamEnd {
     Broken(tonic::Status),
     /// The server does not know the operation: execute again.
     Lost,
+    /// The server answered that the action could not run for now: execute again later.
+    Retry(tonic::Status),
     Failed(RemoteError),
     Cancelled,
 }
@@ -216,6 +218,12 @@ impl RemoteClient {
                     operation = None;
                     recoveries += 1;
                 }
+                StreamEnd::Retry(s) => {
+                    operation = None;
+                    recoveries += 1;
+                    tokio::time::sleep(retry::delay(recoveries)).await;
+                    last_error = Some(s);
+                }
                 StreamEnd::Failed(e) => {
                     live.stop().await;
                     return Err(e);
@@ -294,6 +302,19 @@ impl RemoteClient {
             return match op.result {
                 Some(operation::Result::Response(any)) => {
                     match reapi::ExecuteResponse::decode(&any.value[..]) {
+                        // The server gave up on the action for a while (its worker
+                        // stopped): run it again.
+                        Ok(r)
+                            if r.status.as_ref().is_some_and(|st| {
+                                retry::transient(tonic::Code::from_i32(st.code))
+                            }) =>
+                        {
+                            let st = r.status.unwrap_or_default();
+                            StreamEnd::Retry(tonic::Status::new(
+                                tonic::Code::from_i32(st.code),
+                                st.message,
+                            ))
+                        }
                         Ok(r) => StreamEnd::Done(Box::new(r)),
                         Err(e) => StreamEnd::Failed(self.protocol(format!(
                             "the operation's response is not an ExecuteResponse: {e}"

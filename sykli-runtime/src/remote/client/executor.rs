@@ -283,6 +283,18 @@ impl RemoteExecutor {
             Execution::Cancelled => return Ok(ExecOutcome::Cancelled),
             Execution::Done { response, live } => (response, live),
         };
+        // The output first, whatever happened: it says why.
+        if let Some(result) = &response.result {
+            let (stdout, stderr) = results::logs(&self.client, result).await.map_err(err)?;
+            let skip = |bytes: &[u8], n: u64| bytes.get(n as usize..).unwrap_or(&[]).to_vec();
+            let (stdout, stderr) = (skip(&stdout, live.0), skip(&stderr, live.1));
+            if !stdout.is_empty() {
+                io.output.write(OutputStream::Stdout, &stdout);
+            }
+            if !stderr.is_empty() {
+                io.output.write(OutputStream::Stderr, &stderr);
+            }
+        }
         if let Some(st) = &response.status
             && st.code != 0
         {
@@ -290,12 +302,15 @@ impl RemoteExecutor {
             if code == tonic::Code::DeadlineExceeded {
                 return Ok(ExecOutcome::TimedOut);
             }
-            if response.result.is_none() {
-                return Ok(ExecOutcome::errored(
-                    "remote execution",
-                    format!("{}: {code:?}: {}", self.client.endpoint(), st.message),
-                ));
+            let mut message = format!(
+                "{}: {}",
+                self.client.endpoint(),
+                super::status_text(code, &st.message)
+            );
+            if !response.message.is_empty() {
+                message.push_str(&format!(" ({})", response.message));
             }
+            return Ok(ExecOutcome::errored("remote execution", message));
         }
         let result = response.result.ok_or_else(|| {
             format!(
@@ -303,15 +318,6 @@ impl RemoteExecutor {
                 self.client.endpoint()
             )
         })?;
-        let (stdout, stderr) = results::logs(&self.client, &result).await.map_err(err)?;
-        let skip = |bytes: &[u8], n: u64| bytes.get(n as usize..).unwrap_or(&[]).to_vec();
-        let (stdout, stderr) = (skip(&stdout, live.0), skip(&stderr, live.1));
-        if !stdout.is_empty() {
-            io.output.write(OutputStream::Stdout, &stdout);
-        }
-        if !stderr.is_empty() {
-            io.output.write(OutputStream::Stderr, &stderr);
-        }
         results::restore(&self.client, &result, &req.workdir)
             .await
             .map_err(err)?;

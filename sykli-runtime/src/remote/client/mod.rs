@@ -253,6 +253,8 @@ struct Inner {
     function: DigestFunction,
     info: ServerInfo,
     batch_limit: usize,
+    /// Blobs and bytes uploaded through this connection (shared by its clones).
+    uploaded: Arc<(std::sync::atomic::AtomicU64, std::sync::atomic::AtomicU64)>,
 }
 
 impl std::fmt::Debug for RemoteClient {
@@ -340,6 +342,7 @@ impl RemoteClient {
                     sykli_worker: false,
                 },
                 batch_limit: GRPC_MESSAGE_LIMIT,
+                uploaded: Arc::default(),
             }),
         };
         let info = client.capabilities().await?;
@@ -383,6 +386,7 @@ impl RemoteClient {
                 function: f,
                 info: self.inner.info.clone(),
                 batch_limit: self.inner.batch_limit,
+                uploaded: self.inner.uploaded.clone(),
             }),
         })
     }
@@ -454,6 +458,27 @@ impl RemoteClient {
     /// The instance name.
     pub fn instance(&self) -> &str {
         &self.inner.instance
+    }
+
+    /// Blobs and bytes uploaded so far through this connection and its clones.
+    pub fn uploaded(&self) -> Transferred {
+        use std::sync::atomic::Ordering;
+        Transferred {
+            blobs: self.inner.uploaded.0.load(Ordering::Relaxed),
+            bytes: self.inner.uploaded.1.load(Ordering::Relaxed),
+        }
+    }
+
+    pub(crate) fn count_upload(&self, sent: Transferred) {
+        use std::sync::atomic::Ordering;
+        self.inner
+            .uploaded
+            .0
+            .fetch_add(sent.blobs, Ordering::Relaxed);
+        self.inner
+            .uploaded
+            .1
+            .fetch_add(sent.bytes, Ordering::Relaxed);
     }
 
     /// Largest total of blob bytes in one batch request.

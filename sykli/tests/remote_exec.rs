@@ -1,0 +1,572 @@
+//! Remote execution end to end, against a real `sykli worker` process on 127.0.0.1.
+//!
+//! This test binary is also the pipeline binary: run with `REMOTE_EXEC_PIPELINE=1` (or, on
+//! the worker, with `--sykli-exec TASK`) it is a `sykli::main!` pipeline with a native task,
+//! so native tasks travel to the worker as this very program. Hence `harness = false`: `main`
+//! picks the role, and runs the tests below in order otherwise.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::worker::Worker;
+use serde_json::{Value, json};
+use sykli::{NativeError, Pipeline, Placement, TaskCtx};
+
+/// Set to make this program the pipeline binary.
+const PIPELINE_ENV: &str = "REMOTE_EXEC_PIPELINE";
+/// Set to `remote` to place the shell tasks with `.remote()`.
+const PLACE_ENV: &str = "REMOTE_EXEC_PLACE";
+/// The secret the `secret` task receives.
+const SECRET_ENV: &str = "REMOTE_EXEC_SECRET";
+const SECRET_VALUE: &str = "hunter2-remote-exec-8f3a";
+/// A container image the machine has (see .ci/docker-setup.sh).
+const IMAGE: &str = "sykli-test/busybox";
+
+/// A native task preferring a remote executor: counts the words `sort` sorted.
+#[sykli::task(after = ["sort"], inputs = ["words.txt"], outputs = {"count": "out/count.txt"}, prefer = Remote)]
+async fn count(ctx: &TaskCtx) -> Result<(), NativeError> {
+    let sorted = std::fs::read_to_string(ctx.workdir().join("out/sorted.txt"))?;
+    let n = sorted.lines().count();
+    std::fs::write(ctx.workdir().join("out/count.txt"), format!("{n} words\n"))?;
+    ctx.log(format!("counted {n} words"));
+    Ok(())
+}
+
+/// The builder half of the pipeline: shell tasks (remote when [`PLACE_ENV`] says so), a
+/// container task preferring remote, a task with a secret, and a local task at the end.
+fn configure(p: &mut Pipeline) {
+    let remote = std::env::var(PLACE_ENV).is_ok_and(|v| v == "remote");
+    let sort = p
+        .task("sort")
+        .run("mkdir -p out && sort words.txt > out/sorted.txt && echo sorted")
+        .inputs(&["words.txt"])
+        .output("sorted", "out/sorted.txt");
+    if remote {
+        sort.remote();
+    }
+    // Locally the project is mounted at /work; remotely the input root is the file system
+    // and /work its working directory: the command reads nothing from either.
+    p.task("shout")
+        .container(IMAGE)
+        .mount_cwd()
+        .run("mkdir -p out && echo pear apple fig | tr 'a-z ' 'A-Z\n' > out/shout.txt && cat out/shout.txt")
+        .inputs(&["words.txt"])
+        .output("shout", "out/shout.txt")
+        .prefer(Placement::Remote);
+    let secret = p
+        .task("secret")
+        .run("mkdir -p out && echo \"the secret is $REMOTE_EXEC_SECRET\" && printf %s \"$REMOTE_EXEC_SECRET\" | wc -c | tr -d ' ' > out/secret-len.txt")
+        .inputs(&["words.txt"])
+        .output("len", "out/secret-len.txt")
+        .secret(SECRET_ENV);
+    if remote {
+        secret.remote();
+    }
+    p.task("report")
+        .run("cat out/count.txt out/shout.txt out/secret-len.txt > out/report.txt")
+        .after(&["count", "shout", "secret"]);
+}
+
+fn main() -> ExitCode {
+    if std::env::args().any(|a| a == "--sykli-exec") || std::env::var_os(PIPELINE_ENV).is_some() {
+        return sykli::__private::main_entry(
+            sykli::__private::BinInfo {
+                package: "sykli",
+                bin: None,
+            },
+            Some(configure),
+        );
+    }
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let tests: &[(&str, fn())] = &[
+        (
+            "a_mixed_pipeline_gives_the_same_outputs_and_statuses_as_an_all_local_run",
+            a_mixed_pipeline_gives_the_same_outputs_and_statuses_as_an_all_local_run,
+        ),
+        (
+            "a_second_checkout_in_another_process_gets_remote_cache_hits_for_everything_the_first_ran",
+            a_second_checkout_in_another_process_gets_remote_cache_hits_for_everything_the_first_ran,
+        ),
+        (
+            "killing_the_worker_mid_action_makes_the_client_retry_on_the_restarted_worker",
+            killing_the_worker_mid_action_makes_the_client_retry_on_the_restarted_worker,
+        ),
+        (
+            "an_unauthenticated_client_is_refused_with_a_clear_error",
+            an_unauthenticated_client_is_refused_with_a_clear_error,
+        ),
+        (
+            "a_remote_task_toward_an_unreachable_endpoint_errors_and_never_runs_locally",
+            a_remote_task_toward_an_unreachable_endpoint_errors_and_never_runs_locally,
+        ),
+    ];
+    let mut failed = Vec::new();
+    let mut ran = 0;
+    for (name, test) in tests {
+        if filter.as_deref().is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        ran += 1;
+        eprintln!("test {name} ...");
+        if std::panic::catch_unwind(test).is_err() {
+            eprintln!("test {name} ... FAILED");
+            failed.push(*name);
+        } else {
+            eprintln!("test {name} ... ok");
+        }
+    }
+    eprintln!(
+        "\ntest result: {}. {} passed; {} failed",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        ran - failed.len(),
+        failed.len()
+    );
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// A checkout of the mixed pipeline's project: `words.txt` and a cache directory of its own.
+fn checkout(parent: &Path, name: &str) -> PathBuf {
+    let dir = parent.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("words.txt"), "pear\napple\nfig\n").unwrap();
+    dir
+}
+
+/// Runs this program as the pipeline in `dir` with `args`, `--json`, its own cache.
+fn pipeline(dir: &Path, args: &[&str], remote: bool) -> Output {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(args)
+        .arg("--json")
+        .current_dir(dir)
+        .env(PIPELINE_ENV, "1")
+        .env(SECRET_ENV, SECRET_VALUE)
+        .env("SYKLI_CACHE_DIR", dir.join(".test-cache"))
+        .env_remove("SYKLI_TOKEN")
+        .env_remove("SYKLI_REMOTE")
+        .env_remove("SYKLI_REMOTE_CACHE")
+        .env_remove("CI");
+    if remote {
+        cmd.env(PLACE_ENV, "remote");
+    } else {
+        cmd.env_remove(PLACE_ENV);
+    }
+    run_bounded(cmd, Duration::from_secs(180))
+}
+
+/// Runs `cmd` to completion, killing it after `limit`.
+fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.expect("wait"),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            panic!("{cmd:?} did not finish within {limit:?}");
+        }
+    }
+}
+
+/// Task name -> (status, executor) of a `--json` run.
+fn statuses(out: &Output) -> BTreeMap<String, (String, String)> {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let env: Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "not a JSON envelope ({e}): stdout {text}\nstderr {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    env["data"]["tasks"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no tasks in {env}"))
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_owned(),
+                (
+                    t["status"].as_str().unwrap_or("null").to_owned(),
+                    t["executor"].as_str().unwrap_or("").to_owned(),
+                ),
+            )
+        })
+        .collect()
+}
+
+fn outputs(dir: &Path) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for e in std::fs::read_dir(dir.join("out")).unwrap() {
+        let e = e.unwrap();
+        m.insert(
+            e.file_name().to_string_lossy().into_owned(),
+            std::fs::read_to_string(e.path()).unwrap(),
+        );
+    }
+    m
+}
+
+fn log_of(dir: &Path, task: &str) -> String {
+    let mut found = String::new();
+    for run in std::fs::read_dir(dir.join(".sykli/logs")).unwrap() {
+        let p = run.unwrap().path().join(format!("{task}.log"));
+        if let Ok(t) = std::fs::read_to_string(p) {
+            found.push_str(&t);
+        }
+    }
+    found
+}
+
+fn a_mixed_pipeline_gives_the_same_outputs_and_statuses_as_an_all_local_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let worker = Worker::start(&tmp.path().join("store"), &[]);
+    let local = checkout(tmp.path(), "local");
+    let remote = checkout(tmp.path(), "remote");
+
+    let a = pipeline(&local, &[], false);
+    let b = pipeline(&remote, &["--remote", &worker.url], true);
+    let (sa, sb) = (statuses(&a), statuses(&b));
+    let only_status = |s: &BTreeMap<String, (String, String)>| {
+        s.iter()
+            .map(|(n, (st, _))| (n.clone(), st.clone()))
+            .collect::<BTreeMap<_, _>>()
+    };
+    assert_eq!(
+        only_status(&sa),
+        only_status(&sb),
+        "local run stderr:\n{}\nremote run stderr:\n{}\nworker:\n{}",
+        String::from_utf8_lossy(&a.stderr),
+        String::from_utf8_lossy(&b.stderr),
+        worker.stderr()
+    );
+    assert!(sa.values().all(|(s, _)| s == "passed"), "{sa:?}");
+    // Where each task ran: everything placed remote went there, `report` stayed here.
+    for task in ["sort", "count", "shout", "secret"] {
+        assert_eq!(sb[task].1, "remote", "{task}: {sb:?}");
+    }
+    assert_ne!(sb["report"].1, "remote", "{sb:?}");
+    assert_eq!(sa["sort"].1, "process", "{sa:?}");
+    assert_eq!(outputs(&local), outputs(&remote));
+    assert_eq!(
+        std::fs::read_to_string(remote.join("out/report.txt")).unwrap(),
+        "3 words\nPEAR\nAPPLE\nFIG\n24\n"
+    );
+    // The secret reached the remote task, and its output is masked like a local one.
+    let log = log_of(&remote, "secret");
+    assert!(log.contains("the secret is"), "{log}");
+    assert!(!log.contains(SECRET_VALUE), "{log}");
+}
+
+/// A JSON pipeline with a local, a remote and a prefer-remote task, all cacheable, the
+/// prefer-remote one keyed on the remote one's output.
+fn cacheable_graph() -> Value {
+    json!({"version": "1", "tasks": [
+        {"name": "gen", "command": "mkdir -p out && tr a-z A-Z < src/in.txt > out/gen.txt && echo generated",
+         "inputs": ["src/**"], "outputs": {"gen": "out/gen.txt"}, "remote": true},
+        {"name": "wrap", "command": "(echo '<'; cat out/gen.txt; echo '>') > out/wrapped.txt",
+         "inputs": ["src/**"], "outputs": {"w": "out/wrapped.txt"}, "depends_on": ["gen"],
+         "prefer": "remote"},
+        {"name": "here", "command": "wc -l < src/in.txt > out-here.txt && mkdir -p tree/sub && echo a > tree/a.txt && echo b > tree/sub/b.txt && chmod +x tree/sub/b.txt && ln -sf a.txt tree/link",
+         "inputs": ["src/**"], "outputs": {"h": "out-here.txt", "t": "tree"}}
+    ]})
+}
+
+fn json_project(parent: &Path, name: &str) -> PathBuf {
+    let dir = parent.join(name);
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/in.txt"), "one\ntwo\n").unwrap();
+    std::fs::write(
+        dir.join("sykli.json"),
+        serde_json::to_string(&cacheable_graph()).unwrap(),
+    )
+    .unwrap();
+    dir
+}
+
+fn sykli(dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = common::command(dir, args);
+    cmd.env_remove("SYKLI_TOKEN")
+        .env_remove("SYKLI_REMOTE")
+        .env_remove("SYKLI_REMOTE_CACHE");
+    run_bounded(cmd, Duration::from_secs(120))
+}
+
+fn a_second_checkout_in_another_process_gets_remote_cache_hits_for_everything_the_first_ran() {
+    let tmp = tempfile::tempdir().unwrap();
+    let worker = Worker::start(&tmp.path().join("store"), &[]);
+    let first = json_project(tmp.path(), "first");
+    let second = json_project(tmp.path(), "second");
+    let url = worker.url.clone();
+    let url = url.as_str();
+    let args = ["run", "--json", "--remote", url, "--remote-cache", url];
+
+    let a = sykli(&first, &args);
+    let sa = statuses(&a);
+    assert!(
+        sa.values().all(|(s, _)| s == "passed"),
+        "{sa:?}\n{}",
+        String::from_utf8_lossy(&a.stderr)
+    );
+    assert_eq!(sa["gen"].1, "remote");
+    assert_eq!(sa["here"].1, "process");
+
+    // Another directory, its own local cache (common::command puts it in the project),
+    // another process: every task is a remote cache hit.
+    let b = sykli(&second, &args);
+    let sb = statuses(&b);
+    assert!(
+        sb.values().all(|(s, _)| s == "cached"),
+        "{sb:?}\n{}",
+        String::from_utf8_lossy(&b.stderr)
+    );
+    let text = String::from_utf8_lossy(&b.stdout);
+    assert!(text.contains("remote cache hit"), "{text}");
+    for f in [
+        "out/gen.txt",
+        "out/wrapped.txt",
+        "out-here.txt",
+        "tree/a.txt",
+        "tree/sub/b.txt",
+    ] {
+        assert_eq!(
+            std::fs::read(first.join(f)).unwrap(),
+            std::fs::read(second.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    // A directory output travels as a Tree: files, modes and symlinks.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(second.join("tree/sub/b.txt"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_ne!(mode & 0o111, 0, "the executable bit was lost: {mode:o}");
+    assert_eq!(
+        std::fs::read_link(second.join("tree/link")).unwrap(),
+        Path::new("a.txt")
+    );
+    // The hits filled the second checkout's local cache: a third run needs no server
+    // (the local cache is asked before the unreachable executor).
+    drop(worker);
+    let c = sykli(&second, &["run", "--json", "--remote", url]);
+    let sc = statuses(&c);
+    assert!(sc.values().all(|(s, _)| s == "cached"), "{sc:?}");
+}
+
+/// A `sykli worker` on a given port (the shared support binds port 0).
+struct PortWorker {
+    child: Child,
+}
+
+impl PortWorker {
+    fn start(store: &Path, listen: &str) -> (PortWorker, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sykli"))
+            .args(["worker", "--listen", listen, "--store"])
+            .arg(store)
+            .env_remove("SYKLI_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn sykli worker");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(l)) = lines.next() {
+                let _ = tx.send(l);
+            }
+            for _ in lines {}
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the worker's listen line within 60s");
+        let url = line
+            .strip_prefix("sykli worker: listening on ")
+            .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+            .to_owned();
+        (PortWorker { child }, url)
+    }
+
+    fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PortWorker {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Waits for `path` to exist, up to `limit`.
+fn wait_for(path: &Path, limit: Duration) {
+    let until = Instant::now() + limit;
+    while !path.exists() {
+        assert!(
+            Instant::now() < until,
+            "{} did not appear within {limit:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn killing_the_worker_mid_action_makes_the_client_retry_on_the_restarted_worker() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    let (mut worker, url) = PortWorker::start(&store, "127.0.0.1:0");
+    let listen = url.trim_start_matches("grpc://").to_owned();
+    let marks = tmp.path().join("marks");
+    std::fs::create_dir_all(&marks).unwrap();
+    let dir = tmp.path().join("project");
+    std::fs::create_dir_all(&dir).unwrap();
+    // Each attempt leaves a mark outside its sandbox (the worker runs on this machine).
+    let graph = json!({"version": "1", "tasks": [
+        {"name": "slow", "remote": true, "outputs": {"o": "done.txt"},
+         "command": format!("touch {}/attempt-$$; sleep 2; echo finished > done.txt; echo slow done", marks.display())}
+    ]});
+    std::fs::write(dir.join("sykli.json"), graph.to_string()).unwrap();
+    let mut cmd = common::command(&dir, &["run", "--json", "--remote", &url]);
+    cmd.env_remove("SYKLI_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let client = cmd.spawn().expect("spawn sykli run");
+    // The action is running: kill the worker, start a new one on the same port.
+    let until = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_dir(&marks).unwrap().count() == 0 {
+        assert!(Instant::now() < until, "the action never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    worker.kill9();
+    let (_worker, again) = PortWorker::start(&store, &listen);
+    assert_eq!(again, url);
+    let pid = client.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(client.wait_with_output());
+    });
+    let out = match rx.recv_timeout(Duration::from_secs(120)) {
+        Ok(o) => o.unwrap(),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            panic!("the client did not finish after the worker restarted");
+        }
+    };
+    let s = statuses(&out);
+    assert_eq!(
+        s["slow"].0,
+        "passed",
+        "{s:?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("done.txt")).unwrap(),
+        "finished\n"
+    );
+    let attempts = std::fs::read_dir(&marks).unwrap().count();
+    assert!(
+        attempts >= 2,
+        "the action ran {attempts} time(s): no retry happened"
+    );
+    wait_for(&dir.join("done.txt"), Duration::from_secs(1));
+}
+
+fn an_unauthenticated_client_is_refused_with_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let token = tmp.path().join("token");
+    std::fs::write(&token, "s3cret-token\n").unwrap();
+    let worker = Worker::start(
+        &tmp.path().join("store"),
+        &["--token-file", token.to_str().unwrap()],
+    );
+    let dir = json_project(tmp.path(), "p");
+    let out = sykli(&dir, &["run", "--remote", &worker.url]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("UNAUTHENTICATED"), "{err}");
+    assert!(
+        err.contains("SYKLI_TOKEN") && err.contains("--token-file"),
+        "{err}"
+    );
+    assert!(!dir.join("out-here.txt").exists(), "nothing ran");
+    // --json says the same with a stable code.
+    let out = sykli(&dir, &["run", "--json", "--remote-cache", &worker.url]);
+    let env: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(env["error"]["code"], "remote_failed", "{env}");
+    // With the token, the same run passes.
+    let out = sykli(
+        &dir,
+        &[
+            "run",
+            "--json",
+            "--remote",
+            &worker.url,
+            "--token-file",
+            token.to_str().unwrap(),
+        ],
+    );
+    let s = statuses(&out);
+    assert!(s.values().all(|(st, _)| st == "passed"), "{s:?}");
+}
+
+fn a_remote_task_toward_an_unreachable_endpoint_errors_and_never_runs_locally() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A port nothing listens on: bind one, then let it go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tmp.path().join("p");
+    std::fs::create_dir_all(&dir).unwrap();
+    let graph = json!({"version": "1", "tasks": [
+        {"name": "must", "command": "touch ran-must", "remote": true},
+        {"name": "may", "command": "touch ran-may", "prefer": "remote"}
+    ]});
+    std::fs::write(dir.join("sykli.json"), graph.to_string()).unwrap();
+    let url = format!("grpc://127.0.0.1:{port}");
+    let out = sykli(&dir, &["run", "--json", "--keep-going", "--remote", &url]);
+    let s = statuses(&out);
+    assert_eq!(s["must"].0, "errored", "{s:?}");
+    assert_eq!(
+        s["may"],
+        ("passed".to_owned(), "process".to_owned()),
+        "{s:?}"
+    );
+    assert!(
+        !dir.join("ran-must").exists(),
+        "a remote: true task ran locally"
+    );
+    assert!(dir.join("ran-may").exists());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("Connection refused") || text.contains("connect"),
+        "{text}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
