@@ -421,3 +421,50 @@ fn sykli_executes_a_task_through_buildgrid_and_the_test_bot() {
         "the bot ran it:\n{bot}"
     );
 }
+
+/// `sykli worker --bot-of` as BuildGrid's bot: sykli sends a task through BuildGrid's
+/// Execution service, BuildGrid leases it to the worker over the Remote Workers API, the
+/// worker runs it with its own executors and hands the result back through BuildGrid.
+#[test]
+fn sykli_worker_as_buildgrid_bot_runs_a_task_sykli_sent_through_buildgrid() {
+    let mut peers = BuildGridExecution::start_with_sykli_worker();
+    let text = format!("worker as bot {:?}\n", std::time::SystemTime::now());
+    let dir = project(&text, true);
+    let endpoint = peers.endpoint();
+    let args = [
+        "run",
+        "--remote",
+        &endpoint,
+        "--remote-queue-timeout",
+        "60s",
+    ];
+    let output = run_sykli(dir.path(), &args, &|| {
+        let grid = common::peers::tail_text(&peers.grid().log(), 60);
+        format!("{grid}\n--- worker:\n{}", peers.bot_log())
+    });
+    assert!(output.contains("1 passed"), "{output}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+        text.to_uppercase(),
+        "the output came back through BuildGrid"
+    );
+    assert!(
+        !dir.path().join("runs.log").exists(),
+        "it ran remotely:\n{output}"
+    );
+    let log = peers.bot_log();
+    assert_eq!(
+        log.matches("ran, exit 0").count(),
+        1,
+        "the worker ran it:\n{log}"
+    );
+    let (status, log) = peers.stop_bot();
+    assert!(
+        status.success(),
+        "the worker stops cleanly on SIGTERM ({status}):\n{log}"
+    );
+    assert!(
+        log.contains("bot: left session"),
+        "it left its session:\n{log}"
+    );
+}

@@ -569,6 +569,31 @@ impl BuildGridExecution {
         }
     }
 
+    /// Like [`BuildGridExecution::start`], with a real `sykli worker --bot-of` as the bot
+    /// (it offers this host's OSFamily and ISA itself).
+    pub fn start_with_sykli_worker() -> BuildGridExecution {
+        let postgres = Postgres::start();
+        let grid = BuildGrid::start(Some(&postgres.url));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sykli"));
+        cmd.args(["worker", "--listen", "127.0.0.1:0", "--store"])
+            .arg(grid.dir().join("worker-store"))
+            .args(["--bot-of", &grid.endpoint()])
+            .env_remove("SYKLI_TOKEN")
+            .current_dir(grid.dir());
+        let mut bot = Process::spawn(
+            "sykli worker --bot-of",
+            cmd,
+            &grid.dir().join("worker.log"),
+            Signal::SIGTERM,
+        );
+        bot.wait_for_log("sykli worker: bot of ", READY_WITHIN);
+        BuildGridExecution {
+            bot,
+            grid,
+            _postgres: postgres,
+        }
+    }
+
     /// The BuildGrid server.
     pub fn grid(&self) -> &BuildGrid {
         &self.grid
