@@ -111,3 +111,18 @@ fn bazel_builds_through_buildgrid_and_hits_its_cache_after_clean() {
         peers.bot_log()
     );
 }
+
+/// Bazel through BuildGrid, whose bot is a real `sykli worker --bot-of`.
+#[test]
+fn bazel_builds_through_buildgrid_with_sykli_worker_as_its_bot() {
+    let peers = BuildGridExecution::start_with_sykli_worker();
+    build_remotely_then_hit_the_cache(&peers.endpoint(), &|| {
+        format!("{}\n--- worker:\n{}", peers.grid().log(), peers.bot_log())
+    });
+    let log = peers.bot_log();
+    assert_eq!(
+        log.matches("ran, exit 0").count(),
+        2,
+        "the worker ran both genrules:\n{log}"
+    );
+}
