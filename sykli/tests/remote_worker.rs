@@ -1034,3 +1034,230 @@ async fn streamed_answers_are_not_held_back_by_delayed_acks() {
         "a no-op Execute takes {median:?}: {times:?}"
     );
 }
+
+#[tokio::test]
+async fn a_dropped_execute_stream_is_picked_up_by_wait_execution() {
+    use bazel_remote_apis::google::longrunning::GetOperationRequest;
+    use bazel_remote_apis::google::longrunning::operations_client::OperationsClient;
+    let dir = tempfile::tempdir().unwrap();
+    let w = Worker::start(&store(&dir), &[]);
+    let c = Client::new(&w, SHA256).await;
+    let root = c.input_root(&[]).await;
+    let action = c
+        .action(ActionSpec::shell("sleep 1; echo waited", root))
+        .await;
+    let mut exec = ExecutionClient::new(c.ch.clone());
+    let mut stream = exec
+        .execute(reapi::ExecuteRequest {
+            action_digest: Some(action.clone()),
+            digest_function: SHA256,
+            ..Default::default()
+        })
+        .await
+        .expect("Execute")
+        .into_inner();
+    let first = stream.message().await.unwrap().expect("a first operation");
+    assert!(!first.done);
+    assert!(first.name.starts_with("operations/"), "{}", first.name);
+    drop(stream);
+
+    let mut wait = exec
+        .wait_execution(reapi::WaitExecutionRequest {
+            name: first.name.clone(),
+        })
+        .await
+        .expect("WaitExecution")
+        .into_inner();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut done = None;
+    while let Some(op) = tokio::time::timeout_at(deadline.into(), wait.message())
+        .await
+        .expect("done within the deadline")
+        .unwrap()
+    {
+        if op.done {
+            done = Some(op);
+            break;
+        }
+    }
+    let done = done.expect("WaitExecution ends with the done operation");
+    let Some(operation::Result::Response(any)) = done.result else {
+        panic!("no response in {done:?}");
+    };
+    let response = reapi::ExecuteResponse::decode(&any.value[..]).unwrap();
+    let stdout = c
+        .read(response.result.unwrap().stdout_digest.as_ref().unwrap())
+        .await;
+    assert_eq!(stdout, b"waited\n");
+
+    let mut ops = OperationsClient::new(c.ch.clone());
+    let got = ops
+        .get_operation(GetOperationRequest {
+            name: first.name.clone(),
+        })
+        .await
+        .expect("GetOperation")
+        .into_inner();
+    assert!(got.done);
+    let err = exec
+        .wait_execution(reapi::WaitExecutionRequest {
+            name: "operations/unknown".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+}
+
+/// While an action runs its output can be followed through the stream names the operation
+/// gives (ByteStream Read), secrets masked; the read ends when the action does.
+#[tokio::test]
+async fn live_output_is_readable_while_the_action_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Worker::start(&store(&dir), &[]);
+    let c = Client::new(&w, BLAKE3).await;
+    let root = c.input_root(&[]).await;
+    let go = dir.path().join("go");
+    let go_s = go.to_string_lossy().into_owned();
+    let mut spec = ActionSpec::shell(
+        "echo \"first $TOKEN\"; i=0; while [ ! -e \"$GO\" ] && [ $i -lt 600 ]; do sleep 0.05; \
+         i=$((i+1)); done; echo second",
+        root,
+    );
+    spec.env = vec![("GO", &go_s)];
+    let action = c.action(spec).await;
+    let mut exec = ExecutionClient::new(c.ch.clone());
+    let mut req = tonic::Request::new(reapi::ExecuteRequest {
+        action_digest: Some(action),
+        digest_function: BLAKE3,
+        ..Default::default()
+    });
+    req.metadata_mut().insert_bin(
+        "x-sykli-secrets-bin",
+        tonic::metadata::MetadataValue::from_bytes(br#"{"TOKEN": "live-secret-77"}"#),
+    );
+    let mut ops = exec.execute(req).await.expect("Execute").into_inner();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let stream_name = loop {
+        let op = tokio::time::timeout_at(deadline.into(), ops.message())
+            .await
+            .expect("EXECUTING within the deadline")
+            .unwrap()
+            .expect("the operation is not done yet");
+        let meta =
+            reapi::ExecuteOperationMetadata::decode(&op.metadata.unwrap().value[..]).unwrap();
+        if !meta.stdout_stream_name.is_empty() {
+            assert!(!meta.stderr_stream_name.is_empty());
+            break meta.stdout_stream_name;
+        }
+    };
+    let mut bs = ByteStreamClient::new(c.ch.clone());
+    let mut live = bs
+        .read(ReadRequest {
+            resource_name: stream_name,
+            read_offset: 0,
+            read_limit: 0,
+        })
+        .await
+        .expect("Read of the live stdout")
+        .into_inner();
+    let mut seen = Vec::new();
+    while !seen.ends_with(b"first ***\n") {
+        let msg = tokio::time::timeout_at(deadline.into(), live.message())
+            .await
+            .expect("the first line arrives while the action still runs")
+            .unwrap()
+            .expect("more output");
+        seen.extend_from_slice(&msg.data);
+    }
+    assert!(!go.exists(), "the action is still waiting");
+    std::fs::write(&go, "").unwrap();
+    while let Some(msg) = tokio::time::timeout_at(deadline.into(), live.message())
+        .await
+        .expect("the live read ends with the action")
+        .unwrap()
+    {
+        seen.extend_from_slice(&msg.data);
+    }
+    assert_eq!(seen, b"first ***\nsecond\n");
+}
+
+/// The action cache holds only complete results: an update naming blobs not uploaded is
+/// refused, and a result whose output directory lost a file is a miss.
+#[tokio::test]
+async fn the_action_cache_holds_only_complete_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Worker::start(&store(&dir), &[]);
+    let c = Client::new(&w, SHA256).await;
+    let mut ac = ActionCacheClient::new(c.ch.clone());
+    let action = c.digest(b"some action");
+    let missing = c.digest(b"never uploaded output");
+    let err = ac
+        .update_action_result(reapi::UpdateActionResultRequest {
+            action_digest: Some(action.clone()),
+            action_result: Some(reapi::ActionResult {
+                output_files: vec![reapi::OutputFile {
+                    path: "out".into(),
+                    digest: Some(missing.clone()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            digest_function: SHA256,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+    assert!(err.message().contains(&missing.hash), "{}", err.message());
+
+    // A complete result is stored and served...
+    let file = c.upload(&[b"inside the tree"]).await.remove(0);
+    let tree = reapi::Tree {
+        root: Some(reapi::Directory {
+            files: vec![reapi::FileNode {
+                name: "f".into(),
+                digest: Some(file.clone()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        children: Vec::new(),
+    };
+    let tree_bytes = tree.encode_to_vec();
+    let tree_digest = c.upload(&[&tree_bytes]).await.remove(0);
+    let result = reapi::ActionResult {
+        output_directories: vec![reapi::OutputDirectory {
+            path: "d".into(),
+            tree_digest: Some(tree_digest),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    ac.update_action_result(reapi::UpdateActionResultRequest {
+        action_digest: Some(action.clone()),
+        action_result: Some(result),
+        digest_function: SHA256,
+        ..Default::default()
+    })
+    .await
+    .expect("a complete result is accepted");
+    let get = || reapi::GetActionResultRequest {
+        action_digest: Some(action.clone()),
+        digest_function: SHA256,
+        ..Default::default()
+    };
+    ac.get_action_result(get()).await.expect("served");
+    // ... until a file of its tree disappears from the CAS.
+    let blob = store(&dir)
+        .join("cas/sha256")
+        .join(&file.hash[..2])
+        .join(&file.hash);
+    std::fs::remove_file(&blob).unwrap();
+    let err = ac.get_action_result(get()).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    assert!(
+        err.message().contains("output directory"),
+        "{}",
+        err.message()
+    );
+}

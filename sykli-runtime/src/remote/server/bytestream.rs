@@ -5,12 +5,14 @@
 //! function segment is `blake3` for BLAKE3 and absent (or `sha256`) for SHA-256. Uploads are
 //! resumable: an interrupted upload keeps its bytes, `QueryWriteStatus` reports how many,
 //! and a new `Write` continues at that offset. Content is hashed as it arrives and an upload
-//! whose bytes do not match its digest is refused. Whole-blob reads are verified.
+//! whose bytes do not match its digest is refused. Whole-blob reads are verified. Reads of
+//! `logs/{id}/stdout|stderr` follow a running action's output ([`super::live`]).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bazel_remote_apis::google::bytestream::{
     QueryWriteStatusRequest, QueryWriteStatusResponse, ReadRequest, ReadResponse, WriteRequest,
@@ -21,6 +23,7 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::digests::{BlobDigest, Hasher};
+use super::live::LiveLogs;
 use super::store::DiskStore;
 use crate::cache::digest::DigestFunction;
 
@@ -125,9 +128,27 @@ pub fn parse_write(name: &str) -> Result<(String, Resource), Status> {
     Ok((key, res))
 }
 
+/// How long an interrupted upload is kept for a resume before its bytes are dropped.
+const UPLOAD_TTL: Duration = Duration::from_secs(3600);
+
 struct Upload {
     committed: AtomicU64,
+    /// When bytes last arrived.
+    touched: Mutex<Instant>,
     state: tokio::sync::Mutex<UploadState>,
+}
+
+impl Upload {
+    fn touch(&self) {
+        *self.touched.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    fn idle_for(&self) -> Duration {
+        self.touched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
+    }
 }
 
 struct UploadState {
@@ -139,6 +160,7 @@ struct UploadState {
 /// The ByteStream service.
 pub struct ByteStreamService {
     store: Arc<DiskStore>,
+    live: Arc<LiveLogs>,
     uploads: Arc<Mutex<HashMap<String, Arc<Upload>>>>,
 }
 
@@ -149,16 +171,38 @@ impl std::fmt::Debug for ByteStreamService {
 }
 
 impl ByteStreamService {
-    /// The service over `store`.
-    pub fn new(store: Arc<DiskStore>) -> Self {
+    /// The service over `store`, and the live logs of running actions.
+    pub fn new(store: Arc<DiskStore>, live: Arc<LiveLogs>) -> Self {
         Self {
             store,
+            live,
             uploads: Arc::default(),
         }
     }
 
     fn uploads(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Upload>>> {
         self.uploads.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Drops interrupted uploads nobody resumed within [`UPLOAD_TTL`] (their temp files
+    /// too), so abandoned uploads cannot pile up.
+    fn drop_stale_uploads(&self) {
+        let mut uploads = self.uploads();
+        let stale: Vec<String> = uploads
+            .iter()
+            .filter(|(_, u)| u.idle_for() > UPLOAD_TTL)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in stale {
+            let Some(u) = uploads.get(&key) else { continue };
+            // One being written right now is not stale.
+            let Ok(state) = u.state.try_lock() else {
+                continue;
+            };
+            let _ = std::fs::remove_file(&state.tmp);
+            drop(state);
+            uploads.remove(&key);
+        }
     }
 
     fn forget(&self, key: &str, tmp: &std::path::Path) {
@@ -180,7 +224,6 @@ impl ByteStream for ByteStreamService {
         request: Request<ReadRequest>,
     ) -> Result<Response<Self::ReadStream>, Status> {
         let req = request.into_inner();
-        let Resource { function, digest } = parse_read(&req.resource_name)?;
         let (Ok(offset), Ok(limit)) = (
             u64::try_from(req.read_offset),
             u64::try_from(req.read_limit),
@@ -190,6 +233,10 @@ impl ByteStream for ByteStreamService {
                 req.read_offset, req.read_limit
             )));
         };
+        if let Some(live) = self.live.read(&req.resource_name, offset) {
+            return live.map(Response::new);
+        }
+        let Resource { function, digest } = parse_read(&req.resource_name)?;
         if offset > digest.size {
             return Err(Status::out_of_range(format!(
                 "read_offset {offset} is past the end of blob {function}/{digest}"
@@ -294,8 +341,10 @@ impl ByteStream for ByteStreamService {
                 let file = tokio::fs::File::create(&tmp)
                     .await
                     .map_err(|e| io_status("create an upload file", e))?;
+                self.drop_stale_uploads();
                 let u = Arc::new(Upload {
                     committed: AtomicU64::new(0),
+                    touched: Mutex::new(Instant::now()),
                     state: tokio::sync::Mutex::new(UploadState {
                         tmp,
                         file: Some(file),
@@ -336,6 +385,7 @@ impl ByteStream for ByteStreamService {
                 .map_err(|e| io_status("write an upload", e))?;
             state.hasher.update(&msg.data);
             upload.committed.store(after, Ordering::SeqCst);
+            upload.touch();
             if msg.finish_write {
                 let tmp = state.tmp.clone();
                 if after != size {

@@ -27,6 +27,7 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
 use super::digests::{BlobDigest, function_of};
+use super::live::{LiveLogs, LiveStreams, Progress, stream_name};
 use super::outputs;
 use super::platform::Labels;
 use super::runner::{Job, Runner};
@@ -61,6 +62,7 @@ struct State {
 pub struct Executions {
     store: Arc<DiskStore>,
     runner: Arc<Runner>,
+    live: Arc<LiveLogs>,
     labels: Arc<Labels>,
     jobs: Arc<Semaphore>,
     state: Mutex<State>,
@@ -75,11 +77,12 @@ impl std::fmt::Debug for Executions {
 }
 
 impl Executions {
-    /// Executions over `store`, running at most `jobs` actions at once; `shutdown` stops
-    /// running actions and refuses queued ones.
+    /// Executions over `store`, running at most `jobs` actions at once, their output live in
+    /// `live`; `shutdown` stops running actions and refuses queued ones.
     pub fn new(
         store: Arc<DiskStore>,
         runner: Arc<Runner>,
+        live: Arc<LiveLogs>,
         labels: Arc<Labels>,
         jobs: usize,
         shutdown: CancellationToken,
@@ -87,6 +90,7 @@ impl Executions {
         Executions {
             store,
             runner,
+            live,
             labels,
             jobs: Arc::new(Semaphore::new(jobs.max(1))),
             state: Mutex::new(State::default()),
@@ -132,7 +136,7 @@ impl Executions {
     /// Joins the running execution of the same action, or starts one.
     fn start_or_join(
         self: &Arc<Self>,
-        job: Job,
+        mut job: Job,
         secrets_hash: [u8; 32],
     ) -> watch::Receiver<Operation> {
         let key = InflightKey {
@@ -156,6 +160,22 @@ impl Executions {
             &job.action_digest,
             None,
         ));
+        let log_names = [
+            stream_name(&job.dir_name, "stdout"),
+            stream_name(&job.dir_name, "stderr"),
+        ];
+        let exec_dir = self.store.root().join("exec").join(&job.dir_name);
+        let streams = LiveStreams {
+            stdout: Arc::new(
+                self.live
+                    .register(log_names[0].clone(), exec_dir.join("stdout")),
+            ),
+            stderr: Arc::new(
+                self.live
+                    .register(log_names[1].clone(), exec_dir.join("stderr")),
+            ),
+        };
+        job.live = Some(streams.clone());
         state.ops.insert(name.clone(), tx.clone());
         if dedup {
             state.inflight.insert(key.clone(), name.clone());
@@ -177,13 +197,15 @@ impl Executions {
                     ..Default::default()
                 },
                 Some(_permit) => {
-                    tx.send_replace(operation(
+                    let mut executing = operation(
                         &name,
                         Stage::Executing,
                         job.function,
                         &job.action_digest,
                         None,
-                    ));
+                    );
+                    with_streams(&mut executing, &log_names);
+                    tx.send_replace(executing);
                     this.runner.run(&job, this.shutdown.child_token()).await
                 }
             };
@@ -200,6 +222,12 @@ impl Executions {
                 &job.action_digest,
                 Some(response),
             ));
+            for p in [&streams.stdout, &streams.stderr] {
+                p.send_modify(|p: &mut Progress| p.done = true);
+            }
+            for n in &log_names {
+                this.live.remove(n);
+            }
             this.runner.clean_up(&job).await;
             this.forget_later(name);
             this.running.send_modify(|n| *n = n.saturating_sub(1));
@@ -235,6 +263,18 @@ fn operation(
                 value: r.encode_to_vec(),
             })
         }),
+    }
+}
+
+/// Sets the live log names in an operation's metadata.
+fn with_streams(op: &mut Operation, names: &[String; 2]) {
+    let Some(any) = op.metadata.as_mut() else {
+        return;
+    };
+    if let Ok(mut meta) = reapi::ExecuteOperationMetadata::decode(&any.value[..]) {
+        meta.stdout_stream_name = names[0].clone();
+        meta.stderr_stream_name = names[1].clone();
+        any.value = meta.encode_to_vec();
     }
 }
 
@@ -389,6 +429,7 @@ impl reapi::execution_server::Execution for ExecutionService {
             secrets,
             dir_name,
             queued: SystemTime::now(),
+            live: None,
         };
         let rx = inner.start_or_join(job, secrets_hash);
         Ok(Response::new(op_stream(rx)))

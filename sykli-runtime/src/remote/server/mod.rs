@@ -1,7 +1,8 @@
 //! `sykli worker`: a REAPI v2 server that caches and runs actions.
 //!
 //! One module per service: [`capabilities`], [`cas`] (ContentAddressableStorage),
-//! [`bytestream`], [`action_cache`], [`execution`] (Execution and Operations). Beneath them:
+//! [`bytestream`] (blobs, and [`live`] logs of running actions), [`action_cache`],
+//! [`execution`] (Execution and Operations). Beneath them:
 //! [`store`] (the disk CAS and action cache, both digest functions), [`inputs`] (input roots
 //! materialised with hardlinks), [`runner`] (one action through the local executors, logs
 //! masked, outputs collected), [`outputs`], [`platform`] (labels and matching), [`status`].
@@ -23,6 +24,7 @@ pub mod cas;
 pub mod digests;
 pub mod execution;
 pub mod inputs;
+pub mod live;
 pub mod outputs;
 pub mod platform;
 pub mod runner;
@@ -256,9 +258,11 @@ impl BoundWorker {
             worker_name,
             self.config.kill_grace,
         ));
+        let live = Arc::new(live::LiveLogs::default());
         let executions = Arc::new(Executions::new(
             self.store.clone(),
             runner,
+            live.clone(),
             self.labels.clone(),
             self.config.jobs,
             shutdown.clone(),
@@ -280,7 +284,7 @@ impl BoundWorker {
                 ),
             )
             .add_service(ByteStreamServer::with_interceptor(
-                bytestream::ByteStreamService::new(self.store.clone()),
+                bytestream::ByteStreamService::new(self.store.clone(), live),
                 auth.clone(),
             ))
             .add_service(reapi::action_cache_server::ActionCacheServer::with_interceptor(

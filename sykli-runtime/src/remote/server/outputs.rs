@@ -229,5 +229,35 @@ pub fn first_missing(
             Err(e) => return Some(e.message().to_owned()),
         }
     }
+    // The files of output directories count too: a Tree whose files are gone restores nothing.
+    for dir in &result.output_directories {
+        let Some(Ok(tree_digest)) = dir
+            .tree_digest
+            .as_ref()
+            .map(|d| BlobDigest::parse(d, "tree_digest"))
+        else {
+            continue;
+        };
+        let tree: reapi::Tree = match store.read_message(function, &tree_digest, "Tree") {
+            Ok(t) => t,
+            Err(e) => return Some(format!("output directory \"{}\": {e}", dir.path)),
+        };
+        for file in tree
+            .root
+            .iter()
+            .chain(&tree.children)
+            .flat_map(|d| &d.files)
+        {
+            let what = format!(
+                "file \"{}\" in output directory \"{}\"",
+                file.name, dir.path
+            );
+            match BlobDigest::required(file.digest.as_ref(), &what) {
+                Ok(d) if store.has(function, &d) => {}
+                Ok(d) => return Some(format!("{what} {function}/{d} is not in the CAS")),
+                Err(e) => return Some(e.message().to_owned()),
+            }
+        }
+    }
     None
 }

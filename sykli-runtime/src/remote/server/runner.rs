@@ -20,6 +20,7 @@ use tonic::Code;
 
 use super::digests::BlobDigest;
 use super::inputs::{self, InputError};
+use super::live::{LiveStreams, ProgressTx};
 use super::outputs;
 use super::platform::Placement;
 use super::status;
@@ -31,6 +32,9 @@ use crate::redact::{SecretSet, StreamRedactor};
 
 /// The exit code reported for an action stopped by its timeout (as `timeout(1)` does).
 pub const TIMEOUT_EXIT_CODE: i32 = 124;
+
+/// How often a spawn failing with ETXTBSY ("Text file busy") is tried again.
+const TEXT_BUSY_RETRIES: u64 = 5;
 
 /// Runs actions; shared by every execution of a worker.
 pub struct Runner {
@@ -69,6 +73,8 @@ pub struct Job {
     pub dir_name: String,
     /// When it was queued.
     pub queued: SystemTime,
+    /// Where its log sink reports progress for live readers.
+    pub live: Option<LiveStreams>,
 }
 
 /// The REAPI timestamp of `t`.
@@ -209,7 +215,7 @@ impl Runner {
 
         // Logs, masked.
         let secrets = Arc::new(SecretSet::new(job.secrets.values()));
-        let sink = match LogSink::create(dir, secrets) {
+        let sink = match LogSink::create(dir, secrets, job.live.clone()) {
             Ok(s) => Arc::new(s),
             Err(e) => return failed(status::status(Code::Internal, e.to_string())),
         };
@@ -248,16 +254,29 @@ impl Runner {
                     program.into()
                 };
                 let args: Vec<&OsStr> = command.arguments[1..].iter().map(OsStr::new).collect();
-                let spec = ChildSpec {
-                    env: &env,
-                    inherit_env: false,
-                    workdir: &workdir,
-                    timeout,
-                    kill_grace: self.kill_grace,
-                    output: sink.clone(),
-                    cancel: cancel.clone(),
-                };
-                self.process.run_program(&program_path, &args, spec).await
+                let mut attempt = 0;
+                loop {
+                    let spec = ChildSpec {
+                        env: &env,
+                        inherit_env: false,
+                        workdir: &workdir,
+                        timeout,
+                        kill_grace: self.kill_grace,
+                        output: sink.clone(),
+                        cancel: cancel.clone(),
+                    };
+                    let outcome = self.process.run_program(&program_path, &args, spec).await;
+                    // A binary just materialised can be "busy" for a moment: another
+                    // thread's fork may still hold a descriptor of its temp copy until
+                    // that child execs. The program never started, so trying again is safe.
+                    let busy = matches!(&outcome, ExecOutcome::Errored { message, .. }
+                        if message.contains("os error 26"));
+                    if !busy || attempt == TEXT_BUSY_RETRIES {
+                        break outcome;
+                    }
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+                }
             }
             Some(image) => {
                 self.run_container(
@@ -470,14 +489,47 @@ struct LogSink {
 }
 
 struct LogState {
-    stdout: (File, StreamRedactor),
-    stderr: (File, StreamRedactor),
+    stdout: (File, StreamRedactor, Option<Arc<ProgressTx>>),
+    stderr: (File, StreamRedactor, Option<Arc<ProgressTx>>),
     buf: Vec<u8>,
     error: Option<StoreError>,
 }
 
+impl LogState {
+    /// Writes the redacted `buf` to one log and tells live readers.
+    fn emit(&mut self, stream: OutputStream) {
+        let (file, _, progress) = match stream {
+            OutputStream::Stdout => &mut self.stdout,
+            OutputStream::Stderr => &mut self.stderr,
+        };
+        match file.write_all(&self.buf) {
+            Ok(()) => {
+                if let Some(p) = progress
+                    && !self.buf.is_empty()
+                {
+                    let n = self.buf.len() as u64;
+                    p.send_modify(|p| p.len += n);
+                }
+            }
+            Err(source) => {
+                if self.error.is_none() {
+                    self.error = Some(StoreError::Io {
+                        action: "write",
+                        path: PathBuf::from("action log"),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+}
+
 impl LogSink {
-    fn create(dir: &Path, secrets: Arc<SecretSet>) -> Result<LogSink, StoreError> {
+    fn create(
+        dir: &Path,
+        secrets: Arc<SecretSet>,
+        live: Option<LiveStreams>,
+    ) -> Result<LogSink, StoreError> {
         let open = |name: &str| {
             let path = dir.join(name);
             File::create(&path).map_err(|source| StoreError::Io {
@@ -486,32 +538,40 @@ impl LogSink {
                 source,
             })
         };
+        let (out_live, err_live) = match live {
+            Some(l) => (Some(l.stdout), Some(l.stderr)),
+            None => (None, None),
+        };
         Ok(LogSink {
             state: Mutex::new(LogState {
-                stdout: (open("stdout")?, StreamRedactor::new(secrets.clone())),
-                stderr: (open("stderr")?, StreamRedactor::new(secrets)),
+                stdout: (
+                    open("stdout")?,
+                    StreamRedactor::new(secrets.clone()),
+                    out_live,
+                ),
+                stderr: (open("stderr")?, StreamRedactor::new(secrets), err_live),
                 buf: Vec::new(),
                 error: None,
             }),
         })
     }
 
-    /// Flushes what the redactors held back; the first write error, if any.
+    /// Flushes what the redactors held back and marks the logs complete; the first write
+    /// error, if any.
     fn finish(&self) -> Result<(), StoreError> {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let state = &mut *guard;
-        for (file, redactor) in [&mut state.stdout, &mut state.stderr] {
+        for stream in [OutputStream::Stdout, OutputStream::Stderr] {
             state.buf.clear();
+            let redactor = match stream {
+                OutputStream::Stdout => &mut state.stdout.1,
+                OutputStream::Stderr => &mut state.stderr.1,
+            };
             redactor.finish(&mut state.buf);
-            if let Err(source) = file.write_all(&state.buf)
-                && state.error.is_none()
-            {
-                state.error = Some(StoreError::Io {
-                    action: "write",
-                    path: PathBuf::from("action log"),
-                    source,
-                });
-            }
+            state.emit(stream);
+        }
+        for p in [&state.stdout.2, &state.stderr.2].into_iter().flatten() {
+            p.send_modify(|p| p.done = true);
         }
         match state.error.take() {
             Some(e) => Err(e),
@@ -524,20 +584,12 @@ impl OutputSink for LogSink {
     fn write(&self, stream: OutputStream, bytes: &[u8]) {
         let mut guard = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let state = &mut *guard;
-        let (file, redactor) = match stream {
-            OutputStream::Stdout => &mut state.stdout,
-            OutputStream::Stderr => &mut state.stderr,
-        };
         state.buf.clear();
+        let redactor = match stream {
+            OutputStream::Stdout => &mut state.stdout.1,
+            OutputStream::Stderr => &mut state.stderr.1,
+        };
         redactor.push(bytes, &mut state.buf);
-        if let Err(source) = file.write_all(&state.buf)
-            && state.error.is_none()
-        {
-            state.error = Some(StoreError::Io {
-                action: "write",
-                path: PathBuf::from("action log"),
-                source,
-            });
-        }
+        state.emit(stream);
     }
 }

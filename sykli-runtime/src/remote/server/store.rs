@@ -11,6 +11,7 @@
 //!                           start)
 //! exec/<op>/                one directory per running action: its input root, logs (removed
 //!                           afterwards; cleared at start)
+//! lock                      locked while a worker has the store open (one worker per store)
 //! ```
 //! Every blob is verified when written (content must hash to its name) and written to a
 //! temp file then renamed, so no reader sees a partial blob. Whole-blob reads are verified
@@ -66,6 +67,15 @@ pub enum StoreError {
         /// The digest.
         digest: BlobDigest,
     },
+    /// Another worker holds the store.
+    #[error(
+        "the store {} is in use by another sykli worker (one worker per store directory)",
+        path.display()
+    )]
+    InUse {
+        /// The store directory.
+        path: PathBuf,
+    },
     /// A stored message does not decode.
     #[error("stored {what} {digest} does not decode: {source}")]
     Decode {
@@ -94,7 +104,9 @@ impl StoreError {
             StoreError::Mismatch { .. } => tonic::Status::invalid_argument(self.to_string()),
             StoreError::NotFound { .. } => tonic::Status::not_found(self.to_string()),
             StoreError::Decode { .. } => tonic::Status::invalid_argument(self.to_string()),
-            StoreError::Io { .. } => tonic::Status::internal(self.to_string()),
+            StoreError::Io { .. } | StoreError::InUse { .. } => {
+                tonic::Status::internal(self.to_string())
+            }
         }
     }
 }
@@ -109,6 +121,8 @@ impl From<StoreError> for tonic::Status {
 #[derive(Debug)]
 pub struct DiskStore {
     root: PathBuf,
+    /// Held (locked) while the store is open: one worker per store.
+    _lock: File,
 }
 
 const FUNCTIONS: [DigestFunction; 2] = [DigestFunction::Blake3, DigestFunction::Sha256];
@@ -118,6 +132,19 @@ impl DiskStore {
     /// and `exec/`.
     pub fn open(root: impl Into<PathBuf>) -> Result<DiskStore, StoreError> {
         let root = root.into();
+        fs::create_dir_all(&root).map_err(StoreError::io("create", &root))?;
+        let lock_path = root.join("lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(StoreError::io("open", &lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(StoreError::InUse { path: root }),
+            Err(fs::TryLockError::Error(e)) => return Err(StoreError::io("lock", &lock_path)(e)),
+        }
         for dir in ["tmp", "exec"] {
             let path = root.join(dir);
             if path.exists() {
@@ -134,7 +161,7 @@ impl DiskStore {
             let path = root.join(dir);
             fs::create_dir_all(&path).map_err(StoreError::io("create", &path))?;
         }
-        Ok(DiskStore { root })
+        Ok(DiskStore { root, _lock: lock })
     }
 
     /// The store directory.
@@ -478,6 +505,17 @@ mod tests {
                 )
                 .starts_with(dir.path().join("cas/blake3"))
         );
+    }
+
+    #[test]
+    fn a_store_held_by_one_worker_is_refused_to_another() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = DiskStore::open(dir.path()).expect("open");
+        let err = DiskStore::open(dir.path()).unwrap_err();
+        assert!(matches!(err, StoreError::InUse { .. }), "{err}");
+        assert!(err.to_string().contains("in use"), "{err}");
+        drop(first);
+        DiskStore::open(dir.path()).expect("free again once the first is closed");
     }
 
     #[test]
