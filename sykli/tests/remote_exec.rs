@@ -98,6 +98,10 @@ fn main() -> ExitCode {
             killing_the_worker_mid_action_makes_the_client_retry_on_the_restarted_worker,
         ),
         (
+            "a_read_only_remote_cache_from_the_environment_publishes_nothing",
+            a_read_only_remote_cache_from_the_environment_publishes_nothing,
+        ),
+        (
             "an_unauthenticated_client_is_refused_with_a_clear_error",
             an_unauthenticated_client_is_refused_with_a_clear_error,
         ),
@@ -494,6 +498,39 @@ fn killing_the_worker_mid_action_makes_the_client_retry_on_the_restarted_worker(
         "the action ran {attempts} time(s): no retry happened"
     );
     wait_for(&dir.join("done.txt"), Duration::from_secs(1));
+}
+
+fn a_read_only_remote_cache_from_the_environment_publishes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let worker = Worker::start(&tmp.path().join("store"), &[]);
+    let first = json_project(tmp.path(), "first");
+    let second = json_project(tmp.path(), "second");
+    // Only local tasks here: the remote cache alone, from SYKLI_REMOTE_CACHE(_READ_ONLY).
+    let graph = json!({"version": "1", "tasks": [
+        {"name": "here", "command": "wc -l < src/in.txt > out-here.txt",
+         "inputs": ["src/**"], "outputs": {"h": "out-here.txt"}}
+    ]});
+    for dir in [&first, &second] {
+        std::fs::write(dir.join("sykli.json"), graph.to_string()).unwrap();
+    }
+    let run = |dir: &Path, read_only: &str| {
+        let mut cmd = common::command(dir, &["run", "--json"]);
+        cmd.env_remove("SYKLI_TOKEN")
+            .env_remove("SYKLI_REMOTE")
+            .env("SYKLI_REMOTE_CACHE", &worker.url)
+            .env("SYKLI_REMOTE_CACHE_READ_ONLY", read_only);
+        statuses(&run_bounded(cmd, Duration::from_secs(60)))
+    };
+    assert_eq!(run(&first, "1")["here"].0, "passed");
+    assert_eq!(
+        run(&second, "0")["here"].0,
+        "passed",
+        "a read-only run published"
+    );
+    // The second run published: a third checkout hits.
+    let third = json_project(tmp.path(), "third");
+    std::fs::write(third.join("sykli.json"), graph.to_string()).unwrap();
+    assert_eq!(run(&third, "1")["here"].0, "cached");
 }
 
 fn an_unauthenticated_client_is_refused_with_a_clear_error() {

@@ -83,7 +83,7 @@ fn time_run(sykli: &Path, dir: &Path, jobs: usize, remote: Option<&str>) -> Resu
         .arg(jobs.to_string())
         .arg(dir)
         .env_remove("CI")
-        .env("SYKLI_CACHE_DIR", dir.join(".cache"));
+        .env("SYKLI_CACHE_DIR", dir.with_extension("cache"));
     if let Some(url) = remote {
         cmd.arg("--remote").arg(url);
     }
