@@ -360,6 +360,8 @@ impl Bot {
             command,
             placement,
             secrets: Default::default(),
+            // The scheduler streams no logs from its bots; the result carries them.
+            live: None,
             dir_name: format!("bot-{:032x}", rand::random::<u128>()),
             queued: SystemTime::now(),
         };
