@@ -1261,3 +1261,56 @@ async fn the_action_cache_holds_only_complete_results() {
         err.message()
     );
 }
+
+/// A second SIGTERM kills running actions at once, even one that ignores SIGTERM (which
+/// would otherwise hold the worker for the whole grace period).
+#[tokio::test]
+async fn a_second_sigterm_kills_actions_without_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Worker::start(&store(&dir), &[]);
+    let c = Client::new(&w, BLAKE3).await;
+    let root = c.input_root(&[]).await;
+    let pidfile = dir.path().join("stubborn.pid");
+    let pidfile_s = pidfile.to_string_lossy().into_owned();
+    let mut spec = ActionSpec::shell(
+        "trap '' TERM; sleep 1000 & echo $! > \"$PIDFILE\"; wait",
+        root,
+    );
+    spec.env = vec![("PIDFILE", &pidfile_s)];
+    let action = c.action(spec).await;
+    let mut exec = ExecutionClient::new(c.ch.clone());
+    let _stream = exec
+        .execute(reapi::ExecuteRequest {
+            action_digest: Some(action),
+            digest_function: BLAKE3,
+            ..Default::default()
+        })
+        .await
+        .expect("Execute");
+    let pid = read_pid(&pidfile, Duration::from_secs(30));
+    let stopping = Instant::now();
+    w.sigterm();
+    // Once the worker stops listening it has taken the first signal (the action ignores
+    // its SIGTERM); then escalate.
+    let addr = w.url.trim_start_matches("grpc://").to_owned();
+    let until = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&addr).is_ok() {
+        assert!(
+            Instant::now() < until,
+            "the worker kept listening after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    w.sigterm();
+    let status = w.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}; stderr:\n{}", w.stderr());
+    assert!(
+        stopping.elapsed() < Duration::from_millis(4500),
+        "took {:?}: the 5 s grace was waited out",
+        stopping.elapsed()
+    );
+    assert!(
+        wait_dead(pid, Duration::from_secs(5)),
+        "action process {pid} survived"
+    );
+}

@@ -3,7 +3,8 @@
 //!
 //! Once it serves it prints exactly one line to stdout, `sykli worker: listening on
 //! grpc://IP:PORT` (`grpcs://` with TLS), so callers can bind port 0. SIGTERM or SIGINT
-//! stops it cleanly: running actions are stopped (their process groups killed) first.
+//! stops it cleanly: running actions are stopped (their process groups killed) first; a
+//! second signal kills them without waiting out the grace period.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -160,18 +161,21 @@ fn bot_config_of(args: &WorkerArgs, config: &WorkerConfig) -> anyhow::Result<Opt
 
 async fn serve(config: WorkerConfig, bot: Option<BotConfig>) -> anyhow::Result<()> {
     let worker = bind(config).await?;
-    let shutdown = CancellationToken::new();
+    let (shutdown, escalate) = (CancellationToken::new(), CancellationToken::new());
     {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).context("failed to watch SIGTERM")?;
         let mut int = signal(SignalKind::interrupt()).context("failed to watch SIGINT")?;
-        let stop = shutdown.clone();
+        let (stop, kill) = (shutdown.clone(), escalate.clone());
+        // The first signal stops gracefully; a second one kills running actions at once.
         tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+            for token in [stop, kill] {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                token.cancel();
             }
-            stop.cancel();
         });
     }
     print_out(&format!("sykli worker: listening on {}\n", worker.url()));
@@ -206,7 +210,7 @@ async fn serve(config: WorkerConfig, bot: Option<BotConfig>) -> anyhow::Result<(
             result
         })
     });
-    worker.serve(shutdown).await?;
+    worker.serve_until(shutdown, escalate).await?;
     if let Some(bot) = bot {
         bot.await.context("the bot task failed")??;
     }

@@ -233,6 +233,16 @@ impl BoundWorker {
     /// Serves until `shutdown` is cancelled; then stops running actions (SIGTERM, grace,
     /// SIGKILL of their process groups) and returns once they are gone.
     pub async fn serve(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
+        self.serve_until(shutdown, CancellationToken::new()).await
+    }
+
+    /// Like [`BoundWorker::serve`]; once `escalate` is cancelled too (a second Ctrl-C),
+    /// running actions are SIGKILLed without waiting out their grace period.
+    pub async fn serve_until(
+        self,
+        shutdown: CancellationToken,
+        escalate: CancellationToken,
+    ) -> Result<(), WorkerError> {
         let mut server = Server::builder();
         if let Some(tls) = &self.config.tls {
             let read = |what: &'static str, path: &PathBuf| {
@@ -252,7 +262,7 @@ impl BoundWorker {
         let worker_name = format!("sykli-worker@{}", self.addr);
         let runner = Arc::new(Runner::new(
             self.store.clone(),
-            ProcessExecutor::new(),
+            ProcessExecutor::new().with_escalation(escalate),
             #[cfg(feature = "docker")]
             self.docker.clone(),
             worker_name,
