@@ -16,7 +16,8 @@
 //! Every blob is verified when written (content must hash to its name) and written to a
 //! temp file then renamed, so no reader sees a partial blob. Whole-blob reads are verified
 //! too: a blob that no longer matches its name (an action as root wrote through a hardlink)
-//! is removed and reported as missing, never served.
+//! is removed and reported as missing, never served. Blobs carry a fixed mtime, so one
+//! written to in place is noticed from a `stat` alone (see `PRISTINE_MTIME`).
 //!
 //! This is a sibling of the local cache (`crate::cache::store`), not the same directory: the
 //! local store's action results are sykli's own JSON records and it knows only BLAKE3; the
