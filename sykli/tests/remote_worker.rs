@@ -1373,3 +1373,52 @@ async fn the_program_is_found_relative_to_the_working_directory_or_on_path() {
         .await;
     assert_eq!(stdout, b"bare name\n");
 }
+
+/// Regression: with an unreadable TLS file the worker printed its listen line (promising to
+/// serve) before failing.
+#[test]
+fn a_bad_tls_file_fails_the_start_before_the_listen_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&key, "not a key").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sykli"))
+        .args(["worker", "--listen", "127.0.0.1:0", "--store"])
+        .arg(store(&dir))
+        .arg("--tls-cert")
+        .arg(&missing)
+        .arg("--tls-key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no-such-cert.pem"), "{stderr}");
+
+    // Readable but not PEM: refused at start too, naming the files.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sykli"))
+        .args(["worker", "--listen", "127.0.0.1:0", "--store"])
+        .arg(store(&dir))
+        .arg("--tls-cert")
+        .arg(&key)
+        .arg("--tls-key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("key.pem") && stderr.contains("not usable"),
+        "{stderr}"
+    );
+}
