@@ -33,7 +33,7 @@ fn configure(p: &mut Pipeline) {
     p.task("shout")
         .container("busybox")
         .mount_cwd()
-        .run("mkdir -p out && echo pear apple fig | tr 'a-z ' 'A-Z\\n' > out/shout.txt && cat out/shout.txt")
+        .run("mkdir -p out && tr a-z A-Z < words.txt > out/shout.txt && cat out/shout.txt")
         .inputs(&["words.txt"])
         .output("shout", "out/shout.txt")
         .prefer(Placement::Remote);

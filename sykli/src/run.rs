@@ -113,6 +113,10 @@ pub enum RunnerError {
     /// The async runtime could not be started.
     #[error("failed to start the async runtime")]
     Runtime(#[source] std::io::Error),
+    /// A remote setting is invalid, or a remote server refused the client (see
+    /// `docs/remote.md`).
+    #[error("{0}")]
+    Remote(String),
 }
 
 /// Runs a pipeline with explicit options, not process arguments: for `build.rs`, tests and
@@ -217,6 +221,22 @@ impl Runner {
         self
     }
 
+    /// Runs the tasks placed remote on this REAPI executor (`grpc://HOST:PORT` or
+    /// `grpcs://HOST:PORT`), as `sykli run --remote` does (see `docs/remote.md`).
+    #[cfg(feature = "remote")]
+    pub fn remote(mut self, endpoint: &str) -> Self {
+        self.options.remote.remote = Some(endpoint.to_owned());
+        self
+    }
+
+    /// Looks results up in (and publishes them to) this REAPI cache behind the local one,
+    /// as `sykli run --remote-cache` does.
+    #[cfg(feature = "remote")]
+    pub fn remote_cache(mut self, endpoint: &str) -> Self {
+        self.options.remote.remote_cache = Some(endpoint.to_owned());
+        self
+    }
+
     /// Handle Ctrl-C like `sykli run` does (by default signals are left alone).
     pub fn handle_signals(mut self) -> Self {
         self.signals = Signals::Standard;
@@ -235,11 +255,15 @@ impl Runner {
     /// Runs inside the caller's tokio runtime.
     pub async fn run_async(self) -> Result<RunSummary, RunnerError> {
         let valid = validate(&self.graph).map_err(RunnerError::Invalid)?;
-        let config = build_config(
-            builder_for(&self.project_root, &self.options)
-                .signals(self.signals)
-                .native(self.native),
-        );
+        // Remote settings as `sykli run` reads them: options, environment, sykli.toml.
+        let builder = crate::cli::run::with_remote(
+            builder_for(&self.project_root, &self.options),
+            &self.project_root,
+            &self.options,
+        )
+        .await
+        .map_err(|e| RunnerError::Remote(e.message()))?;
+        let config = build_config(builder.signals(self.signals).native(self.native));
         let ui = if self.quiet {
             Ui::Quiet
         } else {

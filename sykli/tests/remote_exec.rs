@@ -50,12 +50,12 @@ fn configure(p: &mut Pipeline) {
     if remote {
         sort.remote();
     }
-    // Locally the project is mounted at /work; remotely the input root is the file system
-    // and /work its working directory: the command reads nothing from either.
+    // Locally the project is mounted at /work; remotely the action works at the input root's
+    // top, where the same files are.
     p.task("shout")
         .container(IMAGE)
         .mount_cwd()
-        .run("mkdir -p out && echo pear apple fig | tr 'a-z ' 'A-Z\n' > out/shout.txt && cat out/shout.txt")
+        .run("mkdir -p out && tr a-z A-Z < words.txt > out/shout.txt && cat out/shout.txt")
         .inputs(&["words.txt"])
         .output("shout", "out/shout.txt")
         .prefer(Placement::Remote);

@@ -5,7 +5,7 @@
 //! | `command` | `Command.arguments` = `["/bin/sh", "-c", command]` |
 //! | native function | `Command.arguments` = `["./sykli-pipeline", "--sykli-exec", NAME]` (`../` per workdir level: REAPI resolves it against the working directory), the binary being the input-root file `sykli-pipeline`; its identity also goes into the salt |
 //! | `env`, matrix values, capabilities | `Command.environment_variables`, sorted by name; never a secret's value |
-//! | workdir | `Command.working_directory`, relative to the project (a container task's in-container path without its leading `/`) |
+//! | workdir | `Command.working_directory`, relative to the project (a container task's: the project path under its `src:DIR` mount, else its in-container path without the leading `/`) |
 //! | `outputs` paths | `Command.output_paths`, sorted |
 //! | `container` | platform property `container-image` = `docker://IMAGE` |
 //! | `requires` labels | platform property `LABEL` = `true` |

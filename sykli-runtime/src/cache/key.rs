@@ -362,7 +362,7 @@ pub(crate) fn compute(
         _ => String::new(),
     };
     let workdir = match (&task.container, task.workdir.as_deref()) {
-        (Some(_), Some(w)) => w.to_owned(),
+        (Some(_), Some(w)) => container_workdir(task, w),
         _ => host_workdir.clone(),
     };
     // REAPI resolves a relative `arguments[0]` against the working directory: name the
@@ -565,6 +565,36 @@ pub(crate) fn compute(
         manifest,
         action: std::sync::Arc::new(messages),
     })
+}
+
+/// A container task's working directory as the action names it: under a mount of a project
+/// directory (`src:DIR` at `PATH`), the matching place in the project (the input root is the
+/// project, so a remote worker finds the files where the local mount shows them); else the
+/// in-container path.
+fn container_workdir(task: &Task, workdir: &str) -> String {
+    use crate::graph::model::MountKind;
+    for m in &task.mounts {
+        let Some(dir) = m.resource.strip_prefix("src:") else {
+            continue;
+        };
+        if m.kind != MountKind::Directory {
+            continue;
+        }
+        let at = m.path.trim_end_matches('/');
+        let rest = if workdir.trim_end_matches('/') == at {
+            ""
+        } else if let Some(r) = workdir.strip_prefix(at).and_then(|r| r.strip_prefix('/')) {
+            r
+        } else {
+            continue;
+        };
+        if let Some(base) = normal_relative(dir, Path::new("/"))
+            && let Some(rest) = normal_relative(rest, Path::new("/"))
+        {
+            return join(&base, &rest);
+        }
+    }
+    workdir.to_owned()
 }
 
 /// `path` as a normalised relative path (`/`-separated, no `.`, `..` or empty components),
@@ -793,4 +823,40 @@ fn hash_all(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn container_task(mounts: &str, workdir: &str) -> Task {
+        serde_json::from_str(&format!(
+            r#"{{"name": "t", "command": "x", "container": "img", "workdir": "{workdir}", "mounts": {mounts}}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_container_workdir_under_a_project_mount_is_the_project_path() {
+        let m = r#"[{"resource": "src:.", "path": "/work", "type": "directory"}]"#;
+        assert_eq!(container_workdir(&container_task(m, "/work"), "/work"), "");
+        assert_eq!(
+            container_workdir(&container_task(m, "/work/a/b"), "/work/a/b"),
+            "a/b"
+        );
+        assert_eq!(
+            container_workdir(&container_task(m, "/workx"), "/workx"),
+            "/workx"
+        );
+        let m = r#"[{"resource": "src:web", "path": "/app/", "type": "directory"}]"#;
+        assert_eq!(
+            container_workdir(&container_task(m, "/app/src"), "/app/src"),
+            "web/src"
+        );
+        // Anything else keeps the in-container path.
+        assert_eq!(
+            container_workdir(&container_task("[]", "/src"), "/src"),
+            "/src"
+        );
+    }
 }
