@@ -1,7 +1,8 @@
 //! sykli's own CI, written with sykli: `cargo run --bin ci`.
 //!
 //! It installs what the tests need on a fresh machine (a Docker engine, run as a background
-//! task for the length of the run, with locally built test images; the TypeScript SDK's dev
+//! task for the length of the run, with locally built test images; Bazel, PostgreSQL and
+//! BuildGrid for the Remote Execution API interop tests; the TypeScript SDK's dev
 //! dependencies), checks formatting and lints, checks that
 //! every shared test vector exists in all three SDKs, and runs every test suite: the Rust
 //! workspace, the Go SDK and the TypeScript SDK, each against the shared vectors. Tasks are
@@ -34,6 +35,12 @@ fn docker_engine() {}
 #[sykli::task(cmd = "bash .ci/docker-setup.sh images", after = [docker_engine])]
 fn docker_images() {}
 
+/// Installs the real Remote Execution API peers the interop tests run against, if missing: Bazel
+/// (`bazel-bootstrap`) and PostgreSQL from apt (needs root), and BuildGrid from PyPI in a Python
+/// 3.13 venv under `${SYKLI_PEERS_DIR:-/var/cache/sykli-peers}`.
+#[sykli::task(cmd = "bash .ci/reapi-peers.sh install")]
+fn reapi_peers() {}
+
 /// Installs the TypeScript SDK's dev dependencies.
 #[sykli::task(cmd = "cd sdk-ts && npm ci --no-audit --no-fund")]
 fn ts_deps() {}
@@ -54,7 +61,7 @@ fn clippy() {}
 /// Every Rust test of the workspace; one failing test binary does not hide the others.
 #[sykli::task(
     cmd = "cargo test --workspace --no-fail-fast --quiet",
-    after = [clippy, docker_images, ts_deps, vectors_complete]
+    after = [clippy, docker_images, reapi_peers, ts_deps, vectors_complete]
 )]
 fn test() {}
 

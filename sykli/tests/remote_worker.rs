@@ -1261,3 +1261,164 @@ async fn the_action_cache_holds_only_complete_results() {
         err.message()
     );
 }
+
+/// A second SIGTERM kills running actions at once, even one that ignores SIGTERM (which
+/// would otherwise hold the worker for the whole grace period).
+#[tokio::test]
+async fn a_second_sigterm_kills_actions_without_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Worker::start(&store(&dir), &[]);
+    let c = Client::new(&w, BLAKE3).await;
+    let root = c.input_root(&[]).await;
+    let pidfile = dir.path().join("stubborn.pid");
+    let pidfile_s = pidfile.to_string_lossy().into_owned();
+    let mut spec = ActionSpec::shell(
+        "trap '' TERM; sleep 1000 & echo $! > \"$PIDFILE\"; wait",
+        root,
+    );
+    spec.env = vec![("PIDFILE", &pidfile_s)];
+    let action = c.action(spec).await;
+    let mut exec = ExecutionClient::new(c.ch.clone());
+    let _stream = exec
+        .execute(reapi::ExecuteRequest {
+            action_digest: Some(action),
+            digest_function: BLAKE3,
+            ..Default::default()
+        })
+        .await
+        .expect("Execute");
+    let pid = read_pid(&pidfile, Duration::from_secs(30));
+    let stopping = Instant::now();
+    w.sigterm();
+    // Once the worker stops listening it has taken the first signal (the action ignores
+    // its SIGTERM); then escalate.
+    let addr = w.url.trim_start_matches("grpc://").to_owned();
+    let until = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&addr).is_ok() {
+        assert!(
+            Instant::now() < until,
+            "the worker kept listening after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    w.sigterm();
+    let status = w.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "{status:?}; stderr:\n{}", w.stderr());
+    assert!(
+        stopping.elapsed() < Duration::from_millis(4500),
+        "took {:?}: the 5 s grace was waited out",
+        stopping.elapsed()
+    );
+    assert!(
+        wait_dead(pid, Duration::from_secs(5)),
+        "action process {pid} survived"
+    );
+}
+
+/// `Command.arguments[0]` as REAPI defines it: a path with a slash is relative to the
+/// working directory (how native tasks name the shipped pipeline binary), a bare name is
+/// looked up on the action's PATH.
+#[tokio::test]
+async fn the_program_is_found_relative_to_the_working_directory_or_on_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Worker::start(&store(&dir), &[]);
+    let c = Client::new(&w, SHA256).await;
+    let tool = b"#!/bin/sh\necho \"tool got $1 in $(basename \"$PWD\")\"\n";
+    let sub = reapi::Directory {
+        files: vec![reapi::FileNode {
+            name: "tool".into(),
+            digest: Some(c.digest(tool)),
+            is_executable: true,
+            node_properties: None,
+        }],
+        ..Default::default()
+    };
+    let sub_bytes = sub.encode_to_vec();
+    let root_dir = reapi::Directory {
+        directories: vec![reapi::DirectoryNode {
+            name: "work".into(),
+            digest: Some(c.digest(&sub_bytes)),
+        }],
+        ..Default::default()
+    };
+    let root_bytes = root_dir.encode_to_vec();
+    c.upload(&[tool, &sub_bytes, &root_bytes]).await;
+    let root = c.digest(&root_bytes);
+
+    let command = reapi::Command {
+        arguments: vec!["./tool".into(), "an-arg".into()],
+        working_directory: "work".into(),
+        ..Default::default()
+    };
+    let command_bytes = command.encode_to_vec();
+    let action = reapi::Action {
+        command_digest: Some(c.digest(&command_bytes)),
+        input_root_digest: Some(root.clone()),
+        ..Default::default()
+    };
+    let action_bytes = action.encode_to_vec();
+    c.upload(&[&command_bytes, &action_bytes]).await;
+    let r = c.execute(&c.digest(&action_bytes), false).await;
+    let result = r.result.expect("a result");
+    assert_eq!(result.exit_code, 0, "{:?}", r.status);
+    let stdout = c.read(result.stdout_digest.as_ref().unwrap()).await;
+    assert_eq!(stdout, b"tool got an-arg in work\n");
+
+    let mut spec = ActionSpec::shell("", root);
+    spec.argv = vec!["echo", "bare", "name"];
+    let action = c.action(spec).await;
+    let r = c.execute(&action, false).await;
+    let stdout = c
+        .read(r.result.unwrap().stdout_digest.as_ref().unwrap())
+        .await;
+    assert_eq!(stdout, b"bare name\n");
+}
+
+/// Regression: with an unreadable TLS file the worker printed its listen line (promising to
+/// serve) before failing.
+#[test]
+fn a_bad_tls_file_fails_the_start_before_the_listen_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&key, "not a key").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sykli"))
+        .args(["worker", "--listen", "127.0.0.1:0", "--store"])
+        .arg(store(&dir))
+        .arg("--tls-cert")
+        .arg(&missing)
+        .arg("--tls-key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no-such-cert.pem"), "{stderr}");
+
+    // Readable but not PEM: refused at start too, naming the files.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sykli"))
+        .args(["worker", "--listen", "127.0.0.1:0", "--store"])
+        .arg(store(&dir))
+        .arg("--tls-cert")
+        .arg(&key)
+        .arg("--tls-key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("key.pem") && stderr.contains("not usable"),
+        "{stderr}"
+    );
+}

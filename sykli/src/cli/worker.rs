@@ -3,7 +3,8 @@
 //!
 //! Once it serves it prints exactly one line to stdout, `sykli worker: listening on
 //! grpc://IP:PORT` (`grpcs://` with TLS), so callers can bind port 0. SIGTERM or SIGINT
-//! stops it cleanly: running actions are stopped (their process groups killed) first.
+//! stops it cleanly: running actions are stopped (their process groups killed) first; a
+//! second signal kills them without waiting out the grace period.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -12,6 +13,9 @@ use std::process::ExitCode;
 use anyhow::{Context, anyhow};
 use clap::{Args, Parser};
 use sykli_runtime::remote::auth::Token;
+use sykli_runtime::remote::bots::{self, BotConfig, BotEvent};
+use sykli_runtime::remote::client::ClientOptions;
+use sykli_runtime::remote::endpoint::Endpoint;
 use sykli_runtime::remote::server::{TlsFiles, WorkerConfig, bind};
 use tokio_util::sync::CancellationToken;
 
@@ -43,6 +47,10 @@ pub struct WorkerArgs {
     /// Require this bearer token on every call (else SYKLI_TOKEN when set).
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
+    /// Also take work as a bot of this Remote Workers API scheduler (BuildGrid's Bots
+    /// service; grpc://HOST:PORT or grpcs://HOST:PORT), besides serving --listen.
+    #[arg(long = "bot-of", value_name = "URL")]
+    pub bot_of: Option<String>,
 }
 
 /// `sykli worker` as a pipeline binary (`ci worker ...`) parses it: the same arguments.
@@ -85,7 +93,11 @@ pub fn worker_command(args: &WorkerArgs, json: bool) -> ExitCode {
             .report(json);
         }
     };
-    match runtime.block_on(serve(config)) {
+    let bot = match bot_config_of(args, &config) {
+        Ok(b) => b,
+        Err(e) => return CliError::usage("usage", e).report(json),
+    };
+    match runtime.block_on(serve(config, bot)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => CliError::failed("worker_failed", e).report(json),
     }
@@ -133,23 +145,74 @@ fn config_of(args: &WorkerArgs) -> anyhow::Result<WorkerConfig> {
     Ok(config)
 }
 
-async fn serve(config: WorkerConfig) -> anyhow::Result<()> {
+/// The bot settings of `--bot-of URL` (its work runs in a `bots/` folder of the store).
+fn bot_config_of(args: &WorkerArgs, config: &WorkerConfig) -> anyhow::Result<Option<BotConfig>> {
+    let Some(url) = &args.bot_of else {
+        return Ok(None);
+    };
+    let endpoint = Endpoint::parse(url).with_context(|| format!("--bot-of {url}"))?;
+    Ok(Some(BotConfig {
+        scheduler: ClientOptions::new(endpoint),
+        store: config.store.join("bots"),
+        labels: config.labels.clone(),
+        kill_grace: config.kill_grace,
+    }))
+}
+
+async fn serve(config: WorkerConfig, bot: Option<BotConfig>) -> anyhow::Result<()> {
     let worker = bind(config).await?;
-    let shutdown = CancellationToken::new();
+    let (shutdown, escalate) = (CancellationToken::new(), CancellationToken::new());
     {
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).context("failed to watch SIGTERM")?;
         let mut int = signal(SignalKind::interrupt()).context("failed to watch SIGINT")?;
-        let stop = shutdown.clone();
+        let (stop, kill) = (shutdown.clone(), escalate.clone());
+        // The first signal stops gracefully; a second one kills running actions at once.
         tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+            for token in [stop, kill] {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                token.cancel();
             }
-            stop.cancel();
         });
     }
     print_out(&format!("sykli worker: listening on {}\n", worker.url()));
-    worker.serve(shutdown).await?;
+    let bot = bot.map(|config| {
+        let stop = shutdown.clone();
+        let scheduler = config.scheduler.endpoint.to_string();
+        tokio::spawn(async move {
+            let result = bots::run(config, stop.clone(), move |event| match event {
+                BotEvent::Joined { session } => {
+                    eprintln!("sykli worker: bot of {scheduler}: session {session}");
+                }
+                BotEvent::Ran { lease, outcome } => match outcome {
+                    Ok(code) => eprintln!("sykli worker: bot: lease {lease} ran, exit {code}"),
+                    Err(e) => eprintln!("sykli worker: bot: lease {lease} failed: {e}"),
+                },
+                BotEvent::Left {
+                    session,
+                    error: None,
+                } => {
+                    eprintln!("sykli worker: bot: left session {session}");
+                }
+                BotEvent::Left {
+                    session,
+                    error: Some(e),
+                } => {
+                    eprintln!("sykli worker: bot: leaving session {session} failed: {e}");
+                }
+            })
+            .await;
+            // A bot that cannot go on stops the worker: it was asked to be one.
+            stop.cancel();
+            result
+        })
+    });
+    worker.serve_until(shutdown, escalate).await?;
+    if let Some(bot) = bot {
+        bot.await.context("the bot task failed")??;
+    }
     Ok(())
 }

@@ -2,6 +2,8 @@
 //! binary run in it, and its output as text.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod peers;
+
 use std::path::Path;
 use std::process::{Command, Output};
 

@@ -130,12 +130,23 @@ impl Worker {
 
     /// SIGTERMs the worker and waits (bounded) for it to exit.
     pub fn terminate(&mut self, deadline: Duration) -> ExitStatus {
-        let mut child = self.child.take().expect("running");
+        self.sigterm();
+        self.wait_exit(deadline)
+    }
+
+    /// Sends SIGTERM to the worker.
+    pub fn sigterm(&self) {
+        let child = self.child.as_ref().expect("running");
         nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(child.id() as i32),
             nix::sys::signal::Signal::SIGTERM,
         )
         .expect("SIGTERM the worker");
+    }
+
+    /// Waits (bounded) for the worker to exit; kills it and panics past the deadline.
+    pub fn wait_exit(&mut self, deadline: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
         let until = Instant::now() + deadline;
         loop {
             if let Some(status) = child.try_wait().expect("wait for the worker") {
@@ -144,7 +155,7 @@ impl Worker {
             if Instant::now() > until {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("sykli worker did not exit within {deadline:?} of SIGTERM");
+                panic!("sykli worker did not exit within {deadline:?}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }

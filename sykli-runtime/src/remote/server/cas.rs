@@ -181,10 +181,9 @@ impl reapi::content_addressable_storage_server::ContentAddressableStorage for Ca
                             )),
                             other => other.to_status(),
                         })?;
-                for (i, sub) in dir.directories.iter().enumerate() {
+                for sub in &dir.directories {
                     let field = format!("directory \"{}\" in {d}", sub.name);
                     let sd = BlobDigest::required(sub.digest.as_ref(), &field)?;
-                    let _ = i;
                     queue.push_back((sd, field));
                 }
                 out.push(dir);

@@ -127,7 +127,22 @@ pub enum WorkerError {
         #[source]
         source: std::io::Error,
     },
-    /// The TLS identity was refused, or serving failed.
+    /// The TLS certificate or key was refused.
+    #[error(
+        "the TLS certificate {} or key {} is not usable (PEM expected)",
+        cert.display(),
+        key.display()
+    )]
+    TlsIdentity {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+        /// Why.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// Serving failed.
     #[error("the gRPC server failed")]
     Transport(#[source] tonic::transport::Error),
 }
@@ -135,6 +150,8 @@ pub enum WorkerError {
 /// A worker bound to its address, not serving yet.
 pub struct BoundWorker {
     listener: tokio::net::TcpListener,
+    /// The gRPC server, its TLS identity already loaded.
+    server: Server,
     addr: SocketAddr,
     config: WorkerConfig,
     store: Arc<DiskStore>,
@@ -151,7 +168,8 @@ impl std::fmt::Debug for BoundWorker {
     }
 }
 
-/// Opens the store, looks for a container engine, and binds the address.
+/// Opens the store, looks for a container engine, loads the TLS identity and binds the
+/// address.
 pub async fn bind(config: WorkerConfig) -> Result<BoundWorker, WorkerError> {
     let root = config.store.clone();
     let store = tokio::task::spawn_blocking(move || DiskStore::open(root))
@@ -175,6 +193,26 @@ pub async fn bind(config: WorkerConfig) -> Result<BoundWorker, WorkerError> {
     #[cfg(not(feature = "docker"))]
     let containers = false;
     let labels = Arc::new(Labels::new(config.labels.clone(), containers));
+    // TLS files are read before anything listens: a bad file fails the start, and the
+    // listen line is printed only by a worker that can serve.
+    let mut server = Server::builder();
+    if let Some(tls) = &config.tls {
+        let read = |what: &'static str, path: &PathBuf| {
+            std::fs::read(path).map_err(|source| WorkerError::TlsFile {
+                what,
+                path: path.clone(),
+                source,
+            })
+        };
+        let identity = Identity::from_pem(read("certificate", &tls.cert)?, read("key", &tls.key)?);
+        server = server
+            .tls_config(ServerTlsConfig::new().identity(identity))
+            .map_err(|source| WorkerError::TlsIdentity {
+                cert: tls.cert.clone(),
+                key: tls.key.clone(),
+                source,
+            })?;
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| WorkerError::Bind {
@@ -187,6 +225,7 @@ pub async fn bind(config: WorkerConfig) -> Result<BoundWorker, WorkerError> {
     })?;
     Ok(BoundWorker {
         listener,
+        server,
         addr,
         config,
         store: Arc::new(store),
@@ -233,26 +272,22 @@ impl BoundWorker {
     /// Serves until `shutdown` is cancelled; then stops running actions (SIGTERM, grace,
     /// SIGKILL of their process groups) and returns once they are gone.
     pub async fn serve(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
-        let mut server = Server::builder();
-        if let Some(tls) = &self.config.tls {
-            let read = |what: &'static str, path: &PathBuf| {
-                std::fs::read(path).map_err(|source| WorkerError::TlsFile {
-                    what,
-                    path: path.clone(),
-                    source,
-                })
-            };
-            let identity =
-                Identity::from_pem(read("certificate", &tls.cert)?, read("key", &tls.key)?);
-            server = server
-                .tls_config(ServerTlsConfig::new().identity(identity))
-                .map_err(WorkerError::Transport)?;
-        }
+        self.serve_until(shutdown, CancellationToken::new()).await
+    }
+
+    /// Like [`BoundWorker::serve`]; once `escalate` is cancelled too (a second Ctrl-C),
+    /// running actions are SIGKILLed without waiting out their grace period.
+    pub async fn serve_until(
+        self,
+        shutdown: CancellationToken,
+        escalate: CancellationToken,
+    ) -> Result<(), WorkerError> {
+        let mut server = self.server;
         let auth = ServerAuth::new(self.config.token.clone());
         let worker_name = format!("sykli-worker@{}", self.addr);
         let runner = Arc::new(Runner::new(
             self.store.clone(),
-            ProcessExecutor::new(),
+            ProcessExecutor::new().with_escalation(escalate),
             #[cfg(feature = "docker")]
             self.docker.clone(),
             worker_name,

@@ -1,7 +1,8 @@
 //! What a worker offers (its labels, as REAPI platform properties) and whether an action's
 //! platform asks for something it lacks.
 //!
-//! Matching: `OSFamily` and `ISA` against this host (case-insensitive); `container-image`
+//! Matching: `OSFamily` and `ISA` against this host (case-insensitive; `x86_64`/`amd64`
+//! mean `x86-64`, `aarch64`/`arm64` mean `arm-a64`); `container-image`
 //! (`docker://IMAGE`) needs a container engine; any other property `K=V` needs a label
 //! `K=V` (`--label K=V`). The first property the worker lacks is named in the refusal.
 
@@ -91,14 +92,11 @@ impl Labels {
                 image = Some(img.to_owned());
                 continue;
             }
-            let case_insensitive = name == "OSFamily" || name == "ISA";
             let offered = self.labels.get(name).is_some_and(|vs| {
-                vs.iter().any(|v| {
-                    if case_insensitive {
-                        v.eq_ignore_ascii_case(value)
-                    } else {
-                        v == value
-                    }
+                vs.iter().any(|v| match name {
+                    "OSFamily" => v.eq_ignore_ascii_case(value),
+                    "ISA" => isa(v) == isa(value),
+                    _ => v == value,
                 })
             });
             if !offered {
@@ -109,6 +107,17 @@ impl Labels {
             }
         }
         Ok(Placement { image })
+    }
+}
+
+/// An ISA name in the platform lexicon's spelling (`x86_64`, `amd64` -> `x86-64`;
+/// `aarch64`, `arm64` -> `arm-a64`), lowercase.
+fn isa(name: &str) -> String {
+    let n = name.to_ascii_lowercase().replace('_', "-");
+    match n.as_str() {
+        "amd64" | "x64" => "x86-64".to_owned(),
+        "aarch64" | "arm64" => "arm-a64".to_owned(),
+        _ => n,
     }
 }
 
@@ -143,6 +152,12 @@ mod tests {
             .unwrap_err();
         assert!(err.contains("pool=big"), "{err}");
         assert!(err.contains("gpu=true"), "{err}");
+        let spelled = match host_isa() {
+            "x86-64" => "x86_64",
+            "arm-a64" => "aarch64",
+            other => other,
+        };
+        assert!(labels.place(Some(&platform(&[("ISA", spelled)]))).is_ok());
         let err = labels
             .place(Some(&platform(&[("ISA", "sparc")])))
             .unwrap_err();

@@ -479,6 +479,7 @@ fn failed(st: rpc::Status) -> reapi::ExecuteResponse {
 }
 
 /// Quotes `s` for `/bin/sh`.
+#[cfg(feature = "docker")]
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }

@@ -16,7 +16,8 @@
 //! Every blob is verified when written (content must hash to its name) and written to a
 //! temp file then renamed, so no reader sees a partial blob. Whole-blob reads are verified
 //! too: a blob that no longer matches its name (an action as root wrote through a hardlink)
-//! is removed and reported as missing, never served.
+//! is removed and reported as missing, never served. Blobs carry a fixed mtime, so one
+//! written to in place is noticed from a `stat` alone (see `PRISTINE_MTIME`).
 //!
 //! This is a sibling of the local cache (`crate::cache::store`), not the same directory: the
 //! local store's action results are sykli's own JSON records and it knows only BLAKE3; the
@@ -26,6 +27,7 @@ use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
 
 use bazel_remote_apis::build::bazel::remote::execution::v2 as reapi;
 use prost::Message;
@@ -204,7 +206,7 @@ impl DiskStore {
         if d.is_empty_blob(function) {
             return true;
         }
-        fs::metadata(self.blob_path(function, d)).is_ok_and(|m| m.is_file() && m.len() == d.size)
+        fs::metadata(self.blob_path(function, d)).is_ok_and(|m| is_pristine(&m, d.size))
     }
 
     /// Stores `bytes` under `d` after checking they hash to it.
@@ -297,6 +299,7 @@ impl DiskStore {
     ) -> Result<(), StoreError> {
         let dest = self.blob_path(function, d);
         let result = (|| {
+            mark_pristine(tmp)?;
             fs::set_permissions(tmp, fs::Permissions::from_mode(0o444))
                 .map_err(StoreError::io("chmod", tmp))?;
             if let Some(parent) = dest.parent() {
@@ -380,9 +383,10 @@ impl DiskStore {
         }
         let plain = self.blob_path(function, d);
         match fs::metadata(&plain) {
-            Ok(m) if m.len() == d.size => {}
+            Ok(m) if is_pristine(&m, d.size) => {}
             Ok(_) => {
-                // Changed through a hardlink: never hand it out again.
+                // Changed through a hardlink (an action running as root wrote to an input):
+                // never hand it out again.
                 self.discard(function, d);
                 return Err(not_found());
             }
@@ -390,9 +394,11 @@ impl DiskStore {
         }
         let source = if executable {
             let x = self.path_in("cas-x", function, &d.hash);
-            if !x.exists() {
+            let intact = fs::metadata(&x).is_ok_and(|m| is_pristine(&m, d.size));
+            if !intact {
                 let tmp = self.temp_path();
                 fs::copy(&plain, &tmp).map_err(StoreError::io("copy", &plain))?;
+                mark_pristine(&tmp)?;
                 fs::set_permissions(&tmp, fs::Permissions::from_mode(0o555))
                     .map_err(StoreError::io("chmod", &tmp))?;
                 if let Some(parent) = x.parent() {
@@ -450,6 +456,28 @@ impl DiskStore {
             StoreError::io("rename into", &path)(e)
         })
     }
+}
+
+/// The modification time of every stored blob (2000-01-01, as deterministic as Bazel's).
+/// A blob is written once and never again, so a later time means something wrote to it
+/// through a hardlink of an input root: such a blob is no longer trusted.
+const PRISTINE_MTIME: Duration = Duration::from_secs(946_684_800);
+
+fn mark_pristine(path: &Path) -> Result<(), StoreError> {
+    let f = File::options()
+        .write(true)
+        .open(path)
+        .map_err(StoreError::io("open", path))?;
+    f.set_modified(UNIX_EPOCH + PRISTINE_MTIME)
+        .map_err(StoreError::io("set the modification time of", path))
+}
+
+fn is_pristine(meta: &fs::Metadata, size: u64) -> bool {
+    meta.is_file()
+        && meta.len() == size
+        && meta
+            .modified()
+            .is_ok_and(|t| t == UNIX_EPOCH + PRISTINE_MTIME)
 }
 
 /// Removes a directory tree, making read-only directories writable first (input roots are
@@ -532,6 +560,31 @@ mod tests {
             Err(StoreError::NotFound { .. })
         ));
         assert!(!path.exists());
+    }
+
+    /// Regression: an action running as root could overwrite an input in place (same size)
+    /// through its hardlink, and the changed blob was handed to later actions.
+    #[test]
+    fn a_blob_written_through_a_hardlink_is_no_longer_trusted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = DiskStore::open(dir.path()).expect("open");
+        let f = DigestFunction::Blake3;
+        let d = store.insert_bytes(f, b"input v1").expect("put");
+        let out = tempfile::tempdir_in(dir.path()).expect("out");
+        let linked = out.path().join("in.txt");
+        store.link_into(f, &d, false, &linked).expect("link");
+        // What root can do despite 0444: write the same number of bytes in place.
+        fs::set_permissions(&linked, fs::Permissions::from_mode(0o644)).expect("chmod");
+        fs::write(&linked, b"input v2").expect("write through the link");
+        assert!(!store.has(f, &d), "FindMissingBlobs must report it missing");
+        assert!(matches!(
+            store.link_into(f, &d, false, &out.path().join("again")),
+            Err(StoreError::NotFound { .. })
+        ));
+        // Uploaded again, it is trusted again.
+        store.put_bytes(f, &d, b"input v1").expect("re-upload");
+        assert!(store.has(f, &d));
+        assert_eq!(store.read(f, &d).expect("read"), b"input v1");
     }
 
     #[test]
