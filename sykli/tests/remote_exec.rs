@@ -114,6 +114,10 @@ fn main() -> ExitCode {
             a_workers_labels_place_the_tasks_that_require_them,
         ),
         (
+            "remote_output_is_shown_while_the_action_runs",
+            remote_output_is_shown_while_the_action_runs,
+        ),
+        (
             "a_remote_task_toward_an_unreachable_endpoint_errors_and_never_runs_locally",
             a_remote_task_toward_an_unreachable_endpoint_errors_and_never_runs_locally,
         ),
@@ -670,6 +674,63 @@ fn a_workers_labels_place_the_tasks_that_require_them() {
     // No executor carries `tpu`: errored naming the label, never sent.
     assert_eq!(s["tpu"].0, "errored", "{s:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("tpu"));
+}
+
+fn remote_output_is_shown_while_the_action_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let worker = Worker::start(&tmp.path().join("store"), &[]);
+    let dir = tmp.path().join("p");
+    std::fs::create_dir_all(&dir).unwrap();
+    let go = tmp.path().join("go");
+    // The action prints, then waits (bounded) for a file the test writes only once it has
+    // seen that line: it finishes only if its output arrived while it ran.
+    let graph = json!({"version": "1", "tasks": [
+        {"name": "talk", "remote": true, "command": format!(
+            "echo first; i=0; while [ ! -e {go} ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; \
+             [ -e {go} ] && echo second", go = go.display())}
+    ]});
+    std::fs::write(dir.join("sykli.json"), graph.to_string()).unwrap();
+    let mut cmd = common::command(&dir, &["run", "--verbose", "--remote", &worker.url]);
+    let mut child = cmd
+        .env_remove("SYKLI_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let until = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("first") => break,
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the action's first line never showed while it ran: {seen:?}");
+            }
+        }
+    }
+    std::fs::write(&go, "").unwrap();
+    let rest: Vec<String> = rx.iter().collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{rest:?}");
+    let all = rest.join("\n");
+    assert_eq!(all.matches("second").count(), 1, "{all}");
+    assert!(
+        !all.contains("first"),
+        "the live line was written twice: {all}"
+    );
 }
 
 fn a_remote_task_toward_an_unreachable_endpoint_errors_and_never_runs_locally() {
