@@ -118,6 +118,10 @@ fn main() -> ExitCode {
             remote_output_is_shown_while_the_action_runs,
         ),
         (
+            "secrets_are_refused_toward_a_server_that_is_not_a_sykli_worker_unless_allowed",
+            secrets_are_refused_toward_a_server_that_is_not_a_sykli_worker_unless_allowed,
+        ),
+        (
             "a_remote_task_toward_an_unreachable_endpoint_errors_and_never_runs_locally",
             a_remote_task_toward_an_unreachable_endpoint_errors_and_never_runs_locally,
         ),
@@ -290,6 +294,34 @@ fn a_mixed_pipeline_gives_the_same_outputs_and_statuses_as_an_all_local_run() {
     let log = log_of(&remote, "secret");
     assert!(log.contains("the secret is"), "{log}");
     assert!(!log.contains(SECRET_VALUE), "{log}");
+    // Nothing the worker stored holds the secret's value.
+    let holders = files_containing(&worker.store, SECRET_VALUE.as_bytes());
+    assert!(holders.is_empty(), "the secret is stored in {holders:?}");
+}
+
+/// Every file under `dir` (bounded by the tree) whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(p),
+                Ok(t) if t.is_file() => {
+                    if std::fs::read(&p).is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+                    {
+                        found.push(p);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    found
 }
 
 /// A JSON pipeline with a local, a remote and a prefer-remote task, all cacheable, the
@@ -730,6 +762,50 @@ fn remote_output_is_shown_while_the_action_runs() {
     assert!(
         !all.contains("first"),
         "the live line was written twice: {all}"
+    );
+}
+
+fn secrets_are_refused_toward_a_server_that_is_not_a_sykli_worker_unless_allowed() {
+    let peers = common::peers::BuildGridExecution::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    std::fs::create_dir_all(&dir).unwrap();
+    let graph = json!({"version": "1", "tasks": [
+        {"name": "deploy", "remote": true, "secrets": [SECRET_ENV],
+         "command": "echo deploying > deployed.txt", "outputs": {"d": "deployed.txt"}}
+    ]});
+    std::fs::write(dir.join("sykli.json"), graph.to_string()).unwrap();
+    let endpoint = peers.endpoint();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--json", "--remote", &endpoint];
+        args.extend_from_slice(extra);
+        let mut cmd = common::command(&dir, &args);
+        cmd.env_remove("SYKLI_TOKEN").env(SECRET_ENV, SECRET_VALUE);
+        run_bounded(cmd, Duration::from_secs(180))
+    };
+    let out = run(&[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let s = statuses(&out);
+    assert_eq!(s["deploy"].0, "errored", "{s:?}");
+    assert!(
+        text.contains("is not a sykli worker") && text.contains("--remote-allow-secrets"),
+        "{text}"
+    );
+    assert!(!dir.join("deployed.txt").exists());
+    // Opted in, it runs there (the value travels as request metadata, never in the Action).
+    let out = run(&["--remote-allow-secrets"]);
+    let s = statuses(&out);
+    assert_eq!(
+        s["deploy"],
+        ("passed".to_owned(), "remote".to_owned()),
+        "{s:?}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        peers.bot_log()
+    );
+    let holders = files_containing(peers.grid().dir(), SECRET_VALUE.as_bytes());
+    assert!(
+        holders.is_empty(),
+        "BuildGrid stored the secret in {holders:?}"
     );
 }
 
