@@ -24,7 +24,23 @@ const PIPELINE_ENV: &str = "REMOTE_EXEC_PIPELINE";
 const PLACE_ENV: &str = "REMOTE_EXEC_PLACE";
 /// The secret the `secret` task receives.
 const SECRET_ENV: &str = "REMOTE_EXEC_SECRET";
-const SECRET_VALUE: &str = "hunter2-remote-exec-8f3a";
+/// The secret's value, made at run time: a literal would be in this very binary, which
+/// native tasks ship to the worker.
+fn secret_value() -> &'static str {
+    static VALUE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VALUE.get_or_init(|| format!("hunter{}-{:x}", std::process::id(), rand_u64()))
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
+    h.finish()
+}
 /// A container image the machine has (see .ci/docker-setup.sh).
 const IMAGE: &str = "sykli-test/busybox";
 
@@ -169,7 +185,7 @@ fn pipeline(dir: &Path, args: &[&str], remote: bool) -> Output {
         .arg("--json")
         .current_dir(dir)
         .env(PIPELINE_ENV, "1")
-        .env(SECRET_ENV, SECRET_VALUE)
+        .env(SECRET_ENV, secret_value())
         .env("SYKLI_CACHE_DIR", dir.join(".test-cache"))
         .env_remove("SYKLI_TOKEN")
         .env_remove("SYKLI_REMOTE")
@@ -288,14 +304,14 @@ fn a_mixed_pipeline_gives_the_same_outputs_and_statuses_as_an_all_local_run() {
     assert_eq!(outputs(&local), outputs(&remote));
     assert_eq!(
         std::fs::read_to_string(remote.join("out/report.txt")).unwrap(),
-        "3 words\nPEAR\nAPPLE\nFIG\n24\n"
+        format!("3 words\nPEAR\nAPPLE\nFIG\n{}\n", secret_value().len())
     );
     // The secret reached the remote task, and its output is masked like a local one.
     let log = log_of(&remote, "secret");
     assert!(log.contains("the secret is"), "{log}");
-    assert!(!log.contains(SECRET_VALUE), "{log}");
+    assert!(!log.contains(secret_value()), "{log}");
     // Nothing the worker stored holds the secret's value.
-    let holders = files_containing(&worker.store, SECRET_VALUE.as_bytes());
+    let holders = files_containing(&worker.store, secret_value().as_bytes());
     assert!(holders.is_empty(), "the secret is stored in {holders:?}");
 }
 
@@ -780,7 +796,8 @@ fn secrets_are_refused_toward_a_server_that_is_not_a_sykli_worker_unless_allowed
         let mut args = vec!["run", "--json", "--remote", &endpoint];
         args.extend_from_slice(extra);
         let mut cmd = common::command(&dir, &args);
-        cmd.env_remove("SYKLI_TOKEN").env(SECRET_ENV, SECRET_VALUE);
+        cmd.env_remove("SYKLI_TOKEN")
+            .env(SECRET_ENV, secret_value());
         run_bounded(cmd, Duration::from_secs(180))
     };
     let out = run(&[]);
@@ -802,7 +819,7 @@ fn secrets_are_refused_toward_a_server_that_is_not_a_sykli_worker_unless_allowed
         String::from_utf8_lossy(&out.stderr),
         peers.bot_log()
     );
-    let holders = files_containing(peers.grid().dir(), SECRET_VALUE.as_bytes());
+    let holders = files_containing(peers.grid().dir(), secret_value().as_bytes());
     assert!(
         holders.is_empty(),
         "BuildGrid stored the secret in {holders:?}"
