@@ -635,3 +635,69 @@ fn describe_functions(values: &[i32]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(functions: &[i32], sykli: bool, labels: &[&str]) -> ServerInfo {
+        ServerInfo {
+            digest_functions: functions.to_vec(),
+            exec_enabled: true,
+            cache_update: true,
+            max_batch: 0,
+            sykli_worker: sykli,
+            worker_labels: labels.iter().map(|l| l.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn blake3_when_advertised_else_sha256_never_an_unadvertised_one() {
+        assert_eq!(
+            info(&[1, 9], false, &[]).preferred_function(),
+            Some(DigestFunction::Blake3)
+        );
+        assert_eq!(
+            info(&[1], false, &[]).preferred_function(),
+            Some(DigestFunction::Sha256)
+        );
+        assert_eq!(info(&[2, 3], false, &[]).preferred_function(), None);
+        assert_eq!(info(&[], false, &[]).preferred_function(), None);
+        assert_eq!(
+            describe_functions(&[1, 9, 77]),
+            "SHA256, BLAKE3, unknown (77)"
+        );
+    }
+
+    #[test]
+    fn a_workers_labels_become_placement_labels() {
+        let i = info(
+            &[9],
+            true,
+            &["gpu=true", "pool=fast", "container-image=docker://*"],
+        );
+        assert_eq!(i.placement_labels(), ["container", "gpu"]);
+        assert!(i.runs_containers());
+        assert!(!info(&[9], true, &["gpu=true"]).runs_containers());
+        assert!(info(&[9], false, &[]).runs_containers());
+    }
+
+    #[test]
+    fn status_codes_read_like_grpc_names_with_a_hint_for_auth() {
+        let e = RemoteError::Rpc {
+            endpoint: "grpc://h:1".into(),
+            call: "GetCapabilities",
+            code: tonic::Code::Unauthenticated,
+            message: "no token".into(),
+        };
+        let t = e.to_string();
+        assert!(
+            t.contains("GetCapabilities failed: UNAUTHENTICATED: no token"),
+            "{t}"
+        );
+        assert!(
+            t.contains("SYKLI_TOKEN") && t.contains("--token-file"),
+            "{t}"
+        );
+    }
+}
