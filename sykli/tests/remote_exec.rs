@@ -723,6 +723,14 @@ fn a_workers_labels_place_the_tasks_that_require_them() {
     // No executor carries `tpu`: errored naming the label, never sent.
     assert_eq!(s["tpu"].0, "errored", "{s:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("tpu"));
+    // `sykli explain` makes the same plan with the remote from the environment.
+    let mut cmd = common::command(&dir, &["explain"]);
+    cmd.env_remove("SYKLI_TOKEN")
+        .env("SYKLI_REMOTE", &worker.url);
+    let out = run_bounded(cmd, Duration::from_secs(60));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("`remote: true`: a remote executor"), "{text}");
+    assert!(text.contains("tpu"), "{text}");
 }
 
 fn remote_output_is_shown_while_the_action_runs() {
