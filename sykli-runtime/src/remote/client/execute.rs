@@ -99,7 +99,7 @@ impl Live {
     }
 
     async fn stop(self) -> (u64, u64) {
-        // Give the streams a moment to deliver what the server has already closed.
+        // Stopped now: whatever they did not deliver is written from the result.
         for t in &self.tasks {
             t.abort();
         }
