@@ -8,8 +8,8 @@
 //!    and the changed `Directory` messages, plus the new `Action`).
 //!
 //! Build first: `cargo build --release -p sykli -p sykli-bench`, then
-//! `target/release/remote [ACTIONS] [JOBS] [ROUNDS]` (defaults 1000, 16, 3). The `sykli` binary is `$SYKLI_BIN` or the one
-//! next to this benchmark.
+//! `target/release/remote [ACTIONS] [JOBS] [ROUNDS]` (defaults 1000, 16, 3). The `sykli`
+//! binary is `$SYKLI_BIN` or the one next to this benchmark.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
