@@ -40,11 +40,7 @@ use crate::cache::DigestFunction;
 /// gRPC's default message limit, which batches must stay under.
 pub const GRPC_MESSAGE_LIMIT: usize = 4 * 1024 * 1024;
 
-/// The response metadata by which a `sykli worker` says it is one (on GetCapabilities).
-pub const SYKLI_WORKER_HEADER: &str = "x-sykli-worker";
-
-/// The response metadata listing a `sykli worker`'s labels (`K=V`, comma-separated).
-pub const WORKER_LABELS_HEADER: &str = "x-sykli-worker-labels";
+use crate::remote::{LABELS_METADATA, WORKER_METADATA};
 
 /// How to reach a remote server.
 #[derive(Clone)]
@@ -440,11 +436,11 @@ impl RemoteClient {
         .map_err(|s| self.rpc_error("GetCapabilities", s))?;
         let sykli_worker = resp
             .metadata()
-            .get(SYKLI_WORKER_HEADER)
+            .get(WORKER_METADATA)
             .is_some_and(|v| v.as_bytes() == b"1");
         let worker_labels: Vec<String> = resp
             .metadata()
-            .get(WORKER_LABELS_HEADER)
+            .get(LABELS_METADATA)
             .and_then(|v| v.to_str().ok())
             .map(|v| {
                 v.split(',')
