@@ -490,11 +490,12 @@ impl Store {
     /// reads as absent.
     pub fn get_action(&self, key: &Digest) -> Result<Option<ActionResult>, CacheError> {
         let rel = ac_rel(key);
-        let read = |f: File| -> io::Result<(Vec<u8>, SystemTime)> {
+        let read = |mut f: File| -> io::Result<(Vec<u8>, SystemTime)> {
             let meta = f.metadata()?;
-            // Sized from the one stat: no second stat or seek to size the buffer.
-            let mut b = Vec::with_capacity(meta.len() as usize + 1);
-            (&f).take(u64::MAX).read_to_end(&mut b)?;
+            // A record is never written in place (a new one is renamed over it), so the
+            // size of the one stat is its length: read that much, with no probe for the end.
+            let mut b = vec![0u8; usize::try_from(meta.len()).unwrap_or(usize::MAX)];
+            f.read_exact(&mut b)?;
             Ok((b, meta.modified()?))
         };
         let (bytes, used) = match open_in(&self.fds.ac, &self.fds.ac_dir, &rel)
