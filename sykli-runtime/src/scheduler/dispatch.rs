@@ -200,10 +200,13 @@ async fn run_plan(
         plan: &plan,
     };
 
-    for (i, &sel) in selected.iter().enumerate() {
-        if sel && d.pending[i] == 0 {
-            d.admit_now(i);
-        }
+    // The roots, taken before any is settled: settling a task (a journalled one, when
+    // resuming) releases its dependents itself, which must not be admitted twice.
+    let roots: Vec<usize> = (0..n)
+        .filter(|&i| selected[i] && d.pending[i] == 0)
+        .collect();
+    for i in roots {
+        d.admit_now(i);
     }
 
     let mut running: JoinSet<TaskDone> = JoinSet::new();

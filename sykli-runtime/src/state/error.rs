@@ -109,24 +109,6 @@ pub enum StateError {
     },
 }
 
-impl StateError {
-    /// The stable `--json` error code of this error.
-    pub fn code(&self) -> &'static str {
-        match self {
-            StateError::NoRuns { .. } => "no_runs",
-            StateError::UnknownRun { .. } => "unknown_run",
-            StateError::UnknownTask { .. } => "unknown_task",
-            StateError::NoLog { .. } => "no_log",
-            StateError::JournalFormat { .. } => "journal_format",
-            StateError::NotResumable { .. } | StateError::NothingToResume { .. } => {
-                "not_resumable"
-            }
-            StateError::Gate { .. } => "gate_failed",
-            _ => "state_unreadable",
-        }
-    }
-}
-
 fn list(items: &[String]) -> String {
     if items.is_empty() {
         "none".into()

@@ -236,6 +236,7 @@ mod tests {
                 task("a", Some(TaskStatus::Cached)),
                 task("b", Some(TaskStatus::Failed)),
             ],
+            parked: false,
         }
     }
 

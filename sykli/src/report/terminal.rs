@@ -274,6 +274,21 @@ impl Inner {
                 }
             }
             Event::RunFinished(summary) => self.finish(summary),
+            Event::RunParked { waiting } => {
+                if let Some(live) = self.live.take() {
+                    for bar in live.bars.values() {
+                        bar.finish_and_clear();
+                    }
+                    live.total.finish_and_clear();
+                    let _ = live.multi.clear();
+                }
+                let line = format!(
+                    "{} waiting on {}",
+                    style(format!("{:>8}", "parked")).yellow(),
+                    waiting.join(", ")
+                );
+                self.line(&line);
+            }
         }
     }
 
@@ -387,6 +402,8 @@ mod tests {
 
     fn events() -> Vec<Event> {
         let mut ev = vec![Event::RunStarted {
+            plan_digest: None,
+            resumed: false,
             run_id: "r1".into(),
             tasks: vec!["build".into(), "test".into(), "deploy".into()],
             jobs: 2,
