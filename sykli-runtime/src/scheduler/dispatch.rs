@@ -9,8 +9,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::RunError;
-use super::resume::{self, Replay};
 use super::config::{RunConfig, Signals};
+use super::resume::{self, Replay};
 use super::stack::Stacked;
 use super::task::{Shared, TaskDone, run_task};
 use crate::TaskStatus;

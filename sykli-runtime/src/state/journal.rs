@@ -435,7 +435,8 @@ pub fn resume_point(state_dir: &Path, run_id: &str) -> Result<ResumePoint, State
     Ok(point)
 }
 
-/// The newest run that has a journal and no end (crashed, killed or parked).
+/// The newest run that has a journal and no end (crashed, killed or parked). A journal that
+/// cannot be read on the way is an error.
 pub fn latest_unfinished(state_dir: &Path) -> Result<String, StateError> {
     let dir = runs_dir(state_dir);
     let mut ids: Vec<String> = match fs::read_dir(&dir) {
@@ -448,10 +449,8 @@ pub fn latest_unfinished(state_dir: &Path) -> Result<String, StateError> {
     };
     ids.sort_unstable_by(|a, b| b.cmp(a));
     for id in ids {
-        let path = journal_path(state_dir, &id);
-        let Ok(read) = read_journal(&path) else {
-            continue;
-        };
+        // The newest journal that cannot be read is an error, not passed over.
+        let read = read_journal(&journal_path(state_dir, &id))?;
         if !read
             .records
             .iter()
@@ -557,7 +556,9 @@ pub fn decision_status(d: &GateDecision) -> (TaskStatus, Option<String>) {
             TaskStatus::Failed,
             Some(format!(
                 "rejected with `sykli gate reject`{}",
-                d.by.as_deref().map(|u| format!(" by {u}")).unwrap_or_default()
+                d.by.as_deref()
+                    .map(|u| format!(" by {u}"))
+                    .unwrap_or_default()
             )),
         )
     }
@@ -653,7 +654,10 @@ mod tests {
         bytes.extend_from_slice(&7u32.to_le_bytes());
         fs::write(&p, &bytes).unwrap();
         let e = read_journal(&p).unwrap_err().to_string();
-        assert!(e.contains("format version 7") && e.contains("version 1"), "{e}");
+        assert!(
+            e.contains("format version 7") && e.contains("version 1"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -677,7 +681,9 @@ mod tests {
         assert_eq!(p.gates_open.get("b"), Some(&1003));
         assert_eq!(latest_unfinished(dir.path()).unwrap(), "r");
 
-        let e = decide_gate(dir.path(), "r", "a", true).unwrap_err().to_string();
+        let e = decide_gate(dir.path(), "r", "a", true)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("finished"), "{e}");
         decide_gate(dir.path(), "r", "b", true).unwrap();
         assert!(gate_decision(dir.path(), "r", "b").unwrap().approved);

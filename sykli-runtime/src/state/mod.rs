@@ -19,8 +19,8 @@ mod record;
 mod store;
 
 pub use error::StateError;
-pub use paths::{log_path, logs_dir, record_path, runs_dir};
 pub use journal::{Journal, ResumePoint};
+pub use paths::{log_path, logs_dir, record_path, runs_dir};
 pub use record::{RecordFold, RunRecord, RunRecorder, TaskRecord};
 pub use store::{
     RunList, find_run, list_runs, previous_durations, read_record, task_log, write_record,

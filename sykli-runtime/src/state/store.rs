@@ -127,11 +127,14 @@ pub fn list_runs(state_dir: &Path) -> Result<RunList, StateError> {
 
 /// A run by id, or the newest one for `last`. An unknown id lists the runs that exist.
 pub fn find_run(state_dir: &Path, run: &str) -> Result<RunRecord, StateError> {
-    if run != "last"
-        && is_plain_id(run)
-        && let Ok(r) = read_record(state_dir, run)
-    {
-        return Ok(r);
+    if run != "last" && is_plain_id(run) {
+        // A journal that exists but cannot be read (an unknown format) says so.
+        if journal_path(state_dir, run).is_file() {
+            return read_record(state_dir, run);
+        }
+        if let Ok(r) = read_record(state_dir, run) {
+            return Ok(r);
+        }
     }
     let list = list_runs(state_dir)?;
     if run == "last" {

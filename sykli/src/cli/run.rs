@@ -255,7 +255,10 @@ pub(crate) async fn execute(
     let result = scheduler::run(valid, config, Arc::new(sinks) as Arc<dyn EventSink>).await;
     let record = journal.as_ref().and_then(|j| j.record());
     if let Some(e) = journal.as_ref().and_then(|j| j.take_error()) {
-        eprintln!("warning: the run journal is incomplete: {}", error_chain(&e));
+        eprintln!(
+            "warning: the run journal is incomplete: {}",
+            error_chain(&e)
+        );
     }
     if let Err(RunError::Parked { run_id, waiting }) = &result {
         if matches!(ui, Ui::Json) {
