@@ -29,6 +29,10 @@ pub const ERROR_CODES: &[&str] = &[
     "invalid_config",
     "remote_failed",
     "worker_failed",
+    "journal_format",
+    "not_resumable",
+    "plan_changed",
+    "gate_failed",
     "internal",
 ];
 
