@@ -182,6 +182,88 @@ pub fn fold(records: &[Envelope]) -> Option<RunRecord> {
 pub struct Journal {
     path: PathBuf,
     inner: Mutex<JournalInner>,
+    syncer: Syncer,
+}
+
+/// Group commit: task boundaries are fsynced by a thread of the journal's own, which syncs
+/// once for every boundary written since its last sync, so the scheduler never waits on the
+/// disk and many boundaries share one fsync. The run's last record (finished or parked) is
+/// synced before the run returns.
+struct Syncer {
+    shared: std::sync::Arc<(Mutex<SyncState>, std::sync::Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+#[derive(Default)]
+struct SyncState {
+    /// Boundaries written and not yet synced.
+    dirty: bool,
+    /// The journal is dropped: sync what is dirty and stop.
+    stop: bool,
+    /// The first sync error.
+    error: Option<std::io::Error>,
+}
+
+impl Syncer {
+    fn start(file: File) -> Syncer {
+        let shared =
+            std::sync::Arc::new((Mutex::new(SyncState::default()), std::sync::Condvar::new()));
+        let theirs = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("sykli-journal-sync".into())
+            .spawn(move || {
+                let (lock, cond) = &*theirs;
+                let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    while !st.dirty && !st.stop {
+                        st = cond.wait(st).unwrap_or_else(|e| e.into_inner());
+                    }
+                    if !st.dirty {
+                        return;
+                    }
+                    st.dirty = false;
+                    drop(st);
+                    let r = file.sync_data();
+                    st = lock.lock().unwrap_or_else(|e| e.into_inner());
+                    if let Err(e) = r {
+                        st.error.get_or_insert(e);
+                    }
+                }
+            })
+            .ok();
+        Syncer { shared, thread }
+    }
+
+    /// Asks for a sync of everything written so far; `false` when there is no thread.
+    fn request(&self) -> bool {
+        if self.thread.is_none() {
+            return false;
+        }
+        let (lock, cond) = &*self.shared;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).dirty = true;
+        cond.notify_one();
+        true
+    }
+
+    fn take_error(&self) -> Option<std::io::Error> {
+        self.shared
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .error
+            .take()
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        let (lock, cond) = &*self.shared;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+        cond.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 struct JournalInner {
@@ -210,14 +292,7 @@ impl Journal {
             .and_then(|()| file.sync_all())
             .map_err(io("write journal", &path))?;
         sync_dir(&runs);
-        Ok(Journal {
-            path,
-            inner: Mutex::new(JournalInner {
-                file,
-                fold: RecordFold::default(),
-                error: None,
-            }),
-        })
+        Journal::with_file(path, file, RecordFold::default())
     }
 
     /// Reopens the journal of `point` to continue it: a torn last record is cut off first.
@@ -239,6 +314,11 @@ impl Journal {
         for r in &point.records {
             fold.apply(&r.event, r.at_ms);
         }
+        Journal::with_file(path, file, fold)
+    }
+
+    fn with_file(path: PathBuf, file: File, fold: RecordFold) -> Result<Journal, StateError> {
+        let syncer = Syncer::start(file.try_clone().map_err(io("open journal", &path))?);
         Ok(Journal {
             path,
             inner: Mutex::new(JournalInner {
@@ -246,6 +326,7 @@ impl Journal {
                 fold,
                 error: None,
             }),
+            syncer,
         })
     }
 
@@ -261,7 +342,17 @@ impl Journal {
 
     /// The first write error, if any happened.
     pub fn take_error(&self) -> Option<StateError> {
-        self.lock().error.take()
+        let mut inner = self.lock();
+        if inner.error.is_none()
+            && let Some(e) = self.syncer.take_error()
+        {
+            inner.error = Some(StateError::Io {
+                action: "fsync journal",
+                path: self.path.clone(),
+                source: e,
+            });
+        }
+        inner.error.take()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, JournalInner> {
@@ -283,17 +374,16 @@ impl EventSink for Journal {
         if matches!(event, Event::TaskOutput { .. }) {
             return; // in the task's log file
         }
-        let boundary = matches!(
+        let boundary = matches!(event, Event::TaskFinished(_) | Event::TaskRetrying { .. });
+        // The run's first and last records are synced in place: the run is on disk before
+        // any task starts, and entirely on disk when it returns.
+        let ends = matches!(
             event,
-            Event::RunStarted { .. }
-                | Event::TaskFinished(_)
-                | Event::TaskRetrying { .. }
-                | Event::RunFinished(_)
-                | Event::RunParked { .. }
+            Event::RunStarted { .. } | Event::RunFinished(_) | Event::RunParked { .. }
         );
         let bytes = encode(envelope);
         let mut result = inner.file.write_all(&bytes);
-        if boundary && result.is_ok() {
+        if result.is_ok() && (ends || (boundary && !self.syncer.request())) {
             result = inner.file.sync_data();
         }
         if let Err(e) = result
