@@ -72,10 +72,7 @@ impl Replay {
     /// runs again (its cache entry, if any, restores the outputs then).
     pub fn from_point(graph: &ValidGraph, selected: &[bool], point: &ResumePoint) -> Self {
         let mut r = Replay::none(graph.len());
-        for i in 0..graph.len() {
-            if !selected[i] {
-                continue;
-            }
+        for (i, _) in selected.iter().enumerate().filter(|(_, s)| **s) {
             let name = &graph.task(i).name;
             r.retry[i] = point.retrying.get(name).copied();
             r.gate_opened[i] = point.gates_open.get(name).copied();
