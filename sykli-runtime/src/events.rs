@@ -72,6 +72,14 @@ pub enum Event {
         /// previous entry", or why the task is not cacheable.
         reason: String,
     },
+    /// A resumed run runs a task again that had passed before it stopped, because its
+    /// outputs cannot be restored (its earlier `TaskFinished` no longer stands).
+    TaskRerun {
+        /// Task name.
+        task: String,
+        /// Why, in one line.
+        reason: String,
+    },
     /// An attempt failed and the task will be tried again after a delay.
     TaskRetrying {
         /// Task name.
@@ -290,7 +298,8 @@ pub fn event_task(event: &Event) -> Option<&str> {
         | Event::TaskStarted { task, .. }
         | Event::TaskOutput { task, .. }
         | Event::TaskCacheMiss { task, .. }
-        | Event::TaskRetrying { task, .. } => Some(task),
+        | Event::TaskRetrying { task, .. }
+        | Event::TaskRerun { task, .. } => Some(task),
         Event::TaskFinished(r) => Some(&r.task),
         Event::RunStarted { .. } | Event::RunFinished(_) | Event::RunParked { .. } => None,
     }
@@ -301,4 +310,60 @@ pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Default)]
+    struct Collect(Mutex<Vec<Envelope>>);
+
+    impl EventSink for Collect {
+        fn emit(&self, _: &Event) {
+            unreachable!("the dispatcher sends envelopes")
+        }
+        fn emit_envelope(&self, e: &Envelope) {
+            self.0.lock().unwrap().push(e.clone());
+        }
+    }
+
+    #[test]
+    fn events_from_many_threads_get_one_gap_free_order_and_task_context() {
+        let sink = Arc::new(Collect::default());
+        let keys = HashMap::from([("t0".to_string(), "blake3:k".to_string())]);
+        let d = Arc::new(EventDispatcher::new("r", 5, keys, sink.clone()));
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let d = d.clone();
+                std::thread::spawn(move || {
+                    let task = format!("t{t}");
+                    d.emit(&Event::TaskStarted {
+                        task: task.clone(),
+                        attempt: 2,
+                        executor: "process".into(),
+                    });
+                    for i in 0..100 {
+                        d.emit(&Event::TaskOutput {
+                            task: task.clone(),
+                            stream: crate::exec::OutputStream::Stdout,
+                            line: i.to_string(),
+                        });
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let got = sink.0.lock().unwrap();
+        assert_eq!(got.len(), 404);
+        for (i, e) in got.iter().enumerate() {
+            assert_eq!(e.seq, 5 + i as u64, "gap-free, in the order sinks saw them");
+            assert_eq!(e.run_id, "r");
+            assert_eq!(e.attempt, Some(2));
+            assert_eq!(e.cache_key.is_some(), e.task.as_deref() == Some("t0"));
+        }
+        assert!(got.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+    }
 }

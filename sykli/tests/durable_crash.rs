@@ -410,3 +410,75 @@ impl TimeoutOutput for std::process::Command {
         }
     }
 }
+
+#[test]
+fn a_passed_task_whose_outputs_changed_while_parked_runs_again_and_says_so() {
+    let p = project(json!({"version": "1", "tasks": [
+        {"name": "a", "command": "echo a >> ran-a; mkdir -p out; echo one > out/x",
+         "outputs": {"x": "out/x"}},
+        {"name": "g", "gate": {"strategy": "file", "file_path": "never"}, "depends_on": ["a"]},
+        {"name": "b", "command": "cat out/x > seen-by-b", "depends_on": ["g"]},
+    ]}));
+    let dir = p.path();
+    let run = |args: &[&str]| command(dir, args).timeout_output(Duration::from_secs(20));
+    let out = run(&["run", "--park", "--no-cache"]);
+    assert!(text(&out).contains("parked"), "{}", text(&out));
+    // Unchanged outputs: `a` keeps its result.
+    let out = run(&["run", "--resume", "--park", "--no-cache"]);
+    assert!(text(&out).contains("parked"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(dir.join("ran-a")).unwrap(), "a\n");
+
+    std::fs::write(dir.join("out/x"), "tampered\n").unwrap();
+    let out = sykli(dir, &["gate", "approve", "last", "g"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let out = run(&["run", "--resume", "--no-cache"]);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("its output `x`") && t.contains("changed since: running it again"),
+        "{t}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("ran-a")).unwrap(),
+        "a\na\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("seen-by-b")).unwrap(),
+        "one\n"
+    );
+    let report = text(&sykli(dir, &["report"]));
+    assert!(report.contains("3 passed"), "{report}");
+}
+
+#[test]
+fn a_retry_backoff_interrupted_by_a_kill_continues_with_the_next_attempt() {
+    // Fails on its first attempt, passes on the next; the backoff before it is 1 s.
+    let p = project(json!({"version": "1", "tasks": [
+        {"name": "flaky", "retry": 2,
+         "command": "n=$(cat n 2>/dev/null || echo 0); echo $((n+1)) > n; test $n -ge 1"},
+    ]}));
+    let dir = p.path();
+    let mut child = spawn(dir, &["run", "--no-cache"]);
+    let retrying = wait_for(&mut child, Duration::from_secs(20), || {
+        std::fs::read_dir(dir.join(".sykli/runs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                std::fs::read(e.path().join("journal"))
+                    .is_ok_and(|b| b.windows(13).any(|w| w == b"task_retrying"))
+            })
+    });
+    assert!(retrying, "the run ended before it journalled the retry");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out =
+        command(dir, &["run", "--resume", "--no-cache"]).timeout_output(Duration::from_secs(20));
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("(attempt 2)"),
+        "the resumed run continues at attempt 2: {t}"
+    );
+    assert_eq!(std::fs::read_to_string(dir.join("n")).unwrap(), "2\n");
+}

@@ -147,7 +147,7 @@ async fn run_plan(
         resumed: config.resume.is_some(),
     });
     for (i, why) in &replay.rerun {
-        sink.emit(&Event::TaskCacheMiss {
+        sink.emit(&Event::TaskRerun {
             task: graph.task(*i).name.clone(),
             reason: why.clone(),
         });

@@ -515,6 +515,9 @@ pub fn resume_point(state_dir: &Path, run_id: &str) -> Result<ResumePoint, State
                     ),
                 });
             }
+            Event::TaskRerun { task, .. } => {
+                point.finished.remove(task);
+            }
             Event::TaskOutput { .. } | Event::TaskPlaced { .. } | Event::TaskCacheMiss { .. } => {}
         }
     }

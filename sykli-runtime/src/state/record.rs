@@ -234,6 +234,11 @@ impl RecordFold {
                     record.parked = false;
                 }
             }
+            Event::TaskRerun { task, .. } => {
+                if let (Some(record), Some(&i)) = (self.record.as_mut(), self.index.get(task)) {
+                    record.tasks[i].status = None;
+                }
+            }
             Event::RunParked { .. } => {
                 if let Some(record) = self.record.as_mut() {
                     record.parked = true;

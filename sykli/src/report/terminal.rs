@@ -232,6 +232,14 @@ impl Inner {
                 );
                 self.line(&text);
             }
+            Event::TaskRerun { task, reason } => {
+                let text = format!(
+                    "{} {}: {reason}",
+                    style(format!("{:>8}", "rerun")).yellow(),
+                    style(task).bold(),
+                );
+                self.line(&text);
+            }
             Event::TaskCacheMiss { task, reason } => {
                 if self.opts.verbose {
                     let text = format!(
