@@ -482,3 +482,17 @@ fn a_retry_backoff_interrupted_by_a_kill_continues_with_the_next_attempt() {
     );
     assert_eq!(std::fs::read_to_string(dir.join("n")).unwrap(), "2\n");
 }
+
+/// Regression: a run refused before it started (an unknown `--filter`) left an empty journal
+/// behind, which `history` then reported as damaged.
+#[test]
+fn a_run_that_could_not_start_leaves_no_journal_behind() {
+    let p = project(json!({"version": "1", "tasks": [{"name": "a", "command": "true"}]}));
+    let out = sykli(p.path(), &["run", "--filter", "nope"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let runs = p.path().join(".sykli/runs");
+    let left = std::fs::read_dir(&runs).map_or(0, |d| d.count());
+    assert_eq!(left, 0, "nothing under {}", runs.display());
+    let out = sykli(p.path(), &["history"]);
+    assert!(!text(&out).contains("warning"), "{}", text(&out));
+}

@@ -330,6 +330,18 @@ impl Journal {
         })
     }
 
+    /// Removes the run's directory when nothing was journalled (the run could not start:
+    /// an unknown `--filter`, say), so it does not show up as a run; `true` if it did.
+    pub fn discard_if_empty(&self) -> bool {
+        let inner = self.lock();
+        if inner.fold.record().is_some() {
+            return false;
+        }
+        self.path
+            .parent()
+            .is_some_and(|dir| fs::remove_dir_all(dir).is_ok())
+    }
+
     /// The journal file.
     pub fn path(&self) -> &Path {
         &self.path

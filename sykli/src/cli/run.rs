@@ -212,6 +212,7 @@ pub(crate) async fn execute(
     extra: Vec<Arc<dyn EventSink>>,
 ) -> Result<RunSummary, RunError> {
     let state_dir = config.state_dir.clone();
+    let resumed = config.resume.is_some();
     let journal = match &config.resume {
         Some(point) => Journal::reopen(&state_dir, point),
         None => Journal::create(&state_dir, &config.run_id),
@@ -253,6 +254,12 @@ pub(crate) async fn execute(
         sinks.push(s);
     }
     let result = scheduler::run(valid, config, Arc::new(sinks) as Arc<dyn EventSink>).await;
+    if let Some(j) = &journal
+        && result.is_err()
+        && !resumed
+    {
+        j.discard_if_empty();
+    }
     let record = journal.as_ref().and_then(|j| j.record());
     if let Some(e) = journal.as_ref().and_then(|j| j.take_error()) {
         eprintln!(
