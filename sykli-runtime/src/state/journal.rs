@@ -286,6 +286,7 @@ impl Journal {
             .append(true)
             .open(&path)
             .map_err(io("create journal", &path))?;
+        lock(&path, &file)?;
         let mut header = MAGIC.to_vec();
         header.extend_from_slice(&JOURNAL_FORMAT.to_le_bytes());
         file.write_all(&header)
@@ -299,17 +300,21 @@ impl Journal {
     pub fn reopen(state_dir: &Path, point: &ResumePoint) -> Result<Journal, StateError> {
         let path = journal_path(state_dir, &point.run_id);
         let file = OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .map_err(io("open journal", &path))?;
-        file.set_len(point.valid_len)
-            .and_then(|()| file.sync_all())
-            .map_err(io("cut the torn record off", &path))?;
-        drop(file);
-        let file = OpenOptions::new()
             .append(true)
             .open(&path)
             .map_err(io("open journal", &path))?;
+        lock(&path, &file)?;
+        // Read before the lock: another process may have written since.
+        let now = read_journal(&path)?;
+        if now.valid_len != point.valid_len || now.records.len() != point.records.len() {
+            return Err(StateError::NotResumable {
+                run: point.run_id.clone(),
+                reason: "its journal changed while it was being resumed (another process ran it); try again".into(),
+            });
+        }
+        file.set_len(point.valid_len)
+            .and_then(|()| file.sync_all())
+            .map_err(io("cut the torn record off", &path))?;
         let mut fold = RecordFold::default();
         for r in &point.records {
             fold.apply(&r.event, r.at_ms);
@@ -407,6 +412,23 @@ impl EventSink for Journal {
                 source: e,
             });
         }
+    }
+}
+
+/// Locks the journal `file` for this process (released when the process ends, however):
+/// one process at a time runs a run.
+fn lock(path: &Path, file: &File) -> Result<(), StateError> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StateError::NotResumable {
+            run: path
+                .parent()
+                .and_then(Path::file_name)
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            reason: "another sykli process is running it".into(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(io("lock journal", path)(e)),
     }
 }
 
@@ -763,6 +785,21 @@ mod tests {
             e.contains("format version 7") && e.contains("version 1"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn one_process_at_a_time_runs_a_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::create(dir.path(), "r").unwrap();
+        j.emit_envelope(&env(1, started()));
+        let point = resume_point(dir.path(), "r").unwrap();
+        let e = Journal::reopen(dir.path(), &point)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("another sykli process is running it"), "{e}");
+        drop(j);
+        assert!(Journal::reopen(dir.path(), &point).is_ok());
     }
 
     #[test]
