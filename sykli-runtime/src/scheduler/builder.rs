@@ -116,6 +116,19 @@ impl RunBuilder {
         self
     }
 
+    /// Continue the journalled run `point` (its id becomes the run id).
+    pub fn resume(mut self, point: crate::state::ResumePoint) -> Self {
+        self.config.run_id = point.run_id.clone();
+        self.config.resume = Some(Arc::new(point));
+        self
+    }
+
+    /// Park the run when it only waits on gates (see [`RunConfig::park`]).
+    pub fn park(mut self, yes: bool) -> Self {
+        self.config.park = yes;
+        self
+    }
+
     /// The result cache.
     pub fn cache(mut self, cache: CacheChoice) -> Self {
         self.cache = cache;

@@ -13,6 +13,7 @@ mod cache;
 mod clean;
 mod error;
 mod explain;
+mod gate;
 pub mod graph;
 mod history;
 pub mod init;
@@ -67,6 +68,8 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Inspect and prune the local cache.
     Cache(CacheArgs),
+    /// Approve or reject a gate of a run, from any process (see docs/durable.md).
+    Gate(gate::GateArgs),
     /// Serve the Remote Execution API and run actions (a remote cache and executor).
     #[cfg(feature = "remote")]
     Worker(worker::WorkerArgs),
@@ -196,6 +199,7 @@ pub fn main() -> ExitCode {
         Some(Command::History(args)) => done(history::history(&args, json), json),
         Some(Command::Logs(args)) => done(logs::logs(&args, json), json),
         Some(Command::Report(args)) => done(report::report(&args, json), json),
+        Some(Command::Gate(args)) => done(gate::gate(&args, json), json),
         #[cfg(feature = "remote")]
         Some(Command::Worker(args)) => worker::worker_command(&args, json),
     }

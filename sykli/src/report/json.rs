@@ -29,6 +29,10 @@ pub const ERROR_CODES: &[&str] = &[
     "invalid_config",
     "remote_failed",
     "worker_failed",
+    "journal_format",
+    "not_resumable",
+    "plan_changed",
+    "gate_failed",
     "internal",
 ];
 
@@ -236,6 +240,7 @@ mod tests {
                 task("a", Some(TaskStatus::Cached)),
                 task("b", Some(TaskStatus::Failed)),
             ],
+            parked: false,
         }
     }
 
