@@ -203,6 +203,7 @@ fn exec_native(declared: &DeclaredTasks, task: &str) -> ExitCode {
         kill_grace: Duration::from_secs(5),
         run_id: format!("sykli-exec-{}", std::process::id()),
         background: None,
+        sandbox: None,
     };
     let executor = NativeExecutor::new(registry, ProcessExecutor::default());
     let outcome = rt.block_on(async {

@@ -439,6 +439,7 @@ impl Runner {
                 kill_grace: self.kill_grace,
                 run_id: job.dir_name.clone(),
                 background: None,
+                sandbox: None,
             };
             let io = ExecIo {
                 output: sink,
