@@ -83,3 +83,22 @@ pub(crate) mod field {
         })
     }
 }
+
+/// Sandboxes every task of `graph` that the sandbox can run and that sets no `sandbox` of
+/// its own (`sykli run --sandbox`): shell commands on the host, not background services,
+/// containers, gates or native functions. Returns how many it changed.
+pub fn sandbox_all(graph: &mut super::Graph) -> usize {
+    let mut n = 0;
+    for t in &mut graph.tasks {
+        let eligible = t.command.is_some()
+            && t.container.is_none()
+            && t.background.is_none()
+            && t.gate.is_none()
+            && t.native.is_none();
+        if eligible && t.sandbox.is_none() {
+            t.sandbox = Some(Sandbox::default());
+            n += 1;
+        }
+    }
+    n
+}

@@ -44,6 +44,10 @@ pub struct RunOptions {
     /// Show every task's output as it is printed.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Run every host command task in the sandbox (namespaces and cgroups; Linux; see
+    /// docs/sandbox.md), as if each set `sandbox: true`.
+    #[arg(long)]
+    pub sandbox: bool,
     /// Remote cache and execution (see docs/remote.md).
     #[cfg(feature = "remote")]
     #[command(flatten)]
@@ -123,6 +127,15 @@ pub(crate) async fn run_reported(
     opts: &RunOptions,
     native: sykli_runtime::exec::native::NativeRegistry,
 ) -> ExitCode {
+    let sandboxed;
+    let graph = if opts.sandbox {
+        let mut g = graph.clone();
+        sykli_runtime::graph::sandbox::sandbox_all(&mut g);
+        sandboxed = g;
+        &sandboxed
+    } else {
+        graph
+    };
     let valid = match validate_graph(graph) {
         Ok(v) => v,
         Err(e) => return e.report(opts.json),

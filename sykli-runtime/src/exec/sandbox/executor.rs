@@ -110,6 +110,7 @@ impl SandboxExecutor {
         }
         let init = InitSpec {
             root,
+            skeleton: layout.skeleton.clone(),
             mounts: layout.mounts.clone(),
             workdir: layout.workdir.clone(),
             program: program.to_path_buf(),
@@ -194,8 +195,18 @@ impl SandboxExecutor {
                     .write(OutputStream::Stderr, format!("{v}\n").as_bytes());
             }
         }
-        if let Err(e) = layout.move_outputs_out() {
-            return ExecOutcome::errored("collecting the sandbox's outputs", e);
+        match layout.move_outputs_out() {
+            Ok(discarded) => {
+                for p in discarded {
+                    let line = format!(
+                        "sykli: sandbox: the task wrote {}, which is not a declared output: \
+                         discarded (declare it in `outputs` to keep it)\n",
+                        p.display()
+                    );
+                    spec.output.write(OutputStream::Stderr, line.as_bytes());
+                }
+            }
+            Err(e) => return ExecOutcome::errored("collecting the sandbox's outputs", e),
         }
         outcome
     }

@@ -247,10 +247,8 @@ fn build_root(spec: &InitSpec) -> Result<(), Failure> {
         ),
         format!("mounting the sandbox root on {}", root.display()),
     )?;
-    for m in &spec.mounts {
-        bind(root, m)?;
-    }
-    // A private /tmp, a fresh /proc of the new PID namespace, a minimal /dev.
+    // A private /tmp first: binds of paths under the host's /tmp (a project there) go on
+    // top of it.
     let tmp = inside(root, Path::new("/tmp"));
     mkdirs(&tmp)?;
     ctx(
@@ -263,6 +261,39 @@ fn build_root(spec: &InitSpec) -> Result<(), Failure> {
         ),
         "mounting /tmp",
     )?;
+    let skeleton = spec.skeleton.as_ref().map(|s| inside(root, s));
+    if let Some(dir) = &skeleton {
+        mkdirs(dir)?;
+        ctx(
+            mount(
+                Some("tmpfs"),
+                dir,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some("mode=0755"),
+            ),
+            format!("mounting the skeleton of {}", dir.display()),
+        )?;
+    }
+    mkdirs(&inside(root, &spec.workdir))?;
+    for m in &spec.mounts {
+        bind(root, m)?;
+    }
+    // (A staging directory mounted on the skeleton itself covers it whole.)
+    let covered = |dir: &PathBuf| spec.mounts.iter().any(|m| inside(root, &m.target) == *dir);
+    if let Some(dir) = skeleton.as_ref().filter(|d| !covered(d)) {
+        ctx(
+            mount(
+                NONE,
+                dir,
+                NONE,
+                MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                NONE,
+            ),
+            format!("making the skeleton of {} read-only", dir.display()),
+        )?;
+    }
+    // A fresh /proc of the new PID namespace, a minimal /dev.
     let proc_dir = inside(root, Path::new("/proc"));
     mkdirs(&proc_dir)?;
     ctx(

@@ -69,20 +69,32 @@ pub struct Layout {
     pub limits: Limits,
     /// Outputs to move out after the task.
     pub staged: Vec<Staged>,
+    /// The directory shown as a read-only skeleton (see [`super::spec::InitSpec::skeleton`]).
+    pub skeleton: Option<PathBuf>,
 }
 
 impl Layout {
     /// Whether `path` (absolute) is visible in the sandbox.
     pub fn shows(&self, path: &Path) -> bool {
-        ["/tmp", "/proc", "/dev"]
-            .iter()
-            .any(|p| path.starts_with(p))
+        ["/proc", "/dev"].iter().any(|p| path.starts_with(p))
             || self.mounts.iter().any(|m| path.starts_with(&m.target))
     }
 
-    /// Moves staged outputs to the host; the first failure, named.
-    pub fn move_outputs_out(&self) -> Result<(), String> {
+    /// Moves staged outputs to the host; the first failure, named. Returns what the task
+    /// wrote next to its outputs that is not one (discarded).
+    pub fn move_outputs_out(&self) -> Result<Vec<PathBuf>, String> {
+        let mut discarded = Vec::new();
         for s in &self.staged {
+            if let Ok(entries) = fs::read_dir(&s.dir) {
+                for e in entries.flatten() {
+                    let name = e.file_name();
+                    let at = s.parent.join(&name);
+                    let mount_point = self.mounts.iter().any(|m| m.target.starts_with(&at));
+                    if !s.names.contains(&name) && !mount_point {
+                        discarded.push(at);
+                    }
+                }
+            }
             for name in &s.names {
                 let from = s.dir.join(name);
                 if fs::symlink_metadata(&from).is_err() {
@@ -99,7 +111,8 @@ impl Layout {
                 })?;
             }
         }
-        Ok(())
+        discarded.sort();
+        Ok(discarded)
     }
 }
 
@@ -179,6 +192,7 @@ pub fn for_task(
         network: req.settings.network,
         limits: req.limits(),
         staged: staged_out,
+        skeleton: Some(req.project_root.clone()),
     })
 }
 

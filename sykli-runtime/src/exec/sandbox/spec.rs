@@ -20,6 +20,11 @@ pub struct MountSpec {
 pub struct InitSpec {
     /// An empty host directory the sandbox's root (a tmpfs) is mounted on.
     pub root: PathBuf,
+    /// A directory (the project) shown as an empty, read-only skeleton beneath the binds:
+    /// the mount points of inputs and outputs in it exist, nothing else, and nothing can be
+    /// created next to them.
+    #[serde(default)]
+    pub skeleton: Option<PathBuf>,
     /// Bind mounts, in order (later ones may sit inside earlier ones).
     pub mounts: Vec<MountSpec>,
     /// Working directory inside the sandbox.

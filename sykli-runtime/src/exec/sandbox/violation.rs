@@ -94,15 +94,15 @@ pub fn scan(
 ) -> Vec<Violation> {
     let mut found = Vec::new();
     for line in stderr.lines() {
-        let kind = if line.contains(NOT_FOUND) {
-            Some(false)
-        } else if line.contains(WRITE_ERROR) {
-            Some(true)
+        // The path an error is about comes right before the error text.
+        let (write, before) = if let Some(i) = line.find(NOT_FOUND) {
+            (false, &line[..i])
+        } else if let Some(i) = line.find(WRITE_ERROR) {
+            (true, &line[..i])
         } else {
-            None
+            continue;
         };
-        let Some(write) = kind else { continue };
-        for candidate in paths_in(line) {
+        if let Some(candidate) = paths_in(before).pop() {
             let path = if candidate.is_absolute() {
                 candidate
             } else {
