@@ -166,7 +166,7 @@ impl SandboxExecutor {
         let name = program.display().to_string();
         let outcome = run_child(cmd, &name, child, &self.escalate).await;
         drop(status_w);
-        let status = read_status(status_r);
+        let status = read_status(status_r, &self.config.init_program);
         if let Some((stage, message)) = status {
             return ExecOutcome::Errored { stage, message };
         }
@@ -212,15 +212,28 @@ impl SandboxExecutor {
     }
 }
 
-/// The init's report (`stage\tmessage`), if it wrote one.
-fn read_status(fd: OwnedFd) -> Option<(String, String)> {
+/// The init's report: `None` when it started and set the sandbox up, else the stage and
+/// message of what went wrong (`stage\tmessage` after its `started` line).
+fn read_status(fd: OwnedFd, init: &Path) -> Option<(String, String)> {
     let _ = nix::fcntl::fcntl(
         &fd,
         nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
     );
     let mut text = String::new();
     let _ = std::fs::File::from(fd).read_to_string(&mut text);
-    let line = text.lines().next()?;
+    let mut lines = text.lines();
+    if lines.next() != Some(super::init::STARTED) {
+        return Some((
+            "setting up the sandbox".to_owned(),
+            format!(
+                "{} did not run the sandbox's init: a binary that runs sandboxed tasks must \
+                 call sykli_runtime::exec::sandbox::run_init_if_requested() first in main \
+                 (or set SandboxConfig::init_program to one that does, such as `sykli`)",
+                init.display()
+            ),
+        ));
+    }
+    let line = lines.next()?;
     let (stage, message) = line
         .split_once('\t')
         .unwrap_or(("setting up the sandbox", line));
@@ -282,5 +295,58 @@ impl Executor for SandboxExecutor {
             })
             .await
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::exec::OutputSink;
+
+    #[derive(Default)]
+    struct Sink(Mutex<Vec<u8>>);
+    impl OutputSink for Sink {
+        fn write(&self, _: OutputStream, bytes: &[u8]) {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+        }
+    }
+
+    /// Regression guard: a binary without the init hook (here the test harness, which takes
+    /// the argument for a filter and exits 0) must not pass for a task that ran.
+    #[tokio::test]
+    async fn an_init_program_without_the_hook_is_an_error_not_a_pass() {
+        let sandbox = SandboxExecutor::default();
+        let dir = tempfile::tempdir().unwrap();
+        let env = BTreeMap::new();
+        let spec = ChildSpec {
+            env: &env,
+            inherit_env: true,
+            workdir: dir.path(),
+            timeout: Some(Duration::from_secs(30)),
+            kill_grace: Duration::from_secs(1),
+            output: Arc::new(Sink::default()),
+            cancel: CancellationToken::new(),
+        };
+        let outcome = sandbox
+            .run_program(Path::new("/bin/true"), &[], spec, |_| {
+                Ok(Layout {
+                    workdir: dir.path().to_path_buf(),
+                    ..Layout::default()
+                })
+            })
+            .await;
+        match outcome {
+            ExecOutcome::Errored { message, .. } => {
+                assert!(
+                    message.contains("did not run the sandbox's init"),
+                    "{message}"
+                )
+            }
+            other => panic!("expected errored, got {other:?}"),
+        }
     }
 }

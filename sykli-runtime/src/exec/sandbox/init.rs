@@ -67,7 +67,16 @@ fn ctx<T, E: std::fmt::Display>(r: Result<T, E>, stage: impl Into<String>) -> Re
     r.map_err(|e| Failure(stage.into(), e.to_string()))
 }
 
+/// The first line the init writes: the executor knows the binary ran the init (and not,
+/// say, a test harness that ignores the argument).
+pub const STARTED: &str = "started";
+
 fn run(spec_path: &Path) -> i32 {
+    {
+        // SAFETY: as in `report`.
+        let mut file = std::mem::ManuallyDrop::new(unsafe { File::from_raw_fd(STATUS_FD) });
+        let _ = writeln!(file, "{STARTED}");
+    }
     let spec: InitSpec = match fs::read(spec_path)
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
