@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use sykli_runtime::exec::process::ProcessExecutor;
-use sykli_runtime::exec::sandbox::{SandboxExecutor, SandboxRequest};
+use sykli_runtime::exec::sandbox::{SandboxConfig, SandboxExecutor, SandboxRequest};
 use sykli_runtime::exec::{
     Action, ExecIo, ExecOutcome, ExecRequest, Executor, OutputSink, OutputStream,
 };
@@ -120,7 +120,7 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     let process = ProcessExecutor::new();
     let sandbox = SandboxExecutor::default();
-    let (plain, boxed, net) = rt.block_on(async {
+    let (plain, boxed, net, bare) = rt.block_on(async {
         // Warm up both (page cache, first exec of the init).
         let offline = Some(Sandbox::default());
         let online = Some(Sandbox {
@@ -132,7 +132,18 @@ fn main() -> anyhow::Result<()> {
         let plain = time_tasks(&process, &request(dir.path(), None), tasks).await?;
         let boxed = time_tasks(&sandbox, &request(dir.path(), offline), tasks).await?;
         let net = time_tasks(&sandbox, &request(dir.path(), online), tasks / 4).await?;
-        anyhow::Ok((plain, boxed, net))
+        // Only /usr and the /bin, /lib links: what the per-file /etc mounts cost.
+        let few = SandboxExecutor::new(SandboxConfig {
+            host_paths: ["/usr", "/bin", "/lib", "/lib64"].map(Into::into).to_vec(),
+            ..SandboxConfig::default()
+        });
+        let bare = time_tasks(
+            &few,
+            &request(dir.path(), Some(Sandbox::default())),
+            tasks / 4,
+        )
+        .await?;
+        anyhow::Ok((plain, boxed, net, bare))
     })?;
     let (pm, pmed) = stats(&plain);
     let (sm, smed) = stats(&boxed);
@@ -158,6 +169,13 @@ fn main() -> anyhow::Result<()> {
         tasks / 4,
         ms(nm),
         ms(nmed)
+    );
+    let (bm, bmed) = stats(&bare);
+    println!(
+        "  sandbox with only /usr, /bin, /lib, /lib64 ({} tasks): mean {:.2} ms, median {:.2} ms",
+        tasks / 4,
+        ms(bm),
+        ms(bmed)
     );
     if docker > 0 {
         let d = docker_runs(&image, docker)?;
