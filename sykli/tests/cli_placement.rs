@@ -94,7 +94,11 @@ fn target_docker_picks_the_container_executor() {
         .unwrap()
         .to_owned();
     assert!(
-        msg.starts_with("unknown target `nowhere`; registered executors: process, native, docker"),
+        msg.starts_with(if cfg!(target_os = "linux") {
+            "unknown target `nowhere`; registered executors: process, native, sandbox, docker"
+        } else {
+            "unknown target `nowhere`; registered executors: process, native, docker"
+        }),
         "{msg}"
     );
 }

@@ -445,7 +445,8 @@ struct PortWorker {
 impl PortWorker {
     fn start(store: &Path, listen: &str) -> (PortWorker, String) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sykli"))
-            .args(["worker", "--listen", listen, "--store"])
+            // Its actions leave marks on this machine's disk: no sandbox.
+            .args(["worker", "--no-sandbox", "--listen", listen, "--store"])
             .arg(store)
             .env_remove("SYKLI_TOKEN")
             .stdin(Stdio::null())
@@ -735,7 +736,8 @@ fn a_workers_labels_place_the_tasks_that_require_them() {
 
 fn remote_output_is_shown_while_the_action_runs() {
     let tmp = tempfile::tempdir().unwrap();
-    let worker = Worker::start(&tmp.path().join("store"), &[]);
+    // The action waits for a file the test writes on this machine: no sandbox.
+    let worker = Worker::start(&tmp.path().join("store"), &["--no-sandbox"]);
     let dir = tmp.path().join("p");
     std::fs::create_dir_all(&dir).unwrap();
     let go = tmp.path().join("go");

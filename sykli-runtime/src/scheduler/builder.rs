@@ -357,10 +357,15 @@ mod tests {
             .history(false)
             .build();
         let names = built.config.registry().names().join(",");
-        if cfg!(feature = "docker") {
-            assert_eq!(names, "process,native,docker");
+        let builtin = if cfg!(target_os = "linux") {
+            "process,native,sandbox"
         } else {
-            assert_eq!(names, "process,native");
+            "process,native"
+        };
+        if cfg!(feature = "docker") {
+            assert_eq!(names, format!("{builtin},docker"));
+        } else {
+            assert_eq!(names, builtin);
         }
         assert!(built.config.cache.is_none() && built.local_cache.is_none());
         let none = RunBuilder::new("/tmp/project")
@@ -368,7 +373,7 @@ mod tests {
             .cache(CacheChoice::Off)
             .history(false)
             .build();
-        assert_eq!(none.config.registry().names(), ["process", "native"]);
+        assert_eq!(none.config.registry().names().join(","), builtin);
     }
 
     #[test]

@@ -129,7 +129,8 @@ impl RunConfig {
     }
 
     /// Every executor of this run, in placement order: `process` (commands on this
-    /// machine), `native` (this process's functions), then [`RunConfig::executors`]. Both the
+    /// machine), `native` (this process's functions), `sandbox` (sandboxed commands, Linux),
+    /// then [`RunConfig::executors`]. Both the
     /// scheduler and `sykli explain` place tasks on this registry.
     pub fn registry(&self) -> ExecutorRegistry {
         let process = ProcessExecutor::new().with_escalation(self.kill.clone());
@@ -144,6 +145,14 @@ impl RunConfig {
             Arc::new(native),
             &[WorkKind::Native],
             Vec::<String>::new(),
+        ));
+        #[cfg(target_os = "linux")]
+        all.replace(ExecutorEntry::local(
+            Arc::new(
+                crate::exec::sandbox::SandboxExecutor::default().with_escalation(self.kill.clone()),
+            ),
+            &[WorkKind::Command],
+            [crate::exec::sandbox::SANDBOX_LABEL],
         ));
         for e in self.executors.entries() {
             all.replace(e.clone());

@@ -254,6 +254,10 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
         kill_grace: shared.kill_grace,
         run_id: shared.run_id.clone(),
         background,
+        sandbox: task
+            .sandbox
+            .as_ref()
+            .map(|s| crate::exec::sandbox::SandboxRequest::for_task(task, s, root)),
     };
     let executor_name = stack.name().to_owned();
 

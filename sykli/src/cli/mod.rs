@@ -181,6 +181,8 @@ pub struct CleanArgs {
 
 /// Parses the process arguments and runs the command.
 pub fn main() -> ExitCode {
+    // A re-executed sandbox init never gets past this line.
+    sykli_runtime::exec::sandbox::run_init_if_requested();
     let cli = match parse() {
         Ok(cli) => cli,
         Err(e) => return e,

@@ -53,6 +53,10 @@ pub struct RunOptions {
     /// (`sykli gate approve`, then `sykli run --resume`, continue it).
     #[arg(long)]
     pub park: bool,
+    /// Run every host command task in the sandbox (namespaces and cgroups; Linux; see
+    /// docs/sandbox.md), as if each set `sandbox: true`.
+    #[arg(long)]
+    pub sandbox: bool,
     /// Remote cache and execution (see docs/remote.md).
     #[cfg(feature = "remote")]
     #[command(flatten)]
@@ -132,6 +136,15 @@ pub(crate) async fn run_reported(
     opts: &RunOptions,
     native: sykli_runtime::exec::native::NativeRegistry,
 ) -> ExitCode {
+    let sandboxed;
+    let graph = if opts.sandbox {
+        let mut g = graph.clone();
+        sykli_runtime::graph::sandbox::sandbox_all(&mut g);
+        sandboxed = g;
+        &sandboxed
+    } else {
+        graph
+    };
     let valid = match validate_graph(graph) {
         Ok(v) => v,
         Err(e) => return e.report(opts.json),
