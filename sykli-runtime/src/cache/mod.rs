@@ -70,7 +70,7 @@ pub mod index;
 pub mod key;
 pub mod merkle;
 pub mod store;
-mod workspace;
+pub(crate) mod workspace;
 
 use std::collections::BTreeMap;
 use std::io;

@@ -68,6 +68,18 @@ pub(crate) struct Selection {
     pub(crate) set: Option<GlobSet>,
 }
 
+impl Selection {
+    /// Whether file `rel` (relative to the root, `/`-separated) is selected, ignore files
+    /// aside: under one of the bases and matching the globs. `.git` and `.sykli` at the root
+    /// never are.
+    pub(crate) fn matches(&self, rel: &str) -> bool {
+        let first = rel.split('/').next().unwrap_or_default();
+        !is_root_special(first)
+            && self.bases.iter().any(|b| Path::new(rel).starts_with(b))
+            && self.set.as_ref().is_none_or(|s| s.is_match(rel))
+    }
+}
+
 #[derive(Debug)]
 struct Snapshot {
     /// The [`Workspace::invalidate`] count it was taken at.
@@ -462,7 +474,7 @@ fn meta_of(m: &fs::Metadata) -> FileMeta {
 }
 
 /// `.git` and `.sykli` at the root are never inputs.
-fn is_root_special(name: &str) -> bool {
+pub(crate) fn is_root_special(name: &str) -> bool {
     name == ".git" || name == ".sykli"
 }
 

@@ -17,6 +17,7 @@ pub mod graph;
 mod history;
 pub mod init;
 mod logs;
+mod plan;
 #[cfg(feature = "remote")]
 pub mod remote;
 mod report;
@@ -65,6 +66,8 @@ pub enum Command {
     Report(ReportArgs),
     /// Show what a run would do and why, without running anything.
     Explain(ExplainArgs),
+    /// List the files changed since a git ref and the tasks they affect, with reasons.
+    Plan(PlanArgs),
     /// Inspect and prune the local cache.
     Cache(CacheArgs),
     /// Serve the Remote Execution API and run actions (a remote cache and executor).
@@ -143,6 +146,21 @@ pub struct ExplainArgs {
     /// Only tasks selected by these filters, as `sykli run --filter` would.
     #[arg(long = "filter", value_name = "NAME")]
     pub filter: Vec<String>,
+    /// Only tasks affected by the changes since REF (default HEAD), as `sykli run
+    /// --affected` would.
+    #[arg(long = "affected", value_name = "REF", num_args = 0..=1, default_missing_value = "HEAD")]
+    pub affected: Option<String>,
+}
+
+/// Arguments of `sykli plan`.
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    /// Where the pipeline is.
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    /// The git ref (branch, tag, commit) to compare the working tree against.
+    #[arg(long = "from", value_name = "REF")]
+    pub from: String,
 }
 
 /// Arguments of `sykli validate`.
@@ -193,6 +211,7 @@ pub fn main() -> ExitCode {
         Some(Command::Init(args)) => init::init_command(&args, json),
         Some(Command::Clean(args)) => clean::run(&args, json),
         Some(Command::Explain(args)) => done(explain::explain(&args, json), json),
+        Some(Command::Plan(args)) => done(plan::plan(&args, json), json),
         Some(Command::History(args)) => done(history::history(&args, json), json),
         Some(Command::Logs(args)) => done(logs::logs(&args, json), json),
         Some(Command::Report(args)) => done(report::report(&args, json), json),

@@ -29,6 +29,10 @@ pub const ERROR_CODES: &[&str] = &[
     "invalid_config",
     "remote_failed",
     "worker_failed",
+    "unknown_ref",
+    "not_a_repository",
+    "invalid_inputs",
+    "git_failed",
     "internal",
 ];
 
