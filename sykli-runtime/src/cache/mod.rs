@@ -85,6 +85,7 @@ pub use key::{
     ActionIdentity, KeyContext, KeyManifest, Keyed, NotCacheable, SCHEMA_VERSION, never_cached,
 };
 pub use store::{ActionResult, CacheStats, CleanReport, OutputEntry, OutputTree, Store};
+pub use workspace::Ignores;
 
 use crate::graph::model::Task;
 

@@ -23,6 +23,7 @@ pub mod remote;
 mod report;
 pub(crate) mod run;
 pub mod validate;
+mod watch;
 #[cfg(feature = "remote")]
 pub mod worker;
 
@@ -68,6 +69,8 @@ pub enum Command {
     Explain(ExplainArgs),
     /// List the files changed since a git ref and the tasks they affect, with reasons.
     Plan(PlanArgs),
+    /// Watch the project and rerun the tasks each change affects.
+    Watch(watch::WatchArgs),
     /// Inspect and prune the local cache.
     Cache(CacheArgs),
     /// Serve the Remote Execution API and run actions (a remote cache and executor).
@@ -211,6 +214,7 @@ pub fn main() -> ExitCode {
         Some(Command::Init(args)) => init::init_command(&args, json),
         Some(Command::Clean(args)) => clean::run(&args, json),
         Some(Command::Explain(args)) => done(explain::explain(&args, json), json),
+        Some(Command::Watch(args)) => watch::watch_command(&args, json),
         Some(Command::Plan(args)) => done(plan::plan(&args, json), json),
         Some(Command::History(args)) => done(history::history(&args, json), json),
         Some(Command::Logs(args)) => done(logs::logs(&args, json), json),

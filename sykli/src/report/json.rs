@@ -33,6 +33,7 @@ pub const ERROR_CODES: &[&str] = &[
     "not_a_repository",
     "invalid_inputs",
     "git_failed",
+    "watch_failed",
     "internal",
 ];
 
