@@ -190,6 +190,12 @@ fn every_json_output_of_every_command_parses_as_the_one_envelope() {
         ("explain", vec!["explain", "nope", "--json"], false, 2),
         ("plan", vec!["--json", "plan", "--from", "HEAD"], false, 2),
         ("watch", vec!["--json", "watch"], false, 2),
+        (
+            "import",
+            vec!["--json", "import", "missing.yml", "--to", "go"],
+            false,
+            2,
+        ),
         ("history", vec!["--json", "history"], true, 0),
         ("history", vec!["history", "-n", "1", "--json"], true, 0),
         ("logs", vec!["--json", "logs", "last"], true, 0),

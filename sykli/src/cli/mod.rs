@@ -15,6 +15,7 @@ mod error;
 mod explain;
 pub mod graph;
 mod history;
+mod import;
 pub mod init;
 mod logs;
 mod plan;
@@ -69,6 +70,8 @@ pub enum Command {
     Explain(ExplainArgs),
     /// List the files changed since a git ref and the tasks they affect, with reasons.
     Plan(PlanArgs),
+    /// Turn a GitHub Actions workflow into a pipeline (printed on stdout).
+    Import(import::ImportArgs),
     /// Watch the project and rerun the tasks each change affects.
     Watch(watch::WatchArgs),
     /// Inspect and prune the local cache.
@@ -214,6 +217,7 @@ pub fn main() -> ExitCode {
         Some(Command::Init(args)) => init::init_command(&args, json),
         Some(Command::Clean(args)) => clean::run(&args, json),
         Some(Command::Explain(args)) => done(explain::explain(&args, json), json),
+        Some(Command::Import(args)) => done(import::import(&args, json), json),
         Some(Command::Watch(args)) => watch::watch_command(&args, json),
         Some(Command::Plan(args)) => done(plan::plan(&args, json), json),
         Some(Command::History(args)) => done(history::history(&args, json), json),

@@ -34,6 +34,7 @@ pub const ERROR_CODES: &[&str] = &[
     "invalid_inputs",
     "git_failed",
     "watch_failed",
+    "import_failed",
     "internal",
 ];
 
