@@ -18,7 +18,7 @@ pub enum To {
     Rust,
     /// sykli.go.
     Go,
-    /// sykli.ts (not implemented yet).
+    /// sykli.ts.
     Ts,
 }
 
@@ -47,7 +47,12 @@ pub fn import(args: &ImportArgs, json: bool) -> Result<(), CliError> {
         To::Ts => Target::TypeScript,
     };
     let source = args.file.display().to_string();
-    let code = generate(&imported, &source, target)
+    // As `sykli init`: `SYKLI_TS_SDK` points a TypeScript pipeline at a local SDK checkout.
+    let ts_import = match crate::init::SdkSources::from_env().ts {
+        Some(sdk) => sdk.join("src").join("index.ts").display().to_string(),
+        None => "@sykli/sdk".to_owned(),
+    };
+    let code = generate(&imported, &source, target, &ts_import)
         .map_err(|e| failed(anyhow::Error::new(e).context(context())))?;
     for n in &imported.untranslated {
         eprintln!("warning: not translated: {n}");
