@@ -1,9 +1,9 @@
 //! `sykli import`: a GitHub Actions workflow turned into a pipeline in an SDK.
 //!
-//! One task per job. Translated: the job's `run:` steps (one shell script, each step's
-//! `working-directory` as a `cd` in a subshell), `needs`, `runs-on` (to an image, [`IMAGES`]),
-//! `container` (its image wins over `runs-on`), `env` of the workflow, the job and its steps
-//! (deeper wins), `services` (name and image), `strategy.matrix` (lists of scalar values) and
+//! One task per job. Translated: the job's `run:` steps (one shell script; a step's `env`
+//! and `working-directory` hold in a subshell around that step), `needs`, `runs-on` (to an image, [`IMAGES`]),
+//! `container` (its image wins over `runs-on`), `env` of the workflow and the job (the job's
+//! wins), `services` (name and image), `strategy.matrix` (lists of scalar values) and
 //! `timeout-minutes`. Everything else is listed, never dropped: `uses:` steps, `if:`
 //! conditions (GitHub expressions are not sykli conditions), `${{ }}` expressions (kept
 //! verbatim in the text, and listed, except `${{ matrix.KEY }}` and `${{ env.NAME }}`, which
@@ -322,14 +322,29 @@ pub fn translate(yaml: &str) -> Result<Imported, ImportError> {
             {
                 notes.push(format!("{sat}: `shell: {shell}` not translated"));
             }
-            env(step, &sat, &mut t.env, notes);
+            // A step's env and directory hold for that step only: a subshell.
+            let mut step_env = BTreeMap::new();
+            env(step, &sat, &mut step_env, notes);
             let Some(run) = step.get("run").and_then(scalar) else {
+                if !step_env.is_empty() {
+                    notes.push(format!(
+                        "{sat}: `env` of a step without `run` not translated"
+                    ));
+                }
                 continue;
             };
             let run = translate_expressions(run.trim_end(), &t.matrix, &sat, notes);
-            script.push(match step.get("working-directory").and_then(scalar) {
-                Some(dir) => format!("(cd {dir} && {run})"),
-                None => run,
+            let mut prelude: Vec<String> = step_env
+                .iter()
+                .map(|(k, v)| format!("export {k}={}", shell_quote(v)))
+                .collect();
+            if let Some(dir) = step.get("working-directory").and_then(scalar) {
+                prelude.push(format!("cd {}", shell_quote(&dir)));
+            }
+            script.push(if prelude.is_empty() {
+                run
+            } else {
+                format!("(\n{}\n{run}\n)", prelude.join("\n"))
             });
         }
         if script.is_empty() {
@@ -346,6 +361,11 @@ pub fn translate(yaml: &str) -> Result<Imported, ImportError> {
         out.tasks.push(t);
     }
     Ok(out)
+}
+
+/// `s` as one single-quoted shell word.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 /// A Go string literal (JSON string escapes are valid Go escapes).

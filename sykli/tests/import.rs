@@ -1,6 +1,11 @@
-//! `sykli import FILE --to go`: a GitHub Actions workflow of real-world shape becomes a Go
-//! pipeline whose emitted graph (through the real `go` toolchain and loader) validates and
-//! equals the expected JSON; what was not translated is listed on stderr and in comments.
+//! `sykli import FILE --to go|ts`: GitHub Actions workflows of real-world shape become
+//! pipelines whose emitted graphs (through the real `go` toolchain and the TypeScript SDK's
+//! `tsx`, with the real loader) validate and equal the expected JSON; what was not translated
+//! is listed on stderr and in the generated file's comments.
+//!
+//! Fixtures in `tests/import/`: `<name>.yml`, the graph it must emit
+//! (`<name>.expected.json`, the same for every SDK) and what must be listed as not translated
+//! (`<name>.untranslated.txt`).
 
 mod common;
 
@@ -10,30 +15,41 @@ use serde_json::Value;
 use sykli::loader::{TsRunner, load_go, load_ts_with};
 use sykli_runtime::graph::{Graph, validate};
 
+const WORKFLOWS: [&str; 3] = ["ci", "node", "go"];
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/import")
 }
 
-#[test]
-fn a_github_workflow_becomes_a_go_pipeline_emitting_the_expected_graph() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let workflow = fixtures().join("ci.yml");
-    let out = common::sykli(d, &["import", workflow.to_str().unwrap(), "--to", "go"]);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let source = String::from_utf8(out.stdout).unwrap();
+fn sdk(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(name)
+        .canonicalize()
+        .unwrap()
+}
 
-    // Everything untranslated is on stderr and in the generated file's comments.
-    let expected_notes = std::fs::read_to_string(fixtures().join("ci.untranslated.txt")).unwrap();
+/// `sykli import <workflow>.yml --to <to>` in `dir`: the source, after checking the
+/// untranslated list on stderr and in the comments.
+fn import(dir: &Path, workflow: &str, to: &str) -> String {
+    let file = fixtures().join(format!("{workflow}.yml"));
+    let out = common::command(dir, &["import", file.to_str().unwrap(), "--to", to])
+        .env("SYKLI_TS_SDK", sdk("sdk-ts"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{workflow} --to {to}: {stderr}");
+    let source = String::from_utf8(out.stdout).unwrap();
+    let expected =
+        std::fs::read_to_string(fixtures().join(format!("{workflow}.untranslated.txt"))).unwrap();
     let notes: Vec<&str> = stderr
         .lines()
         .filter_map(|l| l.strip_prefix("warning: not translated: "))
         .collect();
     assert_eq!(
         notes,
-        expected_notes.lines().collect::<Vec<_>>(),
-        "{stderr}"
+        expected.lines().collect::<Vec<_>>(),
+        "{workflow}: {stderr}"
     );
     for n in &notes {
         assert!(
@@ -41,75 +57,61 @@ fn a_github_workflow_becomes_a_go_pipeline_emitting_the_expected_graph() {
             "{n} not in:\n{source}"
         );
     }
-
-    std::fs::write(d.join("sykli.go"), &source).unwrap();
-    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk-go");
-    std::fs::write(
-        d.join("go.mod"),
-        format!(
-            "module imported\n\ngo 1.21\n\nrequire sykli.dev/sdk-go v0.1.0\n\nreplace sykli.dev/sdk-go => {}\n",
-            sdk.canonicalize().unwrap().display()
-        ),
-    )
-    .unwrap();
-    let emitted = load_go(&d.join("sykli.go")).unwrap_or_else(|e| panic!("{e}\n{source}"));
-    let graph: Value = serde_json::from_str(&emitted.json).unwrap();
-    let expected: Value = serde_json::from_str(
-        &std::fs::read_to_string(fixtures().join("ci.expected.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(
-        graph,
-        expected,
-        "{}",
-        serde_json::to_string_pretty(&graph).unwrap()
-    );
-    validate(&Graph::from_json(&emitted.json).unwrap()).unwrap();
+    source
 }
 
-/// The same workflow as TypeScript (run with the SDK's tsx) emits the same graph.
-#[test]
-fn a_github_workflow_becomes_a_ts_pipeline_emitting_the_same_graph() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let workflow = fixtures().join("ci.yml");
-    let sdk = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../sdk-ts")
-        .canonicalize()
-        .unwrap();
-    let out = common::command(d, &["import", workflow.to_str().unwrap(), "--to", "ts"])
-        .env("SYKLI_TS_SDK", &sdk)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", common::text(&out));
-    let source = String::from_utf8(out.stdout).unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        stderr.lines().count(),
-        std::fs::read_to_string(fixtures().join("ci.untranslated.txt"))
-            .unwrap()
-            .lines()
-            .count(),
-        "{stderr}"
-    );
-    std::fs::write(d.join("sykli.ts"), &source).unwrap();
-    let runner = TsRunner {
-        program: sdk.join("node_modules/.bin/tsx").into_os_string(),
-        args: vec![],
-    };
-    let emitted =
-        load_ts_with(&d.join("sykli.ts"), &runner).unwrap_or_else(|e| panic!("{e}\n{source}"));
-    let graph: Value = serde_json::from_str(&emitted.json).unwrap();
+/// Checks an emitted graph against `<workflow>.expected.json` and validates it.
+fn check(workflow: &str, to: &str, json: &str, source: &str) {
+    let graph: Value = serde_json::from_str(json).unwrap();
     let expected: Value = serde_json::from_str(
-        &std::fs::read_to_string(fixtures().join("ci.expected.json")).unwrap(),
+        &std::fs::read_to_string(fixtures().join(format!("{workflow}.expected.json"))).unwrap(),
     )
     .unwrap();
     assert_eq!(
         graph,
         expected,
-        "{}",
+        "{workflow} --to {to}:\n{}\n{source}",
         serde_json::to_string_pretty(&graph).unwrap()
     );
+    validate(&Graph::from_json(json).unwrap())
+        .unwrap_or_else(|e| panic!("{workflow} --to {to}: {e}"));
+}
+
+#[test]
+fn github_workflows_become_go_pipelines_emitting_the_expected_graphs() {
+    for workflow in WORKFLOWS {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let source = import(d, workflow, "go");
+        std::fs::write(d.join("sykli.go"), &source).unwrap();
+        std::fs::write(
+            d.join("go.mod"),
+            format!(
+                "module imported\n\ngo 1.21\n\nrequire sykli.dev/sdk-go v0.1.0\n\nreplace sykli.dev/sdk-go => {}\n",
+                sdk("sdk-go").display()
+            ),
+        )
+        .unwrap();
+        let emitted = load_go(&d.join("sykli.go")).unwrap_or_else(|e| panic!("{e}\n{source}"));
+        check(workflow, "go", &emitted.json, &source);
+    }
+}
+
+#[test]
+fn github_workflows_become_ts_pipelines_emitting_the_same_graphs() {
+    let runner = TsRunner {
+        program: sdk("sdk-ts").join("node_modules/.bin/tsx").into_os_string(),
+        args: vec![],
+    };
+    for workflow in WORKFLOWS {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let source = import(d, workflow, "ts");
+        std::fs::write(d.join("sykli.ts"), &source).unwrap();
+        let emitted =
+            load_ts_with(&d.join("sykli.ts"), &runner).unwrap_or_else(|e| panic!("{e}\n{source}"));
+        check(workflow, "ts", &emitted.json, &source);
+    }
 }
 
 #[test]
