@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod cli;
+pub mod import;
 pub mod init;
 pub mod loader;
 pub mod pipeline;

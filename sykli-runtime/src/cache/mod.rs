@@ -70,7 +70,7 @@ pub mod index;
 pub mod key;
 pub mod merkle;
 pub mod store;
-mod workspace;
+pub(crate) mod workspace;
 
 use std::collections::BTreeMap;
 use std::io;
@@ -86,6 +86,7 @@ pub use key::{
     never_cached,
 };
 pub use store::{ActionResult, CacheStats, CleanReport, OutputEntry, OutputTree, Store};
+pub use workspace::Ignores;
 
 use crate::graph::model::Task;
 

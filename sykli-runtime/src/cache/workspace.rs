@@ -68,6 +68,18 @@ pub(crate) struct Selection {
     pub(crate) set: Option<GlobSet>,
 }
 
+impl Selection {
+    /// Whether file `rel` (relative to the root, `/`-separated) is selected, ignore files
+    /// aside: under one of the bases and matching the globs. `.git` and `.sykli` at the root
+    /// never are.
+    pub(crate) fn matches(&self, rel: &str) -> bool {
+        let first = rel.split('/').next().unwrap_or_default();
+        !is_root_special(first)
+            && self.bases.iter().any(|b| Path::new(rel).starts_with(b))
+            && self.set.as_ref().is_none_or(|s| s.is_match(rel))
+    }
+}
+
 #[derive(Debug)]
 struct Snapshot {
     /// The [`Workspace::invalidate`] count it was taken at.
@@ -249,6 +261,54 @@ type Stamp = Vec<Option<(u64, i64, i64, u64)>>;
 pub(crate) struct Walker {
     root: PathBuf,
     ignores: RwLock<HashMap<PathBuf, (Stamp, Matcher)>>,
+}
+
+/// The project's ignore rules exactly as the input walk applies them (`.gitignore`,
+/// `.ignore`, the root's `.git/info/exclude`; `.git` and `.sykli` at the root), for one path
+/// at a time: what `sykli watch` reacts to is what the cache would see.
+#[derive(Debug)]
+pub struct Ignores {
+    walker: Walker,
+}
+
+impl Ignores {
+    /// The rules of the project rooted at `root` (ignore files are read when asked, and
+    /// re-read when they change).
+    pub fn new(root: &Path) -> Ignores {
+        Ignores {
+            walker: Walker::new(root),
+        }
+    }
+
+    /// Whether `rel` (relative to the root, `/`-separated; a directory when `is_dir`) is
+    /// ignored, itself or through one of its parent directories.
+    pub fn is_ignored(&self, rel: &str, is_dir: bool) -> Result<bool, CacheError> {
+        const WHO: &str = "(ignore rules)";
+        let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
+        let Some((last, parents)) = comps.split_last() else {
+            return Ok(false);
+        };
+        if is_root_special(comps[0]) {
+            return Ok(true);
+        }
+        let mut stack: Stack = vec![(self.walker.matcher(WHO, Path::new(""))?, 0)];
+        let mut prefix = String::new();
+        for c in parents {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(c);
+            if ignored(&stack, &prefix, true) {
+                return Ok(true);
+            }
+            stack.push((
+                self.walker.matcher(WHO, Path::new(&prefix))?,
+                prefix.len() + 1,
+            ));
+        }
+        let _ = last;
+        Ok(ignored(&stack, &comps.join("/"), is_dir))
+    }
 }
 
 /// The parsed ignore files of one directory (`None`: it has none).
@@ -470,7 +530,7 @@ fn meta_of(m: &fs::Metadata) -> FileMeta {
 }
 
 /// `.git` and `.sykli` at the root are never inputs.
-fn is_root_special(name: &str) -> bool {
+pub(crate) fn is_root_special(name: &str) -> bool {
     name == ".git" || name == ".sykli"
 }
 

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::Affected;
 use super::placement::place;
 use super::{CachePlan, ConditionValue, Decision, Plan, TaskPlan};
 use crate::exec::ExecutorRegistry;
@@ -22,6 +23,9 @@ pub struct PlanOptions<'a> {
     pub native: &'a NativeRegistry,
     /// Whether the run has a result cache.
     pub cache: bool,
+    /// Run only the tasks a change affects (and what they depend on); `None`: no such
+    /// restriction. Combined with `filter`, only affected tasks the filter selects.
+    pub affected: Option<&'a Affected>,
 }
 
 impl<'a> PlanOptions<'a> {
@@ -37,6 +41,7 @@ impl<'a> PlanOptions<'a> {
             executors,
             native,
             cache: false,
+            affected: None,
         }
     }
 }
@@ -61,7 +66,7 @@ pub enum PlanError {
 /// dependents in one depth-first pass.
 pub fn plan(graph: &ValidGraph, opts: &PlanOptions<'_>) -> Result<Plan, PlanError> {
     let n = graph.len();
-    let selected = select(graph, opts.filter)?;
+    let selected = select(graph, opts.filter, opts.affected)?;
     let mut conditions: HashMap<&str, Result<ConditionValue, String>> = HashMap::new();
     let mut tasks: Vec<TaskPlan> = Vec::with_capacity(n);
     for (i, &sel) in selected.iter().enumerate() {
@@ -126,6 +131,7 @@ pub fn plan(graph: &ValidGraph, opts: &PlanOptions<'_>) -> Result<Plan, PlanErro
             .map(str::to_owned)
             .collect(),
         context: opts.context.clone(),
+        affected: opts.affected.cloned(),
     })
 }
 
@@ -175,13 +181,40 @@ fn block_behind_failures(graph: &ValidGraph, selected: &[bool], tasks: &mut [Tas
     }
 }
 
-/// Which tasks run: all, or the filtered ones plus everything they depend on.
-fn select(graph: &ValidGraph, filter: &[String]) -> Result<Vec<bool>, PlanError> {
+/// Which tasks run: all, or the filtered ones plus everything they depend on; with
+/// `affected`, only the affected ones among those, plus everything they depend on.
+fn select(
+    graph: &ValidGraph,
+    filter: &[String],
+    affected: Option<&Affected>,
+) -> Result<Vec<bool>, PlanError> {
+    let selected = select_filter(graph, filter)?;
+    let Some(affected) = affected else {
+        return Ok(selected);
+    };
+    let roots: Vec<usize> = (0..graph.len())
+        .filter(|&i| selected[i] && affected.is_affected(i))
+        .collect();
+    Ok(with_dependencies(graph, roots))
+}
+
+/// `roots` and everything they depend on.
+fn with_dependencies(graph: &ValidGraph, mut stack: Vec<usize>) -> Vec<bool> {
+    let mut selected = vec![false; graph.len()];
+    while let Some(i) = stack.pop() {
+        if !std::mem::replace(&mut selected[i], true) {
+            stack.extend_from_slice(graph.deps(i));
+        }
+    }
+    selected
+}
+
+/// The filtered tasks plus everything they depend on (all when `filter` is empty).
+fn select_filter(graph: &ValidGraph, filter: &[String]) -> Result<Vec<bool>, PlanError> {
     let n = graph.len();
     if filter.is_empty() {
         return Ok(vec![true; n]);
     }
-    let mut selected = vec![false; n];
     let mut stack = Vec::new();
     for name in filter {
         let Some(i) = graph.index_of(name) else {
@@ -200,12 +233,7 @@ fn select(graph: &ValidGraph, filter: &[String]) -> Result<Vec<bool>, PlanError>
         };
         stack.push(i);
     }
-    while let Some(i) = stack.pop() {
-        if !std::mem::replace(&mut selected[i], true) {
-            stack.extend_from_slice(graph.deps(i));
-        }
-    }
-    Ok(selected)
+    Ok(with_dependencies(graph, stack))
 }
 
 #[cfg(test)]

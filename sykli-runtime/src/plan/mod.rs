@@ -37,12 +37,14 @@
 //! assert_eq!(p.executor_name(0), Some("process"));
 //! ```
 
+pub mod affected;
 pub mod cache;
 mod decide;
 mod model;
 pub mod placement;
 mod report;
 
+pub use affected::{Affected, AffectedBy, AffectedError, affected, changed_since};
 pub use decide::{PlanError, PlanOptions, plan};
 pub use model::{CachePlan, ConditionValue, Decision, Plan, TaskPlan};
 pub use placement::{PlaceError, PlacedBy, Placement};

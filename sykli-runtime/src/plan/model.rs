@@ -1,6 +1,6 @@
 //! The plan's types: [`Plan`], one [`TaskPlan`] per task.
 
-use super::Placement;
+use super::{Affected, Placement};
 use crate::exec::WorkKind;
 use crate::graph::ConditionContext;
 
@@ -98,6 +98,7 @@ pub struct Plan {
     pub(super) tasks: Vec<TaskPlan>,
     pub(super) executors: Vec<String>,
     pub(super) context: ConditionContext,
+    pub(super) affected: Option<Affected>,
 }
 
 impl Plan {
@@ -148,6 +149,11 @@ impl Plan {
     /// The names of the executors placement chose from, by registry index.
     pub fn executors(&self) -> &[String] {
         &self.executors
+    }
+
+    /// The tasks the change the run is restricted to affects (`run --affected`), if any.
+    pub fn affected(&self) -> Option<&Affected> {
+        self.affected.as_ref()
     }
 
     /// The condition context the plan was made in.

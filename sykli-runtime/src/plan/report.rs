@@ -45,6 +45,11 @@ pub struct TaskPlanReport {
     pub condition: Option<ConditionReport>,
     /// What it needs to run.
     pub resources: ResourcesReport,
+    /// Why the change the run is restricted to (`run --affected`) affects it: `<file>
+    /// matches input `<glob>``, `no inputs declared`, `depends on `X``; absent without
+    /// such a restriction or when it is not affected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affected: Option<String>,
     /// The cache decision: `hit <key>`, why it misses, `not cached: ...`, `decided after
     /// `X` runs ...`, `off`.
     pub cache: String,
@@ -144,6 +149,9 @@ impl PlanReport {
             if let Some(p) = &t.placement {
                 s.push_str(&format!("  placement: {p}\n"));
             }
+            if let Some(a) = &t.affected {
+                s.push_str(&format!("  affected: {a}\n"));
+            }
             if let Some(c) = &t.command {
                 s.push_str(&format!("  command: {c}\n"));
             }
@@ -221,7 +229,12 @@ fn task_report(
                 _ => format!("dependency `{dep}` would not run"),
             }
         }
-        Decision::NotSelected => "not needed by the tasks --filter selects".to_owned(),
+        Decision::NotSelected => match plan.affected() {
+            Some(a) if !a.is_affected(i) => {
+                "not affected by the change, nor needed by an affected task".to_owned()
+            }
+            _ => "not needed by the tasks --filter selects".to_owned(),
+        },
         Decision::Error { message } => message.clone(),
     };
     let executor = plan.executor_name(i).map(str::to_owned);
@@ -283,6 +296,10 @@ fn task_report(
             needs: task.needs.clone(),
             sandbox: task.sandbox.as_ref().map(|s| s.describe()),
         },
+        affected: plan
+            .affected()
+            .and_then(|a| a.reason(i))
+            .map(|r| r.describe(graph)),
         cache,
     }
 }

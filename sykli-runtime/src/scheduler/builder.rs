@@ -92,6 +92,13 @@ impl RunBuilder {
         self
     }
 
+    /// Run only the tasks a change affects and what they depend on
+    /// ([`crate::plan::affected`]).
+    pub fn affected(mut self, affected: Option<crate::plan::Affected>) -> Self {
+        self.config.affected = affected;
+        self
+    }
+
     /// Time limit of tasks that set none (`None`: unlimited).
     pub fn default_timeout(mut self, limit: Option<Duration>) -> Self {
         self.config.default_timeout = limit;

@@ -35,6 +35,9 @@ pub struct RunConfig {
     pub keep_going: bool,
     /// Run only these tasks and their dependencies (empty: all).
     pub filter: Vec<String>,
+    /// Run only the tasks a change affects and their dependencies (`None`: no such
+    /// restriction); see [`crate::plan::affected`].
+    pub affected: Option<crate::plan::Affected>,
     /// The project directory: workdirs, outputs and secret files are relative to it.
     pub project_root: PathBuf,
     /// Where logs go (`<state_dir>/logs/<run_id>/<task>.log`). Default `<project_root>/.sykli`.
@@ -84,6 +87,7 @@ impl fmt::Debug for RunConfig {
             .field("jobs", &self.jobs)
             .field("keep_going", &self.keep_going)
             .field("filter", &self.filter)
+            .field("affected", &self.affected)
             .field("project_root", &self.project_root)
             .field("state_dir", &self.state_dir)
             .field("run_id", &self.run_id)
@@ -109,6 +113,7 @@ impl RunConfig {
             jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
             keep_going: false,
             filter: Vec::new(),
+            affected: None,
             state_dir: project_root.join(".sykli"),
             project_root,
             run_id: new_run_id(),
@@ -181,6 +186,7 @@ impl RunConfig {
                 executors,
                 native: &self.native,
                 cache: self.cache.is_some(),
+                affected: self.affected.as_ref(),
             },
         )
     }

@@ -7,7 +7,7 @@
 use sykli_runtime::plan::{self, PlanError, PlanReport};
 
 use super::error::CliError;
-use super::run::{builder_for, load_pipeline, validate_graph, with_remote};
+use super::run::{builder_for, load_pipeline, validate_graph, with_affected, with_remote};
 use super::{ExplainArgs, RunOptions, print_out};
 use crate::report::Envelope;
 
@@ -19,6 +19,7 @@ pub fn explain(args: &ExplainArgs, json: bool) -> Result<(), CliError> {
     filter.extend(args.task.iter().cloned());
     let opts = RunOptions {
         filter,
+        affected: args.affected.clone(),
         ..RunOptions::default()
     };
     // The remote executor and cache as `sykli run` would have them (environment and
@@ -32,11 +33,13 @@ pub fn explain(args: &ExplainArgs, json: bool) -> Result<(), CliError> {
                 anyhow::Error::new(e).context("failed to start the async runtime"),
             )
         })?;
-    let builder = rt.block_on(with_remote(
+    let builder = with_affected(
         builder_for(&loaded.project_root, &opts).history(false),
+        &valid,
         &loaded.project_root,
         &opts,
-    ))?;
+    )?;
+    let builder = rt.block_on(with_remote(builder, &loaded.project_root, &opts))?;
     let built = builder.build();
     for w in &built.warnings {
         eprintln!("warning: {w}");

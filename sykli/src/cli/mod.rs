@@ -16,13 +16,16 @@ mod explain;
 mod gate;
 pub mod graph;
 mod history;
+mod import;
 pub mod init;
 mod logs;
+mod plan;
 #[cfg(feature = "remote")]
 pub mod remote;
 mod report;
 pub(crate) mod run;
 pub mod validate;
+mod watch;
 #[cfg(feature = "remote")]
 pub mod worker;
 
@@ -66,6 +69,12 @@ pub enum Command {
     Report(ReportArgs),
     /// Show what a run would do and why, without running anything.
     Explain(ExplainArgs),
+    /// List the files changed since a git ref and the tasks they affect, with reasons.
+    Plan(PlanArgs),
+    /// Turn a GitHub Actions workflow into a pipeline (printed on stdout).
+    Import(import::ImportArgs),
+    /// Watch the project and rerun the tasks each change affects.
+    Watch(watch::WatchArgs),
     /// Inspect and prune the local cache.
     Cache(CacheArgs),
     /// Approve or reject a gate of a run, from any process (see docs/durable.md).
@@ -146,6 +155,21 @@ pub struct ExplainArgs {
     /// Only tasks selected by these filters, as `sykli run --filter` would.
     #[arg(long = "filter", value_name = "NAME")]
     pub filter: Vec<String>,
+    /// Only tasks affected by the changes since REF (default HEAD), as `sykli run
+    /// --affected` would.
+    #[arg(long = "affected", value_name = "REF", num_args = 0..=1, default_missing_value = "HEAD")]
+    pub affected: Option<String>,
+}
+
+/// Arguments of `sykli plan`.
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    /// Where the pipeline is.
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    /// The git ref (branch, tag, commit) to compare the working tree against.
+    #[arg(long = "from", value_name = "REF")]
+    pub from: String,
 }
 
 /// Arguments of `sykli validate`.
@@ -198,6 +222,9 @@ pub fn main() -> ExitCode {
         Some(Command::Init(args)) => init::init_command(&args, json),
         Some(Command::Clean(args)) => clean::run(&args, json),
         Some(Command::Explain(args)) => done(explain::explain(&args, json), json),
+        Some(Command::Import(args)) => done(import::import(&args, json), json),
+        Some(Command::Watch(args)) => watch::watch_command(&args, json),
+        Some(Command::Plan(args)) => done(plan::plan(&args, json), json),
         Some(Command::History(args)) => done(history::history(&args, json), json),
         Some(Command::Logs(args)) => done(logs::logs(&args, json), json),
         Some(Command::Report(args)) => done(report::report(&args, json), json),

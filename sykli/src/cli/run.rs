@@ -26,6 +26,10 @@ pub struct RunOptions {
     /// Run only this task and what it depends on (repeatable).
     #[arg(long = "filter", value_name = "NAME")]
     pub filter: Vec<String>,
+    /// Run only the tasks affected by the files changed since REF (default HEAD: uncommitted
+    /// changes) and what they depend on; see `sykli plan --from`.
+    #[arg(long = "affected", value_name = "REF", num_args = 0..=1, default_missing_value = "HEAD")]
+    pub affected: Option<String>,
     /// Tasks run at once [default: the number of CPUs].
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<NonZeroUsize>,
@@ -149,7 +153,11 @@ pub(crate) async fn run_reported(
         Ok(v) => v,
         Err(e) => return e.report(opts.json),
     };
-    let builder = match with_remote(builder_for(project_root, opts), project_root, opts).await {
+    let builder = match with_affected(builder_for(project_root, opts), &valid, project_root, opts) {
+        Ok(b) => b,
+        Err(e) => return e.report(opts.json),
+    };
+    let builder = match with_remote(builder, project_root, opts).await {
         Ok(b) => b,
         Err(e) => return e.report(opts.json),
     };
@@ -322,6 +330,20 @@ pub(crate) fn builder_for(project_root: &Path, opts: &RunOptions) -> RunBuilder 
         b = b.cache(CacheChoice::Off);
     }
     b
+}
+
+/// `builder` restricted to the tasks the changes since `opts.affected` affect, when asked.
+pub(crate) fn with_affected(
+    builder: RunBuilder,
+    valid: &ValidGraph,
+    project_root: &Path,
+    opts: &RunOptions,
+) -> Result<RunBuilder, CliError> {
+    let Some(reference) = &opts.affected else {
+        return Ok(builder);
+    };
+    let (_, found) = super::plan::affected_since(valid, project_root, reference)?;
+    Ok(builder.affected(Some(found)))
 }
 
 /// `builder` with the remote cache and executor that `opts`, the environment and

@@ -33,6 +33,12 @@ pub const ERROR_CODES: &[&str] = &[
     "not_resumable",
     "plan_changed",
     "gate_failed",
+    "unknown_ref",
+    "not_a_repository",
+    "invalid_inputs",
+    "git_failed",
+    "watch_failed",
+    "import_failed",
     "internal",
 ];
 
