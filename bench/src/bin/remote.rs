@@ -40,10 +40,17 @@ struct Worker {
 }
 
 impl Worker {
-    fn start(sykli: &Path, store: &Path) -> Result<Worker> {
-        let mut child = Command::new(sykli)
+    /// Starts a worker on `store`; `sandbox` false passes `--no-sandbox` (host actions as
+    /// plain processes, as a local run executes them).
+    fn start(sykli: &Path, store: &Path, sandbox: bool) -> Result<Worker> {
+        let mut command = Command::new(sykli);
+        command
             .args(["worker", "--listen", "127.0.0.1:0", "--store"])
-            .arg(store)
+            .arg(store);
+        if !sandbox {
+            command.arg("--no-sandbox");
+        }
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -107,7 +114,10 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 fn overhead(sykli: &Path, actions: usize, jobs: usize, rounds: usize) -> Result<()> {
     let tmp = tempfile::tempdir()?;
-    let worker = Worker::start(sykli, &tmp.path().join("store"))?;
+    // The same actions on a worker running them as plain processes (what the local run
+    // does: the protocol's overhead) and on one sandboxing them (its default).
+    let plain = Worker::start(sykli, &tmp.path().join("store-plain"), false)?;
+    let sandboxed = Worker::start(sykli, &tmp.path().join("store-sandboxed"), true)?;
     let project = |name: &str, remote: bool| -> Result<std::path::PathBuf> {
         let dir = tmp.path().join(name);
         std::fs::create_dir_all(&dir)?;
@@ -124,12 +134,14 @@ fn overhead(sykli: &Path, actions: usize, jobs: usize, rounds: usize) -> Result<
     };
     let local_dir = project("local", false)?;
     let remote_dir = project("remote", true)?;
-    let (mut locals, mut remotes) = (Vec::new(), Vec::new());
+    let sandboxed_dir = project("remote-sandboxed", true)?;
+    let (mut locals, mut remotes, mut sandboxes) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds.max(1) {
         locals.push(time_run(sykli, &local_dir, jobs, None)?);
-        remotes.push(time_run(sykli, &remote_dir, jobs, Some(&worker.url))?);
+        remotes.push(time_run(sykli, &remote_dir, jobs, Some(&plain.url))?);
+        sandboxes.push(time_run(sykli, &sandboxed_dir, jobs, Some(&sandboxed.url))?);
     }
-    let (local, remote) = (median(locals), median(remotes));
+    let (local, remote, sandboxed_run) = (median(locals), median(remotes), median(sandboxes));
     let per = |d: Duration| d.as_secs_f64() * 1000.0 / actions as f64;
     let rate = |d: Duration| actions as f64 / d.as_secs_f64();
     println!(
@@ -142,7 +154,7 @@ fn overhead(sykli: &Path, actions: usize, jobs: usize, rounds: usize) -> Result<
         rate(local)
     );
     println!(
-        "  remote: {:>8.3} s  {:>6.2} ms/action  {:>7.0} actions/s   (target <= 5 ms/action, >= 300 actions/s: {})",
+        "  remote: {:>8.3} s  {:>6.2} ms/action  {:>7.0} actions/s   worker --no-sandbox (target <= 5 ms/action, >= 300 actions/s: {})",
         remote.as_secs_f64(),
         per(remote),
         rate(remote),
@@ -153,8 +165,15 @@ fn overhead(sykli: &Path, actions: usize, jobs: usize, rounds: usize) -> Result<
         }
     );
     println!(
-        "  remote overhead over local: {:+.2} ms/action",
-        per(remote) - per(local)
+        "  remote: {:>8.3} s  {:>6.2} ms/action  {:>7.0} actions/s   worker sandboxing each action (its default)",
+        sandboxed_run.as_secs_f64(),
+        per(sandboxed_run),
+        rate(sandboxed_run)
+    );
+    println!(
+        "  remote overhead over local: {:+.2} ms/action (plain), {:+.2} ms/action (sandboxed)",
+        per(remote) - per(local),
+        per(sandboxed_run) - per(local)
     );
     Ok(())
 }
@@ -193,7 +212,7 @@ async fn run_in_process(
 
 async fn incremental(sykli: &Path, files: usize) -> Result<()> {
     let tmp = tempfile::tempdir()?;
-    let worker = Worker::start(sykli, &tmp.path().join("store"))?;
+    let worker = Worker::start(sykli, &tmp.path().join("store"), true)?;
     let dir = tmp.path().join("project");
     let dirs = files.div_ceil(100);
     for d in 0..dirs {
