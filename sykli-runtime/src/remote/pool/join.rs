@@ -31,6 +31,8 @@ use crate::remote::server::store::{DiskStore, StoreError};
 
 /// Joins tried in a row without one succeeding before the worker gives up.
 const MAX_REJOINS: u32 = 60;
+/// How long a drained worker waits for serve to read its last messages.
+const LEAVE_LIMIT: Duration = Duration::from_secs(5);
 /// Input roots reported as held.
 const HELD: usize = 64;
 
@@ -272,6 +274,13 @@ impl Worker {
         // Bounded by the stream: each turn handles one message, tick or finished lease.
         loop {
             if draining && running.is_empty() {
+                // Close our half and let serve read everything sent (the last results)
+                // before it closes its half; bounded, serve may be gone.
+                drop(out);
+                let _ = tokio::time::timeout(LEAVE_LIMIT, async {
+                    while let Ok(Some(_)) = incoming.message().await {}
+                })
+                .await;
                 return Ok(End::Drained);
             }
             tokio::select! {
@@ -318,7 +327,14 @@ impl Worker {
                         }
                         held.push_back(root.clone());
                     }
-                    if let Some(reason) = withdrawn.remove(&lease) {
+                    // A withdrawn lease that was stopped reports nothing; one that ended on
+                    // its own reports its result, which serve discards.
+                    if let Some(reason) = withdrawn.remove(&lease)
+                        && response
+                            .status
+                            .as_ref()
+                            .is_some_and(|s| s.code == tonic::Code::Unavailable as i32)
+                    {
                         events(JoinEvent::Cancelled { lease, reason });
                         continue;
                     }
