@@ -465,6 +465,15 @@ impl PoolScheduler {
         };
         let mut state = self.state();
         if let Some(key) = key {
+            // A twin may have been queued while the log was written.
+            if let Some(twin) = state.inflight.get(&key)
+                && let Some(twin) = state.ops.get(twin)
+            {
+                let rx = twin.tx.subscribe();
+                drop(state);
+                self.journal_done(&sub.id);
+                return Ok(rx);
+            }
             state.inflight.insert(key, name.clone());
         }
         state.ops.insert(name.clone(), op);
@@ -473,15 +482,14 @@ impl PoolScheduler {
         Ok(rx)
     }
 
-    /// Hands queued actions to free workers, clients in turn.
+    /// Hands queued actions to free workers, clients in turn: a client served goes to the
+    /// back of the turn order; one that could not be served keeps its place.
     fn dispatch(&self, state: &mut State) {
         // Each round leases at least one action or stops: bounded by the queue.
         loop {
-            let mut progressed = false;
-            for _ in 0..state.rr.len() {
-                let Some(client) = state.rr.pop_front() else {
-                    break;
-                };
+            let clients: Vec<String> = state.rr.drain(..).collect();
+            let (mut waiting, mut served) = (Vec::new(), Vec::new());
+            for client in clients {
                 let Some(queue) = state.queues.get(&client) else {
                     continue;
                 };
@@ -498,15 +506,20 @@ impl PoolScheduler {
                         break;
                     }
                 }
-                if let Some((i, name, worker)) = chosen {
-                    if let Some(q) = state.queues.get_mut(&client) {
-                        q.remove(i);
+                match chosen {
+                    Some((i, name, worker)) => {
+                        if let Some(q) = state.queues.get_mut(&client) {
+                            q.remove(i);
+                        }
+                        self.lease(state, &name, worker);
+                        served.push(client);
                     }
-                    self.lease(state, &name, worker);
-                    progressed = true;
+                    None => waiting.push(client),
                 }
-                state.rr.push_back(client);
             }
+            let progressed = !served.is_empty();
+            state.rr.extend(waiting);
+            state.rr.extend(served);
             if !progressed {
                 break;
             }
@@ -535,7 +548,7 @@ impl PoolScheduler {
             secrets: op.secrets.clone(),
             operation: name.to_owned(),
         };
-        let (cpu, memory, attempt) = (op.cpu, op.memory, op.attempts);
+        let (cpu, memory, attempt, client) = (op.cpu, op.memory, op.attempts, op.client.clone());
         state.leases.insert(
             id,
             Lease {
@@ -549,7 +562,7 @@ impl PoolScheduler {
             w.leases.insert(id);
             w.send(serve_msg::Kind::Work(work));
             self.log(&format!(
-                "lease {id}: {name} to worker {worker} ({}), attempt {attempt}",
+                "lease {id}: {name} to worker {worker} ({}), attempt {attempt}, for {client}",
                 w.name
             ));
         }

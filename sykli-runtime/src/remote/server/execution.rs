@@ -381,6 +381,33 @@ pub fn op_stream(rx: watch::Receiver<Operation>) -> BoxStream<Operation> {
     ))
 }
 
+/// The header where Bazel and other REAPI clients send their `RequestMetadata`.
+const REQUEST_METADATA: &str = "build.bazel.remote.execution.v2.requestmetadata-bin";
+
+/// Who sent `request`, for fair sharing: the invocation of its `RequestMetadata` when it
+/// sends one (Bazel's build), else its peer address (a connection).
+fn client_of<T>(request: &Request<T>) -> String {
+    let invocation = request
+        .metadata()
+        .get_bin(REQUEST_METADATA)
+        .and_then(|v| v.to_bytes().ok())
+        .and_then(|b| reapi::RequestMetadata::decode(&b[..]).ok())
+        .map(|m| {
+            if m.correlated_invocations_id.is_empty() {
+                m.tool_invocation_id
+            } else {
+                m.correlated_invocations_id
+            }
+        })
+        .filter(|id| !id.is_empty());
+    match invocation {
+        Some(id) => format!("invocation {id}"),
+        None => request
+            .remote_addr()
+            .map_or_else(|| "unknown peer".to_owned(), |a| format!("peer {a}")),
+    }
+}
+
 /// Secret values from `x-sykli-secrets-bin` (none when absent). Errors never echo values.
 pub fn secrets_of(
     metadata: &tonic::metadata::MetadataMap,
@@ -450,12 +477,9 @@ impl reapi::execution_server::Execution for ExecutionService {
         request: Request<reapi::ExecuteRequest>,
     ) -> Result<Response<Self::ExecuteStream>, Status> {
         let secrets = secrets_of(request.metadata())?;
-        let peer = request
-            .remote_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
+        let who = client_of(&request);
         let req = request.into_inner();
-        let client = format!("{}@{peer}", req.instance_name);
+        let client = format!("{}/{who}", req.instance_name);
         let function = function_of(req.digest_function)?;
         let action_digest = BlobDigest::required(req.action_digest.as_ref(), "action_digest")?;
         let inner = self.inner.clone();
