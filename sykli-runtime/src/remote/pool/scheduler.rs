@@ -1135,6 +1135,125 @@ impl proto::Pool for PoolService {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::remote::server::platform::Labels;
+
+    fn hello(name: &str, cpus: f64, memory: u64, jobs: u32) -> proto::Hello {
+        proto::Hello {
+            name: name.into(),
+            labels: Labels::new([], false).advertised(),
+            jobs,
+            cpus,
+            memory,
+            version: "test".into(),
+        }
+    }
+
+    fn submission(n: u32, props: &[(&str, &str)], root: &str) -> Submission {
+        let action = reapi::Action {
+            input_root_digest: Some(reapi::Digest {
+                hash: root.into(),
+                size_bytes: 1,
+            }),
+            platform: Some(reapi::Platform {
+                properties: props
+                    .iter()
+                    .map(|(n, v)| reapi::platform::Property {
+                        name: (*n).into(),
+                        value: (*v).into(),
+                    })
+                    .collect(),
+            }),
+            ..Default::default()
+        };
+        let bytes = format!("action {n}");
+        Submission {
+            function: DigestFunction::Blake3,
+            action_digest: BlobDigest::of(DigestFunction::Blake3, bytes.as_bytes()),
+            action,
+            command: reapi::Command::default(),
+            secrets: BTreeMap::new(),
+            secrets_hash: [0; 32],
+            id: format!("op{n}"),
+            client: "c".into(),
+        }
+    }
+
+    /// The operations leased to a worker so far.
+    fn leased(rx: &mut mpsc::UnboundedReceiver<Result<ServeMsg, Status>>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(Ok(ServeMsg { kind: Some(kind) })) = rx.try_recv() {
+            if let serve_msg::Kind::Work(w) = kind {
+                out.push(w.operation);
+            }
+        }
+        out
+    }
+
+    fn pool() -> (tempfile::TempDir, Arc<PoolScheduler>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(DiskStore::open(dir.path()).unwrap());
+        (dir, PoolScheduler::new(store, PoolConfig::default(), None))
+    }
+
+    #[test]
+    fn cpu_and_memory_requests_place_on_a_worker_with_room_and_wait_otherwise() {
+        let (_dir, pool) = pool();
+        let (small_tx, mut small) = mpsc::unbounded_channel();
+        let (big_tx, mut big) = mpsc::unbounded_channel();
+        pool.add_worker(hello("small", 2.0, 1 << 30, 4), small_tx);
+        pool.add_worker(hello("big", 8.0, 16 << 30, 4), big_tx);
+        let mut keep = Vec::new();
+        for n in 0..3 {
+            keep.push(
+                pool.clone()
+                    .submit(submission(n, &[("cpu", "3")], "r"))
+                    .unwrap(),
+            );
+        }
+        keep.push(
+            pool.clone()
+                .submit(submission(9, &[("memory", "2Gi")], "r"))
+                .unwrap(),
+        );
+        assert_eq!(leased(&mut small), Vec::<String>::new());
+        let on_big = leased(&mut big);
+        assert_eq!(
+            on_big,
+            vec!["operations/op0", "operations/op1", "operations/op9"]
+        );
+        let load = pool.load();
+        assert_eq!(
+            (load.queued, load.running, load.workers, load.capacity_slots),
+            (1, 3, 2, 8)
+        );
+    }
+
+    #[test]
+    fn a_worker_holding_the_input_root_is_preferred() {
+        let (_dir, pool) = pool();
+        let (a_tx, mut a) = mpsc::unbounded_channel();
+        let (b_tx, mut b) = mpsc::unbounded_channel();
+        let ida = pool.add_worker(hello("a", 2.0, 0, 4), a_tx);
+        pool.add_worker(hello("b", 2.0, 0, 4), b_tx);
+        let _x = pool.clone().submit(submission(1, &[], "other")).unwrap();
+        assert_eq!(
+            leased(&mut a),
+            vec!["operations/op1"],
+            "ties go to the first worker"
+        );
+        pool.on_message(
+            ida,
+            proto::worker_msg::Kind::Heartbeat(proto::Heartbeat {
+                running: Vec::new(),
+                held: vec!["warm".into()],
+            }),
+        );
+        let _y = pool.clone().submit(submission(2, &[], "warm")).unwrap();
+        let _z = pool.clone().submit(submission(3, &[], "warm")).unwrap();
+        assert!(leased(&mut b).is_empty(), "b holds nothing of warm");
+        // Without the preference the idle b would have taken them (a already runs one).
+        assert_eq!(leased(&mut a).len(), 2);
+    }
 
     #[test]
     fn resources_parse_cores_and_memory_units() {
