@@ -169,3 +169,49 @@ async fn two_clients_share_one_worker_round_robin() {
     );
     println!("fair share: order {ran:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_static_plain_worker_runs_pool_actions_and_its_outputs_reach_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain =
+        common::worker::Worker::start(&dir.path().join("plain"), &["--label", "kind=plain"]);
+    let pool = Pool::start(
+        dir.path(),
+        HEARTBEAT,
+        &["--worker", &plain.url, "--worker-jobs", "2"],
+    );
+    pool.wait_status("the static worker", DEADLINE, |s| {
+        s["workers"]
+            .as_array()
+            .is_some_and(|w| w.len() == 1 && w[0]["state"] == "ready")
+    });
+    let c = client(&pool.url).await;
+    let a = shell_action(
+        &c,
+        &format!("echo static {}", nonce()),
+        &[("kind", "plain")],
+        false,
+    )
+    .await;
+    let resp = execute(&c, &a).await;
+    assert_eq!(outcome(&resp).1, Some(0), "{:?}", outcome(&resp));
+    // The log was copied into serve's CAS: the client reads it from serve.
+    let out = c
+        .read_blob(
+            resp.result
+                .as_ref()
+                .unwrap()
+                .stdout_digest
+                .as_ref()
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out).starts_with("static "));
+    let s = pool.status();
+    assert_eq!(s["workers"][0]["completed"], 1, "{s}");
+    println!(
+        "static worker {}: ran the action; serve holds its log: {s}",
+        plain.url
+    );
+}

@@ -68,6 +68,13 @@ pub struct ServeArgs {
     /// An action nobody waits for (client gone) is cancelled after this long.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = duration)]
     pub orphan_grace: Duration,
+    /// Also drive this plain `sykli worker` (grpc://HOST:PORT, listening) as a pool member
+    /// (repeatable); it gets serve's token.
+    #[arg(long = "worker", value_name = "URL")]
+    pub workers: Vec<String>,
+    /// Job slots of each --worker.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub worker_jobs: u32,
 }
 
 /// Arguments of `sykli workers`.
@@ -140,11 +147,23 @@ fn config_of(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         }),
         _ => None,
     };
+    if args.worker_jobs == 0 {
+        return Err(anyhow!("--worker-jobs 0: at least one job must be allowed"));
+    }
+    let token = Token::load(args.token_file.as_deref())?;
+    let mut static_workers = Vec::new();
+    for url in &args.workers {
+        let endpoint = Endpoint::parse(url).with_context(|| format!("--worker {url}"))?;
+        let mut opts = ClientOptions::new(endpoint);
+        opts.token = token.clone();
+        static_workers.push((opts, args.worker_jobs));
+    }
     Ok(ServeConfig {
         listen,
         store,
         tls,
-        token: Token::load(args.token_file.as_deref())?,
+        static_workers,
+        token,
         pool: PoolConfig {
             heartbeat: args.heartbeat,
             misses: args.misses,

@@ -8,6 +8,7 @@ pub mod join;
 pub mod journal;
 pub mod proto;
 pub mod scheduler;
+pub mod static_worker;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,6 +37,8 @@ pub struct ServeConfig {
     pub token: Option<Token>,
     /// The scheduler's settings.
     pub pool: PoolConfig,
+    /// Plain `sykli worker`s (listening) to drive as pool members, with their job slots.
+    pub static_workers: Vec<(super::client::ClientOptions, u32)>,
 }
 
 /// Why serve could not start or serve.
@@ -58,6 +61,7 @@ pub struct BoundServe {
     token: Option<Token>,
     store: Arc<DiskStore>,
     scheduler: Arc<PoolScheduler>,
+    static_workers: Vec<(super::client::ClientOptions, u32)>,
 }
 
 impl std::fmt::Debug for BoundServe {
@@ -107,6 +111,7 @@ pub async fn bind(config: ServeConfig) -> Result<BoundServe, ServeError> {
         token: config.token,
         store,
         scheduler,
+        static_workers: config.static_workers,
     })
 }
 
@@ -127,6 +132,18 @@ impl BoundServe {
         let mut server = self.server;
         let auth = ServerAuth::new(self.token.clone());
         let ticks = tokio::spawn(self.scheduler.clone().run_ticks(shutdown.clone()));
+        for (opts, jobs) in self.static_workers.clone() {
+            let config = self.scheduler.config();
+            tokio::spawn(static_worker::run(
+                self.scheduler.clone(),
+                self.store.clone(),
+                opts,
+                jobs,
+                config.heartbeat,
+                shutdown.clone(),
+                config.log.clone(),
+            ));
+        }
         let incoming = tonic::transport::server::TcpIncoming::from(self.listener)
             .with_nodelay(Some(true))
             .with_keepalive(Some(Duration::from_secs(60)));

@@ -642,8 +642,8 @@ impl PoolScheduler {
         push_queue(state, &client, l.op, true);
     }
 
-    /// Registers a worker that said hello; returns its id.
-    fn add_worker(
+    /// Registers a worker that said hello (its messages go to `tx`); returns its id.
+    pub fn add_worker(
         &self,
         hello: proto::Hello,
         tx: mpsc::UnboundedSender<Result<ServeMsg, Status>>,
@@ -680,6 +680,29 @@ impl PoolScheduler {
         state.workers.insert(id, entry);
         self.dispatch(&mut state);
         id
+    }
+
+    /// A message from worker `id` (as a joined worker's stream delivers it).
+    pub fn message(&self, id: u64, kind: proto::worker_msg::Kind) {
+        self.on_message(id, kind);
+    }
+
+    /// Worker `id` left (its stream ended, or its driver stopped): its leases are requeued.
+    pub fn worker_gone(&self, id: u64, why: &str) {
+        self.remove_worker(id, why);
+    }
+
+    /// Whether worker `id` missed its heartbeats (or is gone).
+    pub fn is_lost(&self, id: u64) -> bool {
+        self.state()
+            .workers
+            .get(&id)
+            .is_none_or(|w| w.state == WorkerState::Lost)
+    }
+
+    /// The scheduler's settings.
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
     }
 
     /// A message from worker `id`.
