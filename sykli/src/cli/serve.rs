@@ -72,6 +72,10 @@ pub struct ServeArgs {
     /// (repeatable); it gets serve's token.
     #[arg(long = "worker", value_name = "URL")]
     pub workers: Vec<String>,
+    /// Resolve this grpc://NAME:PORT once at start and drive every address it resolves to
+    /// as a --worker (repeatable; not re-resolved later).
+    #[arg(long = "worker-dns", value_name = "URL")]
+    pub worker_dns: Vec<String>,
     /// Job slots of each --worker.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub worker_jobs: u32,
@@ -157,6 +161,31 @@ fn config_of(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
         let mut opts = ClientOptions::new(endpoint);
         opts.token = token.clone();
         static_workers.push((opts, args.worker_jobs));
+    }
+    for url in &args.worker_dns {
+        let endpoint = Endpoint::parse(url).with_context(|| format!("--worker-dns {url}"))?;
+        if endpoint.tls {
+            return Err(anyhow!(
+                "--worker-dns {url}: grpcs:// is not supported (certificates name hosts, not \
+                 addresses); list each worker with --worker"
+            ));
+        }
+        let addrs: Vec<SocketAddr> = (endpoint.host.as_str(), endpoint.port)
+            .to_socket_addrs()
+            .with_context(|| format!("--worker-dns {url}: the name does not resolve"))?
+            .collect();
+        if addrs.is_empty() {
+            return Err(anyhow!(
+                "--worker-dns {url}: the name resolves to no address"
+            ));
+        }
+        for addr in addrs {
+            let endpoint = Endpoint::parse(&format!("grpc://{addr}"))
+                .with_context(|| format!("--worker-dns {url}: address {addr}"))?;
+            let mut opts = ClientOptions::new(endpoint);
+            opts.token = token.clone();
+            static_workers.push((opts, args.worker_jobs));
+        }
     }
     Ok(ServeConfig {
         listen,
