@@ -681,6 +681,8 @@ impl PoolScheduler {
             self.finish(state, &l.op, response);
             return;
         }
+        // The queue timeout counts from the requeue, not from the first Execute.
+        op.queued_at = Instant::now();
         op.tx.send_replace(operation(
             &l.op,
             Stage::Queued,
