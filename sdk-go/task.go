@@ -47,6 +47,7 @@ type Task struct {
 	cache      *bool
 	target     string
 	background *wireBackground
+	sandbox    *SandboxOptions
 }
 
 // Name returns the task's name.
@@ -267,6 +268,30 @@ func (t *Task) Background(ready string, readyTimeoutSecs int64) *Task {
 	return t
 }
 
+// SandboxOptions are the settings of a sandboxed task (see docs/sandbox.md): Network keeps
+// the host's network, MemoryMB, CPUs and Pids become cgroup limits (0: none), Paths are extra
+// read-only host paths.
+type SandboxOptions struct {
+	Network  bool
+	MemoryMB int64
+	CPUs     float64
+	Pids     int64
+	Paths    []string
+}
+
+// Sandbox runs the task hermetically (Linux namespaces and cgroups): it sees its declared
+// inputs read-only, writes only its outputs and /tmp, has no network and no limits.
+func (t *Task) Sandbox() *Task {
+	t.sandbox = &SandboxOptions{}
+	return t
+}
+
+// SandboxWith runs the task in the sandbox with these settings.
+func (t *Task) SandboxWith(o SandboxOptions) *Task {
+	t.sandbox = &o
+	return t
+}
+
 // NoCache disables caching of the task, even with inputs.
 func (t *Task) NoCache() *Task {
 	f := false
@@ -339,6 +364,7 @@ func (t *Task) wire() wireTask {
 		Cache:      t.cache,
 		Target:     t.target,
 		Background: t.background,
+		Sandbox:    wireSandboxOf(t.sandbox),
 	}
 	for _, c := range t.criteria {
 		w.SuccessCriteria = append(w.SuccessCriteria, c.wire())
@@ -444,4 +470,15 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// wireSandboxOf is `true` for the default settings, else the settings object.
+func wireSandboxOf(o *SandboxOptions) any {
+	if o == nil {
+		return nil
+	}
+	if !o.Network && o.MemoryMB == 0 && o.CPUs == 0 && o.Pids == 0 && len(o.Paths) == 0 {
+		return true
+	}
+	return wireSandbox{Network: o.Network, MemoryMB: o.MemoryMB, CPUs: o.CPUs, Pids: o.Pids, Paths: o.Paths}
 }

@@ -38,6 +38,7 @@ type wireTask struct {
 	Cache           *bool               `json:"cache,omitempty"`
 	Target          string              `json:"target,omitempty"`
 	Background      *wireBackground     `json:"background,omitempty"`
+	Sandbox         any                 `json:"sandbox,omitempty"`
 }
 
 type wireTaskInput struct {
@@ -66,6 +67,14 @@ type wireSecretRef struct {
 type wireProvide struct {
 	Name  string `json:"name"`
 	Value string `json:"value,omitempty"`
+}
+
+type wireSandbox struct {
+	Network  bool     `json:"network,omitempty"`
+	MemoryMB int64    `json:"memory_mb,omitempty"`
+	CPUs     float64  `json:"cpus,omitempty"`
+	Pids     int64    `json:"pids,omitempty"`
+	Paths    []string `json:"paths,omitempty"`
 }
 
 type wireBackground struct {

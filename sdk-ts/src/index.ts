@@ -35,3 +35,4 @@ export {
   type SecretSource,
   type Criterion,
 } from "./pipeline.ts";
+export type { SandboxOptions } from "./validate.ts";

@@ -4,7 +4,7 @@ import { writeSync } from "node:fs";
 
 import type { Condition } from "./condition.ts";
 import { render, sortedMap, type Json, type JsonObject } from "./json.ts";
-import { validate, type TaskData } from "./validate.ts";
+import { validate, type SandboxOptions, type TaskData } from "./validate.ts";
 
 /** Where a task prefers to run. */
 export type Placement = "remote" | "local";
@@ -444,6 +444,16 @@ function taskJson(t: TaskData): JsonObject {
       ]),
     );
   }
+  if (t.sandbox !== undefined) {
+    const s = t.sandbox;
+    const m = new Map<string, Json>();
+    if (s.network) m.set("network", true);
+    if (s.memoryMb !== undefined) m.set("memory_mb", s.memoryMb);
+    if (s.cpus !== undefined) m.set("cpus", s.cpus);
+    if (s.pids !== undefined) m.set("pids", s.pids);
+    if (s.paths !== undefined && s.paths.length > 0) m.set("paths", [...s.paths]);
+    o.set("sandbox", m.size === 0 ? true : m);
+  }
   return o;
 }
 
@@ -712,6 +722,16 @@ export class Task {
    */
   background(ready: string, readyTimeoutSecs: number): this {
     this.#data.background = { ready, readyTimeout: readyTimeoutSecs };
+    return this;
+  }
+
+  /**
+   * Runs the task hermetically in the sandbox (Linux namespaces and cgroups): it sees its
+   * declared inputs read-only, writes only its outputs and /tmp; `options` add the network,
+   * limits and extra read-only host paths (see docs/sandbox.md).
+   */
+  sandbox(options: SandboxOptions = {}): this {
+    this.#data.sandbox = { ...options };
     return this;
   }
 

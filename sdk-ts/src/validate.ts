@@ -4,6 +4,20 @@ import { jaroWinkler } from "./jaro.ts";
 import type { Criterion, MountData, Placement } from "./pipeline.ts";
 
 /** @internal A task as the builder records it. */
+/** Settings of a sandboxed task (see docs/sandbox.md). */
+export interface SandboxOptions {
+  /** Keep the host's network (default: none). */
+  network?: boolean;
+  /** Memory limit in MiB. */
+  memoryMb?: number;
+  /** CPU limit as a number of CPUs. */
+  cpus?: number;
+  /** Limit on processes and threads. */
+  pids?: number;
+  /** Extra read-only host paths (absolute). */
+  paths?: string[];
+}
+
 export interface TaskData {
   name: string;
   command?: string;
@@ -39,6 +53,7 @@ export interface TaskData {
   cache?: boolean;
   target?: string;
   background?: { ready: string; readyTimeout: number };
+  sandbox?: SandboxOptions;
 }
 
 

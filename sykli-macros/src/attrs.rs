@@ -25,6 +25,7 @@ const KNOWN: &[&str] = &[
     "workdir",
     "container",
     "no_cache",
+    "sandbox",
     "background",
     "ready_timeout",
 ];
@@ -64,6 +65,8 @@ pub struct TaskAttrs {
     pub workdir: Option<LitStr>,
     pub container: Option<LitStr>,
     pub no_cache: bool,
+    /// `sandbox`: run hermetically (default sandbox settings).
+    pub sandbox: bool,
     /// `background = "ready check"`: a run-scoped host service.
     pub background: Option<LitStr>,
     /// `ready_timeout = 60` or `"2m"`, only with `background`.
@@ -111,18 +114,18 @@ impl Parse for TaskAttrs {
 
 impl TaskAttrs {
     fn parse_value(&mut self, key: &Ident, k: &str, input: ParseStream) -> syn::Result<()> {
-        // Flags: `remote`, `no_cache`, or `remote = true`.
-        if k == "remote" || k == "no_cache" {
+        // Flags: `remote`, `no_cache`, `sandbox`, or `remote = true`.
+        if k == "remote" || k == "no_cache" || k == "sandbox" {
             let value = if input.peek(Token![=]) {
                 input.parse::<Token![=]>()?;
                 input.parse::<LitBool>()?.value
             } else {
                 true
             };
-            if k == "remote" {
-                self.remote = value;
-            } else {
-                self.no_cache = value;
+            match k {
+                "remote" => self.remote = value,
+                "sandbox" => self.sandbox = value,
+                _ => self.no_cache = value,
             }
             return Ok(());
         }

@@ -279,6 +279,7 @@ fn registration(
     };
     let remote = attrs.remote;
     let no_cache = attrs.no_cache;
+    let sandbox = attrs.sandbox;
     let background = match &attrs.background {
         Some(ready) => {
             let secs = attrs.ready_timeout.unwrap_or(60);
@@ -323,6 +324,7 @@ fn registration(
                     workdir: #workdir,
                     container: #container,
                     no_cache: #no_cache,
+                    sandbox: #sandbox,
                     background: #background,
                 }
             }

@@ -123,6 +123,7 @@ fn request(run_id: &str, task: &str, script: &str, spec: ContainerSpec) -> ExecR
         kill_grace: Duration::from_secs(5),
         run_id: run_id.to_owned(),
         background: None,
+        sandbox: None,
     }
 }
 

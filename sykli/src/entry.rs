@@ -87,6 +87,8 @@ struct PipelineArgs {
 /// Runs the program for `sykli::main!`: see the module docs. `configure` adds builder tasks
 /// after the declared ones.
 pub fn main_entry(bin: BinInfo, configure: Option<fn(&mut Pipeline)>) -> ExitCode {
+    // A re-executed sandbox init never gets past this line.
+    sykli_runtime::exec::sandbox::run_init_if_requested();
     // `BINARY worker ...`: the pipeline binary serves as a remote worker, like `sykli worker`.
     #[cfg(feature = "remote")]
     if std::env::args_os().nth(1).is_some_and(|a| a == "worker") {
@@ -203,6 +205,7 @@ fn exec_native(declared: &DeclaredTasks, task: &str) -> ExitCode {
         kill_grace: Duration::from_secs(5),
         run_id: format!("sykli-exec-{}", std::process::id()),
         background: None,
+        sandbox: None,
     };
     let executor = NativeExecutor::new(registry, ProcessExecutor::default());
     let outcome = rt.block_on(async {

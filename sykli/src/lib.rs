@@ -15,7 +15,7 @@ pub use sykli_runtime as runtime;
 
 pub use pipeline::{
     CacheVolume, Condition, Criterion, Directory, EmitError, GateBuilder, Group, Pipeline,
-    Placement, SecretSource, TaskBuilder, Template,
+    Placement, Sandbox, SecretSource, TaskBuilder, Template,
 };
 
 pub mod build;

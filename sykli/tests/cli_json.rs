@@ -197,6 +197,18 @@ fn every_json_output_of_every_command_parses_as_the_one_envelope() {
         ("report", vec!["--json", "report"], true, 0),
         ("report", vec!["report", prefix, "--json"], true, 0),
         ("report", vec!["report", "no-such-run", "--json"], false, 2),
+        (
+            "gate approve",
+            vec!["--json", "gate", "approve", "last", "test"],
+            false,
+            2,
+        ),
+        (
+            "gate reject",
+            vec!["gate", "reject", "no-such-run", "x", "--json"],
+            false,
+            2,
+        ),
         ("cache stats", vec!["--json", "cache", "stats"], true, 0),
         (
             "cache clean",

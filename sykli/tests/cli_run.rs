@@ -194,12 +194,17 @@ fn history_and_logs_after_runs() {
     let second_id = second["data"]["run_id"].as_str().unwrap().to_string();
     assert_ne!(first_id, second_id);
 
-    // The run record.
-    let record = dir
-        .path()
-        .join(".sykli/runs")
-        .join(format!("{second_id}.json"));
-    let record: Value = serde_json::from_slice(&std::fs::read(&record).unwrap()).unwrap();
+    // The run, read back from its journal (docs/durable.md).
+    assert!(
+        dir.path()
+            .join(".sykli/runs")
+            .join(&second_id)
+            .join("journal")
+            .is_file()
+    );
+    let out = sykli(dir.path(), &["report", &second_id, "--json"]);
+    let record: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let record = &record["data"];
     let test = record["tasks"]
         .as_array()
         .unwrap()

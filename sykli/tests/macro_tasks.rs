@@ -127,6 +127,7 @@ async fn run_native(task: &str, dir: &Path) -> (ExecOutcome, String) {
         kill_grace: Duration::from_secs(1),
         run_id: "test".to_string(),
         background: None,
+        sandbox: None,
     };
     let output = Arc::new(Captured::default());
     let io = ExecIo {

@@ -83,7 +83,9 @@ fn explain_equals_run(label: &str, graph: &Value, filter: &[&str]) -> Vec<String
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(runs.len(), 1, "{label}");
-    let record: Value = serde_json::from_str(&std::fs::read_to_string(&runs[0]).unwrap()).unwrap();
+    let report = sykli(dir.path(), &["report", "--json"]);
+    let record: Value = serde_json::from_slice(&report.stdout).unwrap();
+    let record = &record["data"];
     let ran: HashMap<&str, &Value> = record["tasks"]
         .as_array()
         .unwrap()

@@ -24,7 +24,23 @@ const PIPELINE_ENV: &str = "REMOTE_EXEC_PIPELINE";
 const PLACE_ENV: &str = "REMOTE_EXEC_PLACE";
 /// The secret the `secret` task receives.
 const SECRET_ENV: &str = "REMOTE_EXEC_SECRET";
-const SECRET_VALUE: &str = "hunter2-remote-exec-8f3a";
+/// The secret's value, made at run time: a literal would be in this very binary, which
+/// native tasks ship to the worker.
+fn secret_value() -> &'static str {
+    static VALUE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    VALUE.get_or_init(|| format!("hunter{}-{:x}", std::process::id(), rand_u64()))
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64),
+    );
+    h.finish()
+}
 /// A container image the machine has (see .ci/docker-setup.sh).
 const IMAGE: &str = "sykli-test/busybox";
 
@@ -106,6 +122,22 @@ fn main() -> ExitCode {
             an_unauthenticated_client_is_refused_with_a_clear_error,
         ),
         (
+            "tls_with_an_extra_ca_and_a_token_runs_remotely_and_an_unknown_ca_is_refused",
+            tls_with_an_extra_ca_and_a_token_runs_remotely_and_an_unknown_ca_is_refused,
+        ),
+        (
+            "a_workers_labels_place_the_tasks_that_require_them",
+            a_workers_labels_place_the_tasks_that_require_them,
+        ),
+        (
+            "remote_output_is_shown_while_the_action_runs",
+            remote_output_is_shown_while_the_action_runs,
+        ),
+        (
+            "secrets_are_refused_toward_a_server_that_is_not_a_sykli_worker_unless_allowed",
+            secrets_are_refused_toward_a_server_that_is_not_a_sykli_worker_unless_allowed,
+        ),
+        (
             "a_remote_task_toward_an_unreachable_endpoint_errors_and_never_runs_locally",
             a_remote_task_toward_an_unreachable_endpoint_errors_and_never_runs_locally,
         ),
@@ -153,7 +185,7 @@ fn pipeline(dir: &Path, args: &[&str], remote: bool) -> Output {
         .arg("--json")
         .current_dir(dir)
         .env(PIPELINE_ENV, "1")
-        .env(SECRET_ENV, SECRET_VALUE)
+        .env(SECRET_ENV, secret_value())
         .env("SYKLI_CACHE_DIR", dir.join(".test-cache"))
         .env_remove("SYKLI_TOKEN")
         .env_remove("SYKLI_REMOTE")
@@ -272,12 +304,41 @@ fn a_mixed_pipeline_gives_the_same_outputs_and_statuses_as_an_all_local_run() {
     assert_eq!(outputs(&local), outputs(&remote));
     assert_eq!(
         std::fs::read_to_string(remote.join("out/report.txt")).unwrap(),
-        "3 words\nPEAR\nAPPLE\nFIG\n24\n"
+        format!("3 words\nPEAR\nAPPLE\nFIG\n{}\n", secret_value().len())
     );
     // The secret reached the remote task, and its output is masked like a local one.
     let log = log_of(&remote, "secret");
     assert!(log.contains("the secret is"), "{log}");
-    assert!(!log.contains(SECRET_VALUE), "{log}");
+    assert!(!log.contains(secret_value()), "{log}");
+    // Nothing the worker stored holds the secret's value.
+    let holders = files_containing(&worker.store, secret_value().as_bytes());
+    assert!(holders.is_empty(), "the secret is stored in {holders:?}");
+}
+
+/// Every file under `dir` (bounded by the tree) whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(p),
+                Ok(t)
+                    if t.is_file()
+                        && std::fs::read(&p)
+                            .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle)) =>
+                {
+                    found.push(p)
+                }
+                _ => {}
+            }
+        }
+    }
+    found
 }
 
 /// A JSON pipeline with a local, a remote and a prefer-remote task, all cacheable, the
@@ -384,7 +445,8 @@ struct PortWorker {
 impl PortWorker {
     fn start(store: &Path, listen: &str) -> (PortWorker, String) {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sykli"))
-            .args(["worker", "--listen", listen, "--store"])
+            // Its actions leave marks on this machine's disk: no sandbox.
+            .args(["worker", "--no-sandbox", "--listen", listen, "--store"])
             .arg(store)
             .env_remove("SYKLI_TOKEN")
             .stdin(Stdio::null())
@@ -569,6 +631,210 @@ fn an_unauthenticated_client_is_refused_with_a_clear_error() {
     );
     let s = statuses(&out);
     assert!(s.values().all(|(st, _)| st == "passed"), "{s:?}");
+}
+
+fn tls_with_an_extra_ca_and_a_token_runs_remotely_and_an_unknown_ca_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let (cert, key) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let token = tmp.path().join("token");
+    std::fs::write(&token, "tls-token\n").unwrap();
+    let worker = Worker::start(
+        &tmp.path().join("store"),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--token-file",
+            token.to_str().unwrap(),
+        ],
+    );
+    assert!(worker.url.starts_with("grpcs://"), "{}", worker.url);
+    let dir = json_project(tmp.path(), "p");
+    // The CA and token from the config file, relative to it.
+    std::fs::copy(&cert, dir.join("ca.pem")).unwrap();
+    std::fs::copy(&token, dir.join("token")).unwrap();
+    std::fs::write(
+        dir.join("sykli.toml"),
+        format!(
+            "[remote]\nexecutor = \"{}\"\ntls_ca = \"ca.pem\"\ntoken_file = \"token\"\n",
+            worker.url
+        ),
+    )
+    .unwrap();
+    let out = sykli(&dir, &["run", "--json"]);
+    let s = statuses(&out);
+    assert!(
+        s.values().all(|(st, _)| st == "passed"),
+        "{s:?}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(s["gen"].1, "remote");
+    // Without the CA the server's certificate is not trusted: a clear error, nothing runs.
+    std::fs::remove_file(dir.join("sykli.toml")).unwrap();
+    let other = json_project(tmp.path(), "q");
+    let out = sykli(
+        &other,
+        &[
+            "run",
+            "--remote",
+            &worker.url,
+            "--token-file",
+            token.to_str().unwrap(),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&worker.url) && err.contains("certificate"),
+        "{err}"
+    );
+    assert!(!other.join("out/gen.txt").exists());
+    assert!(
+        !other.join("out-here.txt").exists(),
+        "a refused run ran tasks"
+    );
+}
+
+fn a_workers_labels_place_the_tasks_that_require_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let worker = Worker::start(&tmp.path().join("store"), &["--label", "gpu=true"]);
+    let dir = tmp.path().join("p");
+    std::fs::create_dir_all(&dir).unwrap();
+    let graph = json!({"version": "1", "tasks": [
+        {"name": "train", "command": "echo training", "requires": ["gpu"], "remote": true},
+        {"name": "tpu", "command": "echo never", "requires": ["tpu"], "prefer": "remote"}
+    ]});
+    std::fs::write(dir.join("sykli.json"), graph.to_string()).unwrap();
+    let out = sykli(
+        &dir,
+        &["run", "--json", "--keep-going", "--remote", &worker.url],
+    );
+    let s = statuses(&out);
+    assert_eq!(
+        s["train"],
+        ("passed".to_owned(), "remote".to_owned()),
+        "{s:?}"
+    );
+    // No executor carries `tpu`: errored naming the label, never sent.
+    assert_eq!(s["tpu"].0, "errored", "{s:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("tpu"));
+    // `sykli explain` makes the same plan with the remote from the environment.
+    let mut cmd = common::command(&dir, &["explain"]);
+    cmd.env_remove("SYKLI_TOKEN")
+        .env("SYKLI_REMOTE", &worker.url);
+    let out = run_bounded(cmd, Duration::from_secs(60));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("`remote: true`: a remote executor"), "{text}");
+    assert!(text.contains("tpu"), "{text}");
+}
+
+fn remote_output_is_shown_while_the_action_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The action waits for a file the test writes on this machine: no sandbox.
+    let worker = Worker::start(&tmp.path().join("store"), &["--no-sandbox"]);
+    let dir = tmp.path().join("p");
+    std::fs::create_dir_all(&dir).unwrap();
+    let go = tmp.path().join("go");
+    // The action prints, then waits (bounded) for a file the test writes only once it has
+    // seen that line: it finishes only if its output arrived while it ran.
+    let graph = json!({"version": "1", "tasks": [
+        {"name": "talk", "remote": true, "command": format!(
+            "echo first; i=0; while [ ! -e {go} ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; \
+             [ -e {go} ] && echo second", go = go.display())}
+    ]});
+    std::fs::write(dir.join("sykli.json"), graph.to_string()).unwrap();
+    let mut cmd = common::command(&dir, &["run", "--verbose", "--remote", &worker.url]);
+    let mut child = cmd
+        .env_remove("SYKLI_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let until = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) if line.contains("first") => break,
+            Ok(line) => seen.push(line),
+            Err(_) => {
+                let _ = child.kill();
+                panic!("the action's first line never showed while it ran: {seen:?}");
+            }
+        }
+    }
+    std::fs::write(&go, "").unwrap();
+    let rest: Vec<String> = rx.iter().collect();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{rest:?}");
+    let all = rest.join("\n");
+    assert_eq!(all.matches("second").count(), 1, "{all}");
+    assert!(
+        !all.contains("first"),
+        "the live line was written twice: {all}"
+    );
+}
+
+fn secrets_are_refused_toward_a_server_that_is_not_a_sykli_worker_unless_allowed() {
+    let peers = common::peers::BuildGridExecution::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("p");
+    std::fs::create_dir_all(&dir).unwrap();
+    let graph = json!({"version": "1", "tasks": [
+        {"name": "deploy", "remote": true, "secrets": [SECRET_ENV],
+         "command": "echo deploying > deployed.txt", "outputs": {"d": "deployed.txt"}}
+    ]});
+    std::fs::write(dir.join("sykli.json"), graph.to_string()).unwrap();
+    let endpoint = peers.endpoint();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--json", "--remote", &endpoint];
+        args.extend_from_slice(extra);
+        let mut cmd = common::command(&dir, &args);
+        cmd.env_remove("SYKLI_TOKEN")
+            .env(SECRET_ENV, secret_value());
+        run_bounded(cmd, Duration::from_secs(180))
+    };
+    let out = run(&[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let s = statuses(&out);
+    assert_eq!(s["deploy"].0, "errored", "{s:?}");
+    assert!(
+        text.contains("is not a sykli worker") && text.contains("--remote-allow-secrets"),
+        "{text}"
+    );
+    assert!(!dir.join("deployed.txt").exists());
+    // Opted in, it runs there (the value travels as request metadata, never in the Action).
+    let out = run(&["--remote-allow-secrets"]);
+    let s = statuses(&out);
+    assert_eq!(
+        s["deploy"],
+        ("passed".to_owned(), "remote".to_owned()),
+        "{s:?}\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        peers.bot_log()
+    );
+    let holders = files_containing(peers.grid().dir(), secret_value().as_bytes());
+    assert!(
+        holders.is_empty(),
+        "BuildGrid stored the secret in {holders:?}"
+    );
 }
 
 fn a_remote_task_toward_an_unreachable_endpoint_errors_and_never_runs_locally() {

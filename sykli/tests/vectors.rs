@@ -95,6 +95,8 @@ mod v_25_resources_only;
 mod v_26_every_field;
 #[path = "../../tests/vectors/27-background/sykli.rs"]
 mod v_27_background;
+#[path = "../../tests/vectors/28-sandbox/sykli.rs"]
+mod v_28_sandbox;
 
 /// A vector's directory name and its pipeline.
 type Case = (&'static str, fn() -> Pipeline);
@@ -136,6 +138,7 @@ fn vectors() -> Vec<Case> {
         ("25-resources-only", v_25_resources_only::pipeline),
         ("26-every-field", v_26_every_field::pipeline),
         ("27-background", v_27_background::pipeline),
+        ("28-sandbox", v_28_sandbox::pipeline),
     ]
 }
 

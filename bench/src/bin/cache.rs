@@ -1,15 +1,21 @@
 //! Cache benchmark, side by side in one run:
-//! - a fully cached rerun of 1,000 tasks (inputs `src/m{i%200}/**`) over a 20,000-file tree
-//!   against `git status --porcelain` on that tree (target <= 2x);
-//! - the same for 10,000 tasks over 100,000 files (target <= 2x), with peak RSS;
+//! - a fully cached rerun of 1,000 tasks (inputs `src/m{i%200}/**`, 100 files each) over a
+//!   20,000-file tree against `git status --porcelain` on that tree (target <= 2x);
+//! - the same for 10,000 tasks over 100,000 files (target <= 2x), with peak RSS, in two
+//!   shapes: `large`, 100 files per task as in the small case (inputs `src/m{i%1000}/**`, 1,000
+//!   distinct input sets), and `large200`, the small case's globs (inputs `src/m{i%200}/**`,
+//!   500 files per task, 200 distinct input sets);
 //! - first-run hashing (empty stat index) against `b3sum` on the same files (target <= 1.3x).
 //!
-//! A rerun is what a new `sykli run` does for each task: open the store and the stat index,
-//! key the task (one workspace walk shared by every task), look the key up (a hit), and save
-//! the index. Each rerun is checked to write no file in the store or the index.
+//! A rerun is what a new `sykli run` does for each task, in a new process (this binary with
+//! `--rerun-child`) timed from spawn to exit like `git status`: open the store and the stat
+//! index, key the task (one workspace walk shared by every task), look the key up (a hit),
+//! and save the index. Each rerun is checked to write no file in the store or the index. Peak
+//! RSS is the rerun process's; CPU time (user + system) is printed beside wall time, as a
+//! figure less moved by other load on a shared machine.
 //!
-//! `cargo run --release -p sykli-bench --bin cache [-- --only small|large --big-mb M --dir PATH
-//! --reruns N]`
+//! `cargo run --release -p sykli-bench --bin cache [-- --only small|large|large200 --big-mb M
+//! --dir PATH --reruns N]`
 //! (workspaces are created in temp dirs under PATH, default the system temp dir, and removed
 //! afterwards; `--big-mb` adds one file of M MB to the hashing comparison, default 512).
 
@@ -77,6 +83,26 @@ const LARGE: Shape = Shape {
     dirs: 1_000,
     tasks: 10_000,
 };
+const LARGE_200: Shape = Shape {
+    name: "large200",
+    files: 100_000,
+    dirs: 200,
+    tasks: 10_000,
+};
+
+impl Shape {
+    /// What is measured, in words: tasks, their inputs, the tree.
+    fn describe(&self) -> String {
+        format!(
+            "{} tasks, inputs src/m{{i%{}}}/** ({} files each, {} distinct sets) over {} files",
+            self.tasks,
+            self.dirs,
+            self.files / self.dirs,
+            self.dirs.min(self.tasks),
+            self.files
+        )
+    }
+}
 
 fn build_workspace(root: &Path, shape: Shape) -> Result<(Vec<String>, u64)> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
@@ -181,6 +207,117 @@ fn rerun(
     Ok((inputs, cache.walks(), cache.index().hashed_files()))
 }
 
+/// The rerun as a new process does it (`--rerun-child SHAPE CACHE ROOT THREADS TASKS`): this
+/// binary again, so that a rerun starts from a fresh process as `sykli run` does. Prints
+/// "inputs full_walks task_walks rehashed".
+fn rerun_child(args: &[String]) -> Result<()> {
+    let [shape, cache_dir, root, threads, n] = args else {
+        bail!("--rerun-child takes SHAPE CACHE ROOT THREADS TASKS");
+    };
+    let shape = [SMALL, LARGE, LARGE_200]
+        .into_iter()
+        .find(|s| s.name == shape)
+        .with_context(|| format!("no shape {shape}"))?;
+    let tasks = tasks(shape);
+    let n: usize = n.parse()?;
+    let tasks = tasks.get(..n).context("more tasks than the shape has")?;
+    let (inputs, (full, per_task), rehashed) = rerun(
+        Path::new(cache_dir),
+        Path::new(root),
+        tasks,
+        threads.parse()?,
+    )?;
+    println!("{inputs} {full} {per_task} {rehashed}");
+    Ok(())
+}
+
+/// What one rerun process did and cost.
+struct Child {
+    wall: Duration,
+    cpu: Duration,
+    peak_rss_mb: f64,
+    inputs: usize,
+    walks: (u64, u64),
+    rehashed: u64,
+}
+
+/// Runs a rerun of the first `n` tasks in a new process, timed from spawn to exit like
+/// `git status`.
+fn spawn_rerun(
+    shape: Shape,
+    cache_dir: &Path,
+    root: &Path,
+    threads: usize,
+    n: usize,
+) -> Result<Child> {
+    let exe = std::env::current_exe()?;
+    let t = Instant::now();
+    let child = Command::new(exe)
+        .arg("--rerun-child")
+        .args([
+            shape.name,
+            &cache_dir.display().to_string(),
+            &root.display().to_string(),
+        ])
+        .args([threads.to_string(), n.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: plain libc calls on a zeroed rusage and our own child's pid.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::wait4(pid, &mut status, 0, &mut usage) } != pid {
+        bail!(
+            "waiting for the rerun process failed: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    let wall = t.elapsed();
+    let out = {
+        use std::io::Read;
+        let mut s = String::new();
+        child
+            .stdout
+            .context("the rerun's stdout")?
+            .read_to_string(&mut s)?;
+        s
+    };
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        bail!("the rerun process failed (wait status {status})");
+    }
+    let v: Vec<u64> = out
+        .split_whitespace()
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("bad rerun output {out:?}"))?;
+    let [inputs, full, per_task, rehashed] = v[..] else {
+        bail!("bad rerun output {out:?}");
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Ok(Child {
+        wall,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        peak_rss_mb: usage.ru_maxrss as f64 / 1024.0,
+        inputs: inputs as usize,
+        walks: (full, per_task),
+        rehashed,
+    })
+}
+
+/// `git status --porcelain` in `root`, timed, with its CPU time.
+fn git_status(root: &Path) -> Result<(Duration, Duration)> {
+    let cpu = || {
+        // SAFETY: getrusage on a zeroed struct.
+        let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
+        let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+        tv(u.ru_utime) + tv(u.ru_stime)
+    };
+    let c = cpu();
+    let (d, _) = time(|| git(root, &["status", "--porcelain"]))?;
+    Ok((d, cpu().saturating_sub(c)))
+}
+
 fn time<T>(f: impl FnOnce() -> Result<T>) -> Result<(Duration, T)> {
     let t = Instant::now();
     let v = f()?;
@@ -234,24 +371,6 @@ fn mbps(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / (1 << 20) as f64 / d.as_secs_f64()
 }
 
-/// Resets the process's peak RSS (Linux: `clear_refs` 5), so the next reading is this phase's.
-fn reset_peak_rss() {
-    let _ = fs::write("/proc/self/clear_refs", "5");
-}
-
-/// Peak RSS in MB (`VmHWM`).
-fn peak_rss_mb() -> f64 {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
 /// Every file under `dir` with its (mtime ns, size): to check that a rerun writes nothing.
 fn listing(dir: &Path) -> Result<BTreeMap<PathBuf, (i64, u64)>> {
     let mut out = BTreeMap::new();
@@ -276,7 +395,9 @@ fn listing(dir: &Path) -> Result<BTreeMap<PathBuf, (i64, u64)>> {
 struct Rerun {
     shape: Shape,
     sykli: Duration,
+    sykli_cpu: Duration,
     git: Duration,
+    git_cpu: Duration,
     inputs: usize,
     walks: (u64, u64),
     rehashed: u64,
@@ -317,7 +438,7 @@ fn rerun_case(
     // One rerun to warm, and to check that a rerun writes nothing.
     let before = listing(&cache_dir)?;
     let index_before = fs::metadata(root.join(".sykli/cache-index"))?.mtime_nsec();
-    rerun(&cache_dir, &root, &tasks, threads)?;
+    spawn_rerun(shape, &cache_dir, &root, threads, tasks.len())?;
     let after = listing(&cache_dir)?;
     let index_after = fs::metadata(root.join(".sykli/cache-index"))?.mtime_nsec();
     let writes = after
@@ -326,15 +447,22 @@ fn rerun_case(
         .count()
         + usize::from(index_before != index_after);
 
-    reset_peak_rss();
-    let mut best = Duration::MAX;
-    let mut last = (0, (0, 0), 0);
+    // Each rerun is a new process, timed from spawn to exit as `git status` is; the two
+    // alternate, so that both see the same load on a shared machine.
+    let mut best: Option<Child> = None;
+    let (mut git_best, mut git_cpu) = (Duration::MAX, Duration::MAX);
+    let mut rss_mb = 0f64;
     for _ in 0..o.reruns.max(1) {
-        let (d, r) = time(|| rerun(&cache_dir, &root, &tasks, threads))?;
-        best = best.min(d);
-        last = r;
+        let c = spawn_rerun(shape, &cache_dir, &root, threads, tasks.len())?;
+        rss_mb = rss_mb.max(c.peak_rss_mb);
+        if best.as_ref().is_none_or(|b| c.wall < b.wall) {
+            best = Some(c);
+        }
+        let (g, gc) = git_status(&root)?;
+        git_best = git_best.min(g);
+        git_cpu = git_cpu.min(gc);
     }
-    let rss_mb = peak_rss_mb();
+    let best = best.context("no rerun")?;
     let mut load = Duration::MAX;
     for _ in 0..o.reruns.max(1) {
         let (d, idx) = time(|| Ok(StatIndex::open(root.join(".sykli/cache-index"))))?;
@@ -345,21 +473,18 @@ fn rerun_case(
     // Of which the one walk of the tree (with the index load and one task's key).
     let mut walk = Duration::MAX;
     for _ in 0..o.reruns.max(1) {
-        let (d, _) = time(|| rerun(&cache_dir, &root, &tasks[..1], 1))?;
-        walk = walk.min(d);
-    }
-    let mut git_best = Duration::MAX;
-    for _ in 0..5 {
-        git_best = git_best.min(time(|| git(&root, &["status", "--porcelain"]))?.0);
+        walk = walk.min(spawn_rerun(shape, &cache_dir, &root, 1, 1)?.wall);
     }
     Ok((
         Rerun {
             shape,
-            sykli: best,
+            sykli: best.wall,
+            sykli_cpu: best.cpu,
             git: git_best,
-            inputs: last.0,
-            walks: last.1,
-            rehashed: last.2,
+            git_cpu,
+            inputs: best.inputs,
+            walks: best.walks,
+            rehashed: best.rehashed,
             walk,
             writes,
             rss_mb,
@@ -371,23 +496,28 @@ fn rerun_case(
 }
 
 fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--rerun-child") {
+        return rerun_child(&args[2..]);
+    }
     let o = opts()?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     if Command::new("b3sum").arg("--version").output().is_err() {
         bail!("b3sum is not installed (cargo install b3sum, or apt-get install b3sum)");
     }
     let shapes: Vec<Shape> = match o.only.as_deref() {
-        None => vec![SMALL, LARGE],
+        None => vec![SMALL, LARGE, LARGE_200],
         Some("small") => vec![SMALL],
         Some("large") => vec![LARGE],
-        Some(other) => bail!("--only takes small or large, not {other}"),
+        Some("large200") => vec![LARGE_200],
+        Some(other) => bail!("--only takes small, large or large200, not {other}"),
     };
     let mut reruns = Vec::new();
     let mut hashing = None;
     for shape in shapes {
         let (r, work, rels, bytes) = rerun_case(&o, shape, threads)?;
         reruns.push(r);
-        if shape.name == LARGE.name || o.only.is_some() {
+        if shape.name == LARGE.name || (o.only.is_some() && hashing.is_none()) {
             hashing = Some(hashing_case(&o, work.path(), shape, &rels, bytes, threads)?);
         }
         let path = work.path().to_path_buf();
@@ -396,18 +526,20 @@ fn main() -> Result<()> {
     }
 
     println!(
-        "fully cached rerun ({threads} threads; best of {}; key + lookup every task):",
+        "fully cached rerun ({threads} threads; best of {}, each a new process timed from spawn to exit, alternating with git status; key + lookup every task):",
         o.reruns.max(1)
     );
     for r in &reruns {
+        println!("  {:<8} {}:", r.shape.name, r.shape.describe());
         println!(
-            "  {:>6} tasks / {:>7} files: sykli {:>8.1?}  git status {:>8.1?}  ratio {:>5.2}x (target <= 2x)  peak RSS {:.0} MB  [{} inputs, {} walk(s) of the tree ({:.1?} with one task), {} per-task walks, {} rehashed, {} files written]",
-            r.shape.tasks,
-            r.shape.files,
+            "           sykli {:>8.1?}  git status {:>8.1?}  ratio {:>5.2}x (target <= 2x)  peak RSS {:.0} MB  (CPU {:.0?} vs {:.0?}: {:.2}x)  [{} inputs, {} walk(s) of the tree ({:.1?} with one task), {} per-task walks, {} rehashed, {} files written]",
             r.sykli,
             r.git,
             r.sykli.as_secs_f64() / r.git.as_secs_f64(),
             r.rss_mb,
+            r.sykli_cpu,
+            r.git_cpu,
+            r.sykli_cpu.as_secs_f64() / r.git_cpu.as_secs_f64(),
             r.inputs,
             r.walks.0,
             r.walk,
@@ -518,9 +650,11 @@ fn hashing_case(
                 cacheable(t, c.key(t, &ctx)?).map(|_| 1)
             })
         })?;
-        if c.index().hashed_files() != rels.len() as u64 {
+        // Every file hashed (two tasks with the same globs keyed at once may both hash one:
+        // that time counts against sykli).
+        if c.index().hashed_files() < rels.len() as u64 {
             bail!(
-                "expected {} files hashed, got {}",
+                "expected at least {} files hashed, got {}",
                 rels.len(),
                 c.index().hashed_files()
             );

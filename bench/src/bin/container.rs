@@ -126,6 +126,7 @@ async fn main() -> anyhow::Result<()> {
         kill_grace: Duration::from_secs(5),
         run_id: format!("bench-{}", std::process::id()),
         background: None,
+        sandbox: None,
     };
 
     let sykli_bin = sykli_bench::sykli_bin()?;

@@ -8,8 +8,8 @@
 //!    and the changed `Directory` messages, plus the new `Action`).
 //!
 //! Build first: `cargo build --release -p sykli -p sykli-bench`, then
-//! `target/release/remote [ACTIONS] [JOBS]`. The `sykli` binary is `$SYKLI_BIN` or the one
-//! next to this benchmark.
+//! `target/release/remote [ACTIONS] [JOBS] [ROUNDS]` (defaults 1000, 16, 3). The `sykli`
+//! binary is `$SYKLI_BIN` or the one next to this benchmark.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -100,7 +100,12 @@ fn time_run(sykli: &Path, dir: &Path, jobs: usize, remote: Option<&str>) -> Resu
     Ok(took)
 }
 
-fn overhead(sykli: &Path, actions: usize, jobs: usize) -> Result<()> {
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn overhead(sykli: &Path, actions: usize, jobs: usize, rounds: usize) -> Result<()> {
     let tmp = tempfile::tempdir()?;
     let worker = Worker::start(sykli, &tmp.path().join("store"))?;
     let project = |name: &str, remote: bool| -> Result<std::path::PathBuf> {
@@ -119,8 +124,12 @@ fn overhead(sykli: &Path, actions: usize, jobs: usize) -> Result<()> {
     };
     let local_dir = project("local", false)?;
     let remote_dir = project("remote", true)?;
-    let local = time_run(sykli, &local_dir, jobs, None)?;
-    let remote = time_run(sykli, &remote_dir, jobs, Some(&worker.url))?;
+    let (mut locals, mut remotes) = (Vec::new(), Vec::new());
+    for _ in 0..rounds.max(1) {
+        locals.push(time_run(sykli, &local_dir, jobs, None)?);
+        remotes.push(time_run(sykli, &remote_dir, jobs, Some(&worker.url))?);
+    }
+    let (local, remote) = (median(locals), median(remotes));
     let per = |d: Duration| d.as_secs_f64() * 1000.0 / actions as f64;
     let rate = |d: Duration| actions as f64 / d.as_secs_f64();
     println!(
@@ -231,12 +240,13 @@ async fn incremental(sykli: &Path, files: usize) -> Result<()> {
 fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let actions: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(1000);
-    let jobs: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(8);
+    let jobs: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(16);
+    let rounds: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(3);
     let sykli = sykli_bin()?;
     let cache = tempfile::tempdir()?;
     // SAFETY: set before any thread of this program starts; the runtime reads it.
     unsafe { std::env::set_var("SYKLI_CACHE_DIR", cache.path()) };
-    overhead(&sykli, actions, jobs)?;
+    overhead(&sykli, actions, jobs, rounds)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

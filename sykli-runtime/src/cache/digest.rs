@@ -56,9 +56,37 @@ pub struct ParseDigestError(String);
 impl FromStr for Digest {
     type Err = ParseDigestError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        blake3::Hash::from_hex(s)
-            .map(Digest::from)
-            .map_err(|_| ParseDigestError(s.to_owned()))
+        // Every action result read holds several digests: decoded by table, two at a time.
+        const fn nibbles() -> [u8; 256] {
+            let mut t = [0xffu8; 256];
+            let mut i = 0;
+            while i < 10 {
+                t[b'0' as usize + i] = i as u8;
+                i += 1;
+            }
+            let mut i = 0;
+            while i < 6 {
+                t[b'a' as usize + i] = 10 + i as u8;
+                t[b'A' as usize + i] = 10 + i as u8;
+                i += 1;
+            }
+            t
+        }
+        static NIBBLE: [u8; 256] = nibbles();
+        let bad = || ParseDigestError(s.to_owned());
+        let hex = s.as_bytes();
+        if hex.len() != 64 {
+            return Err(bad());
+        }
+        let mut out = [0u8; 32];
+        for (o, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+            let (hi, lo) = (NIBBLE[pair[0] as usize], NIBBLE[pair[1] as usize]);
+            if (hi | lo) & 0xf0 != 0 {
+                return Err(bad());
+            }
+            *o = hi << 4 | lo;
+        }
+        Ok(Digest(out))
     }
 }
 
@@ -70,8 +98,18 @@ impl Serialize for Digest {
 
 impl<'de> Deserialize<'de> for Digest {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        // Parsed from the borrowed text: no string allocated per digest.
+        struct Hex;
+        impl serde::de::Visitor<'_> for Hex {
+            type Value = Digest;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a digest as 64 hex characters")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Digest, E> {
+                s.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_str(Hex)
     }
 }
 
@@ -149,4 +187,30 @@ pub fn hash_symlink(path: &Path) -> io::Result<Digest> {
     let mut h = blake3::Hasher::new_derive_key("sykli symlink v1");
     h.update(target.as_os_str().as_encoded_bytes());
     Ok(h.finalize().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_hex_round_trips_and_bad_text_is_refused() {
+        let d = Digest::of_bytes(b"x");
+        assert_eq!(d.to_hex().parse::<Digest>(), Ok(d));
+        assert_eq!(d.to_hex().to_uppercase().parse::<Digest>(), Ok(d));
+        let good = d.to_hex();
+        for bad in [
+            String::new(),
+            good[..63].to_owned(),
+            format!("{good}0"),
+            format!("g{}", &good[1..]),
+            format!("{}/", &good[..63]),
+            format!("{}é", &good[..62]),
+        ] {
+            assert!(bad.parse::<Digest>().is_err(), "{bad:?}");
+        }
+        let json = serde_json::to_string(&d).expect("encode");
+        assert_eq!(serde_json::from_str::<Digest>(&json).expect("decode"), d);
+        assert!(serde_json::from_str::<Digest>("\"zz\"").is_err());
+    }
 }

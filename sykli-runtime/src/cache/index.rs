@@ -101,6 +101,9 @@ pub struct StatIndex {
     path: Option<PathBuf>,
     function: DigestFunction,
     index_mtime_ns: i64,
+    /// The entries of the index file as loaded, never changed: read in place.
+    disk: Disk,
+    /// Entries hashed in this session: they supersede `disk`.
     entries: RwLock<Map>,
     dirty: AtomicBool,
     hashed: AtomicU64,
@@ -126,6 +129,7 @@ impl StatIndex {
             path: None,
             function,
             index_mtime_ns: 0,
+            disk: Disk::default(),
             entries: RwLock::new(Map::default()),
             dirty: AtomicBool::new(false),
             hashed: AtomicU64::new(0),
@@ -144,8 +148,10 @@ impl StatIndex {
     pub fn open_with(path: impl Into<PathBuf>, function: DigestFunction) -> StatIndex {
         let path = path.into();
         let mut index = StatIndex::in_memory_with(function);
-        if let Ok((entries, mtime)) = load(&path, function) {
-            index.entries = RwLock::new(entries);
+        if let Ok((disk, mtime)) = load(&path, function) {
+            // An index written unsorted (by an older sykli) is rewritten sorted once.
+            index.dirty = AtomicBool::new(!disk.was_sorted);
+            index.disk = disk;
             index.index_mtime_ns = mtime;
         }
         index.path = Some(path);
@@ -159,19 +165,36 @@ impl StatIndex {
         files: impl Iterator<Item = (&'a str, &'a Stat)>,
     ) -> Vec<Option<Digest>> {
         let map = self.read();
+        // Files come sorted by path, as the disk entries are: each is usually the entry
+        // right after the previous one's.
+        let mut hint = 0;
         files
             .map(|(rel, stat)| {
-                map.get(rel)
-                    .filter(|e| e.trusted(stat, self.index_mtime_ns))
+                let e = match map.get(rel) {
+                    Some(e) => Some(e.clone()),
+                    None => self.disk.find(rel, hint).map(|slot| {
+                        hint = slot + 1;
+                        self.disk.entry(slot)
+                    }),
+                };
+                e.filter(|e| e.trusted(stat, self.index_mtime_ns))
                     .map(|e| e.digest)
             })
             .collect()
     }
 
+    /// The entry recorded for `rel`: hashed in this session, else loaded.
+    fn get(&self, rel: &str) -> Option<Entry> {
+        if let Some(e) = self.read().get(rel) {
+            return Some(e.clone());
+        }
+        self.disk.find(rel, 0).map(|slot| self.disk.entry(slot))
+    }
+
     /// The digest of the file at `root/rel`, whose `lstat` is `stat`: from the index when the
     /// stat data is unchanged and not racy, else by hashing the file (and recording it).
     pub(crate) fn digest(&self, root: &Path, rel: &str, stat: &Stat) -> io::Result<Digest> {
-        if let Some(e) = self.read().get(rel)
+        if let Some(e) = self.get(rel)
             && e.trusted(stat, self.index_mtime_ns)
         {
             return Ok(e.digest);
@@ -224,7 +247,11 @@ impl StatIndex {
 
     /// Number of files recorded.
     pub fn len(&self) -> usize {
-        self.read().len()
+        let map = self.read();
+        map.len()
+            + (0..self.disk.slots.len())
+                .filter(|&i| !self.disk.path(i).is_some_and(|p| map.contains_key(p)))
+                .count()
     }
 
     /// Whether no file is recorded.
@@ -243,7 +270,17 @@ impl StatIndex {
         }
         let mut body = Vec::new();
         {
-            let entries = self.read();
+            let fresh = self.read();
+            // Sorted by path, so that a load can read the entries in place.
+            let mut entries: Vec<(&str, Entry)> = fresh
+                .iter()
+                .map(|(p, e)| (p.as_str(), e.clone()))
+                .chain((0..self.disk.slots.len()).filter_map(|i| {
+                    let p = self.disk.path(i)?;
+                    (!fresh.contains_key(p)).then(|| (p, self.disk.entry(i)))
+                }))
+                .collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
             body.reserve(entries.len() * 96);
             body.extend_from_slice(&(entries.len() as u64).to_le_bytes());
             for (rel, e) in entries.iter() {
@@ -278,7 +315,66 @@ impl StatIndex {
     }
 }
 
-fn load(path: &Path, function: DigestFunction) -> io::Result<(Map, i64)> {
+/// Bytes of an entry after its path: size, mtime, ctime, inode, stat time, digest.
+const ENTRY_TAIL: usize = 5 * 8 + 32;
+
+/// The entries of an index file, read in place: no allocation per entry.
+#[derive(Debug, Default)]
+struct Disk {
+    /// The whole file (magic and checksum, then the entries).
+    body: Vec<u8>,
+    /// Offset in `body` of each entry's path, sorted by path.
+    slots: Vec<(usize, u32)>,
+    /// Whether the file listed its entries sorted (else they were sorted on load).
+    was_sorted: bool,
+}
+
+impl Disk {
+    fn path_bytes(&self, slot: usize) -> &[u8] {
+        let (off, len) = self.slots[slot];
+        &self.body[off..off + len as usize]
+    }
+
+    /// The path of entry `slot` (checked UTF-8 on load).
+    fn path(&self, slot: usize) -> Option<&str> {
+        std::str::from_utf8(self.path_bytes(slot)).ok()
+    }
+
+    /// The entry for `rel`, trying `hint` (the slot after the previous find) first.
+    fn find(&self, rel: &str, hint: usize) -> Option<usize> {
+        if hint < self.slots.len() && self.path_bytes(hint) == rel.as_bytes() {
+            return Some(hint);
+        }
+        self.slots
+            .binary_search_by(|&(off, len)| self.body[off..off + len as usize].cmp(rel.as_bytes()))
+            .ok()
+    }
+
+    fn entry(&self, slot: usize) -> Entry {
+        let (off, len) = self.slots[slot];
+        let t = &self.body[off + len as usize..off + len as usize + ENTRY_TAIL];
+        let u64_at = |i: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&t[i * 8..i * 8 + 8]);
+            u64::from_le_bytes(b)
+        };
+        let mut d = [0u8; 32];
+        d.copy_from_slice(&t[40..72]);
+        Entry {
+            stat: Stat {
+                size: u64_at(0),
+                mtime_ns: u64_at(1) as i64,
+                ctime_ns: u64_at(2) as i64,
+                ino: u64_at(3),
+            },
+            stat_taken_ns: u64_at(4) as i64,
+            digest: Digest(d),
+            from_disk: true,
+        }
+    }
+}
+
+fn load(path: &Path, function: DigestFunction) -> io::Result<(Disk, i64)> {
     let bytes = fs::read(path)?;
     let meta = fs::metadata(path)?;
     let mtime = Stat::of(&meta).mtime_ns;
@@ -286,38 +382,47 @@ fn load(path: &Path, function: DigestFunction) -> io::Result<(Map, i64)> {
     if bytes.len() < 48 || &bytes[..8] != magic(function) {
         return Err(bad());
     }
-    let body = &bytes[40..];
-    if blake3::hash(body).as_bytes() != &bytes[8..40] {
+    if blake3::hash(&bytes[40..]).as_bytes() != &bytes[8..40] {
         return Err(bad());
     }
-    let mut r = Reader { buf: body, pos: 0 };
+    // Offsets are into the whole file: the body is read in place.
+    let body = bytes;
+    let mut r = Reader {
+        buf: &body,
+        pos: 40,
+    };
     let n = r.u64().ok_or_else(bad)? as usize;
-    let mut map = Map::with_capacity_and_hasher(n.min(body.len() / 80 + 1), Default::default());
-    for _ in 0..n {
-        let len = r.u32().ok_or_else(bad)? as usize;
-        let rel = std::str::from_utf8(r.take(len).ok_or_else(bad)?)
-            .map_err(|_| bad())?
-            .to_owned();
-        let stat = Stat {
-            size: r.u64().ok_or_else(bad)?,
-            mtime_ns: r.u64().ok_or_else(bad)? as i64,
-            ctime_ns: r.u64().ok_or_else(bad)? as i64,
-            ino: r.u64().ok_or_else(bad)?,
-        };
-        let stat_taken_ns = r.u64().ok_or_else(bad)? as i64;
-        let mut d = [0u8; 32];
-        d.copy_from_slice(r.take(32).ok_or_else(bad)?);
-        map.insert(
-            rel,
-            Entry {
-                stat,
-                stat_taken_ns,
-                digest: Digest(d),
-                from_disk: true,
-            },
-        );
+    let mut slots = Vec::with_capacity(n.min(body.len() / (4 + ENTRY_TAIL)));
+    let mut sorted = true;
+    let mut prev: &[u8] = &[];
+    for i in 0..n {
+        let len = r.u32().ok_or_else(bad)?;
+        let off = r.pos;
+        let p = r.take(len as usize).ok_or_else(bad)?;
+        std::str::from_utf8(p).map_err(|_| bad())?;
+        r.take(ENTRY_TAIL).ok_or_else(bad)?;
+        if i > 0 && p <= prev {
+            sorted = false;
+        }
+        prev = p;
+        slots.push((off, len));
     }
-    Ok((map, mtime))
+    if !sorted {
+        let key = |&(off, len): &(usize, u32)| &body[off..off + len as usize];
+        slots.sort_by(|a, b| key(a).cmp(key(b)));
+        // One entry per path (a well-formed file has no duplicates; keep the last).
+        slots.reverse();
+        slots.dedup_by(|a, b| key(a) == key(b));
+        slots.reverse();
+    }
+    Ok((
+        Disk {
+            body,
+            slots,
+            was_sorted: sorted,
+        },
+        mtime,
+    ))
 }
 
 struct Reader<'a> {
@@ -336,5 +441,76 @@ impl<'a> Reader<'a> {
     }
     fn u32(&mut self) -> Option<u32> {
         Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An index file as an older sykli wrote it: entries in hash-map order, not sorted.
+    fn legacy_file(entries: &[(&str, Stat, Digest)]) -> Vec<u8> {
+        let mut body = Vec::new();
+        body.extend_from_slice(&(entries.len() as u64).to_le_bytes());
+        for (rel, stat, digest) in entries {
+            body.extend_from_slice(&(rel.len() as u32).to_le_bytes());
+            body.extend_from_slice(rel.as_bytes());
+            for v in [
+                stat.size,
+                stat.mtime_ns as u64,
+                stat.ctime_ns as u64,
+                stat.ino,
+                // Hashed well after its last change: trusted while the stat data holds.
+                stat.mtime_ns as u64 + 10_000_000_000,
+            ] {
+                body.extend_from_slice(&v.to_le_bytes());
+            }
+            body.extend_from_slice(&digest.0);
+        }
+        let mut out = magic(DigestFunction::Blake3).to_vec();
+        out.extend_from_slice(blake3::hash(&body).as_bytes());
+        out.extend_from_slice(&body);
+        out
+    }
+
+    fn stat(n: u64) -> Stat {
+        Stat {
+            size: n,
+            mtime_ns: 1_000_000_007 * n as i64,
+            ctime_ns: 1_000_000_007 * n as i64,
+            ino: n,
+        }
+    }
+
+    #[test]
+    fn unsorted_index_file_of_an_older_version_is_read_and_rewritten_sorted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("cache-index");
+        let names = ["src/b", "a", "src/a", "src.txt", "src/a/x"];
+        let entries: Vec<(&str, Stat, Digest)> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (*n, stat(i as u64 + 1), Digest::of_bytes(n.as_bytes())))
+            .collect();
+        fs::write(&path, legacy_file(&entries)).expect("write");
+        let index = StatIndex::open(&path);
+        assert_eq!(index.len(), names.len());
+        // Asked in sorted order (as keys ask), every entry is found, with its own digest.
+        let mut asked = entries.clone();
+        asked.sort_by(|a, b| a.0.cmp(b.0));
+        let got = index.trusted(asked.iter().map(|(p, s, _)| (*p, s)));
+        let want: Vec<Option<Digest>> = asked.iter().map(|(_, _, d)| Some(*d)).collect();
+        assert_eq!(got, want);
+        // A changed stat is not trusted; an unknown path has no entry.
+        let other = stat(99);
+        assert_eq!(
+            index.trusted([("a", &other), ("zz", &other)].into_iter()),
+            [None, None]
+        );
+        // Saved sorted, and read back the same.
+        index.save().expect("save");
+        let again = StatIndex::open(&path);
+        assert!(again.disk.was_sorted);
+        assert_eq!(again.trusted(asked.iter().map(|(p, s, _)| (*p, s))), want);
     }
 }

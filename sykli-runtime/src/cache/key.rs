@@ -170,7 +170,7 @@ pub struct KeyManifest {
     /// The `inputs` globs as declared.
     pub input_globs: Vec<String>,
     /// Input file path (relative to the project root, `/`-separated) -> content digest.
-    pub inputs: BTreeMap<String, Digest>,
+    pub inputs: InputDigests,
     /// Declared outputs: name -> path.
     pub outputs: BTreeMap<String, String>,
     /// Dependency outputs: `task/output` -> tree digest.
@@ -178,6 +178,51 @@ pub struct KeyManifest {
     /// Other settings that change results: setting name -> canonical JSON
     /// (`mounts`, `services`, `success_criteria`, `task_inputs`, `requires`, `timeout`).
     pub settings: BTreeMap<String, String>,
+}
+
+/// A manifest's input files: path (relative to the project root, `/`-separated) -> content
+/// digest. Read it as the map it derefs to. Shared, not copied: every task selecting the same
+/// files from one workspace snapshot holds the same map.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InputDigests(Arc<BTreeMap<String, Digest>>);
+
+impl Serialize for InputDigests {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for InputDigests {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        BTreeMap::deserialize(deserializer).map(InputDigests::from)
+    }
+}
+
+impl std::ops::Deref for InputDigests {
+    type Target = BTreeMap<String, Digest>;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl From<BTreeMap<String, Digest>> for InputDigests {
+    fn from(map: BTreeMap<String, Digest>) -> Self {
+        InputDigests(Arc::new(map))
+    }
+}
+
+impl From<InputDigests> for BTreeMap<String, Digest> {
+    fn from(inputs: InputDigests) -> Self {
+        Arc::unwrap_or_clone(inputs.0)
+    }
+}
+
+impl<'a> IntoIterator for &'a InputDigests {
+    type Item = (&'a String, &'a Digest);
+    type IntoIter = std::collections::btree_map::Iter<'a, String, Digest>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
 }
 
 /// The platform of this machine: `<OSFamily>-<ISA>`.
@@ -227,9 +272,10 @@ pub(crate) struct KeyEnv<'a> {
 #[derive(Debug)]
 pub(crate) struct WorkspaceInputs {
     /// Path -> digest: the manifest's `inputs`.
-    inputs: BTreeMap<String, Digest>,
-    /// The files as input-tree nodes, before dependency outputs are placed.
-    tree: BTreeMap<String, InputNode>,
+    inputs: InputDigests,
+    /// The files as input-tree nodes, in the order of `inputs` (before dependency outputs
+    /// are placed).
+    nodes: Vec<InputNode>,
     /// The input root of `tree` alone (a task with no dependency outputs), built once.
     root: OnceLock<InputRoot>,
 }
@@ -277,36 +323,30 @@ fn workspace_inputs(task: &Task, env: &KeyEnv<'_>) -> Result<Arc<WorkspaceInputs
     let sel = selection(&task.name, &task.inputs, env.root)?;
     let (files, token) = env.workspace.select(&task.name, &sel)?;
     let digests = hash_all(env.root, &files, env.index)?;
-    // Collected from sorted sequences: bulk-built, no per-entry search.
-    let inputs: BTreeMap<String, Digest> = files
-        .iter()
-        .zip(&digests)
-        .map(|((path, _), digest)| (path.clone(), *digest))
-        .collect();
-    let tree = files
-        .into_iter()
-        .zip(digests)
-        .map(|((path, meta), digest)| {
-            let node = if meta.is_symlink() {
-                let p = env.root.join(&path);
-                let target = std::fs::read_link(&p)
-                    .map_err(|e| CacheError::io("read link", &p, e))?
-                    .to_string_lossy()
-                    .into_owned();
-                InputNode::Symlink { target }
-            } else {
-                InputNode::File {
-                    digest,
-                    size: meta.stat.size,
-                    executable: meta.is_executable(),
-                }
-            };
-            Ok((path, node))
-        })
-        .collect::<Result<BTreeMap<String, InputNode>, CacheError>>()?;
+    let mut nodes = Vec::with_capacity(files.len());
+    let mut inputs = Vec::with_capacity(files.len());
+    for ((path, meta), digest) in files.into_iter().zip(digests) {
+        nodes.push(if meta.is_symlink() {
+            let p = env.root.join(&path);
+            let target = std::fs::read_link(&p)
+                .map_err(|e| CacheError::io("read link", &p, e))?
+                .to_string_lossy()
+                .into_owned();
+            InputNode::Symlink { target }
+        } else {
+            InputNode::File {
+                digest,
+                size: meta.stat.size,
+                executable: meta.is_executable(),
+            }
+        });
+        inputs.push((path, digest));
+    }
+    // Collected from a sorted sequence: bulk-built, no per-entry search.
+    let inputs = InputDigests::from(inputs.into_iter().collect::<BTreeMap<_, _>>());
     let found = Arc::new(WorkspaceInputs {
         inputs,
-        tree,
+        nodes,
         root: OnceLock::new(),
     });
     if let Some(token) = token {
@@ -406,39 +446,40 @@ pub(crate) fn compute(
     }
 
     let mut settings = BTreeMap::new();
-    let mut setting = |name: &str, value: Result<String, serde_json::Error>, empty: bool| {
-        if !empty && let Ok(v) = value {
+    // Encoded only when set (most tasks set none of them).
+    let mut setting = |name: &str, value: &dyn Fn() -> serde_json::Result<String>, empty: bool| {
+        if !empty && let Ok(v) = value() {
             settings.insert(name.to_owned(), v);
         }
     };
     setting(
         "mounts",
-        serde_json::to_string(&task.mounts),
+        &|| serde_json::to_string(&task.mounts),
         task.mounts.is_empty(),
     );
     setting(
         "services",
-        serde_json::to_string(&task.services),
+        &|| serde_json::to_string(&task.services),
         task.services.is_empty(),
     );
     setting(
         "success_criteria",
-        serde_json::to_string(&task.success_criteria),
+        &|| serde_json::to_string(&task.success_criteria),
         task.success_criteria.is_empty(),
     );
     setting(
         "task_inputs",
-        serde_json::to_string(&task.task_inputs),
+        &|| serde_json::to_string(&task.task_inputs),
         task.task_inputs.is_empty(),
     );
     setting(
         "requires",
-        serde_json::to_string(&task.requires),
+        &|| serde_json::to_string(&task.requires),
         task.requires.is_empty(),
     );
     setting(
         "timeout",
-        serde_json::to_string(&task.timeout),
+        &|| serde_json::to_string(&task.timeout),
         task.timeout.is_none(),
     );
 
@@ -467,10 +508,23 @@ pub(crate) fn compute(
         // Nothing to place (a `task_inputs` entry names an output that exists): the tree is
         // the workspace inputs alone.
         ws.root
-            .get_or_init(|| merkle::input_root(&ws.tree, env.function))
+            .get_or_init(|| {
+                let entries: Vec<(&str, &InputNode)> = ws
+                    .inputs
+                    .keys()
+                    .map(String::as_str)
+                    .zip(&ws.nodes)
+                    .collect();
+                merkle::input_root_of_sorted(&entries, env.function)
+            })
             .clone()
     } else {
-        let mut tree = ws.tree.clone();
+        let mut tree: BTreeMap<String, InputNode> = ws
+            .inputs
+            .keys()
+            .cloned()
+            .zip(ws.nodes.iter().cloned())
+            .collect();
         if let Some(node) = native_node {
             tree.insert(NATIVE_PROGRAM.to_owned(), node);
         }

@@ -132,8 +132,14 @@ fn encode_dir(
 /// normalised (no empty, `.` or `..` components).
 pub fn input_root(files: &BTreeMap<String, InputNode>, function: DigestFunction) -> InputRoot {
     let entries: Vec<(&str, &InputNode)> = files.iter().map(|(p, n)| (p.as_str(), n)).collect();
+    input_root_of_sorted(&entries, function)
+}
+
+/// [`input_root`] of files given as (path, node) pairs sorted by path as strings, each path
+/// once (as a map's entries come).
+pub fn input_root_of_sorted(entries: &[(&str, &InputNode)], function: DigestFunction) -> InputRoot {
     let mut directories = Vec::new();
-    let digest = encode_dir(&entries, function, &mut directories);
+    let digest = encode_dir(entries, function, &mut directories);
     InputRoot {
         digest,
         directories,

@@ -82,7 +82,8 @@ pub use explain::{Change, Delta, Explanation};
 pub use hook::LocalCache;
 pub use index::StatIndex;
 pub use key::{
-    ActionIdentity, KeyContext, KeyManifest, Keyed, NotCacheable, SCHEMA_VERSION, never_cached,
+    ActionIdentity, InputDigests, KeyContext, KeyManifest, Keyed, NotCacheable, SCHEMA_VERSION,
+    never_cached,
 };
 pub use store::{ActionResult, CacheStats, CleanReport, OutputEntry, OutputTree, Store};
 
@@ -282,6 +283,16 @@ pub struct TaskCache {
     size_limit: Option<u64>,
     /// The running executable's digest (under the keys' function) and size, once asked.
     native_exe: std::sync::OnceLock<Result<(Digest, u64), String>>,
+    /// The store's last-keys table of this project, loaded on the first hit or store.
+    last_keys: std::sync::Mutex<LastKeys>,
+}
+
+/// Task -> key of its last-manifest record, as far as this run knows (see
+/// [`TaskCache::record_last`]).
+#[derive(Debug, Default)]
+struct LastKeys {
+    table: Option<std::collections::HashMap<String, Digest>>,
+    dirty: bool,
 }
 
 impl TaskCache {
@@ -307,6 +318,7 @@ impl TaskCache {
             project_id: h.finalize().to_hex().to_string(),
             size_limit: None,
             native_exe: std::sync::OnceLock::new(),
+            last_keys: Default::default(),
         }
     }
 
@@ -387,7 +399,8 @@ impl TaskCache {
     }
 
     /// The stored result for a key, if any and complete (every blob present). A hit also
-    /// becomes the task's "last manifest" (written only when it changed).
+    /// becomes the task's "last manifest" (written only when it changed; not even read when
+    /// the project's last-keys table says it holds this key).
     pub fn lookup(&self, keyed: &Keyed) -> Result<Option<Hit>, CacheError> {
         let Keyed::Cacheable { key, manifest, .. } = keyed else {
             return Ok(None);
@@ -401,9 +414,32 @@ impl TaskCache {
         {
             return Ok(None);
         }
+        self.record_last(key, manifest)?;
+        Ok(Some(Hit { key: *key, result }))
+    }
+
+    /// Makes `manifest` (keyed `key`) its task's last manifest. The project's last-keys
+    /// table says which key each record holds: a record known to hold `key` already is not
+    /// even read (a hit of an unchanged task costs no file access here).
+    fn record_last(&self, key: &Digest, manifest: &KeyManifest) -> Result<(), CacheError> {
+        let lock = || self.last_keys.lock().unwrap_or_else(|p| p.into_inner());
+        {
+            let mut last = lock();
+            let table = last
+                .table
+                .get_or_insert_with(|| self.store.last_keys(&self.project_id));
+            if table.get(&manifest.task) == Some(key) {
+                return Ok(());
+            }
+        }
         self.store
             .set_last_manifest(&self.project_id, key, manifest)?;
-        Ok(Some(Hit { key: *key, result }))
+        let mut last = lock();
+        last.table
+            .get_or_insert_with(Default::default)
+            .insert(manifest.task.clone(), *key);
+        last.dirty = true;
+        Ok(())
     }
 
     /// Puts a hit's outputs back under `workdir` byte-identical, with their modes (an
@@ -498,8 +534,7 @@ impl TaskCache {
                 created_unix_ms: store::now_ms(),
             };
             self.store.put_action(key, &result)?;
-            self.store
-                .set_last_manifest(&self.project_id, key, manifest)?;
+            self.record_last(key, manifest)?;
         }
         drop(lock);
         if keyed.key().is_some()
@@ -537,8 +572,130 @@ impl TaskCache {
         }
     }
 
-    /// Persists the stat index; call once at the end of a run.
+    /// Persists the stat index and, when it changed, the project's last-keys table; call
+    /// once at the end of a run.
     pub fn save_index(&self) -> Result<(), CacheError> {
-        self.index.save()
+        self.index.save()?;
+        let mut last = self.last_keys.lock().unwrap_or_else(|p| p.into_inner());
+        if last.dirty
+            && let Some(table) = &last.table
+        {
+            self.store.set_last_keys(&self.project_id, table)?;
+            last.dirty = false;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(root: &Path, rel: &str, body: &str) {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(p, body).expect("write");
+    }
+
+    /// Keys `task` in a new `TaskCache` (a new run), looks it up, stores it on a miss, saves.
+    fn run(cache_dir: &Path, root: &Path, task: &Task) -> (Keyed, bool) {
+        let cache = TaskCache::open(Store::open(cache_dir).expect("store"), root).expect("open");
+        let keyed = cache.key(task, &KeyContext::default()).expect("key");
+        let hit = cache.lookup(&keyed).expect("lookup").is_some();
+        if !hit {
+            cache
+                .store(&keyed, 0, root, &BTreeMap::new(), None)
+                .expect("store");
+        }
+        cache.save_index().expect("save");
+        (keyed, hit)
+    }
+
+    fn explain(cache_dir: &Path, root: &Path, task: &Task) -> Explanation {
+        let cache = TaskCache::open(Store::open(cache_dir).expect("store"), root).expect("open");
+        let keyed = cache.key(task, &KeyContext::default()).expect("key");
+        cache.explain(&task.name, &keyed).expect("explain")
+    }
+
+    #[test]
+    fn hit_on_an_older_key_still_becomes_the_last_manifest_with_the_last_keys_table() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (root, cache_dir) = (dir.path().join("repo"), dir.path().join("cache"));
+        let mut task = Task::named("build");
+        task.command = Some("true".into());
+        task.inputs = vec!["src/**".into()];
+        write(&root, "src/a.txt", "a1");
+        write(&root, "src/b.txt", "b1");
+        let (first, hit) = run(&cache_dir, &root, &task);
+        assert!(!hit);
+        write(&root, "src/a.txt", "a2");
+        assert!(!run(&cache_dir, &root, &task).1);
+        // Back to the first content: a hit on the first key, whose manifest must become the
+        // last one although the last-keys table names the second key.
+        write(&root, "src/a.txt", "a1");
+        let (again, hit) = run(&cache_dir, &root, &task);
+        assert!(hit);
+        assert_eq!(again.key(), first.key());
+        // Explained against the first manifest: only b changed (a stale second manifest
+        // would name a as well).
+        write(&root, "src/b.txt", "b2");
+        assert_eq!(
+            explain(&cache_dir, &root, &task),
+            Explanation::Changed {
+                changes: vec![Change::InputModified {
+                    path: "src/b.txt".into()
+                }]
+            }
+        );
+    }
+
+    #[test]
+    fn clean_that_removes_a_last_manifest_removes_the_last_keys_tables() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (root, cache_dir) = (dir.path().join("repo"), dir.path().join("cache"));
+        let mut task = Task::named("build");
+        task.command = Some("true".into());
+        task.inputs = vec!["src/**".into()];
+        write(&root, "src/a.txt", "a1");
+        run(&cache_dir, &root, &task);
+        let last = cache_dir.join("v1/last");
+        let names = || -> Vec<String> {
+            let mut v: Vec<String> = std::fs::read_dir(&last)
+                .expect("list")
+                .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+                .collect();
+            v.sort();
+            v
+        };
+        assert!(
+            names().iter().any(|n| n.ends_with(".keys")),
+            "{:?}",
+            names()
+        );
+        // Age the task's record only; a clean of old entries removes it, and the table with it.
+        for n in names().iter().filter(|n| !n.ends_with(".keys")) {
+            let f = std::fs::File::options()
+                .write(true)
+                .open(last.join(n))
+                .expect("open");
+            f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
+                .expect("age");
+        }
+        Store::open(&cache_dir)
+            .expect("store")
+            .clean(Some(std::time::Duration::from_secs(3600)))
+            .expect("clean");
+        assert_eq!(names(), Vec::<String>::new());
+        // The next hit records its manifest again, so a change is explained.
+        assert!(run(&cache_dir, &root, &task).1);
+        write(&root, "src/a.txt", "a2");
+        assert_eq!(
+            explain(&cache_dir, &root, &task),
+            Explanation::Changed {
+                changes: vec![Change::InputModified {
+                    path: "src/a.txt".into()
+                }]
+            }
+        );
     }
 }

@@ -8,6 +8,8 @@
 //!                         mtime = last access (LRU, to TOUCH_GRANULARITY)
 //! v1/last/<id>            "KEY\n" + the last manifest of each (project, task), to explain
 //!                         misses
+//! v1/last/<project>.keys  task -> KEY of each record of a project: lets a hit skip reading
+//!                         its record
 //! v1/tmp/                 temp files, renamed into place
 //! v1/lock                 shared by writers, exclusive for clean and eviction
 //! ```
@@ -19,11 +21,12 @@
 //! So the store is a REAPI CAS (blobs by digest) plus an action cache (results by Action
 //! digest) under BLAKE3; serving it remotely needs no change of layout.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
@@ -152,6 +155,39 @@ pub struct CleanReport {
 pub struct Store {
     root: PathBuf,
     dir: PathBuf,
+    /// `v1/ac` and `v1/last`, kept open: a hit's records are opened relative to them (two
+    /// path components to resolve instead of the whole path).
+    fds: Arc<Dirs>,
+}
+
+#[derive(Debug)]
+struct Dirs {
+    ac: File,
+    ac_dir: PathBuf,
+    last: File,
+    last_dir: PathBuf,
+}
+
+/// Opens `rel` (relative to `dir_fd`, whose path is `dir`) for reading; falls back to the
+/// path when it is not found there (the directory may have been removed and recreated since
+/// the store was opened). `Ok(None)` when the file does not exist.
+fn open_in(dir_fd: &File, dir: &Path, rel: &str) -> io::Result<Option<File>> {
+    use nix::fcntl::{OFlag, openat};
+    use nix::sys::stat::Mode;
+    match openat(
+        dir_fd,
+        rel,
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    ) {
+        Ok(fd) => Ok(Some(File::from(fd))),
+        Err(nix::errno::Errno::ENOENT) => match File::open(dir.join(rel)) {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Holds the store lock until dropped.
@@ -199,6 +235,54 @@ fn write_atomic_with(
     Ok(())
 }
 
+/// Suffix of a project's last-keys table under `v1/last`.
+const LAST_KEYS_EXT: &str = ".keys";
+const LAST_KEYS_MAGIC: &[u8; 8] = b"SYKLKEY1";
+
+fn is_last_keys(path: &Path) -> bool {
+    path.to_str().is_some_and(|p| p.ends_with(LAST_KEYS_EXT))
+}
+
+fn decode_last_keys(bytes: &[u8]) -> Option<HashMap<String, Digest>> {
+    if bytes.get(..8)? != LAST_KEYS_MAGIC {
+        return None;
+    }
+    let body = bytes.get(40..)?;
+    if blake3::hash(body).as_bytes() != bytes.get(8..40)? {
+        return None;
+    }
+    let mut pos = 0usize;
+    let mut take = |n: usize| {
+        let s = body.get(pos..pos.checked_add(n)?)?;
+        pos += n;
+        Some(s)
+    };
+    let n = u64::from_le_bytes(take(8)?.try_into().ok()?);
+    let mut keys = HashMap::with_capacity(usize::try_from(n).ok()?.min(body.len() / 36));
+    for _ in 0..n {
+        let len = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+        let task = std::str::from_utf8(take(len)?).ok()?.to_owned();
+        let key = Digest(take(32)?.try_into().ok()?);
+        keys.insert(task, key);
+    }
+    Some(keys)
+}
+
+/// An action result's path relative to `v1/ac`.
+fn ac_rel(key: &Digest) -> String {
+    let hex = key.to_hex();
+    format!("{}/{hex}.json", &hex[..2])
+}
+
+/// The file name of a last-manifest record under `v1/last`.
+fn last_name(project: &str, task: &str) -> String {
+    let mut h = blake3::Hasher::new_derive_key("sykli last manifest v1");
+    h.update(project.as_bytes());
+    h.update(&[0]);
+    h.update(task.as_bytes());
+    h.finalize().to_hex().to_string()
+}
+
 impl Store {
     /// Opens (creating) the store rooted at `root`.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store, CacheError> {
@@ -215,7 +299,17 @@ impl Store {
                 "Signature: 8a477f597d28d172789f06886806bc55\n# sykli cache\n",
             );
         }
-        Ok(Store { root, dir })
+        let open_dir = |sub: &str| {
+            let d = dir.join(sub);
+            File::open(&d).map_err(|e| CacheError::io("open directory", &d, e))
+        };
+        let fds = Arc::new(Dirs {
+            ac: open_dir("ac")?,
+            ac_dir: dir.join("ac"),
+            last: open_dir("last")?,
+            last_dir: dir.join("last"),
+        });
+        Ok(Store { root, dir, fds })
     }
 
     /// The default location: `$SYKLI_CACHE_DIR`, else `<user cache dir>/sykli`.
@@ -248,11 +342,7 @@ impl Store {
     }
 
     fn ac_path(&self, key: &Digest) -> PathBuf {
-        let hex = key.to_hex();
-        self.dir
-            .join("ac")
-            .join(&hex[..2])
-            .join(format!("{hex}.json"))
+        self.dir.join("ac").join(ac_rel(key))
     }
 
     fn lock_with(&self, exclusive: bool) -> Result<StoreLock, CacheError> {
@@ -399,31 +489,37 @@ impl Store {
     /// it was marked less than [`TOUCH_GRANULARITY`] ago. A damaged record is removed and
     /// reads as absent.
     pub fn get_action(&self, key: &Digest) -> Result<Option<ActionResult>, CacheError> {
-        let p = self.ac_path(key);
-        let (bytes, used) = match File::open(&p).and_then(|mut f| {
-            let used = f.metadata()?.modified()?;
-            let mut b = Vec::new();
-            f.read_to_end(&mut b)?;
-            Ok((b, used))
-        }) {
-            Ok(r) => r,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(CacheError::io("read", &p, e)),
+        let rel = ac_rel(key);
+        let read = |mut f: File| -> io::Result<(Vec<u8>, SystemTime)> {
+            let meta = f.metadata()?;
+            // A record is never written in place (a new one is renamed over it), so the
+            // size of the one stat is its length: read that much, with no probe for the end.
+            let mut b = vec![0u8; usize::try_from(meta.len()).unwrap_or(usize::MAX)];
+            f.read_exact(&mut b)?;
+            Ok((b, meta.modified()?))
         };
+        let (bytes, used) = match open_in(&self.fds.ac, &self.fds.ac_dir, &rel)
+            .and_then(|f| f.map(read).transpose())
+        {
+            Ok(Some(r)) => r,
+            Ok(None) => return Ok(None),
+            Err(e) => return Err(CacheError::io("read", &self.ac_path(key), e)),
+        };
+        let p = || self.fds.ac_dir.join(&rel);
         match serde_json::from_slice::<ActionResult>(&bytes) {
             Ok(r) => {
                 // Last access is the record's mtime: independent of atime and noatime mounts.
                 // A hit writes nothing it does not need to: recently marked records are left.
                 let now = SystemTime::now();
                 if now.duration_since(used).unwrap_or_default() >= TOUCH_GRANULARITY
-                    && let Ok(f) = File::options().write(true).open(&p)
+                    && let Ok(f) = File::options().write(true).open(p())
                 {
                     let _ = f.set_modified(now);
                 }
                 Ok(Some(r))
             }
             Err(_) => {
-                let _ = fs::remove_file(&p);
+                let _ = fs::remove_file(p());
                 Ok(None)
             }
         }
@@ -442,11 +538,7 @@ impl Store {
     }
 
     fn last_path(&self, project: &str, task: &str) -> PathBuf {
-        let mut h = blake3::Hasher::new_derive_key("sykli last manifest v1");
-        h.update(project.as_bytes());
-        h.update(&[0]);
-        h.update(task.as_bytes());
-        self.dir.join("last").join(h.finalize().to_hex().as_str())
+        self.dir.join("last").join(last_name(project, task))
     }
 
     /// The last manifest recorded for `task` of `project` (an opaque project id).
@@ -475,22 +567,63 @@ impl Store {
         key: &Digest,
         manifest: &KeyManifest,
     ) -> Result<(), CacheError> {
-        let p = self.last_path(project, &manifest.task);
+        let name = last_name(project, &manifest.task);
         let head = format!("{}\n", key.to_hex());
         let mut old = [0u8; LAST_KEY_LEN];
-        if File::open(&p)
-            .and_then(|mut f| f.read_exact(&mut old))
-            .is_ok()
+        if let Ok(Some(mut f)) = open_in(&self.fds.last, &self.fds.last_dir, &name)
+            && f.read_exact(&mut old).is_ok()
             && old[..] == *head.as_bytes()
         {
             return Ok(());
         }
+        let p = self.dir.join("last").join(&name);
         let mut bytes = head.into_bytes();
         serde_json::to_writer(&mut bytes, manifest).map_err(|e| CacheError::Encode {
             what: "manifest".into(),
             source: e,
         })?;
         write_atomic_with(&self.tmp(), &p, &bytes, false)
+    }
+
+    /// The last-keys table of `project`: task name -> key of its last-manifest record, as
+    /// the project's runs last saw them. A hint only, that lets a hit skip reading its record
+    /// (see [`Store::set_last_keys`]); empty when missing or damaged.
+    pub(crate) fn last_keys(&self, project: &str) -> HashMap<String, Digest> {
+        let p = self
+            .dir
+            .join("last")
+            .join(format!("{project}{LAST_KEYS_EXT}"));
+        let Ok(bytes) = fs::read(&p) else {
+            return HashMap::new();
+        };
+        decode_last_keys(&bytes).unwrap_or_default()
+    }
+
+    /// Replaces the last-keys table of `project` (atomically, not fsynced: losing it only
+    /// costs reading each record once more). Each entry must name the key its task's record
+    /// held when it was read or written; a record rewritten since by a concurrent run of the
+    /// same project only makes an explanation compare against that run's manifest.
+    pub(crate) fn set_last_keys(
+        &self,
+        project: &str,
+        keys: &HashMap<String, Digest>,
+    ) -> Result<(), CacheError> {
+        let p = self
+            .dir
+            .join("last")
+            .join(format!("{project}{LAST_KEYS_EXT}"));
+        let mut body = Vec::with_capacity(8 + keys.len() * 64);
+        body.extend_from_slice(&(keys.len() as u64).to_le_bytes());
+        for (task, key) in keys {
+            body.extend_from_slice(&(task.len() as u32).to_le_bytes());
+            body.extend_from_slice(task.as_bytes());
+            body.extend_from_slice(&key.0);
+        }
+        let mut out = Vec::with_capacity(body.len() + 40);
+        out.extend_from_slice(LAST_KEYS_MAGIC);
+        out.extend_from_slice(blake3::hash(&body).as_bytes());
+        out.extend_from_slice(&body);
+        write_atomic_with(&self.tmp(), &p, &out, false)
     }
 
     /// Counts entries, blobs and bytes.
@@ -520,9 +653,18 @@ impl Store {
         let _lock = self.lock_with(true)?;
         let cutoff = older_than.map(|d| SystemTime::now() - d);
         let mut report = CleanReport::default();
-        for (path, meta) in list_files(&self.dir.join("last"))? {
+        let lasts = list_files(&self.dir.join("last"))?;
+        let mut removed_record = false;
+        for (path, meta) in &lasts {
             if cutoff.is_none_or(|c| meta.modified().is_ok_and(|m| m < c)) {
-                remove(&path, &meta)?;
+                remove(path, meta)?;
+                removed_record |= !is_last_keys(path);
+            }
+        }
+        // A last-keys table naming a removed record would let hits skip re-recording it.
+        if removed_record {
+            for (path, meta) in lasts.iter().filter(|(p, _)| is_last_keys(p)) {
+                remove(path, meta)?;
             }
         }
         let entries = self.load_entries()?;

@@ -158,6 +158,7 @@ impl Workspace {
             *snap = Some(Snapshot {
                 epoch,
                 generation: self.generations.fetch_add(1, Ordering::Relaxed) + 1,
+                // In path order already: the map is built without sorting.
                 files: files.into_iter().collect(),
             });
         }
@@ -266,8 +267,9 @@ impl Walker {
 
     /// Every file (or symlink) under one of `bases` (directories relative to the root, or
     /// a file itself) whose `/`-separated relative path matches `set` (every path when
-    /// `None`) and is not ignored, with its `lstat`. Directories are read in parallel; the
-    /// result is in no particular order.
+    /// `None`) and is not ignored, with its `lstat`. Directories are read (and their entries
+    /// sorted) in parallel; the files under each base come sorted by path, bases in the
+    /// order given.
     fn files(
         &self,
         task: &str,
@@ -313,7 +315,7 @@ impl Walker {
                 }
                 stack.push((self.matcher(task, Path::new(&rel))?, rel.len() + 1));
             }
-            let found = Mutex::new(Vec::new());
+            let found = Mutex::new(HashMap::new());
             let failed = Mutex::new(None);
             let walk = Walk {
                 walker: self,
@@ -322,11 +324,13 @@ impl Walker {
                 found: &found,
                 failed: &failed,
             };
-            rayon_core::scope(|s| walk.visit(s, rel, stack));
+            rayon_core::scope(|s| walk.visit(s, rel.clone(), stack));
             if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
                 return Err(e);
             }
-            out.extend(found.into_inner().unwrap_or_else(|p| p.into_inner()));
+            let mut found = found.into_inner().unwrap_or_else(|p| p.into_inner());
+            out.reserve(found.values().map(|d| d.files.len()).sum());
+            assemble(&mut found, &rel, &mut out);
         }
         Ok(out)
     }
@@ -392,6 +396,10 @@ impl Walker {
                 Err(e) => return Err(CacheError::io("stat", &entry.path(), e.into())),
             }
         }
+        // Sorted here, in parallel with other directories, so that the walk's result is
+        // assembled in path order without a sort of every path.
+        files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        dirs.sort_unstable_by(|a, b| path_order(&a.0, true, &b.0, true));
         Ok((files, dirs))
     }
 
@@ -466,12 +474,54 @@ fn is_root_special(name: &str) -> bool {
     name == ".git" || name == ".sykli"
 }
 
+/// What the walk read in one directory: its matching files and its subdirectories, each
+/// sorted by path.
+struct DirListing {
+    files: Vec<(String, FileMeta)>,
+    dirs: Vec<String>,
+}
+
+/// Paths under a directory sort as if it were named with a trailing `/`: the order of
+/// `a` (a file, or with `a_dir` a directory) and `b` among the paths of one directory.
+fn path_order(a: &str, a_dir: bool, b: &str, b_dir: bool) -> std::cmp::Ordering {
+    let slash: &[u8] = b"/";
+    let tail = |dir: bool| if dir { slash } else { &[] };
+    a.as_bytes()
+        .iter()
+        .chain(tail(a_dir))
+        .cmp(b.as_bytes().iter().chain(tail(b_dir)))
+}
+
+/// Appends the files under `dir` to `out` in path order: each directory's sorted files
+/// merged with its sorted subdirectories' files (see [`path_order`]).
+fn assemble(found: &mut HashMap<String, DirListing>, dir: &str, out: &mut Vec<(String, FileMeta)>) {
+    let Some(listing) = found.remove(dir) else {
+        return;
+    };
+    let mut files = listing.files.into_iter().peekable();
+    let mut dirs = listing.dirs.into_iter().peekable();
+    loop {
+        let file_first = match (files.peek(), dirs.peek()) {
+            (Some(f), Some(d)) => path_order(&f.0, false, d, true).is_lt(),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return,
+        };
+        if file_first {
+            out.extend(files.next());
+        } else if let Some(d) = dirs.next() {
+            assemble(found, &d, out);
+        }
+    }
+}
+
 /// One parallel walk below a directory.
 struct Walk<'a> {
     walker: &'a Walker,
     task: &'a str,
     set: Option<&'a GlobSet>,
-    found: &'a Mutex<Vec<(String, FileMeta)>>,
+    /// Directory -> what was read in it.
+    found: &'a Mutex<HashMap<String, DirListing>>,
     failed: &'a Mutex<Option<CacheError>>,
 }
 
@@ -479,12 +529,11 @@ impl<'a> Walk<'a> {
     fn visit(&'a self, s: &rayon_core::Scope<'a>, rel: String, stack: Stack) {
         match self.walker.read_dir(self.task, &rel, &stack, self.set) {
             Ok((files, dirs)) => {
-                if !files.is_empty() {
-                    self.found
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .extend(files);
-                }
+                let names = dirs.iter().map(|(d, _)| d.clone()).collect();
+                self.found
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(rel, DirListing { files, dirs: names });
                 for (child, child_stack) in dirs {
                     s.spawn(move |s| self.visit(s, child, child_stack));
                 }
@@ -514,4 +563,33 @@ fn ignored(stack: &Stack, rel: &str, is_dir: bool) -> bool {
         }
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walk_assembles_files_in_path_order_without_a_global_sort() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Names around '/' in byte order: "a-b" < "a.b" < "a/..." < "a0"; "b/a.x" < "b/a/a".
+        let files = [
+            "a-b/x", "a.b", "a.b.c/y", "a/b.txt", "a/b/c", "a/b0", "a0", "b/a/a", "b/a.x", "z",
+        ];
+        for f in &files {
+            let p = dir.path().join(f);
+            fs::create_dir_all(p.parent().expect("a parent")).expect("mkdir");
+            fs::write(&p, f).expect("write");
+        }
+        let walker = Walker::new(dir.path());
+        let got: Vec<String> = walker
+            .files("t", &[PathBuf::new()], None)
+            .expect("walk")
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        let mut want: Vec<String> = files.iter().map(|f| f.to_string()).collect();
+        want.sort();
+        assert_eq!(got, want);
+    }
 }

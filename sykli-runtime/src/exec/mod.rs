@@ -18,6 +18,7 @@ mod background;
 pub mod native;
 pub mod process;
 mod registry;
+pub mod sandbox;
 mod simple_command;
 
 pub use registry::{
@@ -64,6 +65,10 @@ pub struct ExecRequest {
     /// passes (only the process executor accepts this).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub background: Option<BackgroundSpec>,
+    /// Run it in a sandbox (only the sandbox executor accepts this): the task's settings and
+    /// what it declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<sandbox::SandboxRequest>,
 }
 
 /// How a background task's command becomes ready; see [`crate::graph::Background`].

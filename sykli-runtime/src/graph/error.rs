@@ -185,6 +185,14 @@ pub enum ValidationError {
         /// What is wrong, e.g. "has an empty `ready` check".
         problem: &'static str,
     },
+    /// A `sandbox` the sandbox executor cannot honour.
+    #[error("task \"{task}\" is sandboxed but {problem}")]
+    InvalidSandbox {
+        /// The task.
+        task: String,
+        /// What is wrong, e.g. "has `memory_mb` 0".
+        problem: String,
+    },
     /// A service lacks an image or a name.
     #[error("task \"{task}\" has a service with an empty {field}")]
     IncompleteService {
@@ -357,6 +365,7 @@ impl ValidationError {
             | ZeroTimeout { task }
             | IncompleteService { task, .. }
             | InvalidBackground { task, .. }
+            | InvalidSandbox { task, .. }
             | IncompleteGate { task, .. }
             | BadMatrix { task, .. }
             | MatrixNameCollision { task, .. }
@@ -391,6 +400,7 @@ impl ValidationError {
             ZeroTimeout { .. } => "zero_timeout",
             IncompleteService { .. } => "incomplete_service",
             InvalidBackground { .. } => "invalid_background",
+            InvalidSandbox { .. } => "invalid_sandbox",
             IncompleteGate { .. } => "incomplete_gate",
             BadMatrix { .. } => "bad_matrix",
             MatrixNameCollision { .. } => "matrix_name_collision",

@@ -17,10 +17,12 @@ pub mod error;
 pub mod limits;
 pub mod matrix;
 pub mod model;
+pub mod sandbox;
 pub mod validate;
 
 pub use condition::{Condition, ConditionContext, ConditionError};
 pub use error::{ValidationError, ValidationErrors, ValidationWarning};
 pub use limits::{Limits, TextLimitError};
 pub use model::*;
+pub use sandbox::Sandbox;
 pub use validate::{ValidGraph, validate, validate_owned, validate_owned_with, validate_with};

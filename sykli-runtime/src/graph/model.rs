@@ -12,6 +12,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 
 use super::limits::Limits;
+use super::sandbox::Sandbox;
 
 /// A whole task-graph document: `{"version": "2", "tasks": [...], "resources": {...}}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -318,6 +319,13 @@ pub struct Task {
     /// its readiness check passes, and is stopped when the run ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub background: Option<Background>,
+    /// Ours: run hermetically in a sandbox (namespaces and cgroups); see [`Sandbox`].
+    #[serde(
+        default,
+        with = "super::sandbox::field",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub sandbox: Option<Sandbox>,
     /// Fields this runtime does not know; kept and re-emitted.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,

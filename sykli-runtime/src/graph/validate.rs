@@ -472,6 +472,9 @@ fn check_task(
     if let Some(bg) = &t.background {
         check_background(t, bg, errors);
     }
+    if let Some(sb) = &t.sandbox {
+        check_sandbox(t, sb, errors);
+    }
     matrix::check_matrix(t, errors);
     for k in t.extra.keys() {
         warnings.push(ValidationWarning::UnknownField {
@@ -528,6 +531,38 @@ fn check_background(t: &Task, bg: &Background, errors: &mut Vec<ValidationError>
     }
     if !t.inputs.is_empty() {
         problem("has `inputs` (background tasks are never cached)");
+    }
+}
+
+/// A sandboxed task is a host command run in namespaces: containers, background services
+/// and limits of zero are refused rather than ignored.
+fn check_sandbox(t: &Task, sb: &super::Sandbox, errors: &mut Vec<ValidationError>) {
+    let mut problem = |problem: String| {
+        errors.push(ValidationError::InvalidSandbox {
+            task: t.name.clone(),
+            problem,
+        })
+    };
+    if t.container.is_some() {
+        problem("has a container (a container is its own sandbox; drop one of them)".into());
+    }
+    if t.background.is_some() {
+        problem("is a background task (a sandbox ends with its task)".into());
+    }
+    if t.command.is_none() && t.gate.is_none() {
+        problem("has no command (only shell commands run in the sandbox)".into());
+    }
+    if sb.memory_mb == Some(0) {
+        problem("has `memory_mb` 0".into());
+    }
+    if sb.pids == Some(0) {
+        problem("has `pids` 0".into());
+    }
+    if let Some(c) = sb.cpus.filter(|c| !(c.is_finite() && *c > 0.0)) {
+        problem(format!("has `cpus` {c} (give a positive number of CPUs)"));
+    }
+    for p in sb.paths.iter().filter(|p| !p.starts_with('/')) {
+        problem(format!("has sandbox path `{p}`, which is not absolute"));
     }
 }
 

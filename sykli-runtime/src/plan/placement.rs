@@ -10,7 +10,10 @@
 //!    task is errored, saying how to configure one. It never runs locally.
 //! 5. `prefer: remote` tries remote candidates first, then local ones; `prefer: local` (and
 //!    no preference) the other way round. The placement says which one it got.
-//! 6. `requires` labels must all be carried by the chosen executor: the first candidate (in
+//! 6. `sandbox` (set by the task, or by `sykli run --sandbox`) keeps only local executors
+//!    carrying the `sandbox` label (and remote ones: workers sandbox every action); a task
+//!    without it never lands on a sandbox executor unless its `target` names one.
+//! 7. `requires` labels must all be carried by the chosen executor: the first candidate (in
 //!    the order above, then registration order) carrying them all wins; if none does, the
 //!    task is errored naming the missing labels.
 //!
@@ -19,6 +22,7 @@
 use std::fmt;
 
 use crate::exec::native::NativeRegistry;
+use crate::exec::sandbox::SANDBOX_LABEL;
 use crate::exec::{ExecutorEntry, ExecutorRegistry, WorkKind};
 use crate::graph::{Placement as Prefer, Task};
 
@@ -57,12 +61,14 @@ pub enum PlacedBy {
     PreferredLocal,
     /// `prefer: local`, but only a remote executor fits.
     PreferLocalFellBack,
+    /// `sandbox`: the sandbox executor.
+    Sandbox,
 }
 
 impl PlacedBy {
     /// Whether this placement is worth an event of its own (a setting was involved).
     pub fn is_notable(self) -> bool {
-        !matches!(self, PlacedBy::Gate | PlacedBy::Default)
+        !matches!(self, PlacedBy::Gate | PlacedBy::Default | PlacedBy::Sandbox)
     }
 }
 
@@ -87,6 +93,7 @@ impl fmt::Display for PlacedBy {
             PlacedBy::PreferLocalFellBack => {
                 "`prefer: local`, but no local executor fits this task: runs remotely"
             }
+            PlacedBy::Sandbox => "`sandbox`: namespaces and cgroups on this machine",
         })
     }
 }
@@ -158,6 +165,22 @@ pub enum PlaceError {
         name: String,
         /// The registered functions.
         registered: Vec<String>,
+    },
+    /// A sandboxed task, and no sandbox executor is registered.
+    #[error(
+        "the task sets `sandbox`, but no sandbox executor is registered (the sandbox runs on \
+         Linux only; registered executors: {})",
+        registered.join(", ")
+    )]
+    NoSandboxExecutor {
+        /// The registered names.
+        registered: Vec<String>,
+    },
+    /// A sandboxed task whose `target` is a local executor that does not sandbox.
+    #[error("the task sets `sandbox`, but its target `{target}` is not a sandbox executor")]
+    TargetNotSandbox {
+        /// The executor.
+        target: String,
     },
     /// A review task: nothing local runs it.
     #[error("review tasks (kind \"review\") cannot run on the local runtime")]
@@ -248,14 +271,21 @@ pub fn place(
                 target: target.clone(),
             });
         }
+        if task.sandbox.is_some() && !e.is_remote() && !e.labels().contains(SANDBOX_LABEL) {
+            return Err(PlaceError::TargetNotSandbox {
+                target: target.clone(),
+            });
+        }
         check_labels(task, std::iter::once((i, e)))?;
         return Ok(placed(i, PlacedBy::Target));
     }
+    let sandboxed = task.sandbox.is_some();
     let fits = |remote: bool| {
-        entries
-            .iter()
-            .enumerate()
-            .filter(move |(_, e)| e.runs(work) && e.is_remote() == remote)
+        entries.iter().enumerate().filter(move |(_, e)| {
+            e.runs(work)
+                && e.is_remote() == remote
+                && (remote || e.labels().contains(SANDBOX_LABEL) == sandboxed)
+        })
     };
     if task.remote {
         if !registry.has_remote() {
@@ -274,11 +304,17 @@ pub fn place(
         .filter(reachable)
         .chain(fits(!remote_first).filter(reachable));
     if fits(true).next().is_none() && fits(false).next().is_none() {
+        if sandboxed {
+            return Err(PlaceError::NoSandboxExecutor {
+                registered: names(registry),
+            });
+        }
         return Err(no_executor(task, work, registry));
     }
     let i = check_labels(task, ordered)?;
     let remote = entries[i].is_remote();
     let by = match (task.prefer, remote) {
+        (None, false) if sandboxed => PlacedBy::Sandbox,
         (None, _) => PlacedBy::Default,
         (Some(Prefer::Remote), true) => PlacedBy::PreferredRemote,
         (Some(Prefer::Remote), false)
@@ -508,6 +544,41 @@ mod tests {
         .to_string();
         assert!(e.contains("no container executor is configured"), "{e}");
         assert!(e.contains("`alpine:3`"), "{e}");
+    }
+
+    #[test]
+    fn sandboxed_tasks_go_to_the_sandbox_executor_and_others_never_do() {
+        let mut r = local_only();
+        r.register(ExecutorEntry::local(
+            Arc::new(Named("sandbox")),
+            &[WorkKind::Command],
+            [SANDBOX_LABEL],
+        ))
+        .unwrap();
+        let sandboxed = r#"{"name": "t", "command": "x", "sandbox": true}"#;
+        assert_eq!(
+            on(&r, sandboxed).unwrap(),
+            ("sandbox".into(), PlacedBy::Sandbox)
+        );
+        assert_eq!(
+            on(&r, r#"{"name": "t", "command": "x"}"#).unwrap(),
+            ("process".into(), PlacedBy::Default)
+        );
+        let e = on(
+            &r,
+            r#"{"name": "t", "command": "x", "sandbox": true, "target": "process"}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("`process` is not a sandbox executor"),
+            "{e}"
+        );
+        let e = on(&local_only(), sandboxed).unwrap_err().to_string();
+        assert!(e.contains("no sandbox executor is registered"), "{e}");
+        // Workers sandbox every action: a sandboxed task may go remote.
+        let t = r#"{"name": "t", "command": "x", "sandbox": true, "remote": true}"#;
+        assert_eq!(on(&with_remote(), t).unwrap().0, "farm");
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub struct ResourcesReport {
     pub services: Vec<String>,
     /// Capabilities it needs from other tasks.
     pub needs: Vec<String>,
+    /// Its sandbox (`network off, memory 512 MiB, ...`) when it runs in one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
 }
 
 fn var_value(ctx: &ConditionContext, v: Var) -> Option<String> {
@@ -152,6 +155,9 @@ impl PlanReport {
                     "  requires: {}\n",
                     t.resources.requires.join(", ")
                 ));
+            }
+            if let Some(sb) = &t.resources.sandbox {
+                s.push_str(&format!("  sandbox: {sb}\n"));
             }
             if t.decision == "run" && t.cache != "off" {
                 s.push_str(&format!("  cache: {}\n", t.cache));
@@ -275,6 +281,7 @@ fn task_report(
                 .map(|s| format!("{}={}", s.name, s.image))
                 .collect(),
             needs: task.needs.clone(),
+            sandbox: task.sandbox.as_ref().map(|s| s.describe()),
         },
         cache,
     }

@@ -6,6 +6,14 @@
 //! runs actions with the same executors as a local run. The cache key is the REAPI `Action`
 //! digest (see [`crate::cache::action`]), so every topology shares results.
 
+/// Request metadata carrying a task's secret values on `Execute`, toward a sykli worker only
+/// (binary, JSON `{NAME: VALUE}`): secrets travel beside the action, never in it.
+pub const SECRETS_METADATA: &str = "x-sykli-secrets-bin";
+/// Response metadata by which a `sykli worker` says it is one (on `GetCapabilities`).
+pub const WORKER_METADATA: &str = "x-sykli-worker";
+/// Response metadata listing a `sykli worker`'s labels (`K=V`, comma-separated).
+pub const LABELS_METADATA: &str = "x-sykli-worker-labels";
+
 pub mod auth;
 pub mod bots;
 pub mod client;

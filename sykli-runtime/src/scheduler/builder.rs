@@ -116,6 +116,19 @@ impl RunBuilder {
         self
     }
 
+    /// Continue the journalled run `point` (its id becomes the run id).
+    pub fn resume(mut self, point: crate::state::ResumePoint) -> Self {
+        self.config.run_id = point.run_id.clone();
+        self.config.resume = Some(Arc::new(point));
+        self
+    }
+
+    /// Park the run when it only waits on gates (see [`RunConfig::park`]).
+    pub fn park(mut self, yes: bool) -> Self {
+        self.config.park = yes;
+        self
+    }
+
     /// The result cache.
     pub fn cache(mut self, cache: CacheChoice) -> Self {
         self.cache = cache;
@@ -344,10 +357,15 @@ mod tests {
             .history(false)
             .build();
         let names = built.config.registry().names().join(",");
-        if cfg!(feature = "docker") {
-            assert_eq!(names, "process,native,docker");
+        let builtin = if cfg!(target_os = "linux") {
+            "process,native,sandbox"
         } else {
-            assert_eq!(names, "process,native");
+            "process,native"
+        };
+        if cfg!(feature = "docker") {
+            assert_eq!(names, format!("{builtin},docker"));
+        } else {
+            assert_eq!(names, builtin);
         }
         assert!(built.config.cache.is_none() && built.local_cache.is_none());
         let none = RunBuilder::new("/tmp/project")
@@ -355,7 +373,7 @@ mod tests {
             .cache(CacheChoice::Off)
             .history(false)
             .build();
-        assert_eq!(none.config.registry().names(), ["process", "native"]);
+        assert_eq!(none.config.registry().names().join(","), builtin);
     }
 
     #[test]

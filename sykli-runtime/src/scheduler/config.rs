@@ -69,6 +69,13 @@ pub struct RunConfig {
     /// A result cache, stacked around every executor: consulted before a task runs and fed
     /// after it passes.
     pub cache: Option<Arc<dyn TaskCache>>,
+    /// Continue this journalled run instead of starting a new one (`sykli run --resume`):
+    /// `run_id` must be its id. Finished tasks keep their results; the plan must be the
+    /// journalled one.
+    pub resume: Option<Arc<crate::state::ResumePoint>>,
+    /// Park the run when it only waits on gates: the dispatcher records `RunParked` and
+    /// returns [`super::RunError::Parked`] (`sykli run --park`).
+    pub park: bool,
 }
 
 impl fmt::Debug for RunConfig {
@@ -88,6 +95,8 @@ impl fmt::Debug for RunConfig {
             .field("executors", &self.executors.names())
             .field("retry_backoff", &self.retry_backoff)
             .field("cache", &self.cache.is_some())
+            .field("resume", &self.resume.as_ref().map(|r| &r.run_id))
+            .field("park", &self.park)
             .finish_non_exhaustive()
     }
 }
@@ -114,11 +123,14 @@ impl RunConfig {
             executors: ExecutorRegistry::new(),
             retry_backoff: Duration::from_secs(1),
             cache: None,
+            resume: None,
+            park: false,
         }
     }
 
     /// Every executor of this run, in placement order: `process` (commands on this
-    /// machine), `native` (this process's functions), then [`RunConfig::executors`]. Both the
+    /// machine), `native` (this process's functions), `sandbox` (sandboxed commands, Linux),
+    /// then [`RunConfig::executors`]. Both the
     /// scheduler and `sykli explain` place tasks on this registry.
     pub fn registry(&self) -> ExecutorRegistry {
         let process = ProcessExecutor::new().with_escalation(self.kill.clone());
@@ -133,6 +145,14 @@ impl RunConfig {
             Arc::new(native),
             &[WorkKind::Native],
             Vec::<String>::new(),
+        ));
+        #[cfg(target_os = "linux")]
+        all.replace(ExecutorEntry::local(
+            Arc::new(
+                crate::exec::sandbox::SandboxExecutor::default().with_escalation(self.kill.clone()),
+            ),
+            &[WorkKind::Command],
+            [crate::exec::sandbox::SANDBOX_LABEL],
         ));
         for e in self.executors.entries() {
             all.replace(e.clone());

@@ -10,14 +10,27 @@ use tokio_util::sync::CancellationToken;
 
 use super::RunError;
 use super::config::{RunConfig, Signals};
+use super::resume::{self, Replay};
 use super::stack::Stacked;
 use super::task::{Shared, TaskDone, run_task};
 use crate::TaskStatus;
-use crate::events::{Event, EventSink, RunSummary, TaskReport};
+use crate::events::{Event, EventDispatcher, EventSink, Finished, RunSummary, TaskReport};
 use crate::exec::ExecutorRegistry;
 use crate::graph::ValidGraph;
 use crate::plan::{Decision, Plan, PlanError};
 use crate::redact::SecretSet;
+
+/// How long a run only waits on gates before `park` parks it (a gate decided already
+/// settles well within it).
+const PARK_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Sleeps until `at` (forever for `None`).
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Plans `graph` ([`RunConfig::plan`]) and runs the plan with `config`, reporting every step
 /// to `sink`, and returns the counts.
@@ -91,6 +104,35 @@ async fn run_plan(
     let jobs = config.jobs.max(1);
     let n = graph.len();
 
+    let digest = resume::plan_digest(graph, &plan);
+    let (replay, next_seq, earlier_ms) = match &config.resume {
+        Some(point) => {
+            if let Some(journalled) = &point.plan_digest
+                && *journalled != digest
+            {
+                return Err(RunError::PlanChanged {
+                    run: point.run_id.clone(),
+                    journalled: journalled.clone(),
+                    now: digest,
+                });
+            }
+            (
+                Replay::from_point(graph, &selected, point),
+                point.next_seq,
+                point.active_ms,
+            )
+        }
+        None => (Replay::none(n), 1, 0),
+    };
+    // The one ordered channel of the run: every event is numbered and stamped here.
+    let events = Arc::new(EventDispatcher::new(
+        config.run_id.clone(),
+        next_seq,
+        resume::cache_keys(graph, &plan),
+        sink,
+    ));
+    let sink: Arc<dyn EventSink> = events.clone();
+
     sink.emit(&Event::RunStarted {
         run_id: config.run_id.clone(),
         tasks: (0..n)
@@ -101,7 +143,15 @@ async fn run_plan(
         started_at_ms: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64),
+        plan_digest: Some(digest),
+        resumed: config.resume.is_some(),
     });
+    for (i, why) in &replay.rerun {
+        sink.emit(&Event::TaskRerun {
+            task: graph.task(*i).name.clone(),
+            reason: why.clone(),
+        });
+    }
 
     let plan = Arc::new(plan);
     let shared = Arc::new(Shared {
@@ -117,13 +167,17 @@ async fn run_plan(
         default_timeout: config.default_timeout.filter(|d| !d.is_zero()),
         retry_backoff: config.retry_backoff,
         cancel: config.cancel.clone(),
-        outputs: std::sync::Mutex::new(vec![None; n]),
+        outputs: std::sync::Mutex::new(replay.outputs),
         prompt_lock: tokio::sync::Mutex::new(()),
+        state_dir: config.state_dir.clone(),
+        retry: replay.retry,
+        gate_opened: replay.gate_opened,
     });
 
     let mut d = Dispatcher {
         graph,
-        sink: &*sink,
+        events: &events,
+        replayed: replay.reports,
         selected: &selected,
         priority: priorities(graph, &config.history),
         pending: (0..n).map(|i| graph.deps(i).len()).collect(),
@@ -146,10 +200,13 @@ async fn run_plan(
         plan: &plan,
     };
 
-    for (i, &sel) in selected.iter().enumerate() {
-        if sel && d.pending[i] == 0 {
-            d.admit_now(i);
-        }
+    // The roots, taken before any is settled: settling a task (a journalled one, when
+    // resuming) releases its dependents itself, which must not be admitted twice.
+    let roots: Vec<usize> = (0..n)
+        .filter(|&i| selected[i] && d.pending[i] == 0)
+        .collect();
+    for i in roots {
+        d.admit_now(i);
     }
 
     let mut running: JoinSet<TaskDone> = JoinSet::new();
@@ -159,6 +216,10 @@ async fn run_plan(
     let killed = escalate.cancelled();
     tokio::pin!(cancelled, killed);
     let mut kill_seen = false;
+    // Parking: when only gates are left waiting for a moment, the run is recorded as
+    // parked and stops here (`config.park`).
+    let mut park_at: Option<tokio::time::Instant> = None;
+    let mut parked = false;
     loop {
         if config.cancel.is_cancelled() {
             d.summary.interrupted = true;
@@ -177,7 +238,20 @@ async fn run_plan(
         if running.is_empty() {
             break;
         }
+        let only_gates = config.park
+            && slots_used == 0
+            && (d.ready.is_empty() || d.stop_starting)
+            && !d.summary.interrupted;
+        park_at = match (only_gates, park_at) {
+            (true, None) => Some(tokio::time::Instant::now() + PARK_SETTLE),
+            (true, at) => at,
+            (false, _) => None,
+        };
         tokio::select! {
+            () = sleep_until(park_at), if park_at.is_some() => {
+                parked = true;
+                break;
+            }
             joined = running.join_next_with_id() => {
                 // Take every completion that is already in before refilling the slots.
                 let mut next = joined;
@@ -208,7 +282,8 @@ async fn run_plan(
                     if graph.task(done.index).gate.is_none() {
                         slots_used -= 1;
                     }
-                    d.finish(done.index, done.report);
+                    let extra = resume::finished(&shared, done.index, &done.report);
+                    d.finish_with(done.index, done.report, extra);
                     next = running.try_join_next_with_id();
                 }
             }
@@ -221,6 +296,27 @@ async fn run_plan(
                 config.cancel.cancel();
             }
         }
+    }
+    if parked {
+        // Only gates wait: they are dropped here and restarted by `--resume`, which reads
+        // their decisions (`sykli gate approve|reject`).
+        let mut waiting: Vec<String> = ids.values().map(|&i| graph.task(i).name.clone()).collect();
+        waiting.sort();
+        running.abort_all();
+        while running.join_next().await.is_some() {}
+        for e in &shared.executors {
+            e.shutdown().await;
+        }
+        if let Some(t) = signal_task {
+            t.abort();
+        }
+        sink.emit(&Event::RunParked {
+            waiting: waiting.clone(),
+        });
+        return Err(RunError::Parked {
+            run_id: config.run_id.clone(),
+            waiting,
+        });
     }
     // The run is over: background tasks stop now (a second Ctrl-C meanwhile cuts their grace
     // period short through the process executor's escalation token). Every executor of the
@@ -236,14 +332,17 @@ async fn run_plan(
     }
     d.block_rest();
     let mut summary = d.summary;
-    summary.duration_ms = started.elapsed().as_millis() as u64;
+    summary.duration_ms = earlier_ms + started.elapsed().as_millis() as u64;
     sink.emit(&Event::RunFinished(summary.clone()));
     Ok(summary)
 }
 
 struct Dispatcher<'a> {
     graph: &'a ValidGraph,
-    sink: &'a dyn EventSink,
+    events: &'a EventDispatcher,
+    /// Final reports from the journal of a resumed run: settled without being reported
+    /// again.
+    replayed: Vec<Option<TaskReport>>,
     selected: &'a [bool],
     priority: Vec<u64>,
     pending: Vec<usize>,
@@ -260,6 +359,9 @@ impl Dispatcher<'_> {
     /// A task whose dependencies all succeeded: settles what the plan decided needs no
     /// execution (a false condition, an error) into a report, else queues the task.
     fn admit(&mut self, i: usize) -> Option<TaskReport> {
+        if let Some(r) = &self.replayed[i] {
+            return Some(r.clone());
+        }
         match &self.plan.task(i).decision {
             Decision::Run => {
                 self.ready.push((self.priority[i], Reverse(i)));
@@ -311,11 +413,24 @@ impl Dispatcher<'_> {
     /// Records a final status, reports it, and releases or blocks the dependents (with a
     /// work list, not recursion: a long chain must not grow the stack).
     fn finish(&mut self, i: usize, report: TaskReport) {
-        let mut work = vec![(i, report)];
-        while let Some((i, report)) = work.pop() {
+        self.finish_with(i, report, Finished::default());
+    }
+
+    /// [`Dispatcher::finish`] with what the task's envelope carries (outputs, log). A task
+    /// whose report came from the journal is settled without being reported again.
+    fn finish_with(&mut self, i: usize, report: TaskReport, extra: Finished) {
+        let mut work = vec![(i, report, extra)];
+        while let Some((i, mut report, extra)) = work.pop() {
             if self.status[i].is_some() {
                 continue;
             }
+            let announce = match self.replayed[i].take() {
+                Some(r) => {
+                    report = r;
+                    false
+                }
+                None => true,
+            };
             let status = report.status;
             self.status[i] = Some(status);
             match status {
@@ -326,7 +441,9 @@ impl Dispatcher<'_> {
                 TaskStatus::Blocked => self.summary.blocked += 1,
                 TaskStatus::Skipped => self.summary.skipped += 1,
             }
-            self.sink.emit(&Event::TaskFinished(report));
+            if announce {
+                self.events.emit_finished(report, extra);
+            }
             if matches!(status, TaskStatus::Failed | TaskStatus::Errored) {
                 if self.first_failure.is_none() {
                     self.first_failure = Some(i);
@@ -346,7 +463,7 @@ impl Dispatcher<'_> {
                         && self.status[dep].is_none()
                         && let Some(r) = self.admit(dep)
                     {
-                        work.push((dep, r));
+                        work.push((dep, r, Finished::default()));
                     }
                 }
             } else {
@@ -359,7 +476,11 @@ impl Dispatcher<'_> {
                 };
                 for &dep in graph.dependents(i) {
                     if self.selected[dep] && self.status[dep].is_none() {
-                        work.push((dep, self.report(dep, TaskStatus::Blocked, why.clone())));
+                        work.push((
+                            dep,
+                            self.report(dep, TaskStatus::Blocked, why.clone()),
+                            Finished::default(),
+                        ));
                     }
                 }
             }

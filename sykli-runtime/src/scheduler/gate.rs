@@ -13,19 +13,39 @@ use tokio::sync::oneshot;
 use super::task::Shared;
 use crate::TaskStatus;
 use crate::graph::{Gate, GateStrategy, Task};
+use crate::state::journal;
 
 /// Upstream default: an hour.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3600);
 const POLL: Duration = Duration::from_millis(200);
 
-/// Waits for the gate; returns the task's status and why.
+/// Waits for the gate (task `i`); returns the task's status and why. A decision recorded
+/// by `sykli gate approve|reject` (in the run's directory) settles any gate, from another
+/// process, and survives restarts; a resumed gate's timeout counts from when it opened.
 pub(super) async fn wait(
     shared: &Shared,
+    i: usize,
     task: &Task,
     gate: &Gate,
 ) -> (TaskStatus, Option<String>) {
     let timeout = gate.timeout.map_or(DEFAULT_TIMEOUT, Duration::from_secs);
     let name = &task.name;
+    let waited = shared.gate_opened[i].map_or(Duration::ZERO, |at| {
+        Duration::from_millis(crate::events::now_ms().saturating_sub(at))
+    });
+    let left = timeout.saturating_sub(waited);
+    let decided = || journal::gate_decision(&shared.state_dir, &shared.run_id, name);
+    if let Some(d) = decided() {
+        return journal::decision_status(&d);
+    }
+    let recorded = async {
+        loop {
+            tokio::time::sleep(POLL).await;
+            if let Some(d) = decided() {
+                return journal::decision_status(&d);
+            }
+        }
+    };
     let approval = async {
         match gate.strategy {
             GateStrategy::Env => env_gate(gate),
@@ -42,7 +62,8 @@ pub(super) async fn wait(
     };
     tokio::select! {
         r = approval => r,
-        () = tokio::time::sleep(timeout) => (
+        r = recorded => r,
+        () = tokio::time::sleep(left) => (
             TaskStatus::Errored,
             Some(format!("gate `{name}` was not approved within {}", humantime::format_duration(timeout))),
         ),

@@ -39,6 +39,7 @@ mod cache_hook;
 mod config;
 mod dispatch;
 mod gate;
+mod resume;
 mod stack;
 mod task;
 
@@ -73,6 +74,27 @@ pub enum RunError {
     /// Ctrl-C / SIGTERM handlers could not be installed.
     #[error("failed to install signal handlers")]
     Signals(#[source] std::io::Error),
+    /// A resumed run's pipeline is not the one its journal recorded.
+    #[error(
+        "cannot resume run {run}: the pipeline changed (journalled plan {journalled}, this plan {now}); start a new run"
+    )]
+    PlanChanged {
+        /// The run.
+        run: String,
+        /// The plan digest in the journal.
+        journalled: String,
+        /// The digest of the plan now.
+        now: String,
+    },
+    /// The run only waits on gates and was parked (not a failure): decide the gates, then
+    /// resume it.
+    #[error("run {run_id} is parked, waiting on {}", waiting.join(", "))]
+    Parked {
+        /// The run.
+        run_id: String,
+        /// The gates it waits on.
+        waiting: Vec<String>,
+    },
     /// [`run_planned`] got a plan made for another graph or other executors.
     #[error(
         "failed to run the plan: it was made for executors [{}], the run has [{}] (or for another graph)",

@@ -51,6 +51,14 @@ pub(super) struct Shared {
     pub outputs: Mutex<Vec<Option<Outputs>>>,
     /// One prompt gate asks at a time.
     pub prompt_lock: tokio::sync::Mutex<()>,
+    /// The run's state directory (gate decisions live under it).
+    pub state_dir: PathBuf,
+    /// For a resumed run, by task: the attempt that failed and when the next is due (ms
+    /// since the epoch), for tasks that were waiting to retry.
+    pub retry: Vec<Option<(u32, u64)>>,
+    /// For a resumed run, by task: when an open gate opened (ms since the epoch); its
+    /// timeout counts from then.
+    pub gate_opened: Vec<Option<u64>>,
 }
 
 /// A task's final report, back to the dispatcher.
@@ -115,7 +123,7 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
         let Some(g) = &task.gate else {
             return End::errored("internal error: the plan made a gate of a task without one");
         };
-        let (status, message) = gate::wait(shared, task, g).await;
+        let (status, message) = gate::wait(shared, i, task, g).await;
         if status.is_success() {
             record_outputs(shared, i, BTreeMap::new());
         }
@@ -246,12 +254,32 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
         kill_grace: shared.kill_grace,
         run_id: shared.run_id.clone(),
         background,
+        sandbox: task
+            .sandbox
+            .as_ref()
+            .map(|s| crate::exec::sandbox::SandboxRequest::for_task(task, s, root)),
     };
     let executor_name = stack.name().to_owned();
 
     let max_attempts = task.retry.unwrap_or(0).saturating_add(1);
     let mut end;
     let mut attempt = 1;
+    // A resumed run continues a retry backoff where the journal left it.
+    if let Some((failed, due_ms)) = shared.retry[i] {
+        attempt = failed.saturating_add(1).min(max_attempts);
+        let wait = Duration::from_millis(due_ms.saturating_sub(crate::events::now_ms()));
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = shared.cancel.cancelled() => {
+                return End {
+                    status: TaskStatus::Errored,
+                    exit_code: None,
+                    attempts: failed,
+                    message: Some("cancelled: the run was interrupted".into()),
+                };
+            }
+        }
+    }
     loop {
         log.begin_attempt(attempt);
         shared.events.emit(&Event::TaskStarted {

@@ -49,6 +49,54 @@ pub enum StateError {
         /// Tasks of that run.
         known: Vec<String>,
     },
+    /// A journal written in a format this sykli does not read.
+    #[error(
+        "journal {} has format version {found}; this sykli reads version {supported} (use the sykli that wrote it)",
+        path.display()
+    )]
+    JournalFormat {
+        /// The journal.
+        path: PathBuf,
+        /// Its version (0 when the header itself is not a journal's).
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// A journal damaged before its last record (a torn last record is not this: it is
+    /// ignored).
+    #[error("journal {} is damaged at byte {offset}: {reason}", path.display())]
+    JournalCorrupt {
+        /// The journal.
+        path: PathBuf,
+        /// Where the bad record starts.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The run cannot be resumed (finished, or recorded without a journal).
+    #[error("cannot resume run {run}: {reason}")]
+    NotResumable {
+        /// The run.
+        run: String,
+        /// Why.
+        reason: String,
+    },
+    /// No unfinished run to resume.
+    #[error("no unfinished run to resume in {}", state_dir.display())]
+    NothingToResume {
+        /// The state directory searched.
+        state_dir: PathBuf,
+    },
+    /// A gate decision could not be recorded.
+    #[error("cannot decide gate \"{task}\" of run {run}: {reason}")]
+    Gate {
+        /// The run.
+        run: String,
+        /// The gate task.
+        task: String,
+        /// Why.
+        reason: String,
+    },
     /// The task exists but never started, so it has no log.
     #[error("task \"{task}\" of run {run} has no log: it {reason}")]
     NoLog {

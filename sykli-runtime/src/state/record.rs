@@ -3,14 +3,13 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
 use super::error::StateError;
 use super::store::write_record;
 use crate::TaskStatus;
-use crate::events::{Event, EventSink, RunSummary};
+use crate::events::{Event, EventSink, RunSummary, now_ms};
 
 /// What `.sykli/runs/<run_id>.json` holds: one run, its tasks and how it ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,6 +28,9 @@ pub struct RunRecord {
     pub summary: Option<RunSummary>,
     /// Every task of the plan, in plan order.
     pub tasks: Vec<TaskRecord>,
+    /// Whether the run is parked, waiting on a gate (`sykli run --resume` continues it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub parked: bool,
 }
 
 impl RunRecord {
@@ -37,9 +39,11 @@ impl RunRecord {
         self.tasks.iter().find(|t| t.name == name)
     }
 
-    /// "passed", "failed", "interrupted" or "running" (no summary: still going, or crashed).
+    /// "passed", "failed", "interrupted", "parked" or "running" (no summary: still going, or
+    /// crashed).
     pub fn outcome(&self) -> &'static str {
         match &self.summary {
+            None if self.parked => "parked",
             None => "running",
             Some(s) if s.interrupted => "interrupted",
             Some(s) if s.ok() => "passed",
@@ -94,16 +98,8 @@ pub struct RunRecorder {
 
 #[derive(Default)]
 struct Inner {
-    record: Option<RunRecord>,
-    index: HashMap<String, usize>,
+    fold: RecordFold,
     error: Option<StateError>,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl RunRecorder {
@@ -129,12 +125,13 @@ impl RunRecorder {
         self.inner
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .record
-            .clone()
+            .fold
+            .record()
+            .cloned()
     }
 
     fn save(&self, inner: &mut Inner) {
-        if let Some(record) = &inner.record
+        if let Some(record) = inner.fold.record()
             && let Err(e) = write_record(&self.state_dir, record)
             && inner.error.is_none()
         {
@@ -146,19 +143,54 @@ impl RunRecorder {
 impl EventSink for RunRecorder {
     fn emit(&self, event: &Event) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        inner.fold.apply(event, now_ms());
+        if matches!(event, Event::RunStarted { .. } | Event::RunFinished(_)) {
+            self.save(&mut inner);
+        }
+    }
+}
+
+/// Builds a [`RunRecord`] from a run's events, in order (the journal's records, or a live
+/// run's events).
+#[derive(Debug, Default, Clone)]
+pub struct RecordFold {
+    record: Option<RunRecord>,
+    index: HashMap<String, usize>,
+}
+
+impl RecordFold {
+    /// The record so far (`None` before `RunStarted`).
+    pub fn record(&self) -> Option<&RunRecord> {
+        self.record.as_ref()
+    }
+
+    /// Takes the record.
+    pub fn into_record(self) -> Option<RunRecord> {
+        self.record
+    }
+
+    /// Applies one event that happened at `at_ms`. A second `RunStarted` (a resumed run)
+    /// keeps every task's state.
+    pub fn apply(&mut self, event: &Event, at_ms: u64) {
         match event {
             Event::RunStarted {
                 run_id,
                 tasks,
                 jobs,
                 started_at_ms,
+                ..
             } => {
-                inner.index = tasks
+                if let Some(record) = self.record.as_mut() {
+                    record.parked = false;
+                    record.jobs = *jobs;
+                    return;
+                }
+                self.index = tasks
                     .iter()
                     .enumerate()
                     .map(|(i, t)| (t.clone(), i))
                     .collect();
-                inner.record = Some(RunRecord {
+                self.record = Some(RunRecord {
                     format: 1,
                     run_id: run_id.clone(),
                     started_at_ms: *started_at_ms,
@@ -166,27 +198,25 @@ impl EventSink for RunRecorder {
                     jobs: *jobs,
                     summary: None,
                     tasks: tasks.iter().cloned().map(TaskRecord::new).collect(),
+                    parked: false,
                 });
-                self.save(&mut inner);
             }
             Event::TaskStarted { task, executor, .. } => {
-                let Inner { record, index, .. } = &mut *inner;
-                if let (Some(record), Some(&i)) = (record.as_mut(), index.get(task)) {
+                if let (Some(record), Some(&i)) = (self.record.as_mut(), self.index.get(task)) {
                     let t = &mut record.tasks[i];
-                    t.started_at_ms.get_or_insert_with(now_ms);
+                    t.started_at_ms.get_or_insert(at_ms);
                     t.executor = Some(executor.clone());
                 }
             }
             Event::TaskFinished(r) => {
-                let Inner { record, index, .. } = &mut *inner;
-                let Some(record) = record.as_mut() else {
+                let Some(record) = self.record.as_mut() else {
                     return;
                 };
-                let i = match index.get(&r.task) {
+                let i = match self.index.get(&r.task) {
                     Some(&i) => i,
                     None => {
                         record.tasks.push(TaskRecord::new(r.task.clone()));
-                        index.insert(r.task.clone(), record.tasks.len() - 1);
+                        self.index.insert(r.task.clone(), record.tasks.len() - 1);
                         record.tasks.len() - 1
                     }
                 };
@@ -198,11 +228,21 @@ impl EventSink for RunRecorder {
                 t.message = r.message.clone();
             }
             Event::RunFinished(summary) => {
-                if let Some(record) = inner.record.as_mut() {
+                if let Some(record) = self.record.as_mut() {
                     record.summary = Some(summary.clone());
-                    record.finished_at_ms = Some(now_ms());
+                    record.finished_at_ms = Some(at_ms);
+                    record.parked = false;
                 }
-                self.save(&mut inner);
+            }
+            Event::TaskRerun { task, .. } => {
+                if let (Some(record), Some(&i)) = (self.record.as_mut(), self.index.get(task)) {
+                    record.tasks[i].status = None;
+                }
+            }
+            Event::RunParked { .. } => {
+                if let Some(record) = self.record.as_mut() {
+                    record.parked = true;
+                }
             }
             Event::TaskOutput { .. }
             | Event::TaskRetrying { .. }

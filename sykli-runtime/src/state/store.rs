@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::error::StateError;
+use super::journal::{fold, journal_path, read_journal};
 use super::paths::{is_plain_id, log_path, record_path, runs_dir};
 use super::record::RunRecord;
 use crate::TaskStatus;
@@ -34,9 +35,37 @@ pub fn write_record(state_dir: &Path, record: &RunRecord) -> Result<PathBuf, Sta
     Ok(path)
 }
 
-/// Reads one run record by id.
+/// Reads one run record by id: from its journal (`runs/<id>/journal`), or for runs before
+/// the journal, from `runs/<id>.json`.
 pub fn read_record(state_dir: &Path, run_id: &str) -> Result<RunRecord, StateError> {
+    let journal = journal_path(state_dir, run_id);
+    if journal.is_file() {
+        return read_journal_record(&journal);
+    }
     read_path(&record_path(state_dir, run_id))
+}
+
+/// The record a journal folds to.
+fn read_journal_record(path: &Path) -> Result<RunRecord, StateError> {
+    let read = read_journal(path)?;
+    fold(&read.records).ok_or_else(|| StateError::JournalCorrupt {
+        path: path.to_path_buf(),
+        offset: read.valid_len,
+        reason: "no run started in it".into(),
+    })
+}
+
+/// The record at `path`: a run directory's journal or a `.json` record; `None` for other
+/// files (temporary files of a write in progress).
+fn read_entry(path: &Path) -> Option<Result<RunRecord, StateError>> {
+    let journal = path.join("journal");
+    if journal.is_file() {
+        return Some(read_journal_record(&journal));
+    }
+    if path.extension().is_some_and(|e| e == "json") && path.is_file() {
+        return Some(read_path(path));
+    }
+    None
 }
 
 fn read_path(path: &Path) -> Result<RunRecord, StateError> {
@@ -82,13 +111,10 @@ pub fn list_runs(state_dir: &Path) -> Result<RunList, StateError> {
             path: dir.clone(),
             source,
         })?;
-        let path = entry.path();
-        if path.extension().is_none_or(|e| e != "json") {
-            continue; // temporary files of a write in progress
-        }
-        match read_path(&path) {
-            Ok(r) => list.runs.push(r),
-            Err(e) => list.unreadable.push(e),
+        match read_entry(&entry.path()) {
+            Some(Ok(r)) => list.runs.push(r),
+            Some(Err(e)) => list.unreadable.push(e),
+            None => {}
         }
     }
     list.runs.sort_by(|a, b| {
@@ -101,11 +127,14 @@ pub fn list_runs(state_dir: &Path) -> Result<RunList, StateError> {
 
 /// A run by id, or the newest one for `last`. An unknown id lists the runs that exist.
 pub fn find_run(state_dir: &Path, run: &str) -> Result<RunRecord, StateError> {
-    if run != "last"
-        && is_plain_id(run)
-        && let Ok(r) = read_record(state_dir, run)
-    {
-        return Ok(r);
+    if run != "last" && is_plain_id(run) {
+        // A journal that exists but cannot be read (an unknown format) says so.
+        if journal_path(state_dir, run).is_file() {
+            return read_record(state_dir, run);
+        }
+        if let Ok(r) = read_record(state_dir, run) {
+            return Ok(r);
+        }
     }
     let list = list_runs(state_dir)?;
     if run == "last" {
@@ -200,14 +229,15 @@ fn newest_records(state_dir: &Path, n: usize) -> Vec<RunRecord> {
     let Ok(entries) = fs::read_dir(runs_dir(state_dir)) else {
         return Vec::new();
     };
-    let mut paths: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    paths.sort_unstable_by(|a, b| b.file_name().cmp(&a.file_name()));
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort_unstable_by(|a, b| {
+        b.file_stem()
+            .cmp(&a.file_stem())
+            .then_with(|| b.file_name().cmp(&a.file_name()))
+    });
     paths
         .iter()
-        .filter_map(|p| read_path(p).ok())
+        .filter_map(|p| read_entry(p).and_then(Result::ok))
         .take(n)
         .collect()
 }
@@ -225,6 +255,8 @@ mod tests {
             tasks: vec!["build".into(), "test".into(), "deploy".into()],
             jobs: 2,
             started_at_ms: start,
+            plan_digest: None,
+            resumed: false,
         });
         rec.emit(&Event::TaskStarted {
             task: "build".into(),

@@ -119,6 +119,12 @@ impl From<sykli_runtime::state::StateError> for CliError {
             e @ StateError::NoRuns { .. } => CliError::usage("no_runs", e),
             e @ StateError::UnknownRun { .. } => CliError::usage("unknown_run", e),
             e @ StateError::UnknownTask { .. } => CliError::usage("unknown_task", e),
+            e @ StateError::JournalFormat { .. } => CliError::failed("journal_format", e),
+            e @ StateError::JournalCorrupt { .. } => CliError::failed("state_unreadable", e),
+            e @ (StateError::NotResumable { .. } | StateError::NothingToResume { .. }) => {
+                CliError::usage("not_resumable", e)
+            }
+            e @ StateError::Gate { .. } => CliError::usage("gate_failed", e),
         }
     }
 }

@@ -7,7 +7,7 @@
 use sykli_runtime::plan::{self, PlanError, PlanReport};
 
 use super::error::CliError;
-use super::run::{builder_for, load_pipeline, validate_graph};
+use super::run::{builder_for, load_pipeline, validate_graph, with_remote};
 use super::{ExplainArgs, RunOptions, print_out};
 use crate::report::Envelope;
 
@@ -21,9 +21,23 @@ pub fn explain(args: &ExplainArgs, json: bool) -> Result<(), CliError> {
         filter,
         ..RunOptions::default()
     };
-    let built = builder_for(&loaded.project_root, &opts)
-        .history(false)
-        .build();
+    // The remote executor and cache as `sykli run` would have them (environment and
+    // sykli.toml): placement and the keys' digest function depend on them.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            CliError::failed(
+                "internal",
+                anyhow::Error::new(e).context("failed to start the async runtime"),
+            )
+        })?;
+    let builder = rt.block_on(with_remote(
+        builder_for(&loaded.project_root, &opts).history(false),
+        &loaded.project_root,
+        &opts,
+    ))?;
+    let built = builder.build();
     for w in &built.warnings {
         eprintln!("warning: {w}");
     }

@@ -13,6 +13,7 @@ mod cache;
 mod clean;
 mod error;
 mod explain;
+mod gate;
 pub mod graph;
 mod history;
 pub mod init;
@@ -69,6 +70,8 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Inspect and prune the local cache.
     Cache(CacheArgs),
+    /// Approve or reject a gate of a run, from any process (see docs/durable.md).
+    Gate(gate::GateArgs),
     /// Serve the Remote Execution API and run actions (a remote cache and executor).
     #[cfg(feature = "remote")]
     Worker(worker::WorkerArgs),
@@ -186,6 +189,8 @@ pub struct CleanArgs {
 
 /// Parses the process arguments and runs the command.
 pub fn main() -> ExitCode {
+    // A re-executed sandbox init never gets past this line.
+    sykli_runtime::exec::sandbox::run_init_if_requested();
     let cli = match parse() {
         Ok(cli) => cli,
         Err(e) => return e,
@@ -204,6 +209,7 @@ pub fn main() -> ExitCode {
         Some(Command::History(args)) => done(history::history(&args, json), json),
         Some(Command::Logs(args)) => done(logs::logs(&args, json), json),
         Some(Command::Report(args)) => done(report::report(&args, json), json),
+        Some(Command::Gate(args)) => done(gate::gate(&args, json), json),
         #[cfg(feature = "remote")]
         Some(Command::Worker(args)) => worker::worker_command(&args, json),
         #[cfg(feature = "remote")]

@@ -396,7 +396,11 @@ pub async fn connect(
         ..ClientOptions::new(e.clone())
     };
     let unreachable = |e: &RemoteError| match e {
-        RemoteError::Connect { .. } => true,
+        // A TLS failure (an untrusted certificate) is a refusal, not an outage.
+        RemoteError::Connect { message, .. } => {
+            let m = message.to_ascii_lowercase();
+            !(m.contains("certificate") || m.contains("tls") || m.contains("handshake"))
+        }
         RemoteError::Rpc { code, .. } => *code == sykli_runtime::remote::client::Code::Unavailable,
         _ => false,
     };

@@ -12,7 +12,7 @@ use sykli_runtime::error_chain;
 use sykli_runtime::events::{EventSink, RunSummary};
 use sykli_runtime::graph::{Graph, ValidGraph, validate};
 use sykli_runtime::scheduler::{self, CacheChoice, RunBuilder, RunConfig, RunError, Signals};
-use sykli_runtime::state::RunRecorder;
+use sykli_runtime::state::Journal;
 
 use super::RunArgs;
 use super::error::{CliError, EXIT_FAILED, EXIT_OK};
@@ -44,6 +44,19 @@ pub struct RunOptions {
     /// Show every task's output as it is printed.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Continue a run that did not finish (killed, crashed or parked) from its journal:
+    /// RUN, or the newest unfinished run. The pipeline must be the one it ran (see
+    /// docs/durable.md).
+    #[arg(long, value_name = "RUN", num_args = 0..=1, default_missing_value = "latest")]
+    pub resume: Option<String>,
+    /// When the run only waits on gates, park it: record that in its journal and exit
+    /// (`sykli gate approve`, then `sykli run --resume`, continue it).
+    #[arg(long)]
+    pub park: bool,
+    /// Run every host command task in the sandbox (namespaces and cgroups; Linux; see
+    /// docs/sandbox.md), as if each set `sandbox: true`.
+    #[arg(long)]
+    pub sandbox: bool,
     /// Remote cache and execution (see docs/remote.md).
     #[cfg(feature = "remote")]
     #[command(flatten)]
@@ -123,6 +136,15 @@ pub(crate) async fn run_reported(
     opts: &RunOptions,
     native: sykli_runtime::exec::native::NativeRegistry,
 ) -> ExitCode {
+    let sandboxed;
+    let graph = if opts.sandbox {
+        let mut g = graph.clone();
+        sykli_runtime::graph::sandbox::sandbox_all(&mut g);
+        sandboxed = g;
+        &sandboxed
+    } else {
+        graph
+    };
     let valid = match validate_graph(graph) {
         Ok(v) => v,
         Err(e) => return e.report(opts.json),
@@ -131,7 +153,11 @@ pub(crate) async fn run_reported(
         Ok(b) => b,
         Err(e) => return e.report(opts.json),
     };
-    let config = build_config(builder.native(native));
+    let builder = match resume_from(builder, project_root, opts) {
+        Ok(b) => b,
+        Err(e) => return e.report(opts.json),
+    };
+    let config = build_config(builder.native(native).park(opts.park));
     let ui = if opts.json {
         Ui::Json
     } else {
@@ -141,8 +167,38 @@ pub(crate) async fn run_reported(
     };
     match execute(&valid, config, ui, Vec::new()).await {
         Ok(summary) => exit_code(&summary),
+        Err(RunError::Parked { .. }) => ExitCode::from(EXIT_OK),
         Err(e) => run_error(e).report(opts.json),
     }
+}
+
+/// `builder` continuing the run `opts.resume` names (`latest`: the newest unfinished one),
+/// from its journal; unchanged without `--resume`.
+fn resume_from(
+    builder: RunBuilder,
+    project_root: &Path,
+    opts: &RunOptions,
+) -> Result<RunBuilder, CliError> {
+    let Some(run) = opts.resume.as_deref() else {
+        return Ok(builder);
+    };
+    let state_dir = project_root.join(".sykli");
+    let id = if run == "latest" {
+        sykli_runtime::state::journal::latest_unfinished(&state_dir)?
+    } else {
+        sykli_runtime::state::find_run(&state_dir, run)?.run_id
+    };
+    let point = sykli_runtime::state::journal::resume_point(&state_dir, &id)?;
+    if let Some(torn) = &point.torn {
+        eprintln!("warning: run {id}: {torn}; it is ignored and cut off");
+    }
+    if !opts.json {
+        eprintln!(
+            "resuming run {id}: {} task(s) finished before",
+            point.finished.len()
+        );
+    }
+    Ok(builder.resume(point))
 }
 
 /// How a run is shown.
@@ -169,8 +225,31 @@ pub(crate) async fn execute(
     extra: Vec<Arc<dyn EventSink>>,
 ) -> Result<RunSummary, RunError> {
     let state_dir = config.state_dir.clone();
-    let recorder = Arc::new(RunRecorder::new(&state_dir));
-    let mut sinks = Fanout::new().with(recorder.clone());
+    let resumed = config.resume.is_some();
+    let journal = match &config.resume {
+        Some(point) => Journal::reopen(&state_dir, point),
+        None => Journal::create(&state_dir, &config.run_id),
+    };
+    let journal = match journal {
+        Ok(j) => Some(Arc::new(j)),
+        Err(e) if config.resume.is_some() => {
+            return Err(RunError::StateDir {
+                path: state_dir.clone(),
+                source: std::io::Error::other(error_chain(&e)),
+            });
+        }
+        Err(e) => {
+            eprintln!(
+                "warning: the run is not journalled (it cannot be resumed, nor shown by history): {}",
+                error_chain(&e)
+            );
+            None
+        }
+    };
+    let mut sinks = Fanout::new();
+    if let Some(j) = &journal {
+        sinks.push(j.clone());
+    }
     match ui {
         // The envelope is built from the run record once the run is over.
         Ui::Json => {}
@@ -188,11 +267,36 @@ pub(crate) async fn execute(
         sinks.push(s);
     }
     let result = scheduler::run(valid, config, Arc::new(sinks) as Arc<dyn EventSink>).await;
-    if let Some(e) = recorder.take_error() {
-        eprintln!("warning: the run record was not saved: {}", error_chain(&e));
+    if let Some(j) = &journal
+        && result.is_err()
+        && !resumed
+    {
+        j.discard_if_empty();
+    }
+    let record = journal.as_ref().and_then(|j| j.record());
+    if let Some(e) = journal.as_ref().and_then(|j| j.take_error()) {
+        eprintln!(
+            "warning: the run journal is incomplete: {}",
+            error_chain(&e)
+        );
+    }
+    if let Err(RunError::Parked { run_id, waiting }) = &result {
+        if matches!(ui, Ui::Json) {
+            let data = record
+                .as_ref()
+                .map(|r| crate::report::to_data(&crate::report::RunData::from(r)))
+                .unwrap_or_default();
+            super::print_out(&crate::report::Envelope::success(data).to_line());
+        } else {
+            let gates = waiting.join(", ");
+            eprintln!(
+                "run {run_id} parked, waiting on {gates}; decide with `sykli gate approve|reject {run_id} <gate>`, then continue with `sykli run --resume {run_id}`"
+            );
+        }
+        return result;
     }
     if let (Ok(_), Ui::Json) = (&result, ui) {
-        super::print_out(&run_envelope(recorder.record().as_ref()).to_line());
+        super::print_out(&run_envelope(record.as_ref()).to_line());
     }
     result
 }
@@ -260,6 +364,7 @@ pub(crate) fn validate_graph(graph: &Graph) -> Result<ValidGraph, CliError> {
 pub(crate) fn run_error(e: RunError) -> CliError {
     match e {
         e @ RunError::UnknownFilter { .. } => CliError::usage("unknown_filter", e),
+        e @ RunError::PlanChanged { .. } => CliError::usage("plan_changed", e),
         e => CliError::failed("run_failed", e),
     }
 }

@@ -57,6 +57,11 @@ pub struct WorkerArgs {
     /// service; grpc://HOST:PORT or grpcs://HOST:PORT), besides serving --listen.
     #[arg(long = "bot-of", value_name = "URL")]
     pub bot_of: Option<String>,
+    /// Run host actions as plain processes instead of in the sandbox (by default each
+    /// action sees only its input root, the host's tools read-only and a private /tmp; see
+    /// docs/sandbox.md).
+    #[arg(long)]
+    pub no_sandbox: bool,
 }
 
 /// `sykli worker` as a pipeline binary (`ci worker ...`) parses it: the same arguments.
@@ -146,6 +151,7 @@ fn config_of(args: &WorkerArgs) -> anyhow::Result<WorkerConfig> {
     }
     // Actions never see it: they get only PATH, HOME and their Command's environment.
     config.token = Token::load(args.token_file.as_deref())?;
+    config.sandbox &= !args.no_sandbox;
     Ok(config)
 }
 
@@ -160,6 +166,7 @@ fn bot_config_of(args: &WorkerArgs, config: &WorkerConfig) -> anyhow::Result<Opt
         store: config.store.join("bots"),
         labels: config.labels.clone(),
         kill_grace: config.kill_grace,
+        sandbox: config.sandbox,
     }))
 }
 

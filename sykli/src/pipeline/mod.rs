@@ -30,6 +30,6 @@ mod template;
 pub use condition::Condition;
 pub use emit::EmitError;
 pub use pipeline::{CacheVolume, Directory, Group, Pipeline};
-pub use sykli_runtime::graph::Placement;
+pub use sykli_runtime::graph::{Placement, Sandbox};
 pub use task::{Criterion, GateBuilder, SecretSource, TaskBuilder};
 pub use template::Template;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use sykli_runtime::graph::{
     self as model, Background, GateStrategy, Mount, MountKind, Placement, Provide, Resource,
-    SecretRef, Service, SuccessCriterion, Task, TaskInput,
+    Sandbox, SecretRef, Service, SuccessCriterion, Task, TaskInput,
 };
 
 use super::condition::Condition;
@@ -297,6 +297,19 @@ impl TaskBuilder {
                 ready_timeout: whole_seconds(ready_timeout),
             })
         })
+    }
+
+    /// Runs the task hermetically in the sandbox (Linux namespaces and cgroups): it sees its
+    /// declared inputs read-only, writes only its outputs and /tmp, has no network and no
+    /// limits. See `docs/sandbox.md`.
+    pub fn sandbox(self) -> Self {
+        self.sandbox_with(Sandbox::default())
+    }
+
+    /// Runs the task in the sandbox with these settings (network, memory, CPUs, processes,
+    /// extra read-only host paths).
+    pub fn sandbox_with(self, sandbox: Sandbox) -> Self {
+        self.edit(|t| t.sandbox = Some(sandbox))
     }
 
     /// The target (built-in or plugin) that runs the task.

@@ -3,7 +3,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-use sykli_runtime::events::{Event, EventSink};
+use sykli_runtime::events::{Envelope, Event, EventSink};
 
 /// An [`EventSink`] that forwards every event to each of its sinks, in order.
 ///
@@ -46,6 +46,12 @@ impl EventSink for Fanout {
     fn emit(&self, event: &Event) {
         for sink in &self.sinks {
             let _ = catch_unwind(AssertUnwindSafe(|| sink.emit(event)));
+        }
+    }
+
+    fn emit_envelope(&self, envelope: &Envelope) {
+        for sink in &self.sinks {
+            let _ = catch_unwind(AssertUnwindSafe(|| sink.emit_envelope(envelope)));
         }
     }
 }

@@ -31,6 +31,10 @@ pub const ERROR_CODES: &[&str] = &[
     "worker_failed",
     "serve_failed",
     "workers_failed",
+    "journal_format",
+    "not_resumable",
+    "plan_changed",
+    "gate_failed",
     "internal",
 ];
 
@@ -238,6 +242,7 @@ mod tests {
                 task("a", Some(TaskStatus::Cached)),
                 task("b", Some(TaskStatus::Failed)),
             ],
+            parked: false,
         }
     }
 

@@ -232,6 +232,14 @@ impl Inner {
                 );
                 self.line(&text);
             }
+            Event::TaskRerun { task, reason } => {
+                let text = format!(
+                    "{} {}: {reason}",
+                    style(format!("{:>8}", "rerun")).yellow(),
+                    style(task).bold(),
+                );
+                self.line(&text);
+            }
             Event::TaskCacheMiss { task, reason } => {
                 if self.opts.verbose {
                     let text = format!(
@@ -274,6 +282,21 @@ impl Inner {
                 }
             }
             Event::RunFinished(summary) => self.finish(summary),
+            Event::RunParked { waiting } => {
+                if let Some(live) = self.live.take() {
+                    for bar in live.bars.values() {
+                        bar.finish_and_clear();
+                    }
+                    live.total.finish_and_clear();
+                    let _ = live.multi.clear();
+                }
+                let line = format!(
+                    "{} waiting on {}",
+                    style(format!("{:>8}", "parked")).yellow(),
+                    waiting.join(", ")
+                );
+                self.line(&line);
+            }
         }
     }
 
@@ -387,6 +410,8 @@ mod tests {
 
     fn events() -> Vec<Event> {
         let mut ev = vec![Event::RunStarted {
+            plan_digest: None,
+            resumed: false,
             run_id: "r1".into(),
             tasks: vec!["build".into(), "test".into(), "deploy".into()],
             jobs: 2,

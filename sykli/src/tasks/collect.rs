@@ -173,5 +173,6 @@ fn wire_task(reg: &TaskRegistration, native_command: &impl Fn(&str) -> String) -
                 ready: ready.to_string(),
                 ready_timeout,
             });
+    task.sandbox = reg.sandbox.then(sykli_runtime::graph::Sandbox::default);
     task
 }

@@ -71,6 +71,8 @@ pub struct TaskRegistration {
     pub no_cache: bool,
     /// `background = ".."` (the ready check) and `ready_timeout` in seconds.
     pub background: Option<(&'static str, u64)>,
+    /// `sandbox`: run in the sandbox with its default settings.
+    pub sandbox: bool,
 }
 
 inventory::collect!(TaskRegistration);

@@ -59,6 +59,8 @@ pub struct BotConfig {
     pub labels: Vec<(String, String)>,
     /// SIGTERM-to-SIGKILL grace when stopping an action.
     pub kill_grace: Duration,
+    /// Run host actions in the sandbox (as `sykli worker` does by default on Linux).
+    pub sandbox: bool,
 }
 
 /// Why the bot stopped before it was asked to.
@@ -152,9 +154,16 @@ pub async fn run(
     let store = Arc::new(store);
     let bot_id = format!("sykli-worker-{}", std::process::id());
     let labels = Labels::new(config.labels.clone(), false);
+    #[cfg(target_os = "linux")]
+    let sandbox = config
+        .sandbox
+        .then(crate::exec::sandbox::SandboxExecutor::default);
+    #[cfg(not(target_os = "linux"))]
+    let sandbox = None;
     let runner = Runner::new(
         store.clone(),
         ProcessExecutor::new(),
+        sandbox,
         #[cfg(feature = "docker")]
         None,
         bot_id.clone(),

@@ -223,27 +223,32 @@ impl RemoteClient {
         let mut attempt = 1;
         loop {
             let resource = self.write_resource(&blob.digest);
-            let chunks = chunks_of(&blob.data).await?;
             let total = blob.digest.size_bytes;
-            let n = chunks.len();
-            let stream = futures::stream::iter(chunks.into_iter().enumerate().scan(
-                0i64,
-                move |offset, (i, data)| {
-                    let req = bytestream::WriteRequest {
-                        resource_name: if i == 0 {
-                            resource.clone()
-                        } else {
-                            String::new()
-                        },
-                        write_offset: *offset,
-                        finish_write: i + 1 == n,
-                        data,
-                    };
-                    *offset += req.data.len() as i64;
-                    Some(req)
-                },
-            ));
+            let source =
+                match &blob.data {
+                    BlobData::Bytes(b) => Source::Bytes(b.clone()),
+                    BlobData::File(p) => {
+                        Source::File(tokio::fs::File::open(p).await.map_err(|e| {
+                            RemoteError::Io {
+                                action: "open",
+                                path: p.clone(),
+                                source: e,
+                            }
+                        })?)
+                    }
+                };
+            let failed: std::sync::Arc<std::sync::Mutex<Option<std::io::Error>>> =
+                std::sync::Arc::default();
+            let stream = write_requests(resource, total, source, failed.clone());
             let r = self.bytestream().write(self.request(stream)).await;
+            let read_error = failed.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let (Some(e), BlobData::File(p)) = (read_error, &blob.data) {
+                return Err(RemoteError::Io {
+                    action: "read",
+                    path: p.clone(),
+                    source: e,
+                });
+            }
             match r {
                 Ok(resp) => {
                     let committed = resp.into_inner().committed_size;
@@ -382,29 +387,58 @@ impl RemoteClient {
     }
 }
 
-/// A blob's bytes in ByteStream chunks (at least one, possibly empty).
-async fn chunks_of(data: &BlobData) -> Result<Vec<Vec<u8>>, RemoteError> {
-    let bytes = match data {
-        BlobData::Bytes(b) => b.clone(),
-        BlobData::File(p) => {
-            let mut f = tokio::fs::File::open(p)
-                .await
-                .map_err(|e| RemoteError::Io {
-                    action: "open",
-                    path: p.clone(),
-                    source: e,
-                })?;
-            let mut v = Vec::new();
-            f.read_to_end(&mut v).await.map_err(|e| RemoteError::Io {
-                action: "read",
-                path: p.clone(),
-                source: e,
-            })?;
-            v
+/// Where a streamed upload reads from.
+enum Source {
+    Bytes(Vec<u8>),
+    File(tokio::fs::File),
+}
+
+/// The WriteRequests of one upload, read chunk by chunk (a file is never held whole in
+/// memory). A read error ends the stream early and is left in `failed`.
+fn write_requests(
+    resource: String,
+    total: i64,
+    source: Source,
+    failed: std::sync::Arc<std::sync::Mutex<Option<std::io::Error>>>,
+) -> impl futures::Stream<Item = bytestream::WriteRequest> + Send + 'static {
+    futures::stream::unfold((source, 0i64, false), move |(mut source, offset, done)| {
+        let (resource, failed) = (resource.clone(), failed.clone());
+        async move {
+            if done {
+                return None;
+            }
+            let data = match &mut source {
+                Source::Bytes(b) => {
+                    let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
+                    b[start..(start + CHUNK).min(b.len())].to_vec()
+                }
+                Source::File(f) => {
+                    let mut buf = vec![0u8; CHUNK];
+                    let mut filled = 0;
+                    // Bounded: each read fills more of the chunk or reaches the end.
+                    while filled < CHUNK {
+                        match f.read(&mut buf[filled..]).await {
+                            Ok(0) => break,
+                            Ok(n) => filled += n,
+                            Err(e) => {
+                                *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                                return None;
+                            }
+                        }
+                    }
+                    buf.truncate(filled);
+                    buf
+                }
+            };
+            let next = offset + data.len() as i64;
+            let finish = next >= total || data.is_empty();
+            let req = bytestream::WriteRequest {
+                resource_name: if offset == 0 { resource } else { String::new() },
+                write_offset: offset,
+                finish_write: finish,
+                data,
+            };
+            Some((req, (source, next, finish)))
         }
-    };
-    if bytes.is_empty() {
-        return Ok(vec![Vec::new()]);
-    }
-    Ok(bytes.chunks(CHUNK).map(<[u8]>::to_vec).collect())
+    })
 }

@@ -14,8 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::{MAX_DECODE, RemoteClient, RemoteError, retry};
 use crate::exec::{OutputSink, OutputStream};
 
-/// Binary request metadata carrying a task's secrets toward a `sykli worker`.
-pub const SECRETS_HEADER: &str = "x-sykli-secrets-bin";
+use crate::remote::SECRETS_METADATA;
 
 /// Broken streams, unavailable servers and lost operations retried before giving up.
 pub const MAX_RECOVERIES: u32 = 30;
@@ -25,7 +24,7 @@ pub const MAX_RECOVERIES: u32 = 30;
 pub struct ExecuteOptions {
     /// Skip the server's action cache.
     pub skip_cache_lookup: bool,
-    /// Secrets as a JSON object, sent as [`SECRETS_HEADER`] metadata (a sykli worker only).
+    /// Secrets as a JSON object, sent as [`SECRETS_METADATA`] metadata (a sykli worker only).
     pub secrets: Option<Vec<u8>>,
     /// How long the action may stay queued before no worker taking it is an error.
     pub queue_timeout: Duration,
@@ -99,7 +98,7 @@ impl Live {
     }
 
     async fn stop(self) -> (u64, u64) {
-        // Give the streams a moment to deliver what the server has already closed.
+        // Stopped now: whatever they did not deliver is written from the result.
         for t in &self.tasks {
             t.abort();
         }
@@ -162,7 +161,7 @@ impl RemoteClient {
                     });
                     if let Some(secrets) = &opts.secrets {
                         req.metadata_mut().insert_bin(
-                            SECRETS_HEADER,
+                            SECRETS_METADATA,
                             tonic::metadata::MetadataValue::from_bytes(secrets),
                         );
                     }

@@ -40,8 +40,7 @@ use crate::cache::DigestFunction;
 /// gRPC's default message limit, which batches must stay under.
 pub const GRPC_MESSAGE_LIMIT: usize = 4 * 1024 * 1024;
 
-/// The response metadata by which a `sykli worker` says it is one (on GetCapabilities).
-pub const SYKLI_WORKER_HEADER: &str = "x-sykli-worker";
+use crate::remote::{LABELS_METADATA, WORKER_METADATA};
 
 /// How to reach a remote server.
 #[derive(Clone)]
@@ -223,12 +222,43 @@ pub struct ServerInfo {
     pub max_batch: i64,
     /// Whether it is a `sykli worker` (response metadata `x-sykli-worker: 1`).
     pub sykli_worker: bool,
+    /// A sykli worker's labels, `K=V` (response metadata `x-sykli-worker-labels`).
+    pub worker_labels: Vec<String>,
 }
 
 impl ServerInfo {
     /// Whether it advertises `f`.
     pub fn supports(&self, f: DigestFunction) -> bool {
         self.digest_functions.contains(&f.reapi_value())
+    }
+
+    /// The placement labels of an executor on this server: `K` for each worker label
+    /// `K=true` (a task's `requires: [K]` becomes the platform property `K=true`), and
+    /// `container` when it runs containers.
+    pub fn placement_labels(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .worker_labels
+            .iter()
+            .filter_map(|l| l.split_once('='))
+            .filter_map(|(k, v)| match (k, v) {
+                ("container-image", _) => Some("container".to_owned()),
+                (k, "true") => Some(k.to_owned()),
+                _ => None,
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Whether actions with a `container-image` may be sent: a sykli worker says so in its
+    /// labels; other servers are assumed to (they refuse what they cannot run).
+    pub fn runs_containers(&self) -> bool {
+        !self.sykli_worker
+            || self
+                .worker_labels
+                .iter()
+                .any(|l| l.starts_with("container-image="))
     }
 
     /// BLAKE3 when advertised, else SHA-256 when advertised.
@@ -340,6 +370,7 @@ impl RemoteClient {
                     cache_update: false,
                     max_batch: 0,
                     sykli_worker: false,
+                    worker_labels: Vec::new(),
                 },
                 batch_limit: GRPC_MESSAGE_LIMIT,
                 uploaded: Arc::default(),
@@ -405,8 +436,20 @@ impl RemoteClient {
         .map_err(|s| self.rpc_error("GetCapabilities", s))?;
         let sykli_worker = resp
             .metadata()
-            .get(SYKLI_WORKER_HEADER)
+            .get(WORKER_METADATA)
             .is_some_and(|v| v.as_bytes() == b"1");
+        let worker_labels: Vec<String> = resp
+            .metadata()
+            .get(LABELS_METADATA)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
         let caps = resp.into_inner();
         let mut functions = Vec::new();
         let mut max_batch = 0;
@@ -437,6 +480,7 @@ impl RemoteClient {
             cache_update,
             max_batch,
             sykli_worker,
+            worker_labels,
         })
     }
 
@@ -586,4 +630,70 @@ fn describe_functions(values: &[i32]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(functions: &[i32], sykli: bool, labels: &[&str]) -> ServerInfo {
+        ServerInfo {
+            digest_functions: functions.to_vec(),
+            exec_enabled: true,
+            cache_update: true,
+            max_batch: 0,
+            sykli_worker: sykli,
+            worker_labels: labels.iter().map(|l| l.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn blake3_when_advertised_else_sha256_never_an_unadvertised_one() {
+        assert_eq!(
+            info(&[1, 9], false, &[]).preferred_function(),
+            Some(DigestFunction::Blake3)
+        );
+        assert_eq!(
+            info(&[1], false, &[]).preferred_function(),
+            Some(DigestFunction::Sha256)
+        );
+        assert_eq!(info(&[2, 3], false, &[]).preferred_function(), None);
+        assert_eq!(info(&[], false, &[]).preferred_function(), None);
+        assert_eq!(
+            describe_functions(&[1, 9, 77]),
+            "SHA256, BLAKE3, unknown (77)"
+        );
+    }
+
+    #[test]
+    fn a_workers_labels_become_placement_labels() {
+        let i = info(
+            &[9],
+            true,
+            &["gpu=true", "pool=fast", "container-image=docker://*"],
+        );
+        assert_eq!(i.placement_labels(), ["container", "gpu"]);
+        assert!(i.runs_containers());
+        assert!(!info(&[9], true, &["gpu=true"]).runs_containers());
+        assert!(info(&[9], false, &[]).runs_containers());
+    }
+
+    #[test]
+    fn status_codes_read_like_grpc_names_with_a_hint_for_auth() {
+        let e = RemoteError::Rpc {
+            endpoint: "grpc://h:1".into(),
+            call: "GetCapabilities",
+            code: tonic::Code::Unauthenticated,
+            message: "no token".into(),
+        };
+        let t = e.to_string();
+        assert!(
+            t.contains("GetCapabilities failed: UNAUTHENTICATED: no token"),
+            "{t}"
+        );
+        assert!(
+            t.contains("SYKLI_TOKEN") && t.contains("--token-file"),
+            "{t}"
+        );
+    }
 }

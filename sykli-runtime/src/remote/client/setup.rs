@@ -11,8 +11,16 @@ use crate::cache::{DigestFunction, LocalCache};
 use crate::exec::{ExecIo, ExecOutcome, ExecRequest, Executor, ExecutorEntry, WorkKind};
 use crate::scheduler::TaskCache;
 
-/// The kinds of work a remote executor runs.
+/// The kinds of work a remote executor runs (container work only when the server does).
 pub const REMOTE_KINDS: &[WorkKind] = &[WorkKind::Command, WorkKind::Container, WorkKind::Native];
+
+fn kinds(client: &RemoteClient) -> Vec<WorkKind> {
+    REMOTE_KINDS
+        .iter()
+        .copied()
+        .filter(|k| *k != WorkKind::Container || client.info().runs_containers())
+        .collect()
+}
 
 /// A remote executor as configured: connected, or unreachable with the reason.
 pub enum RemoteExecution {
@@ -42,7 +50,8 @@ pub struct RemoteSetup {
     pub cache_read_only: bool,
     /// A remote executor.
     pub execution: Option<RemoteExecution>,
-    /// Labels the remote executor carries besides `remote` (its workers' properties).
+    /// Labels the remote executor carries besides `remote` and those its server advertises
+    /// ([`super::ServerInfo::placement_labels`]).
     pub labels: Vec<String>,
 }
 
@@ -93,15 +102,14 @@ impl RemoteSetup {
                 };
                 match keyer {
                     Ok(keyer) => {
+                        let mut labels = client.info().placement_labels();
+                        labels.extend(self.labels.iter().cloned());
+                        let runs = kinds(&client);
                         let exec =
                             Arc::new(RemoteExecutor::new(client, keyer, owns, root, options));
                         Ok(Some(
-                            ExecutorEntry::remote(
-                                exec.clone() as Arc<dyn Executor>,
-                                REMOTE_KINDS,
-                                self.labels.clone(),
-                            )
-                            .with_layer(exec),
+                            ExecutorEntry::remote(exec.clone() as Arc<dyn Executor>, &runs, labels)
+                                .with_layer(exec),
                         ))
                     }
                     Err(e) => Err(format!(

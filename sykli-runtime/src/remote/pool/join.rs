@@ -177,6 +177,8 @@ pub async fn run(
             runner: Runner::new(
                 store.clone(),
                 ProcessExecutor::new().with_escalation(escalate.clone()),
+                // Joined workers run host actions unsandboxed for now (docs/pool.md).
+                None,
                 #[cfg(feature = "docker")]
                 None,
                 config.name.clone(),

@@ -15,10 +15,7 @@ use crate::cache::digest::DigestFunction;
 /// 4 MiB message limit with room for the request's other fields.
 pub const MAX_BATCH_TOTAL_SIZE_BYTES: i64 = 4 * 1024 * 1024 - 64 * 1024;
 
-/// Response metadata saying the server is a sykli worker.
-pub const WORKER_METADATA: &str = "x-sykli-worker";
-/// Response metadata listing the worker's labels (`K=V`, comma-separated).
-pub const LABELS_METADATA: &str = "x-sykli-worker-labels";
+pub use crate::remote::{LABELS_METADATA, WORKER_METADATA};
 
 /// The Capabilities service.
 #[derive(Debug, Clone)]

@@ -106,7 +106,7 @@ impl Hasher {
     /// A fresh hasher for `function`.
     pub fn new(function: DigestFunction) -> Hasher {
         match function {
-            DigestFunction::Blake3 => Hasher::Blake3(Box::new(blake3::Hasher::new())),
+            DigestFunction::Blake3 => Hasher::Blake3(Box::default()),
             DigestFunction::Sha256 => {
                 use sha2::Digest as _;
                 Hasher::Sha256(sha2::Sha256::new())

@@ -35,8 +35,7 @@ use super::status;
 use super::store::{DiskStore, StoreError};
 use crate::cache::digest::DigestFunction;
 
-/// The metadata key carrying a task's secret values on `Execute` (JSON `{NAME: VALUE}`).
-pub const SECRETS_METADATA: &str = "x-sykli-secrets-bin";
+pub use crate::remote::SECRETS_METADATA;
 
 /// How long a finished operation stays visible to `WaitExecution`/`GetOperation`.
 pub const RETENTION: Duration = Duration::from_secs(600);

@@ -82,6 +82,10 @@ pub struct WorkerConfig {
     pub containers: bool,
     /// SIGTERM-to-SIGKILL grace when stopping an action.
     pub kill_grace: Duration,
+    /// Run host actions in the sandbox (default true on Linux): each sees only its input
+    /// root, the read-only host tools and a private /tmp, never the worker's store, token
+    /// or other actions. See docs/sandbox.md.
+    pub sandbox: bool,
 }
 
 impl WorkerConfig {
@@ -97,6 +101,7 @@ impl WorkerConfig {
             token: None,
             containers: true,
             kill_grace: Duration::from_secs(5),
+            sandbox: cfg!(target_os = "linux"),
         }
     }
 }
@@ -331,9 +336,16 @@ impl BoundWorker {
         let mut server = self.server;
         let auth = ServerAuth::new(self.config.token.clone());
         let worker_name = format!("sykli-worker@{}", self.addr);
+        #[cfg(target_os = "linux")]
+        let sandbox = self.config.sandbox.then(|| {
+            crate::exec::sandbox::SandboxExecutor::default().with_escalation(escalate.clone())
+        });
+        #[cfg(not(target_os = "linux"))]
+        let sandbox = None;
         let runner = Arc::new(Runner::new(
             self.store.clone(),
             ProcessExecutor::new().with_escalation(escalate),
+            sandbox,
             #[cfg(feature = "docker")]
             self.docker.clone(),
             worker_name,

@@ -36,10 +36,18 @@ pub const TIMEOUT_EXIT_CODE: i32 = 124;
 /// How often a spawn failing with ETXTBSY ("Text file busy") is tried again.
 const TEXT_BUSY_RETRIES: u64 = 5;
 
+/// The executor of sandboxed host actions (Linux only).
+#[cfg(target_os = "linux")]
+pub type Sandbox = crate::exec::sandbox::SandboxExecutor;
+/// No sandbox off Linux.
+#[cfg(not(target_os = "linux"))]
+pub type Sandbox = std::convert::Infallible;
+
 /// Runs actions; shared by every execution of a worker.
 pub struct Runner {
     store: Arc<DiskStore>,
     process: ProcessExecutor,
+    sandbox: Option<Sandbox>,
     #[cfg(feature = "docker")]
     docker: Option<Arc<crate::exec::container::DockerExecutor>>,
     worker: String,
@@ -77,6 +85,58 @@ pub struct Job {
     pub live: Option<LiveStreams>,
 }
 
+/// Runs an action's program in the sandbox: it sees its input root `root` (writable: the
+/// worker collects outputs from it), the read-only host tools and a private /tmp; never the
+/// worker's store, token file or other actions. A bare program name is looked up on the
+/// action's PATH inside the sandbox (through `/usr/bin/env`).
+#[cfg(target_os = "linux")]
+async fn run_sandboxed(
+    sandbox: &Sandbox,
+    program: &OsStr,
+    args: &[&OsStr],
+    spec: ChildSpec<'_>,
+    root: &Path,
+) -> ExecOutcome {
+    use crate::exec::sandbox::layout::{Layout, host_mounts};
+    use crate::exec::sandbox::spec::MountSpec;
+    let workdir = spec.workdir.to_path_buf();
+    let program_path = Path::new(program);
+    let (program, args): (&Path, Vec<&OsStr>) = if program_path.is_absolute() {
+        (program_path, args.to_vec())
+    } else {
+        let mut all = vec![program];
+        all.extend_from_slice(args);
+        (Path::new("/usr/bin/env"), all)
+    };
+    let host_paths = sandbox.config().host_paths.clone();
+    sandbox
+        .run_program(program, &args, spec, |_| {
+            let mut mounts = host_mounts(&host_paths, &[])?;
+            mounts.push(MountSpec {
+                source: root.to_path_buf(),
+                target: root.to_path_buf(),
+                writable: true,
+            });
+            Ok(Layout {
+                mounts,
+                workdir,
+                ..Layout::default()
+            })
+        })
+        .await
+}
+
+#[cfg(not(target_os = "linux"))]
+async fn run_sandboxed(
+    sandbox: &Sandbox,
+    _: &OsStr,
+    _: &[&OsStr],
+    _: ChildSpec<'_>,
+    _: &Path,
+) -> ExecOutcome {
+    match *sandbox {}
+}
+
 /// The REAPI timestamp of `t`.
 pub fn timestamp(t: SystemTime) -> Timestamp {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -91,6 +151,7 @@ impl Runner {
     pub fn new(
         store: Arc<DiskStore>,
         process: ProcessExecutor,
+        sandbox: Option<Sandbox>,
         #[cfg(feature = "docker")] docker: Option<Arc<crate::exec::container::DockerExecutor>>,
         worker: String,
         kill_grace: Duration,
@@ -98,6 +159,7 @@ impl Runner {
         Runner {
             store,
             process,
+            sandbox,
             #[cfg(feature = "docker")]
             docker,
             worker,
@@ -265,12 +327,17 @@ impl Runner {
                         output: sink.clone(),
                         cancel: cancel.clone(),
                     };
-                    let outcome = self.process.run_program(&program_path, &args, spec).await;
+                    let outcome = match &self.sandbox {
+                        Some(sandbox) => {
+                            run_sandboxed(sandbox, &program_path, &args, spec, &root).await
+                        }
+                        None => self.process.run_program(&program_path, &args, spec).await,
+                    };
                     // A binary just materialised can be "busy" for a moment: another
                     // thread's fork may still hold a descriptor of its temp copy until
                     // that child execs. The program never started, so trying again is safe.
                     let busy = matches!(&outcome, ExecOutcome::Errored { message, .. }
-                        if message.contains("os error 26"));
+                        if message.contains("os error 26") || message.contains("ETXTBSY"));
                     if !busy || attempt == TEXT_BUSY_RETRIES {
                         break outcome;
                     }
@@ -439,6 +506,7 @@ impl Runner {
                 kill_grace: self.kill_grace,
                 run_id: job.dir_name.clone(),
                 background: None,
+                sandbox: None,
             };
             let io = ExecIo {
                 output: sink,
