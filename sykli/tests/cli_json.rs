@@ -234,6 +234,13 @@ fn every_json_output_of_every_command_parses_as_the_one_envelope() {
             false,
             2,
         ),
+        (
+            "serve",
+            vec!["--json", "serve", "--listen", "not-an-address"],
+            false,
+            2,
+        ),
+        ("workers", vec!["workers", "not-a-url", "--json"], false, 2),
         // Bad usage with --json is an envelope too.
         ("run", vec!["--json", "--no-such-flag"], false, 2),
         (

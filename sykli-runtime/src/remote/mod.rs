@@ -18,4 +18,5 @@ pub mod auth;
 pub mod bots;
 pub mod client;
 pub mod endpoint;
+pub mod pool;
 pub mod server;

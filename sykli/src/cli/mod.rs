@@ -24,6 +24,8 @@ mod plan;
 pub mod remote;
 mod report;
 pub(crate) mod run;
+#[cfg(feature = "remote")]
+pub mod serve;
 pub mod validate;
 mod watch;
 #[cfg(feature = "remote")]
@@ -82,6 +84,12 @@ pub enum Command {
     /// Serve the Remote Execution API and run actions (a remote cache and executor).
     #[cfg(feature = "remote")]
     Worker(worker::WorkerArgs),
+    /// Serve the Remote Execution API in front of a pool of joined workers.
+    #[cfg(feature = "remote")]
+    Serve(serve::ServeArgs),
+    /// List the workers of a `sykli serve` pool, with its queue and load.
+    #[cfg(feature = "remote")]
+    Workers(serve::WorkersArgs),
 }
 
 /// Where the pipeline is.
@@ -231,6 +239,10 @@ pub fn main() -> ExitCode {
         Some(Command::Gate(args)) => done(gate::gate(&args, json), json),
         #[cfg(feature = "remote")]
         Some(Command::Worker(args)) => worker::worker_command(&args, json),
+        #[cfg(feature = "remote")]
+        Some(Command::Serve(args)) => serve::serve_command(&args, json),
+        #[cfg(feature = "remote")]
+        Some(Command::Workers(args)) => serve::workers_command(&args, json),
     }
 }
 

@@ -16,6 +16,7 @@ use sykli_runtime::remote::auth::Token;
 use sykli_runtime::remote::bots::{self, BotConfig, BotEvent};
 use sykli_runtime::remote::client::ClientOptions;
 use sykli_runtime::remote::endpoint::Endpoint;
+use sykli_runtime::remote::pool::join::{self, JoinConfig, JoinEvent};
 use sykli_runtime::remote::server::{TlsFiles, WorkerConfig, bind};
 use tokio_util::sync::CancellationToken;
 
@@ -25,9 +26,14 @@ use super::print_out;
 /// Arguments of `sykli worker`.
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {
-    /// Address to listen on, e.g. 127.0.0.1:8980 (port 0 picks a free one).
-    #[arg(long, value_name = "ADDR")]
-    pub listen: String,
+    /// Address to listen on, e.g. 127.0.0.1:8980 (port 0 picks a free one); not with
+    /// --join.
+    #[arg(long, value_name = "ADDR", required_unless_present = "join")]
+    pub listen: Option<String>,
+    /// Join the pool of this `sykli serve` (grpc://HOST:PORT or grpcs://HOST:PORT) over one
+    /// outbound stream instead of listening: no port to open, works behind NAT.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["listen", "bot_of", "tls_cert"])]
+    pub join: Option<String>,
     /// Store directory for the CAS and action cache [default: <cache dir>/sykli/worker].
     #[arg(long, value_name = "DIR")]
     pub store: Option<PathBuf>,
@@ -81,6 +87,9 @@ pub fn worker_main_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> E
 /// Runs `sykli worker`: exit 0 after a clean stop, 2 on bad usage, 1 when the worker could
 /// not start or serve (`worker_failed`).
 pub fn worker_command(args: &WorkerArgs, json: bool) -> ExitCode {
+    if let Some(url) = &args.join {
+        return join_command(args, url, json);
+    }
     let config = match config_of(args) {
         Ok(c) => c,
         Err(e) => return CliError::usage("usage", e).report(json),
@@ -109,17 +118,12 @@ pub fn worker_command(args: &WorkerArgs, json: bool) -> ExitCode {
 }
 
 fn config_of(args: &WorkerArgs) -> anyhow::Result<WorkerConfig> {
-    let listen: SocketAddr = args
-        .listen
+    let text = args.listen.as_deref().unwrap_or("127.0.0.1:0");
+    let listen: SocketAddr = text
         .to_socket_addrs()
-        .with_context(|| {
-            format!(
-                "--listen {}: not an address (expected HOST:PORT)",
-                args.listen
-            )
-        })?
+        .with_context(|| format!("--listen {text}: not an address (expected HOST:PORT)"))?
         .next()
-        .ok_or_else(|| anyhow!("--listen {}: the name resolves to no address", args.listen))?;
+        .ok_or_else(|| anyhow!("--listen {text}: the name resolves to no address"))?;
     let store = match &args.store {
         Some(s) => s.clone(),
         None => sykli_runtime::cache::store::Store::default_root()
@@ -221,5 +225,93 @@ async fn serve(config: WorkerConfig, bot: Option<BotConfig>) -> anyhow::Result<(
     if let Some(bot) = bot {
         bot.await.context("the bot task failed")??;
     }
+    Ok(())
+}
+
+/// `sykli worker --join URL`: joins the pool, runs its leases, drains on SIGTERM (a second
+/// signal kills running actions). Prints `sykli worker: joined URL as worker N` to stdout
+/// when first in the pool; exit 1 (`worker_failed`) when serve stays unreachable.
+fn join_command(args: &WorkerArgs, url: &str, json: bool) -> ExitCode {
+    let prepared = (|| -> anyhow::Result<JoinConfig> {
+        let config = config_of(args)?;
+        let endpoint = Endpoint::parse(url).with_context(|| format!("--join {url}"))?;
+        let mut serve = ClientOptions::new(endpoint);
+        serve.token = config.token.clone();
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "host".into());
+        Ok(JoinConfig {
+            serve,
+            store: config.store.clone(),
+            labels: config.labels.clone(),
+            jobs: config.jobs,
+            kill_grace: config.kill_grace,
+            name: format!("{host}:{}", std::process::id()),
+        })
+    })();
+    let config = match prepared {
+        Ok(c) => c,
+        Err(e) => return CliError::usage("usage", e).report(json),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return CliError::failed(
+                "internal",
+                anyhow!(e).context("failed to start the async runtime"),
+            )
+            .report(json);
+        }
+    };
+    match runtime.block_on(join(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => CliError::failed("worker_failed", e).report(json),
+    }
+}
+
+async fn join(config: JoinConfig) -> anyhow::Result<()> {
+    let (drain, escalate) = (CancellationToken::new(), CancellationToken::new());
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("failed to watch SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("failed to watch SIGINT")?;
+        let (stop, kill) = (drain.clone(), escalate.clone());
+        // The first signal drains; a second one kills running actions at once.
+        tokio::spawn(async move {
+            for token in [stop, kill] {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                token.cancel();
+            }
+        });
+    }
+    let url = config.serve.endpoint.to_string();
+    let mut announced = false;
+    join::run(config, drain, escalate, move |event| match event {
+        JoinEvent::Joined { worker } => {
+            if !announced {
+                announced = true;
+                print_out(&format!("sykli worker: joined {url} as worker {worker}\n"));
+            }
+            eprintln!("sykli worker: joined {url} as worker {worker}");
+        }
+        JoinEvent::Ran { lease, outcome } => match outcome {
+            Ok(code) => eprintln!("sykli worker: lease {lease} ran, exit {code}"),
+            Err(e) => eprintln!("sykli worker: lease {lease} failed: {e}"),
+        },
+        JoinEvent::Cancelled { lease, reason } => {
+            eprintln!("sykli worker: lease {lease} cancelled: {reason}");
+        }
+        JoinEvent::Lost { error } => {
+            eprintln!("sykli worker: lost serve ({error}); joining again");
+        }
+        JoinEvent::Drained => eprintln!("sykli worker: drained; leaving"),
+    })
+    .await?;
     Ok(())
 }

@@ -29,6 +29,8 @@ pub const ERROR_CODES: &[&str] = &[
     "invalid_config",
     "remote_failed",
     "worker_failed",
+    "serve_failed",
+    "workers_failed",
     "journal_format",
     "not_resumable",
     "plan_changed",

@@ -44,4 +44,5 @@ pub fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stderr)
     )
 }
+pub mod pool;
 pub mod worker;

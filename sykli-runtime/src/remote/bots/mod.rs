@@ -45,7 +45,7 @@ const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Consecutive failed polls (scheduler unreachable) before the bot gives up.
 const MAX_FAILED_POLLS: u32 = 30;
 const ACTION_URL: &str = "type.googleapis.com/build.bazel.remote.execution.v2.Action";
-const DIGEST_URL: &str = "type.googleapis.com/build.bazel.remote.execution.v2.Digest";
+pub(crate) const DIGEST_URL: &str = "type.googleapis.com/build.bazel.remote.execution.v2.Digest";
 const ACTION_RESULT_URL: &str = "type.googleapis.com/build.bazel.remote.execution.v2.ActionResult";
 
 /// How the bot is set up.
@@ -116,12 +116,15 @@ pub enum BotEvent {
     },
 }
 
-struct Bot {
-    client: RemoteClient,
-    function: DigestFunction,
-    store: Arc<DiskStore>,
-    labels: Labels,
-    runner: Runner,
+/// Runs actions named in a scheduler's CAS with the local runner: fetches what they need
+/// into the worker's store, runs them, uploads their outputs back. Shared by the bot and
+/// `sykli worker --join` (the pool).
+pub(crate) struct Bot {
+    pub(crate) client: RemoteClient,
+    pub(crate) function: DigestFunction,
+    pub(crate) store: Arc<DiskStore>,
+    pub(crate) labels: Labels,
+    pub(crate) runner: Runner,
 }
 
 /// Runs the bot until `shutdown` is cancelled (then leaves its session and returns `Ok`), or
@@ -291,7 +294,9 @@ fn status(code: Code, message: impl Into<String>) -> rpc::Status {
 impl Bot {
     /// Runs `lease` and records its outcome on it (`COMPLETED`, with a result or a status).
     async fn work(&self, lease: &mut Lease, cancel: CancellationToken) -> Result<i32, String> {
-        let outcome = self.execute(lease.payload.as_ref(), cancel).await;
+        let outcome = self
+            .execute(lease.payload.as_ref(), Default::default(), None, cancel)
+            .await;
         let reported = match outcome {
             Ok((result, st)) => {
                 let exit = result.exit_code;
@@ -314,9 +319,15 @@ impl Bot {
         reported
     }
 
-    async fn execute(
+    /// Runs the Action in `payload` (inline, or its `Digest`) with `secrets` in its
+    /// environment: its result (outputs uploaded) and status, or why it could not run. With
+    /// `live` (a directory name under the store's `exec/` and its progress), its logs can be
+    /// followed while it runs.
+    pub(crate) async fn execute(
         &self,
         payload: Option<&Any>,
+        secrets: std::collections::BTreeMap<String, String>,
+        live: Option<(String, super::server::live::LiveStreams)>,
         cancel: CancellationToken,
     ) -> Result<(reapi::ActionResult, rpc::Status), rpc::Status> {
         let payload =
@@ -368,10 +379,13 @@ impl Bot {
             action,
             command,
             placement,
-            secrets: Default::default(),
+            secrets,
             // The scheduler streams no logs from its bots; the result carries them.
-            live: None,
-            dir_name: format!("bot-{:032x}", rand::random::<u128>()),
+            dir_name: live.as_ref().map_or_else(
+                || format!("bot-{:032x}", rand::random::<u128>()),
+                |l| l.0.clone(),
+            ),
+            live: live.map(|l| l.1),
             queued: SystemTime::now(),
         };
         let response = self.runner.run(&job, cancel).await;

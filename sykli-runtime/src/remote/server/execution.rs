@@ -44,11 +44,73 @@ const METADATA_URL: &str =
     "type.googleapis.com/build.bazel.remote.execution.v2.ExecuteOperationMetadata";
 const RESPONSE_URL: &str = "type.googleapis.com/build.bazel.remote.execution.v2.ExecuteResponse";
 
+/// An Execute whose Action and Command are loaded and that no cached result answered.
+#[derive(Debug)]
+pub struct Submission {
+    /// The digest function of everything the action names.
+    pub function: DigestFunction,
+    /// The Action's digest.
+    pub action_digest: BlobDigest,
+    /// The Action.
+    pub action: reapi::Action,
+    /// Its Command.
+    pub command: reapi::Command,
+    /// Secret values for its environment (never stored).
+    pub secrets: BTreeMap<String, String>,
+    /// A hash of the secret values (part of the in-flight key), zeros when none.
+    pub secrets_hash: [u8; 32],
+    /// A unique id (the operation is `operations/{id}`).
+    pub id: String,
+    /// Who asked (instance name and peer), for fair sharing.
+    pub client: String,
+}
+
+impl Submission {
+    /// The action's platform (the Action's, else the Command's deprecated one).
+    pub fn platform(&self) -> Option<&reapi::Platform> {
+        #[allow(deprecated)]
+        self.action
+            .platform
+            .as_ref()
+            .or(self.command.platform.as_ref())
+    }
+}
+
+/// What runs the actions behind the Execution and Operations services (NativeLink-style:
+/// the services are the same; the scheduler differs). [`Executions`] runs them on this
+/// worker; the pool scheduler of `sykli serve` leases them to joined workers.
+pub trait Scheduler: Send + Sync + 'static {
+    /// The store the services load Actions, Commands and cached results from.
+    fn store(&self) -> &Arc<DiskStore>;
+    /// Starts `submission` (or joins the identical one in flight); the receiver follows its
+    /// operation. An error refuses it outright.
+    fn submit(
+        self: Arc<Self>,
+        submission: Submission,
+    ) -> Result<watch::Receiver<Operation>, Status>;
+    /// Registers a finished operation (a cached result) so WaitExecution finds it.
+    fn finished(self: Arc<Self>, op: Operation) -> watch::Receiver<Operation>;
+    /// The operation called `name`, when known.
+    fn subscribe(&self, name: &str) -> Option<watch::Receiver<Operation>>;
+}
+
+/// What makes two executions the same action in flight (they then share one operation).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct InflightKey {
+pub struct InflightKey {
     function: DigestFunction,
     action: BlobDigest,
     secrets: [u8; 32],
+}
+
+impl InflightKey {
+    /// The key of `sub`; none when its action says `do_not_cache` (never deduplicated).
+    pub fn of(sub: &Submission) -> Option<InflightKey> {
+        (!sub.action.do_not_cache).then_some(InflightKey {
+            function: sub.function,
+            action: sub.action_digest,
+            secrets: sub.secrets_hash,
+        })
+    }
 }
 
 #[derive(Default)]
@@ -72,6 +134,42 @@ pub struct Executions {
 impl std::fmt::Debug for Executions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Executions").finish_non_exhaustive()
+    }
+}
+
+impl Scheduler for Executions {
+    fn store(&self) -> &Arc<DiskStore> {
+        &self.store
+    }
+
+    fn submit(self: Arc<Self>, sub: Submission) -> Result<watch::Receiver<Operation>, Status> {
+        let placement = self.labels.place(sub.platform()).map_err(|m| {
+            Status::failed_precondition(format!("action {}: {m}", sub.action_digest))
+        })?;
+        let job = Job {
+            function: sub.function,
+            action_digest: sub.action_digest,
+            action: sub.action,
+            command: sub.command,
+            placement,
+            secrets: sub.secrets,
+            dir_name: sub.id,
+            queued: SystemTime::now(),
+            live: None,
+        };
+        Ok(self.start_or_join(job, sub.secrets_hash))
+    }
+
+    fn finished(self: Arc<Self>, op: Operation) -> watch::Receiver<Operation> {
+        let name = op.name.clone();
+        let (tx, rx) = watch::channel(op);
+        self.state().ops.insert(name.clone(), tx);
+        self.forget_later(name);
+        rx
+    }
+
+    fn subscribe(&self, name: &str) -> Option<watch::Receiver<Operation>> {
+        self.state().ops.get(name).map(watch::Sender::subscribe)
     }
 }
 
@@ -107,19 +205,6 @@ impl Executions {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn subscribe(&self, name: &str) -> Option<watch::Receiver<Operation>> {
-        self.state().ops.get(name).map(watch::Sender::subscribe)
-    }
-
-    /// Registers a finished operation (a cached result) and returns its receiver.
-    fn finished(self: &Arc<Self>, op: Operation) -> watch::Receiver<Operation> {
-        let name = op.name.clone();
-        let (tx, rx) = watch::channel(op);
-        self.state().ops.insert(name.clone(), tx);
-        self.forget_later(name);
-        rx
     }
 
     fn forget_later(self: &Arc<Self>, name: String) {
@@ -236,7 +321,7 @@ impl Executions {
 }
 
 /// An `Operation` at `stage`; done with `response` when given.
-fn operation(
+pub fn operation(
     name: &str,
     stage: Stage,
     function: DigestFunction,
@@ -266,7 +351,7 @@ fn operation(
 }
 
 /// Sets the live log names in an operation's metadata.
-fn with_streams(op: &mut Operation, names: &[String; 2]) {
+pub fn with_streams(op: &mut Operation, names: &[String; 2]) {
     let Some(any) = op.metadata.as_mut() else {
         return;
     };
@@ -278,7 +363,7 @@ fn with_streams(op: &mut Operation, names: &[String; 2]) {
 }
 
 /// The stream of an operation's states, ending with the done one.
-fn op_stream(rx: watch::Receiver<Operation>) -> BoxStream<Operation> {
+pub fn op_stream(rx: watch::Receiver<Operation>) -> BoxStream<Operation> {
     Box::pin(futures::stream::unfold(
         (rx, true, false),
         |(mut rx, first, finished)| async move {
@@ -293,6 +378,33 @@ fn op_stream(rx: watch::Receiver<Operation>) -> BoxStream<Operation> {
             Some((Ok(op), (rx, false, done)))
         },
     ))
+}
+
+/// The header where Bazel and other REAPI clients send their `RequestMetadata`.
+const REQUEST_METADATA: &str = "build.bazel.remote.execution.v2.requestmetadata-bin";
+
+/// Who sent `request`, for fair sharing: the invocation of its `RequestMetadata` when it
+/// sends one (Bazel's build), else its peer address (a connection).
+fn client_of<T>(request: &Request<T>) -> String {
+    let invocation = request
+        .metadata()
+        .get_bin(REQUEST_METADATA)
+        .and_then(|v| v.to_bytes().ok())
+        .and_then(|b| reapi::RequestMetadata::decode(&b[..]).ok())
+        .map(|m| {
+            if m.correlated_invocations_id.is_empty() {
+                m.tool_invocation_id
+            } else {
+                m.correlated_invocations_id
+            }
+        })
+        .filter(|id| !id.is_empty());
+    match invocation {
+        Some(id) => format!("invocation {id}"),
+        None => request
+            .remote_addr()
+            .map_or_else(|| "unknown peer".to_owned(), |a| format!("peer {a}")),
+    }
 }
 
 /// Secret values from `x-sykli-secrets-bin` (none when absent). Errors never echo values.
@@ -322,14 +434,14 @@ pub fn secrets_of(
 }
 
 /// The `Execution` service.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ExecutionService {
-    inner: Arc<Executions>,
+    inner: Arc<dyn Scheduler>,
 }
 
 impl ExecutionService {
-    /// The service over `executions`.
-    pub fn new(inner: Arc<Executions>) -> Self {
+    /// The service over `scheduler`.
+    pub fn new(inner: Arc<dyn Scheduler>) -> Self {
         Self { inner }
     }
 }
@@ -364,11 +476,13 @@ impl reapi::execution_server::Execution for ExecutionService {
         request: Request<reapi::ExecuteRequest>,
     ) -> Result<Response<Self::ExecuteStream>, Status> {
         let secrets = secrets_of(request.metadata())?;
+        let who = client_of(&request);
         let req = request.into_inner();
+        let client = format!("{}/{who}", req.instance_name);
         let function = function_of(req.digest_function)?;
         let action_digest = BlobDigest::required(req.action_digest.as_ref(), "action_digest")?;
         let inner = self.inner.clone();
-        let store = inner.store.clone();
+        let store = inner.store().clone();
         let (action, command, cached) = tokio::task::spawn_blocking(move || {
             let action: reapi::Action = load(&store, function, &action_digest, "Action")?;
             let command_digest =
@@ -390,14 +504,7 @@ impl reapi::execution_server::Execution for ExecutionService {
         .await
         .map_err(|e| Status::internal(format!("lookup task failed: {e}")))??;
 
-        #[allow(deprecated)]
-        let platform = action.platform.as_ref().or(command.platform.as_ref());
-        let placement = inner
-            .labels
-            .place(platform)
-            .map_err(|m| Status::failed_precondition(format!("action {action_digest}: {m}")))?;
-
-        let dir_name = format!("{:032x}", rand::random::<u128>());
+        let id = format!("{:032x}", rand::random::<u128>());
         if let Some(result) = cached {
             let response = reapi::ExecuteResponse {
                 result: Some(result),
@@ -406,7 +513,7 @@ impl reapi::execution_server::Execution for ExecutionService {
                 ..Default::default()
             };
             let op = operation(
-                &format!("operations/{dir_name}"),
+                &format!("operations/{id}"),
                 Stage::Completed,
                 function,
                 &action_digest,
@@ -419,18 +526,16 @@ impl reapi::execution_server::Execution for ExecutionService {
         } else {
             *blake3::hash(&serde_json::to_vec(&secrets).unwrap_or_default()).as_bytes()
         };
-        let job = Job {
+        let rx = inner.submit(Submission {
             function,
             action_digest,
             action,
             command,
-            placement,
             secrets,
-            dir_name,
-            queued: SystemTime::now(),
-            live: None,
-        };
-        let rx = inner.start_or_join(job, secrets_hash);
+            secrets_hash,
+            id,
+            client,
+        })?;
         Ok(Response::new(op_stream(rx)))
     }
 
@@ -446,7 +551,8 @@ impl reapi::execution_server::Execution for ExecutionService {
     }
 }
 
-fn not_found(name: &str) -> Status {
+/// NOT_FOUND for an operation this server does not know.
+pub fn not_found(name: &str) -> Status {
     Status::not_found(format!(
         "operation \"{}\" is not known to this worker (finished long ago, or the worker \
          restarted): Execute the action again",
@@ -455,14 +561,14 @@ fn not_found(name: &str) -> Status {
 }
 
 /// The `Operations` service (`GetOperation`, `WaitOperation`).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct OperationsService {
-    inner: Arc<Executions>,
+    inner: Arc<dyn Scheduler>,
 }
 
 impl OperationsService {
-    /// The service over `executions`.
-    pub fn new(inner: Arc<Executions>) -> Self {
+    /// The service over `scheduler`.
+    pub fn new(inner: Arc<dyn Scheduler>) -> Self {
         Self { inner }
     }
 }

@@ -200,24 +200,7 @@ pub async fn bind(config: WorkerConfig) -> Result<BoundWorker, WorkerError> {
     let labels = Arc::new(Labels::new(config.labels.clone(), containers));
     // TLS files are read before anything listens: a bad file fails the start, and the
     // listen line is printed only by a worker that can serve.
-    let mut server = Server::builder();
-    if let Some(tls) = &config.tls {
-        let read = |what: &'static str, path: &PathBuf| {
-            std::fs::read(path).map_err(|source| WorkerError::TlsFile {
-                what,
-                path: path.clone(),
-                source,
-            })
-        };
-        let identity = Identity::from_pem(read("certificate", &tls.cert)?, read("key", &tls.key)?);
-        server = server
-            .tls_config(ServerTlsConfig::new().identity(identity))
-            .map_err(|source| WorkerError::TlsIdentity {
-                cert: tls.cert.clone(),
-                key: tls.key.clone(),
-                source,
-            })?;
-    }
+    let server = tls_server(config.tls.as_ref())?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| WorkerError::Bind {
@@ -238,6 +221,69 @@ pub async fn bind(config: WorkerConfig) -> Result<BoundWorker, WorkerError> {
         #[cfg(feature = "docker")]
         docker,
     })
+}
+
+/// A gRPC server builder, with the TLS identity of `tls` loaded when given.
+pub fn tls_server(tls: Option<&TlsFiles>) -> Result<Server, WorkerError> {
+    let server = Server::builder();
+    let Some(tls) = tls else {
+        return Ok(server);
+    };
+    let read = |what: &'static str, path: &PathBuf| {
+        std::fs::read(path).map_err(|source| WorkerError::TlsFile {
+            what,
+            path: path.clone(),
+            source,
+        })
+    };
+    let identity = Identity::from_pem(read("certificate", &tls.cert)?, read("key", &tls.key)?);
+    server
+        .tls_config(ServerTlsConfig::new().identity(identity))
+        .map_err(|source| WorkerError::TlsIdentity {
+            cert: tls.cert.clone(),
+            key: tls.key.clone(),
+            source,
+        })
+}
+
+/// The REAPI services (Capabilities, CAS, ByteStream, ActionCache, Execution, Operations)
+/// over `store`, with `scheduler` behind Execution and Operations: `sykli worker` puts its
+/// local runner there, `sykli serve` its pool.
+pub fn reapi_router(
+    server: &mut Server,
+    store: Arc<DiskStore>,
+    live: Arc<live::LiveLogs>,
+    labels: Arc<Labels>,
+    scheduler: Arc<dyn execution::Scheduler>,
+    auth: ServerAuth,
+) -> tonic::transport::server::Router {
+    server
+        .add_service(reapi::capabilities_server::CapabilitiesServer::with_interceptor(
+            capabilities::CapabilitiesService::new(labels),
+            auth.clone(),
+        ))
+        .add_service(
+            reapi::content_addressable_storage_server::ContentAddressableStorageServer::with_interceptor(
+                cas::CasService::new(store.clone()),
+                auth.clone(),
+            ),
+        )
+        .add_service(ByteStreamServer::with_interceptor(
+            bytestream::ByteStreamService::new(store.clone(), live),
+            auth.clone(),
+        ))
+        .add_service(reapi::action_cache_server::ActionCacheServer::with_interceptor(
+            action_cache::ActionCacheService::new(store),
+            auth.clone(),
+        ))
+        .add_service(reapi::execution_server::ExecutionServer::with_interceptor(
+            execution::ExecutionService::new(scheduler.clone()),
+            auth.clone(),
+        ))
+        .add_service(OperationsServer::with_interceptor(
+            execution::OperationsService::new(scheduler),
+            auth,
+        ))
 }
 
 /// A Docker executor when an engine answers within a few seconds.
@@ -319,34 +365,15 @@ impl BoundWorker {
         let incoming = tonic::transport::server::TcpIncoming::from(self.listener)
             .with_nodelay(Some(true))
             .with_keepalive(Some(Duration::from_secs(60)));
-        let served = server
-            .add_service(reapi::capabilities_server::CapabilitiesServer::with_interceptor(
-                capabilities::CapabilitiesService::new(self.labels.clone()),
-                auth.clone(),
-            ))
-            .add_service(
-                reapi::content_addressable_storage_server::ContentAddressableStorageServer::with_interceptor(
-                    cas::CasService::new(self.store.clone()),
-                    auth.clone(),
-                ),
-            )
-            .add_service(ByteStreamServer::with_interceptor(
-                bytestream::ByteStreamService::new(self.store.clone(), live),
-                auth.clone(),
-            ))
-            .add_service(reapi::action_cache_server::ActionCacheServer::with_interceptor(
-                action_cache::ActionCacheService::new(self.store.clone()),
-                auth.clone(),
-            ))
-            .add_service(reapi::execution_server::ExecutionServer::with_interceptor(
-                execution::ExecutionService::new(executions.clone()),
-                auth.clone(),
-            ))
-            .add_service(OperationsServer::with_interceptor(
-                execution::OperationsService::new(executions.clone()),
-                auth,
-            ))
-            .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
+        let served = reapi_router(
+            &mut server,
+            self.store.clone(),
+            live,
+            self.labels.clone(),
+            executions.clone(),
+            auth,
+        )
+        .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
         // Graceful shutdown waits for every connection to close; a client that stops
         // reading must not keep the worker alive: once the actions are stopped, connections
         // get CLOSE_LIMIT more.

@@ -17,6 +17,11 @@ pub const CONTAINER_IMAGE: &str = "container-image";
 /// The scheme `container-image` values must carry.
 pub const DOCKER_SCHEME: &str = "docker://";
 
+/// The platform property asking for CPU cores (a resource request, not a label).
+pub const CPU: &str = "cpu";
+/// The platform property asking for memory (a resource request, not a label).
+pub const MEMORY: &str = "memory";
+
 /// The labels of a worker.
 #[derive(Debug, Clone, Default)]
 pub struct Labels {
@@ -50,6 +55,25 @@ impl Labels {
         Labels { labels, containers }
     }
 
+    /// The labels another worker announced (`K=V`, as [`Labels::advertised`] wrote them;
+    /// `container-image=docker://*` means it runs containers). Entries without `=` are
+    /// ignored.
+    pub fn announced(advertised: &[String]) -> Labels {
+        let mut labels: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut containers = false;
+        for kv in advertised {
+            let Some((k, v)) = kv.split_once('=') else {
+                continue;
+            };
+            if k == CONTAINER_IMAGE {
+                containers = true;
+                continue;
+            }
+            labels.entry(k.to_owned()).or_default().insert(v.to_owned());
+        }
+        Labels { labels, containers }
+    }
+
     /// Whether container actions can run here.
     pub fn containers(&self) -> bool {
         self.containers
@@ -76,6 +100,10 @@ impl Labels {
             .unwrap_or_default()
         {
             let (name, value) = (p.name.as_str(), p.value.as_str());
+            if name == CPU || name == MEMORY {
+                // Resource requests: the pool's placement weighs them.
+                continue;
+            }
             if name == CONTAINER_IMAGE {
                 let Some(img) = value.strip_prefix(DOCKER_SCHEME).filter(|i| !i.is_empty()) else {
                     return Err(format!(

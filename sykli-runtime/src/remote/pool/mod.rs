@@ -1,0 +1,184 @@
+//! `sykli serve`: the REAPI front of a worker pool. The worker's services (Capabilities,
+//! CAS, ByteStream, ActionCache over the same disk store) are composed unchanged; behind
+//! Execution and Operations sits the [`scheduler::PoolScheduler`] instead of a local runner.
+//! Workers join over one outbound stream ([`proto`], [`join`]); the queue is durable
+//! ([`journal`]).
+
+pub mod join;
+pub mod journal;
+pub mod proto;
+pub mod scheduler;
+pub mod static_worker;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use self::journal::{Journal, JournalError};
+use self::scheduler::{PoolConfig, PoolScheduler, PoolService};
+use super::auth::{ServerAuth, Token};
+use super::server::platform::Labels;
+use super::server::store::{DiskStore, StoreError};
+use super::server::{TlsFiles, WorkerError, live, reapi_router, tls_server};
+
+/// How `sykli serve` is set up.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Address to listen on (port 0 picks one).
+    pub listen: SocketAddr,
+    /// Store directory: the CAS, action cache and queue log.
+    pub store: PathBuf,
+    /// Serve TLS with this identity.
+    pub tls: Option<TlsFiles>,
+    /// Refuse calls (workers' included) without this bearer token.
+    pub token: Option<Token>,
+    /// The scheduler's settings.
+    pub pool: PoolConfig,
+    /// Plain `sykli worker`s (listening) to drive as pool members, with their job slots.
+    pub static_workers: Vec<(super::client::ClientOptions, u32)>,
+}
+
+/// Why serve could not start or serve.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The store, TLS files or address (as for a worker).
+    #[error(transparent)]
+    Worker(#[from] WorkerError),
+    /// The queue log could not be opened.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// Serve bound to its address, its queue recovered, not serving yet.
+pub struct BoundServe {
+    listener: tokio::net::TcpListener,
+    server: tonic::transport::Server,
+    addr: SocketAddr,
+    tls: bool,
+    token: Option<Token>,
+    store: Arc<DiskStore>,
+    live: Arc<live::LiveLogs>,
+    scheduler: Arc<PoolScheduler>,
+    static_workers: Vec<(super::client::ClientOptions, u32)>,
+}
+
+impl std::fmt::Debug for BoundServe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundServe")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens the store and the queue log (queuing again what it held), loads TLS, binds.
+pub async fn bind(config: ServeConfig) -> Result<BoundServe, ServeError> {
+    let root = config.store.clone();
+    let opened = tokio::task::spawn_blocking(move || {
+        let store =
+            DiskStore::open(&root).map_err(|e| ServeError::Worker(WorkerError::Store(e)))?;
+        let journal = Journal::open(&root)?;
+        Ok::<_, ServeError>((store, journal))
+    })
+    .await
+    .map_err(|e| {
+        WorkerError::Store(StoreError::Io {
+            action: "open",
+            path: config.store.clone(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    })??;
+    let (store, journal) = opened;
+    let store = Arc::new(store);
+    let server = tls_server(config.tls.as_ref())?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| WorkerError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| WorkerError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let live = Arc::new(live::LiveLogs::default());
+    let scheduler = PoolScheduler::new(
+        store.clone(),
+        live.clone(),
+        config.pool.clone(),
+        Some(journal),
+    );
+    Ok(BoundServe {
+        listener,
+        server,
+        addr,
+        tls: config.tls.is_some(),
+        token: config.token,
+        store,
+        live,
+        scheduler,
+        static_workers: config.static_workers,
+    })
+}
+
+impl BoundServe {
+    /// The endpoint: `grpc://IP:PORT` or `grpcs://IP:PORT`.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "grpcs" } else { "grpc" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The scheduler (its [`PoolScheduler::load`] feeds an autoscaler).
+    pub fn scheduler(&self) -> Arc<PoolScheduler> {
+        self.scheduler.clone()
+    }
+
+    /// Serves until `shutdown` is cancelled. Queued actions stay in the queue log.
+    pub async fn serve(self, shutdown: CancellationToken) -> Result<(), ServeError> {
+        let mut server = self.server;
+        let auth = ServerAuth::new(self.token.clone());
+        let ticks = tokio::spawn(self.scheduler.clone().run_ticks(shutdown.clone()));
+        for (opts, jobs) in self.static_workers.clone() {
+            let config = self.scheduler.config();
+            tokio::spawn(static_worker::run(
+                self.scheduler.clone(),
+                self.store.clone(),
+                opts,
+                jobs,
+                config.heartbeat,
+                shutdown.clone(),
+                config.log.clone(),
+            ));
+        }
+        let incoming = tonic::transport::server::TcpIncoming::from(self.listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(Duration::from_secs(60)));
+        let router = reapi_router(
+            &mut server,
+            self.store.clone(),
+            self.live.clone(),
+            Arc::new(Labels::announced(&[])),
+            self.scheduler.clone(),
+            auth.clone(),
+        )
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            proto::PoolServer::from_arc(Arc::new(PoolService::new(self.scheduler.clone()))),
+            auth,
+        ));
+        // Workers' streams stay open: after shutdown, connections get a moment, not more.
+        let served =
+            router.serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
+        let stopped = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        let served = tokio::select! {
+            r = served => r,
+            () = stopped => Ok(()),
+        };
+        ticks.abort();
+        served.map_err(|e| ServeError::Worker(WorkerError::Transport(e)))
+    }
+}
