@@ -7,6 +7,7 @@
 //! digest (see [`crate::cache::action`]), so every topology shares results.
 
 pub mod auth;
+pub mod autoscale;
 pub mod bots;
 pub mod client;
 pub mod endpoint;
