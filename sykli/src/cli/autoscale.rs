@@ -88,7 +88,7 @@ pub fn setup_of(
         return Ok(None);
     };
     for label in &args.autoscale_labels {
-        if !label.split_once('=').is_some_and(|(k, _)| !k.is_empty()) {
+        if label.split_once('=').is_none_or(|(k, _)| k.is_empty()) {
             return Err(anyhow!("--autoscale-label {label}: expected K=V"));
         }
     }
