@@ -139,3 +139,63 @@ fn no_autoscaled_worker_outlives_serve_after_sigterm_or_kill_9() {
         );
     }
 }
+
+#[test]
+fn bad_autoscale_flags_fail_the_start_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store").display().to_string();
+    for (flags, needle) in [
+        (
+            vec!["--autoscale-min", "3", "--autoscale-max", "2"],
+            "autoscale min 3 and max 2",
+        ),
+        (
+            vec![
+                "--autoscale-min",
+                "0",
+                "--autoscale-max",
+                "2",
+                "--autoscale-alpha",
+                "0",
+            ],
+            "alpha 0",
+        ),
+        (
+            vec![
+                "--autoscale-min",
+                "0",
+                "--autoscale-max",
+                "2",
+                "--autoscale-down",
+                "0.9",
+            ],
+            "scale-down (0.9) < scale-up (0.8)",
+        ),
+        (
+            vec![
+                "--autoscale-min",
+                "0",
+                "--autoscale-max",
+                "2",
+                "--autoscale-label",
+                "x",
+            ],
+            "--autoscale-label x: expected K=V",
+        ),
+        (vec!["--autoscale-min", "1"], "--autoscale-max"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sykli"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--store", &store])
+            .args(&flags)
+            .env_remove("SYKLI_TOKEN")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {stderr}");
+        assert!(
+            stderr.contains(needle),
+            "{flags:?}: {stderr} lacks {needle}"
+        );
+        assert!(out.stdout.is_empty(), "{flags:?}: serve started");
+    }
+}
