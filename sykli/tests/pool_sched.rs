@@ -218,3 +218,22 @@ async fn a_plain_worker_found_by_dns_runs_pool_actions_and_its_outputs_reach_ser
         plain.url
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_joined_workers_output_streams_live_through_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pool = Pool::start(dir.path(), HEARTBEAT, &[]);
+    pool.add_worker(1, &[]);
+    let c = client(&pool.url).await;
+    let script = format!("echo first; sleep 0.5; echo second >&2; : {}", nonce());
+    let a = shell_action(&c, &script, &[], false).await;
+    let (resp, seen, ahead) = common::pool::execute_live(&c, &a).await;
+    assert_eq!(outcome(&resp).1, Some(0));
+    let seen = String::from_utf8_lossy(&seen).into_owned();
+    assert!(seen.contains("first"), "live output: {seen:?}");
+    assert!(
+        ahead >= Duration::from_millis(300),
+        "the first output came only {ahead:?} before the result"
+    );
+    println!("live output relayed by serve: {seen:?}, the first bytes {ahead:?} before the result");
+}

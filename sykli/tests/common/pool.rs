@@ -390,3 +390,40 @@ pub fn wait_file(path: &Path, deadline: Duration) -> String {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Collects live output, and when the first bytes came.
+#[derive(Default)]
+pub struct Collect(pub std::sync::Mutex<(Vec<u8>, Option<Instant>)>);
+
+impl sykli_runtime::exec::OutputSink for Collect {
+    fn write(&self, _stream: sykli_runtime::exec::OutputStream, bytes: &[u8]) {
+        let mut g = self.0.lock().unwrap();
+        g.0.extend_from_slice(bytes);
+        g.1.get_or_insert_with(Instant::now);
+    }
+}
+
+/// Executes `action` following its live output: the response, the bytes seen live, and how
+/// long before the response the first of them came.
+pub async fn execute_live(
+    client: &RemoteClient,
+    action: &reapi::Digest,
+) -> (reapi::ExecuteResponse, Vec<u8>, Duration) {
+    let sink = std::sync::Arc::new(Collect::default());
+    let opts = ExecuteOptions {
+        skip_cache_lookup: true,
+        secrets: None,
+        queue_timeout: Duration::from_secs(120),
+        cancel: CancellationToken::new(),
+        live: Some(sink.clone()),
+        platform: String::new(),
+    };
+    match client.execute(action, &opts).await.expect("execute") {
+        Execution::Done { response, .. } => {
+            let (seen, first) = sink.0.lock().unwrap().clone();
+            let ahead = first.map_or(Duration::ZERO, |t| t.elapsed());
+            (*response, seen, ahead)
+        }
+        Execution::Cancelled => panic!("cancelled"),
+    }
+}

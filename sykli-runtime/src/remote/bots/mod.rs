@@ -286,7 +286,7 @@ impl Bot {
     /// Runs `lease` and records its outcome on it (`COMPLETED`, with a result or a status).
     async fn work(&self, lease: &mut Lease, cancel: CancellationToken) -> Result<i32, String> {
         let outcome = self
-            .execute(lease.payload.as_ref(), Default::default(), cancel)
+            .execute(lease.payload.as_ref(), Default::default(), None, cancel)
             .await;
         let reported = match outcome {
             Ok((result, st)) => {
@@ -311,11 +311,14 @@ impl Bot {
     }
 
     /// Runs the Action in `payload` (inline, or its `Digest`) with `secrets` in its
-    /// environment: its result (outputs uploaded) and status, or why it could not run.
+    /// environment: its result (outputs uploaded) and status, or why it could not run. With
+    /// `live` (a directory name under the store's `exec/` and its progress), its logs can be
+    /// followed while it runs.
     pub(crate) async fn execute(
         &self,
         payload: Option<&Any>,
         secrets: std::collections::BTreeMap<String, String>,
+        live: Option<(String, super::server::live::LiveStreams)>,
         cancel: CancellationToken,
     ) -> Result<(reapi::ActionResult, rpc::Status), rpc::Status> {
         let payload =
@@ -369,8 +372,11 @@ impl Bot {
             placement,
             secrets,
             // The scheduler streams no logs from its bots; the result carries them.
-            live: None,
-            dir_name: format!("bot-{:032x}", rand::random::<u128>()),
+            dir_name: live.as_ref().map_or_else(
+                || format!("bot-{:032x}", rand::random::<u128>()),
+                |l| l.0.clone(),
+            ),
+            live: live.map(|l| l.1),
             queued: SystemTime::now(),
         };
         let response = self.runner.run(&job, cancel).await;

@@ -25,9 +25,10 @@ use crate::exec::process::ProcessExecutor;
 use crate::remote::bots::{Bot, DIGEST_URL};
 use crate::remote::client::{ClientOptions, RemoteClient, RemoteError};
 use crate::remote::server::digests::BlobDigest;
+use crate::remote::server::live::{LiveLogs, LiveStreams};
 use crate::remote::server::platform::Labels;
 use crate::remote::server::runner::Runner;
-use crate::remote::server::store::{DiskStore, StoreError};
+use crate::remote::server::store::{DiskStore, StoreError, remove_tree};
 
 /// Joins tried in a row without one succeeding before the worker gives up.
 const MAX_REJOINS: u32 = 60;
@@ -289,7 +290,7 @@ impl Worker {
                         let token = CancellationToken::new();
                         running.insert(w.lease, token.clone());
                         let bot = self.bots.get(&w.digest_function).cloned();
-                        tasks.spawn(work(bot, w, token));
+                        tasks.spawn(work(bot, w, token, out.clone()));
                     }
                     Ok(Some(proto::ServeMsg { kind: Some(serve_msg::Kind::Cancel(c)) })) => {
                         if let Some(t) = running.get(&c.lease) {
@@ -365,6 +366,7 @@ async fn work(
     bot: Option<Arc<Bot>>,
     w: proto::Work,
     cancel: CancellationToken,
+    out: mpsc::Sender<WorkerMsg>,
 ) -> (u64, String, reapi::ExecuteResponse) {
     let failed = |code: tonic::Code, message: String| reapi::ExecuteResponse {
         status: Some(crate::remote::server::status::status(code, message)),
@@ -398,7 +400,56 @@ async fn work(
         value: digest.encode_to_vec(),
     };
     let secrets: BTreeMap<String, String> = w.secrets;
-    let response = match bot.execute(Some(&payload), secrets, cancel).await {
+    // Live output: the runner reports each log's growth; a follower per log sends the new
+    // bytes to serve as they come.
+    let dir_name = format!("pool-{:032x}", rand::random::<u128>());
+    let logs = LiveLogs::default();
+    let dir = bot.store.root().join("exec").join(&dir_name);
+    let streams = LiveStreams {
+        stdout: Arc::new(logs.register("logs/l/stdout".into(), dir.join("stdout"))),
+        stderr: Arc::new(logs.register("logs/l/stderr".into(), dir.join("stderr"))),
+    };
+    let mut followers = Vec::new();
+    for (name, stderr) in [("logs/l/stdout", false), ("logs/l/stderr", true)] {
+        let Some(Ok(mut chunks)) = logs.read(name, 0) else {
+            continue;
+        };
+        let (out, lease) = (out.clone(), w.lease);
+        followers.push(tokio::spawn(async move {
+            use futures::StreamExt;
+            // Bounded by the log: the stream ends when the action does.
+            while let Some(Ok(chunk)) = chunks.next().await {
+                let msg = WorkerMsg {
+                    kind: Some(worker_msg::Kind::Output(proto::Output {
+                        lease,
+                        stderr,
+                        data: chunk.data,
+                    })),
+                };
+                if out.send(msg).await.is_err() {
+                    break;
+                }
+            }
+        }));
+    }
+    let outcome = bot
+        .execute(
+            Some(&payload),
+            secrets,
+            Some((dir_name, streams.clone())),
+            cancel,
+        )
+        .await;
+    // The output goes out before the result (an action that never started wrote none).
+    for p in [&streams.stdout, &streams.stderr] {
+        p.send_modify(|p| p.done = true);
+    }
+    for f in followers {
+        let _ = f.await;
+    }
+    // Its outputs and logs are in the stores now; its directory goes.
+    let _ = tokio::task::spawn_blocking(move || remove_tree(&dir)).await;
+    let response = match outcome {
         Ok((result, st)) => reapi::ExecuteResponse {
             result: Some(result),
             status: Some(st),

@@ -60,6 +60,7 @@ pub struct BoundServe {
     tls: bool,
     token: Option<Token>,
     store: Arc<DiskStore>,
+    live: Arc<live::LiveLogs>,
     scheduler: Arc<PoolScheduler>,
     static_workers: Vec<(super::client::ClientOptions, u32)>,
 }
@@ -102,7 +103,13 @@ pub async fn bind(config: ServeConfig) -> Result<BoundServe, ServeError> {
         addr: config.listen,
         source,
     })?;
-    let scheduler = PoolScheduler::new(store.clone(), config.pool.clone(), Some(journal));
+    let live = Arc::new(live::LiveLogs::default());
+    let scheduler = PoolScheduler::new(
+        store.clone(),
+        live.clone(),
+        config.pool.clone(),
+        Some(journal),
+    );
     Ok(BoundServe {
         listener,
         server,
@@ -110,6 +117,7 @@ pub async fn bind(config: ServeConfig) -> Result<BoundServe, ServeError> {
         tls: config.tls.is_some(),
         token: config.token,
         store,
+        live,
         scheduler,
         static_workers: config.static_workers,
     })
@@ -150,7 +158,7 @@ impl BoundServe {
         let router = reapi_router(
             &mut server,
             self.store.clone(),
-            Arc::new(live::LiveLogs::default()),
+            self.live.clone(),
             Arc::new(Labels::announced(&[])),
             self.scheduler.clone(),
             auth.clone(),

@@ -24,7 +24,7 @@ pub const SERVICE_NAME: &str = "sykli.pool.v1.Pool";
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct WorkerMsg {
     /// What it says.
-    #[prost(oneof = "worker_msg::Kind", tags = "1, 2, 3, 4")]
+    #[prost(oneof = "worker_msg::Kind", tags = "1, 2, 3, 4, 5")]
     pub kind: Option<worker_msg::Kind>,
 }
 
@@ -45,6 +45,9 @@ pub mod worker_msg {
         /// It takes no new work (SIGTERM); it finishes what it runs.
         #[prost(message, tag = "4")]
         Draining(super::Draining),
+        /// Output of a running lease, as it comes (masked).
+        #[prost(message, tag = "5")]
+        Output(super::Output),
     }
 }
 
@@ -94,6 +97,20 @@ pub struct LeaseResult {
     /// The input root it held for this lease (hash), for placement.
     #[prost(string, tag = "3")]
     pub held: String,
+}
+
+/// A chunk of a running lease's output.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Output {
+    /// The lease.
+    #[prost(uint64, tag = "1")]
+    pub lease: u64,
+    /// `true` for stderr, `false` for stdout.
+    #[prost(bool, tag = "2")]
+    pub stderr: bool,
+    /// The bytes, following the previous chunk of that stream.
+    #[prost(bytes = "vec", tag = "3")]
+    pub data: Vec<u8>,
 }
 
 /// The worker drains.

@@ -22,10 +22,13 @@ use super::journal::{Journal, Queued};
 use super::proto::{self, ServeMsg, serve_msg};
 use crate::cache::digest::DigestFunction;
 use crate::remote::server::digests::{BlobDigest, function_of};
-use crate::remote::server::execution::{InflightKey, RETENTION, Scheduler, Submission, operation};
+use crate::remote::server::execution::{
+    InflightKey, RETENTION, Scheduler, Submission, operation, with_streams,
+};
+use crate::remote::server::live::{LiveLogs, ProgressTx, stream_name};
 use crate::remote::server::platform::{CPU, Labels, MEMORY};
 use crate::remote::server::status;
-use crate::remote::server::store::DiskStore;
+use crate::remote::server::store::{DiskStore, remove_tree};
 
 /// How many queued actions of one client are looked at per round for a worker that fits.
 const SCAN: usize = 32;
@@ -163,6 +166,40 @@ struct Lease {
     worker: u64,
     cpu: f64,
     memory: u64,
+    log: Option<LeaseLog>,
+}
+
+/// The live output of one lease, as serve relays it: files under `exec/live-{lease}/`
+/// readable with ByteStream under the stream names the operation's metadata gives.
+struct LeaseLog {
+    names: [String; 2],
+    dir: std::path::PathBuf,
+    progress: [ProgressTx; 2],
+}
+
+impl LeaseLog {
+    fn append(&self, stderr: bool, data: &[u8]) {
+        use std::io::Write;
+        let i = usize::from(stderr);
+        let path = self.dir.join(["stdout", "stderr"][i]);
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(data));
+        // A chunk that cannot be written is lost to live readers only: the result has it.
+        if written.is_ok() {
+            self.progress[i].send_modify(|p| p.len += data.len() as u64);
+        }
+    }
+
+    fn close(self, live: &LiveLogs) {
+        for (p, n) in self.progress.iter().zip(&self.names) {
+            p.send_modify(|p| p.done = true);
+            live.remove(n);
+        }
+        let _ = remove_tree(&self.dir);
+    }
 }
 
 #[derive(Default)]
@@ -184,6 +221,7 @@ struct State {
 /// The pool scheduler.
 pub struct PoolScheduler {
     store: Arc<DiskStore>,
+    live: Arc<LiveLogs>,
     config: PoolConfig,
     state: Mutex<State>,
     journal: Mutex<Option<Journal>>,
@@ -228,10 +266,11 @@ fn parse_resource(name: &str, value: &str) -> Result<f64, String> {
 }
 
 impl PoolScheduler {
-    /// A scheduler over `store`; `journal` (with what it held queued) makes the queue
-    /// durable.
+    /// A scheduler over `store`, relaying workers' live output into `live`; `journal` (with
+    /// what it held queued) makes the queue durable.
     pub fn new(
         store: Arc<DiskStore>,
+        live: Arc<LiveLogs>,
         config: PoolConfig,
         journal: Option<(Journal, Vec<Queued>)>,
     ) -> Arc<PoolScheduler> {
@@ -241,6 +280,7 @@ impl PoolScheduler {
         };
         let this = Arc::new(PoolScheduler {
             store,
+            live,
             config,
             state: Mutex::new(State::default()),
             journal: Mutex::new(journal),
@@ -534,13 +574,24 @@ impl PoolScheduler {
         };
         op.attempts += 1;
         op.lease = Some(id);
-        op.tx.send_replace(operation(
-            name,
-            Stage::Executing,
-            op.function,
-            &op.action_digest,
-            None,
-        ));
+        let mut executing = operation(name, Stage::Executing, op.function, &op.action_digest, None);
+        let key = format!("{}-{id}", name.trim_start_matches("operations/"));
+        let log = self.store.exec_dir(&format!("live-{id}")).ok().map(|dir| {
+            let names = [stream_name(&key, "stdout"), stream_name(&key, "stderr")];
+            let progress = [
+                self.live.register(names[0].clone(), dir.join("stdout")),
+                self.live.register(names[1].clone(), dir.join("stderr")),
+            ];
+            LeaseLog {
+                names,
+                dir,
+                progress,
+            }
+        });
+        if let Some(log) = &log {
+            with_streams(&mut executing, &log.names);
+        }
+        op.tx.send_replace(executing);
         let work = proto::Work {
             lease: id,
             digest_function: op.function.reapi_value(),
@@ -556,6 +607,7 @@ impl PoolScheduler {
                 worker,
                 cpu,
                 memory,
+                log,
             },
         );
         if let Some(w) = state.workers.get_mut(&worker) {
@@ -596,9 +648,12 @@ impl PoolScheduler {
     /// A lease ended without a result (its worker was lost): the action runs again, or
     /// fails once it died on `max_attempts` workers.
     fn requeue(&self, state: &mut State, lease: u64, why: &str) {
-        let Some(l) = state.leases.remove(&lease) else {
+        let Some(mut l) = state.leases.remove(&lease) else {
             return;
         };
+        if let Some(log) = l.log.take() {
+            log.close(&self.live);
+        }
         let worker_name = match state.workers.get_mut(&l.worker) {
             Some(w) => {
                 w.leases.remove(&lease);
@@ -626,6 +681,8 @@ impl PoolScheduler {
             self.finish(state, &l.op, response);
             return;
         }
+        // The queue timeout counts from the requeue, not from the first Execute.
+        op.queued_at = Instant::now();
         op.tx.send_replace(operation(
             &l.op,
             Stage::Queued,
@@ -736,6 +793,16 @@ impl PoolScheduler {
                     }));
                 }
             }
+            Kind::Output(o) => {
+                if let Some(l) = state.leases.get(&o.lease)
+                    && l.worker == id
+                    && let Some(log) = &l.log
+                {
+                    log.append(o.stderr, &o.data);
+                }
+                // Output changes no placement.
+                return;
+            }
             Kind::Draining(_) => {
                 if w.state == WorkerState::Ready {
                     w.state = WorkerState::Draining;
@@ -756,9 +823,12 @@ impl PoolScheduler {
                     ));
                     return;
                 }
-                let Some(l) = state.leases.remove(&r.lease) else {
+                let Some(mut l) = state.leases.remove(&r.lease) else {
                     return;
                 };
+                if let Some(log) = l.log.take() {
+                    log.close(&self.live);
+                }
                 if let Some(w) = state.workers.get_mut(&id) {
                     w.leases.remove(&r.lease);
                     w.completed += 1;
@@ -889,14 +959,18 @@ impl PoolScheduler {
         for name in orphans {
             let lease = state.ops.get(&name).and_then(|op| op.lease);
             if let Some(lease) = lease
-                && let Some(l) = state.leases.remove(&lease)
-                && let Some(w) = state.workers.get_mut(&l.worker)
+                && let Some(mut l) = state.leases.remove(&lease)
             {
-                w.leases.remove(&lease);
-                w.send(serve_msg::Kind::Cancel(proto::Cancel {
-                    lease,
-                    reason: "nobody waits for the action any more".into(),
-                }));
+                if let Some(log) = l.log.take() {
+                    log.close(&self.live);
+                }
+                if let Some(w) = state.workers.get_mut(&l.worker) {
+                    w.leases.remove(&lease);
+                    w.send(serve_msg::Kind::Cancel(proto::Cancel {
+                        lease,
+                        reason: "nobody waits for the action any more".into(),
+                    }));
+                }
             }
             self.log(&format!(
                 "{name}: cancelled: nobody waited for it for {}",
@@ -1215,7 +1289,11 @@ mod tests {
     fn pool() -> (tempfile::TempDir, Arc<PoolScheduler>) {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(DiskStore::open(dir.path()).unwrap());
-        (dir, PoolScheduler::new(store, PoolConfig::default(), None))
+        let live = Arc::new(LiveLogs::default());
+        (
+            dir,
+            PoolScheduler::new(store, live, PoolConfig::default(), None),
+        )
     }
 
     #[test]
