@@ -4,8 +4,9 @@
 //! puts utilisation midway between the two (the gap is the hysteresis: after a step,
 //! utilisation sits well inside the band, so noise around either threshold does not flap).
 //! Growing waits `up_cooldown` after the last growth; shrinking waits `down_cooldown` after
-//! the last change of either kind. Steps are bounded; `min`/`max` always hold. Pure: time is
-//! passed in.
+//! the last change of either kind. Steps are bounded; `min`/`max` always hold (a pool below
+//! min grows to it at once, though not faster than the up cooldown; one above max shrinks at
+//! once). Pure: time is passed in.
 
 use std::time::Duration;
 
@@ -163,10 +164,18 @@ impl Policy {
     /// made (the caller applies it).
     pub fn decide(&mut self, now: Duration, demand: f64, current: usize) -> Decision {
         let c = &self.config;
+        let since =
+            |t: Option<Duration>, cool: Duration| t.is_none_or(|t| now.saturating_sub(t) >= cool);
         let decision = if current < c.min {
-            Decision::Grow {
-                from: current,
-                to: c.min,
+            // Up to min in one step, but a worker that keeps dying is not restarted faster
+            // than the up cooldown.
+            if since(self.last_up, c.up_cooldown) {
+                Decision::Grow {
+                    from: current,
+                    to: c.min,
+                }
+            } else {
+                Decision::Hold
             }
         } else if current > c.max {
             Decision::Shrink {
@@ -187,9 +196,6 @@ impl Policy {
             };
             let per_worker = c.slots_per_worker as f64 * c.target_utilisation();
             let want = ((demand / per_worker).ceil() as usize).clamp(c.min, c.max);
-            let since = |t: Option<Duration>, cool: Duration| {
-                t.is_none_or(|t| now.saturating_sub(t) >= cool)
-            };
             if utilisation > c.scale_up_at && want > current && since(self.last_up, c.up_cooldown) {
                 Decision::Grow {
                     from: current,
@@ -348,6 +354,9 @@ mod tests {
     fn min_is_restored_at_once_and_max_enforced_without_cooldown() {
         let mut p = policy(2, 3);
         assert_eq!(p.decide(secs(0), 0.0, 0), Decision::Grow { from: 0, to: 2 });
+        // A worker that died at once is not restarted within the up cooldown (5 s).
+        assert_eq!(p.decide(secs(1), 0.0, 1), Decision::Hold);
+        assert_eq!(p.decide(secs(5), 0.0, 1), Decision::Grow { from: 1, to: 2 });
         // Right after that growth, a pool above max still shrinks (cooldowns do not apply).
         assert_eq!(
             p.decide(secs(0), 0.0, 7),
