@@ -129,8 +129,10 @@ fn no_autoscaled_worker_outlives_serve_after_sigterm_or_kill_9() {
         let status = pool.serve.wait_exit(DEADLINE);
         if sig == Signal::SIGTERM {
             assert!(status.success(), "{status}: {}", pool.serve.stderr());
-            // serve reaps its workers before it exits.
-            assert!(pids.iter().all(|p| gone(*p)), "{}", pool.serve.stderr());
+            // serve drains and reaps its workers before it exits.
+            let log = pool.serve.stderr();
+            assert!(pids.iter().all(|p| gone(*p)), "{log}");
+            assert_eq!(log.matches(") stopped: exit status: 0").count(), 2, "{log}");
         }
         wait_gone(&pids, DEADLINE);
         println!(
