@@ -182,11 +182,13 @@ impl LeaseLog {
         use std::io::Write;
         let i = usize::from(stderr);
         let path = self.dir.join(["stdout", "stderr"][i]);
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .and_then(|mut f| f.write_all(data));
+        let written = std::fs::create_dir_all(&self.dir).and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .and_then(|mut f| f.write_all(data))
+        });
         // A chunk that cannot be written is lost to live readers only: the result has it.
         if written.is_ok() {
             self.progress[i].send_modify(|p| p.len += data.len() as u64);
@@ -198,7 +200,9 @@ impl LeaseLog {
             p.send_modify(|p| p.done = true);
             live.remove(n);
         }
-        let _ = remove_tree(&self.dir);
+        if self.dir.exists() {
+            let _ = remove_tree(&self.dir);
+        }
     }
 }
 
@@ -576,21 +580,19 @@ impl PoolScheduler {
         op.lease = Some(id);
         let mut executing = operation(name, Stage::Executing, op.function, &op.action_digest, None);
         let key = format!("{}-{id}", name.trim_start_matches("operations/"));
-        let log = self.store.exec_dir(&format!("live-{id}")).ok().map(|dir| {
-            let names = [stream_name(&key, "stdout"), stream_name(&key, "stderr")];
-            let progress = [
-                self.live.register(names[0].clone(), dir.join("stdout")),
-                self.live.register(names[1].clone(), dir.join("stderr")),
-            ];
-            LeaseLog {
-                names,
-                dir,
-                progress,
-            }
+        // The directory is made by the first chunk: most short actions print little.
+        let dir = self.store.root().join("exec").join(format!("live-{id}"));
+        let names = [stream_name(&key, "stdout"), stream_name(&key, "stderr")];
+        let progress = [
+            self.live.register(names[0].clone(), dir.join("stdout")),
+            self.live.register(names[1].clone(), dir.join("stderr")),
+        ];
+        with_streams(&mut executing, &names);
+        let log = Some(LeaseLog {
+            names,
+            dir,
+            progress,
         });
-        if let Some(log) = &log {
-            with_streams(&mut executing, &log.names);
-        }
         op.tx.send_replace(executing);
         let work = proto::Work {
             lease: id,
