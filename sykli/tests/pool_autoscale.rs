@@ -23,7 +23,7 @@ fn nonce() -> u128 {
 fn started_pids(log: &str) -> Vec<i32> {
     log.lines()
         .filter(|l| l.contains("autoscale: started worker process"))
-        .filter_map(|l| l.rsplit_once("(pid ")?.1.strip_suffix(')')?.parse().ok())
+        .filter_map(|l| l.split_once("(pid ")?.1.split_once(',')?.0.parse().ok())
         .collect()
 }
 

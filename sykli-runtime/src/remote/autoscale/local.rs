@@ -26,7 +26,7 @@ pub struct LocalConfig {
     pub jobs: usize,
     /// `--label K=V` of each worker.
     pub labels: Vec<String>,
-    /// Each worker's store is `worker-N` under this directory.
+    /// Each worker's store is `worker-N` under this directory, its stderr `worker-N.log`.
     pub store_root: PathBuf,
     /// Handed to workers as `SYKLI_TOKEN` when serve requires a token.
     pub token: Option<String>,
@@ -163,6 +163,7 @@ impl LocalProcesses {
     fn spawn_one(&mut self) -> Result<(), ProviderError> {
         let n = self.next;
         let c = &self.config;
+        let store = c.store_root.join(format!("worker-{n}"));
         let mut args: Vec<String> = vec![
             "worker".into(),
             "--join".into(),
@@ -170,19 +171,28 @@ impl LocalProcesses {
             "--jobs".into(),
             c.jobs.to_string(),
             "--store".into(),
-            c.store_root
-                .join(format!("worker-{n}"))
-                .display()
-                .to_string(),
+            store.display().to_string(),
         ];
         for label in &c.labels {
             args.extend(["--label".into(), label.clone()]);
         }
+        let log_path = c.store_root.join(format!("worker-{n}.log"));
+        let stderr = std::fs::create_dir_all(&c.store_root)
+            .and_then(|()| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&log_path)
+            })
+            .map_err(|source| ProviderError::Log {
+                path: log_path.clone(),
+                source,
+            })?;
         let mut cmd = Command::new(&c.program);
         cmd.args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::from(stderr))
             .process_group(0);
         cmd.env_remove(crate::remote::auth::TOKEN_ENV);
         if let Some(t) = &c.token {
@@ -208,8 +218,10 @@ impl LocalProcesses {
             source,
         })?;
         self.log(&format!(
-            "autoscale: started worker process {n} (pid {})",
-            child.id()
+            "autoscale: started worker process {n} (pid {}, store {}, log {})",
+            child.id(),
+            store.display(),
+            log_path.display()
         ));
         self.next += 1;
         self.workers.push(Worker {

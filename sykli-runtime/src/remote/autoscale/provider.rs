@@ -15,6 +15,15 @@ pub enum ProviderError {
         #[source]
         source: std::io::Error,
     },
+    /// A worker's log file could not be opened.
+    #[error("failed to open worker log {path}")]
+    Log {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// A worker could not be signalled or waited for.
     #[error("worker process {pid}: failed to {action}")]
     Process {
