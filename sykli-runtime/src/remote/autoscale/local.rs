@@ -281,3 +281,118 @@ impl Drop for LocalProcesses {
         self.kill_all();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A stand-in worker: a shell script that records its pid, then waits; `on_term` is its
+    /// SIGTERM trap.
+    fn provider(dir: &std::path::Path, on_term: &str, grace: Duration) -> LocalProcesses {
+        let program = dir.join("fake-worker");
+        std::fs::write(
+            &program,
+            format!(
+                "#!/bin/sh\ntrap '{on_term}' TERM\necho $$ > {d}/pid-$$\nsleep 600 &\nwait; wait\n",
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+        LocalProcesses::new(LocalConfig {
+            program,
+            join: "grpc://127.0.0.1:1".into(),
+            jobs: 2,
+            labels: vec!["gpu=true".into()],
+            store_root: dir.join("stores"),
+            token: None,
+            stop_grace: grace,
+            log: Arc::new(|_| {}),
+        })
+    }
+
+    fn alive(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit_once(") ")
+                .is_some_and(|(_, r)| !r.starts_with('Z'))
+        })
+    }
+
+    fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+        let until = Instant::now() + Duration::from_secs(20);
+        while !f() {
+            assert!(Instant::now() < until, "no {what} within 20 s");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    #[test]
+    fn started_workers_are_counted_stopped_by_sigterm_and_reaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = provider(dir.path(), "exit 0", Duration::from_secs(30));
+        p.start(2).unwrap();
+        assert_eq!(p.current().unwrap(), 2);
+        let pids = p.pids();
+        p.stop(1).unwrap();
+        // Stopped: no longer counted at once; the newest one got the signal.
+        assert_eq!(p.current().unwrap(), 1);
+        wait_until("reaped worker", || {
+            p.current().unwrap();
+            p.pids().len() == 1
+        });
+        assert_eq!(p.pids(), vec![pids[0]]);
+        assert!(!alive(pids[1]));
+        assert!(dir.path().join("stores/worker-2.log").exists());
+        drop(p);
+        assert!(!alive(pids[0]), "dropping the provider kills its workers");
+    }
+
+    #[test]
+    fn a_worker_ignoring_sigterm_is_killed_with_its_group_after_the_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = provider(dir.path(), "", Duration::from_millis(200));
+        p.start(1).unwrap();
+        let pid = p.pids()[0];
+        // Its trap is set once it wrote its pid file.
+        wait_until("trap set", || {
+            dir.path().join(format!("pid-{pid}")).exists()
+        });
+        let stopped = Instant::now();
+        p.stop(1).unwrap();
+        wait_until("killed worker", || {
+            p.current().unwrap();
+            p.pids().is_empty()
+        });
+        assert!(stopped.elapsed() >= Duration::from_millis(200));
+        assert!(!alive(pid));
+        // Its child (`sleep 600`, same process group) died with it.
+        let group = pid.to_string();
+        wait_until("its process group gone", || {
+            !std::fs::read_dir("/proc")
+                .unwrap()
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+                .any(|p| {
+                    std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|s| {
+                        s.rsplit_once(") ").is_some_and(|(_, r)| {
+                            !r.starts_with('Z') && r.split_whitespace().nth(2) == Some(&group)
+                        })
+                    })
+                })
+        });
+    }
+
+    #[test]
+    fn a_program_that_cannot_start_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut p = provider(dir.path(), "exit 0", Duration::from_secs(1));
+        p.config.program = dir.path().join("missing");
+        let e = p.start(1).unwrap_err().to_string();
+        assert!(
+            e.contains("missing worker --join grpc://127.0.0.1:1 --jobs 2"),
+            "{e}"
+        );
+        assert!(e.contains("--label gpu=true"), "{e}");
+        assert_eq!(p.current().unwrap(), 0);
+    }
+}
