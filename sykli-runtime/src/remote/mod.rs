@@ -15,6 +15,7 @@ pub const WORKER_METADATA: &str = "x-sykli-worker";
 pub const LABELS_METADATA: &str = "x-sykli-worker-labels";
 
 pub mod auth;
+pub mod autoscale;
 pub mod bots;
 pub mod client;
 pub mod endpoint;

@@ -79,6 +79,9 @@ pub struct ServeArgs {
     /// Job slots of each --worker.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub worker_jobs: u32,
+    /// The autoscaler of local workers.
+    #[command(flatten)]
+    pub autoscale: super::autoscale::AutoscaleArgs,
 }
 
 /// Arguments of `sykli workers`.
@@ -99,6 +102,11 @@ pub fn serve_command(args: &ServeArgs, json: bool) -> ExitCode {
         Ok(c) => c,
         Err(e) => return CliError::usage("usage", e).report(json),
     };
+    let autoscale =
+        match super::autoscale::setup_of(&args.autoscale, &config.store, config.token.as_ref()) {
+            Ok(a) => a,
+            Err(e) => return CliError::usage("usage", e).report(json),
+        };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -112,7 +120,7 @@ pub fn serve_command(args: &ServeArgs, json: bool) -> ExitCode {
             .report(json);
         }
     };
-    match runtime.block_on(serve(config)) {
+    match runtime.block_on(serve(config, autoscale)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => CliError::failed("serve_failed", e).report(json),
     }
@@ -204,7 +212,10 @@ fn config_of(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
     })
 }
 
-async fn serve(config: ServeConfig) -> anyhow::Result<()> {
+async fn serve(
+    config: ServeConfig,
+    autoscale: Option<super::autoscale::Setup>,
+) -> anyhow::Result<()> {
     let bound = bind(config).await?;
     let shutdown = CancellationToken::new();
     {
@@ -220,8 +231,24 @@ async fn serve(config: ServeConfig) -> anyhow::Result<()> {
             stop.cancel();
         });
     }
+    let autoscaler = match autoscale {
+        Some(setup) => Some(super::autoscale::start(
+            setup,
+            &bound.url(),
+            bound.scheduler(),
+        )?),
+        None => None,
+    };
+    if let Some(a) = &autoscaler {
+        a.stop_on(shutdown.clone());
+    }
     print_out(&format!("sykli serve: listening on {}\n", bound.url()));
-    bound.serve(shutdown).await?;
+    let served = bound.serve(shutdown.clone()).await;
+    shutdown.cancel();
+    if let Some(a) = autoscaler {
+        a.stop().await;
+    }
+    served?;
     Ok(())
 }
 
