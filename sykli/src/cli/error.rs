@@ -51,6 +51,22 @@ impl CliError {
         }
     }
 
+    /// A tokio runtime (multi-threaded for servers, current-thread for one-shot clients), or
+    /// the `internal` error saying it could not start.
+    pub fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, CliError> {
+        let mut builder = if multi_thread {
+            tokio::runtime::Builder::new_multi_thread()
+        } else {
+            tokio::runtime::Builder::new_current_thread()
+        };
+        builder.enable_all().build().map_err(|e| {
+            CliError::failed(
+                "internal",
+                anyhow::anyhow!(e).context("failed to start the async runtime"),
+            )
+        })
+    }
+
     /// Adds lines printed under the message.
     pub fn with_details(mut self, details: Vec<String>) -> Self {
         self.details = details;

@@ -107,18 +107,9 @@ pub fn serve_command(args: &ServeArgs, json: bool) -> ExitCode {
             Ok(a) => a,
             Err(e) => return CliError::usage("usage", e).report(json),
         };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match CliError::runtime(true) {
         Ok(rt) => rt,
-        Err(e) => {
-            return CliError::failed(
-                "internal",
-                anyhow!(e).context("failed to start the async runtime"),
-            )
-            .report(json);
-        }
+        Err(e) => return e.report(json),
     };
     match runtime.block_on(serve(config, autoscale)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -267,18 +258,9 @@ pub fn workers_command(args: &WorkersArgs, json: bool) -> ExitCode {
         Ok(t) => opts.token = t,
         Err(e) => return CliError::usage("usage", e).report(json),
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match CliError::runtime(false) {
         Ok(rt) => rt,
-        Err(e) => {
-            return CliError::failed(
-                "internal",
-                anyhow!(e).context("failed to start the async runtime"),
-            )
-            .report(json);
-        }
+        Err(e) => return e.report(json),
     };
     let status = match runtime.block_on(pool_status(&opts)) {
         Ok(s) => s,

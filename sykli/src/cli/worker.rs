@@ -94,18 +94,9 @@ pub fn worker_command(args: &WorkerArgs, json: bool) -> ExitCode {
         Ok(c) => c,
         Err(e) => return CliError::usage("usage", e).report(json),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match CliError::runtime(true) {
         Ok(rt) => rt,
-        Err(e) => {
-            return CliError::failed(
-                "internal",
-                anyhow!(e).context("failed to start the async runtime"),
-            )
-            .report(json);
-        }
+        Err(e) => return e.report(json),
     };
     let bot = match bot_config_of(args, &config) {
         Ok(b) => b,
@@ -253,18 +244,9 @@ fn join_command(args: &WorkerArgs, url: &str, json: bool) -> ExitCode {
         Ok(c) => c,
         Err(e) => return CliError::usage("usage", e).report(json),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match CliError::runtime(true) {
         Ok(rt) => rt,
-        Err(e) => {
-            return CliError::failed(
-                "internal",
-                anyhow!(e).context("failed to start the async runtime"),
-            )
-            .report(json);
-        }
+        Err(e) => return e.report(json),
     };
     match runtime.block_on(join(config)) {
         Ok(()) => ExitCode::SUCCESS,
