@@ -193,18 +193,26 @@ async fn read_stdin_line() -> std::io::Result<Option<String>> {
 }
 
 /// The stdin reader thread: reads one line per live request and hands it to the first
-/// requester still waiting.
+/// requester still waiting. A line nobody is waiting for any more (its asker gave up while
+/// it was typed, and the next prompt has not asked yet) is kept for the next request, never
+/// dropped: a prompt printed just before it asks still gets an answer typed at once.
 fn serve_stdin_lines(requests: &mpsc::Receiver<LineRequest>) {
     let stdin = std::io::stdin();
+    let mut kept: Option<std::io::Result<Option<String>>> = None;
     while let Ok(mut request) = requests.recv() {
         if request.is_closed() {
             continue;
         }
-        let mut line = String::new();
-        let mut answer = match stdin.lock().read_line(&mut line) {
-            Ok(0) => Ok(None),
-            Ok(_) => Ok(Some(line)),
-            Err(e) => Err(e),
+        let mut answer = match kept.take() {
+            Some(answer) => answer,
+            None => {
+                let mut line = String::new();
+                match stdin.lock().read_line(&mut line) {
+                    Ok(0) => Ok(None),
+                    Ok(_) => Ok(Some(line)),
+                    Err(e) => Err(e),
+                }
+            }
         };
         // The asker may have given up while we read: the next one waiting gets the line.
         while let Err(back) = request.send(answer) {
@@ -213,7 +221,10 @@ fn serve_stdin_lines(requests: &mpsc::Receiver<LineRequest>) {
                     request = next;
                     answer = back;
                 }
-                Err(_) => break,
+                Err(_) => {
+                    kept = Some(back);
+                    break;
+                }
             }
         }
     }
