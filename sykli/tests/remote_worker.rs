@@ -679,7 +679,8 @@ fn read_pid(path: &Path, deadline: Duration) -> i32 {
 #[tokio::test]
 async fn a_timed_out_action_is_deadline_exceeded_and_leaves_no_process() {
     let dir = tempfile::tempdir().unwrap();
-    let w = Worker::start(&store(&dir), &[]);
+    // The action writes a pid or counter file on the host: no sandbox.
+    let w = Worker::start(&store(&dir), &["--no-sandbox"]);
     let c = Client::new(&w, BLAKE3).await;
     let root = c.input_root(&[]).await;
     let pidfile = dir.path().join("grandchild.pid");
@@ -720,7 +721,8 @@ async fn a_timed_out_action_is_deadline_exceeded_and_leaves_no_process() {
 #[tokio::test]
 async fn sigterm_stops_the_worker_and_its_running_actions() {
     let dir = tempfile::tempdir().unwrap();
-    let mut w = Worker::start(&store(&dir), &[]);
+    // The action writes a pid or counter file on the host: no sandbox.
+    let mut w = Worker::start(&store(&dir), &["--no-sandbox"]);
     let c = Client::new(&w, BLAKE3).await;
     let root = c.input_root(&[]).await;
     let pidfile = dir.path().join("sleeper.pid");
@@ -760,7 +762,8 @@ async fn sigterm_stops_the_worker_and_its_running_actions() {
 #[tokio::test]
 async fn concurrent_executions_of_one_action_share_an_operation() {
     let dir = tempfile::tempdir().unwrap();
-    let w = Worker::start(&store(&dir), &[]);
+    // The action writes a pid or counter file on the host: no sandbox.
+    let w = Worker::start(&store(&dir), &["--no-sandbox"]);
     let c = Client::new(&w, SHA256).await;
     let root = c.input_root(&[]).await;
     let counter = dir.path().join("runs");
@@ -1267,7 +1270,8 @@ async fn the_action_cache_holds_only_complete_results() {
 #[tokio::test]
 async fn a_second_sigterm_kills_actions_without_the_grace_period() {
     let dir = tempfile::tempdir().unwrap();
-    let mut w = Worker::start(&store(&dir), &[]);
+    // The action writes a pid or counter file on the host: no sandbox.
+    let mut w = Worker::start(&store(&dir), &["--no-sandbox"]);
     let c = Client::new(&w, BLAKE3).await;
     let root = c.input_root(&[]).await;
     let pidfile = dir.path().join("stubborn.pid");
