@@ -162,6 +162,13 @@ pub(crate) fn digest_path(path: &Path) -> std::io::Result<String> {
 
 fn hash_into(h: &mut blake3::Hasher, path: &Path, rel: &Path) -> std::io::Result<()> {
     let meta = std::fs::symlink_metadata(path)?;
+    // Opening a FIFO would block until a writer appears: special files have no digest.
+    if let Some(kind) = crate::paths::special_kind(meta.file_type()) {
+        return Err(std::io::Error::other(format!(
+            "{} is a {kind}, not a regular file or directory",
+            path.display()
+        )));
+    }
     h.update(rel.as_os_str().as_encoded_bytes());
     if meta.is_symlink() {
         h.update(b"\0l");
@@ -194,6 +201,19 @@ fn hash_into(h: &mut blake3::Hasher, path: &Path, rel: &Path) -> std::io::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression: digesting a FIFO output opened it and blocked the run forever.
+    #[test]
+    fn a_fifo_has_no_digest_and_does_not_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("out");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let err = digest_path(&fifo).unwrap_err();
+        assert!(err.to_string().contains("is a FIFO"), "{err}");
+        std::fs::create_dir(dir.path().join("d")).unwrap();
+        nix::unistd::mkfifo(&dir.path().join("d/pipe"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(digest_path(&dir.path().join("d")).is_err());
+    }
 
     #[test]
     fn outputs_restore_only_when_unchanged() {
