@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::parser::ValueSource;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+#[cfg(feature = "remote")]
 mod autoscale;
 mod cache;
 mod clean;
