@@ -136,22 +136,12 @@ pub async fn run(
 ) -> Result<(), BotError> {
     let client = RemoteClient::connect(&config.scheduler).await?;
     let function = client.function();
-    let root = config.store.clone();
-    let store = tokio::task::spawn_blocking(move || DiskStore::open(root))
+    let store = DiskStore::open_shared(config.store.clone())
         .await
-        .map_err(|e| BotError::Store {
-            path: config.store.clone(),
-            source: StoreError::Io {
-                action: "open",
-                path: config.store.clone(),
-                source: std::io::Error::other(e.to_string()),
-            },
-        })?
         .map_err(|source| BotError::Store {
             path: config.store.clone(),
             source,
         })?;
-    let store = Arc::new(store);
     let bot_id = format!("sykli-worker-{}", std::process::id());
     let labels = Labels::new(config.labels.clone(), false);
     #[cfg(target_os = "linux")]

@@ -147,22 +147,12 @@ pub async fn run(
     mut events: impl FnMut(JoinEvent) + Send,
 ) -> Result<(), JoinError> {
     let client = RemoteClient::connect(&config.serve).await?;
-    let root = config.store.clone();
-    let store = tokio::task::spawn_blocking(move || DiskStore::open(root))
+    let store = DiskStore::open_shared(config.store.clone())
         .await
-        .map_err(|e| JoinError::Store {
-            path: config.store.clone(),
-            source: StoreError::Io {
-                action: "open",
-                path: config.store.clone(),
-                source: std::io::Error::other(e.to_string()),
-            },
-        })?
         .map_err(|source| JoinError::Store {
             path: config.store.clone(),
             source,
         })?;
-    let store = Arc::new(store);
     let labels = Labels::new(config.labels.clone(), false);
     let mut bots = HashMap::new();
     for f in [DigestFunction::Blake3, DigestFunction::Sha256] {

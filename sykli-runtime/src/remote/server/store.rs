@@ -130,6 +130,20 @@ pub struct DiskStore {
 const FUNCTIONS: [DigestFunction; 2] = [DigestFunction::Blake3, DigestFunction::Sha256];
 
 impl DiskStore {
+    /// [`DiskStore::open`] on a blocking thread, shared: how the worker's bot and join modes
+    /// open their stores from async code.
+    pub async fn open_shared(root: PathBuf) -> Result<std::sync::Arc<DiskStore>, StoreError> {
+        let path = root.clone();
+        tokio::task::spawn_blocking(move || DiskStore::open(root))
+            .await
+            .map_err(|e| StoreError::Io {
+                action: "open",
+                path,
+                source: io::Error::other(e.to_string()),
+            })?
+            .map(std::sync::Arc::new)
+    }
+
     /// Opens (creating) the store at `root`, clearing what a previous worker left in `tmp/`
     /// and `exec/`.
     pub fn open(root: impl Into<PathBuf>) -> Result<DiskStore, StoreError> {
