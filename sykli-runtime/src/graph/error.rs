@@ -194,7 +194,9 @@ pub enum ValidationError {
         problem: String,
     },
     /// A `tests` value that names no known test output format.
-    #[error("task \"{task}\" has unknown test output format \"{value}\" in `tests` (expected one of: cargo, go-json, tap)")]
+    #[error(
+        "task \"{task}\" has unknown test output format \"{value}\" in `tests` (expected one of: cargo, go-json, tap)"
+    )]
     UnknownTestFormat {
         /// The task.
         task: String,

@@ -212,7 +212,10 @@ mod tests {
             Some("tiny_test.go:12: some <output> & stuff")
         );
         assert!(cases[2].output.contains("got 4, want 5"));
-        assert_eq!(cases[3].message.as_deref(), Some("tiny_test.go:17: not today"));
+        assert_eq!(
+            cases[3].message.as_deref(),
+            Some("tiny_test.go:17: not today")
+        );
     }
 
     #[test]
@@ -229,9 +232,6 @@ mod tests {
         assert_eq!(cases[0].name, "(package)");
         assert!(cases[0].output.contains("timed out"));
         assert_eq!(cases[1].name, "TestHang");
-        assert_eq!(
-            cases[1].message.as_deref(),
-            Some("the test did not finish")
-        );
+        assert_eq!(cases[1].message.as_deref(), Some("the test did not finish"));
     }
 }

@@ -58,7 +58,10 @@ pub(super) fn parse<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<TestCas
             }
         }
         if let Some(case) = result_line(line) {
-            cases.push(TestCase { group: group.clone(), ..case });
+            cases.push(TestCase {
+                group: group.clone(),
+                ..case
+            });
         }
     }
     for c in &mut cases {
@@ -165,8 +168,16 @@ test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; fini
             failed.message.as_deref(),
             Some("assertion `left == right` failed: math is hard")
         );
-        assert!(failed.output.starts_with("some <output> & stuff\n"), "{}", failed.output);
-        assert!(failed.output.ends_with("display a backtrace\n"), "{:?}", failed.output);
+        assert!(
+            failed.output.starts_with("some <output> & stuff\n"),
+            "{}",
+            failed.output
+        );
+        assert!(
+            failed.output.ends_with("display a backtrace\n"),
+            "{:?}",
+            failed.output
+        );
         assert_eq!(cases[3].message.as_deref(), Some("too slow"));
         assert!(cases[0].output.is_empty());
     }

@@ -94,7 +94,10 @@ fn test_point(line: &str, next: usize) -> Option<TestCase> {
         return None;
     }
     let rest = rest.trim_start();
-    let digits = rest.split(|c: char| !c.is_ascii_digit()).next().unwrap_or("");
+    let digits = rest
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap_or("");
     let number = digits.parse::<usize>().unwrap_or(next);
     let rest = rest[digits.len()..].trim_start();
     let rest = rest.strip_prefix('-').unwrap_or(rest).trim_start();
@@ -188,7 +191,10 @@ stray stderr line
         let cases = parse(["1..2", "ok 1", "Bail out! database down", "ok 2"]);
         assert_eq!(
             summary(&cases),
-            [("test 1", Passed, None), ("(bail out)", Failed, Some("database down"))]
+            [
+                ("test 1", Passed, None),
+                ("(bail out)", Failed, Some("database down"))
+            ]
         );
         assert_eq!(plan_line("1..0 # skip all"), Some(0));
         assert!(test_point("okay then", 1).is_none());
