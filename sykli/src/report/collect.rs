@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use sykli_runtime::events::{Event, EventSink, RunSummary, TaskReport};
+use sykli_runtime::exec::OutputStream;
 use sykli_runtime::graph::ValidGraph;
 use sykli_runtime::testreport::{TestCase, TestFormat};
 
@@ -44,7 +45,9 @@ pub struct CollectedTask {
     pub tail: Vec<String>,
     /// How many lines it printed in all.
     pub total_lines: u64,
-    /// Output of its last attempt, kept only when it declares a format.
+    /// Standard output of its last attempt, kept only when it declares a format. Only
+    /// stdout: stderr is read from another pipe, so its lines are not in order with it
+    /// (`cargo test 2>&1` puts cargo's `Running` lines in order with the results).
     pub test_output: Vec<String>,
     /// Whether `test_output` was cut at [`MAX_TEST_OUTPUT`].
     pub test_output_cut: bool,
@@ -151,7 +154,7 @@ impl EventSink for RunCollector {
                 t.test_output.clear();
                 t.test_output_cut = false;
             }
-            Event::TaskOutput { task, line, .. } => {
+            Event::TaskOutput { task, line, stream } => {
                 let used = st.bytes.get(task).copied().unwrap_or(0);
                 let t = self.task(st, task);
                 t.total_lines += 1;
@@ -159,7 +162,7 @@ impl EventSink for RunCollector {
                     t.tail.remove(0);
                 }
                 t.tail.push(Tails::cut(line));
-                if t.format.is_some() {
+                if t.format.is_some() && *stream == OutputStream::Stdout {
                     if used + line.len() > MAX_TEST_OUTPUT {
                         t.test_output_cut = true;
                     } else if !t.test_output_cut {
@@ -181,7 +184,6 @@ impl EventSink for RunCollector {
 mod tests {
     use super::*;
     use sykli_runtime::TaskStatus;
-    use sykli_runtime::exec::OutputStream;
     use sykli_runtime::graph::{Graph, validate};
 
     #[test]
@@ -213,6 +215,11 @@ mod tests {
         c.emit(&start(1));
         c.emit(&out("t", "not ok 1 - first try"));
         c.emit(&start(2));
+        c.emit(&Event::TaskOutput {
+            task: "t".into(),
+            stream: OutputStream::Stderr,
+            line: "not ok 9 - on stderr, out of order with stdout".into(),
+        });
         for l in ["1..1", "ok 1 - second try"] {
             c.emit(&out("t", l));
         }
@@ -233,7 +240,11 @@ mod tests {
         let tests = run.tasks[0].tests();
         assert_eq!(tests.len(), 1);
         assert_eq!(tests[0].name, "second try");
-        assert_eq!(run.tasks[0].tail.len(), 3, "the tail spans attempts");
+        assert_eq!(
+            run.tasks[0].tail.len(),
+            4,
+            "the tail spans attempts and streams"
+        );
         assert_eq!(run.tasks[1].tail.len(), TAIL_LINES);
         assert_eq!(run.tasks[1].tail[0], "5");
         assert_eq!(run.tasks[1].total_lines, TAIL_LINES as u64 + 5);

@@ -98,13 +98,13 @@ pub fn annotations(run: &CollectedRun) -> String {
         let tail = last(&t.tail, FAILURE_LINES);
         if !tail.is_empty() {
             message.push_str("\n\n");
-            message.push_str(&super::junit::text(&tail.join("\n")));
+            message.push_str(&tail.join("\n"));
         }
         let _ = writeln!(
             out,
             "::error title={}::{}",
-            escape_property(&title),
-            escape_data(&message)
+            escape_property(&clean(&title)),
+            escape_data(&clean(&message))
         );
     }
     out
@@ -181,7 +181,7 @@ pub fn summary(run: &CollectedRun) -> String {
         let _ = write!(
             md,
             "\n#### `{}`: {}\n\n",
-            t.name.replace('`', "'"),
+            clean(&t.name).replace('`', "'"),
             cell(&why(t))
         );
         let failed: Vec<_> = t
@@ -193,7 +193,7 @@ pub fn summary(run: &CollectedRun) -> String {
             let _ = writeln!(
                 md,
                 "- failed test `{}`{}",
-                c.name.replace('`', "'"),
+                clean(&c.name).replace('`', "'"),
                 c.message
                     .as_deref()
                     .map(|m| format!(": {}", cell(m)))
@@ -205,7 +205,7 @@ pub fn summary(run: &CollectedRun) -> String {
         }
         let tail = last(&t.tail, FAILURE_LINES);
         if !tail.is_empty() {
-            let body = super::junit::text(&tail.join("\n"));
+            let body = clean(&tail.join("\n"));
             let fence = fence_for(&body);
             let _ = write!(md, "{fence}text\n{body}\n{fence}\n");
         }
@@ -233,7 +233,13 @@ fn test_counts(t: &CollectedTask) -> String {
 
 /// Text safe in a Markdown table cell: one line, `|` escaped.
 fn cell(s: &str) -> String {
-    s.replace(['\n', '\r'], " ").replace('|', "\\|")
+    clean(s).replace(['\n', '\r'], " ").replace('|', "\\|")
+}
+
+/// `s` without ANSI colour sequences, other control characters shown as `\u{..}` (the same
+/// cleaning as the JUnit report's).
+fn clean(s: &str) -> String {
+    super::junit::text(s)
 }
 
 /// A code fence longer than any run of backticks in `body`.
