@@ -348,7 +348,7 @@ fn a_junit_path_that_cannot_be_written_fails_before_anything_runs() {
     )
     .output()
     .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["error"]["code"], "write_failed");
     let msg = v["error"]["message"].as_str().unwrap();

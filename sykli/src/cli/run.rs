@@ -214,7 +214,7 @@ impl Reports {
     fn new(valid: &ValidGraph, opts: &RunOptions) -> Result<Reports, CliError> {
         if let Some(path) = &opts.junit {
             std::fs::File::create(path).map_err(|e| {
-                CliError::usage(
+                CliError::failed(
                     "write_failed",
                     anyhow::Error::new(e)
                         .context(format!("cannot write the JUnit file {}", path.display())),
