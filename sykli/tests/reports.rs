@@ -409,3 +409,39 @@ fn outside_github_actions_nothing_is_annotated() {
     assert_eq!(out.status.code(), Some(1));
     assert!(!text(&out).contains("::error"), "{}", text(&out));
 }
+
+#[test]
+fn report_junit_rebuilds_the_file_of_a_recorded_run_from_its_logs() {
+    let dir = project(json!({"version": "1", "tasks": [
+        {"name": "tap", "command": "printf '1..2\\nok 1 - a\\nnot ok 2 - b\\n'; exit 1",
+         "tests": "tap", "retry": 1},
+        {"name": "ok", "command": "echo fine"}]}));
+    let out = command(dir.path(), &["run", "--keep-going", "--junit", "live.xml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = command(dir.path(), &["report", "--junit", "later.xml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_valid_junit(&dir.path().join("later.xml"));
+    let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+    let (live, later) = (cases(&read("live.xml")), cases(&read("later.xml")));
+    assert_eq!(
+        live, later,
+        "the same testcases, from the events or from the logs"
+    );
+    // The retried task's tests are its last attempt's, not both attempts'.
+    assert_eq!(later.iter().filter(|c| c.suite == "tap").count(), 2);
+    assert_eq!(find(&later, "tap", "b").result, "failure");
+
+    let out = command(
+        dir.path(),
+        &["report", "--json", "--junit", "no/such/dir.xml"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["code"], "write_failed");
+}

@@ -19,7 +19,8 @@ use super::error::{CliError, EXIT_FAILED, EXIT_OK};
 use crate::loader as load;
 use crate::report::github::GithubActions;
 use crate::report::{
-    Fanout, RunCollector, TerminalOptions, TerminalReporter, run_envelope, write_junit,
+    Fanout, RunCollector, TerminalOptions, TerminalReporter, record_formats, run_envelope,
+    write_junit,
 };
 
 /// How to run a pipeline: the flags of `sykli run`, also accepted by pipeline binaries
@@ -187,7 +188,16 @@ pub(crate) async fn run_reported(
     if let (Some(c), Some(point)) = (&reports.collector, &config.resume) {
         c.finished_before(point.finished.values().map(|(r, _)| r.clone()));
     }
-    match execute(&valid, config, ui, reports.sinks()).await {
+    // After the run: the journal creates the run's directory and refuses one that exists.
+    let (state_dir, run_id) = (config.state_dir.clone(), config.run_id.clone());
+    let result = execute(&valid, config, ui, reports.sinks()).await;
+    if let Err(e) = record_formats(&valid, &state_dir, &run_id) {
+        eprintln!(
+            "warning: the tasks' test formats are not recorded (`sykli report --junit` will not list their tests): {}",
+            error_chain(&e)
+        );
+    }
+    match result {
         Ok(summary) => {
             let written = reports.write(opts.json);
             match (exit_code(&summary), written) {

@@ -2,12 +2,15 @@
 //! summary): every task's final report, the tail of its output and, for tasks that declare a
 //! test output format, the output to parse.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::Path;
 use std::sync::Mutex;
 
 use sykli_runtime::events::{Event, EventSink, RunSummary, TaskReport};
 use sykli_runtime::exec::OutputStream;
 use sykli_runtime::graph::ValidGraph;
+use sykli_runtime::state::RunRecord;
 use sykli_runtime::testreport::{TestCase, TestFormat};
 
 use super::tails::Tails;
@@ -63,6 +66,120 @@ impl CollectedTask {
             _ => Vec::new(),
         }
     }
+}
+
+/// The file in a run's directory naming the test output format of each task that declares
+/// one (`{"unit": "cargo"}`), so `sykli report --junit` can parse a recorded run's tests.
+pub const FORMATS_FILE: &str = "tests.json";
+
+/// Records the test output formats of `valid` beside the run's journal, once the run has
+/// its directory (nothing when no task declares one, or the run left no directory).
+pub fn record_formats(valid: &ValidGraph, state_dir: &Path, run_id: &str) -> io::Result<()> {
+    let formats: BTreeMap<&str, &str> = (0..valid.len())
+        .map(|i| valid.task(i))
+        .filter_map(|t| Some((t.name.as_str(), t.tests.as_deref()?)))
+        .collect();
+    if formats.is_empty() {
+        return Ok(());
+    }
+    let dir = sykli_runtime::state::journal::run_dir(state_dir, run_id);
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    let json = serde_json::to_vec_pretty(&formats).map_err(io::Error::other)?;
+    std::fs::write(dir.join(FORMATS_FILE), json)
+}
+
+impl CollectedRun {
+    /// A recorded run (`sykli report`), each task's output read back from its log, and test
+    /// formats from the run's [`FORMATS_FILE`] (none when it has none). A log holds stdout
+    /// and stderr as they arrived, so unlike a live run the tests are parsed from both.
+    pub fn from_record(state_dir: &Path, record: &RunRecord) -> io::Result<CollectedRun> {
+        let dir = sykli_runtime::state::journal::run_dir(state_dir, &record.run_id);
+        let formats: BTreeMap<String, String> = match std::fs::read(dir.join(FORMATS_FILE)) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: {e}", dir.join(FORMATS_FILE).display()),
+                )
+            })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(e),
+        };
+        let mut tasks = Vec::with_capacity(record.tasks.len());
+        for t in &record.tasks {
+            let report = t.status.map(|status| TaskReport {
+                task: t.name.clone(),
+                status,
+                exit_code: t.exit_code,
+                duration_ms: t.duration_ms,
+                attempts: t.attempts,
+                message: t.message.clone(),
+            });
+            let format = formats.get(&t.name).and_then(|f| f.parse().ok());
+            let log = sykli_runtime::state::log_path(state_dir, &record.run_id, &t.name);
+            let lines = match std::fs::read(&log) {
+                Ok(bytes) => log_lines(&bytes),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            let total_lines = lines.len() as u64;
+            let tail = lines[lines.len().saturating_sub(TAIL_LINES)..]
+                .iter()
+                .map(|l| Tails::cut(l))
+                .collect();
+            let (test_output, test_output_cut) = match format {
+                Some(_) => capped(last_attempt(&lines)),
+                None => (Vec::new(), false),
+            };
+            tasks.push(CollectedTask {
+                name: t.name.clone(),
+                report,
+                format,
+                tail,
+                total_lines,
+                test_output,
+                test_output_cut,
+            });
+        }
+        Ok(CollectedRun {
+            run_id: record.run_id.clone(),
+            started_at_ms: record.started_at_ms,
+            summary: record.summary.clone(),
+            tasks,
+        })
+    }
+}
+
+/// The lines of a log (lossy UTF-8, without CR).
+fn log_lines(bytes: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(|l| l.strip_suffix('\r').unwrap_or(l).to_string())
+        .collect()
+}
+
+/// The lines of the last attempt (after the last `=== sykli: attempt N ===` header).
+fn last_attempt(lines: &[String]) -> &[String] {
+    let start = lines
+        .iter()
+        .rposition(|l| l.starts_with("=== sykli: attempt ") && l.ends_with(" ==="))
+        .map_or(0, |i| i + 1);
+    &lines[start..]
+}
+
+/// The first lines of `lines` that fit in [`MAX_TEST_OUTPUT`], and whether any were left out.
+fn capped(lines: &[String]) -> (Vec<String>, bool) {
+    let mut used = 0;
+    let mut out = Vec::new();
+    for l in lines {
+        used += l.len() + 1;
+        if used > MAX_TEST_OUTPUT {
+            return (out, true);
+        }
+        out.push(l.clone());
+    }
+    (out, false)
 }
 
 /// An [`EventSink`] that collects a run into a [`CollectedRun`].

@@ -19,7 +19,7 @@ mod junit;
 mod tails;
 mod terminal;
 
-pub use collect::{CollectedRun, CollectedTask, RunCollector};
+pub use collect::{CollectedRun, CollectedTask, RunCollector, record_formats};
 pub use fanout::Fanout;
 pub use format::{detail_line, final_line, format_duration};
 pub use json::{ERROR_CODES, Envelope, ErrorBody, RunData, TaskJson, run_envelope, to_data};
