@@ -445,3 +445,18 @@ fn report_junit_rebuilds_the_file_of_a_recorded_run_from_its_logs() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["error"]["code"], "write_failed");
 }
+
+#[test]
+fn a_run_that_cannot_be_carried_out_leaves_no_junit_file() {
+    let dir = project(json!({"version": "1", "tasks": [
+        {"name": "a", "command": "true"}]}));
+    let out = command(
+        dir.path(),
+        &["run", "--filter", "nosuch", "--junit", "report.xml"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("nosuch"), "{}", text(&out));
+    assert!(!dir.path().join("report.xml").exists());
+}

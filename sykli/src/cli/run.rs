@@ -197,6 +197,9 @@ pub(crate) async fn run_reported(
             error_chain(&e)
         );
     }
+    if result.is_err() {
+        reports.discard();
+    }
     match result {
         Ok(summary) => {
             let written = reports.write(opts.json);
@@ -239,6 +242,14 @@ impl Reports {
             junit: opts.junit.clone(),
             github,
         })
+    }
+
+    /// Removes the JUnit file created up front, for a run that did not finish (it could not
+    /// be carried out, or it was parked on a gate): no half-written report is left behind.
+    fn discard(&self) {
+        if let Some(path) = &self.junit {
+            let _ = std::fs::remove_file(path);
+        }
     }
 
     /// The sinks to add to the run.
