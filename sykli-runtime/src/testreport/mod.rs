@@ -122,6 +122,37 @@ impl TestCase {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Lines near each format's syntax, mixed with arbitrary text.
+    fn line() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "(test |ok|not ok|---- |  ---|  \\.\\.\\.|1\\.\\.|Bail out!|\\{\"Action\":)?[ -~é\\x00\\x1b#]{0,30}",
+            Just("test a ... FAILED".to_string()),
+            Just("---- a stdout ----".to_string()),
+            Just("thread 'a' panicked at x:1:1:".to_string()),
+            Just("failures:".to_string()),
+            Just("     Running tests/x.rs (t/x-1)".to_string()),
+            Just(r#"{"Action":"fail","Package":"p","Test":"T"}"#.to_string()),
+            Just(r#"{"Action":"fail","Package":"p","FailedBuild":"p"}"#.to_string()),
+            Just(r#"{"Action":"output","Package":"p","Test":"T","Output":"x\n"}"#.to_string()),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_any_output_never_panics(lines in prop::collection::vec(line(), 0..40)) {
+            for f in TestFormat::ALL {
+                let cases = f.parse(lines.iter().map(String::as_str));
+                for c in cases {
+                    // Every failure libtest reports says why, at least "test failed".
+                    if f == TestFormat::Cargo && c.outcome == TestOutcome::Failed {
+                        prop_assert!(c.message.as_deref().is_some_and(|m| !m.is_empty()));
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn formats_round_trip_and_unknown_ones_name_the_value() {

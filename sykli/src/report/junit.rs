@@ -386,6 +386,62 @@ mod tests {
         assert!(!xml.chars().any(|c| !xml_char(c)));
     }
 
+    proptest::proptest! {
+        /// Whatever a task is called and prints, the document is well-formed XML that reads
+        /// back to the same name and output (as cleaned by [`text`]).
+        #[test]
+        fn any_name_and_output_round_trips(name in "[\\s\\S]{0,20}", line in "[\\s\\S]{0,40}") {
+            let run = CollectedRun {
+                run_id: "r".into(),
+                tasks: vec![task(&name, TaskStatus::Failed, &[&line])],
+                ..Default::default()
+            };
+            let xml = String::from_utf8(junit_xml(&run)).unwrap();
+            proptest::prop_assert!(xml.chars().all(xml_char));
+            let mut reader = quick_xml::Reader::from_str(&xml);
+            let (mut names, mut out, mut in_out) = (Vec::new(), String::new(), false);
+            loop {
+                match reader.read_event().unwrap() {
+                    quick_xml::events::Event::Eof => break,
+                    quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => {
+                        if AsRef::<str>::as_ref(&e.name()) == "testcase" {
+                            let a = e.try_get_attribute("name").unwrap().unwrap();
+                            names.push(
+                                a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                                    .unwrap()
+                                    .into_owned(),
+                            );
+                        }
+                        in_out = AsRef::<str>::as_ref(&e.name()) == "system-out";
+                    }
+                    quick_xml::events::Event::Text(t) if in_out => {
+                        out.push_str(&t.xml_content(quick_xml::XmlVersion::Implicit1_0));
+                    }
+                    quick_xml::events::Event::GeneralRef(r) if in_out => {
+                        let r = String::from_utf8_lossy(AsRef::<[u8]>::as_ref(&*r)).into_owned();
+                        let decoded = match r.as_str() {
+                            "lt" => '<',
+                            "gt" => '>',
+                            "amp" => '&',
+                            "quot" => '"',
+                            "apos" => '\'',
+                            other => other
+                                .strip_prefix('#')
+                                .and_then(|n| n.parse::<u32>().ok())
+                                .and_then(char::from_u32)
+                                .unwrap_or_else(|| panic!("unexpected reference {other}")),
+                        };
+                        out.push(decoded);
+                    }
+                    quick_xml::events::Event::End(_) => in_out = false,
+                    _ => {}
+                }
+            }
+            proptest::prop_assert_eq!(names, vec![attr(&name)]);
+            proptest::prop_assert_eq!(out, format!("{}\n", text(&line)));
+        }
+    }
+
     #[test]
     fn statuses_map_to_failure_error_and_skipped() {
         let mut unfinished = task("d", TaskStatus::Passed, &[]);
