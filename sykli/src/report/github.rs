@@ -18,6 +18,12 @@ use super::format::{detail_line, format_duration};
 /// Lines of a failed task's output shown in its annotation and in the summary.
 pub const FAILURE_LINES: usize = 20;
 
+/// The job summary's size limit: GitHub refuses a step summary over 1 MiB.
+const SUMMARY_LIMIT: usize = 1000 * 1024;
+
+/// Past this size the task table stops (with a note), leaving room for the failures.
+const TABLE_LIMIT: usize = 512 * 1024;
+
 /// Failed tests named in a task's annotation.
 const NAMED_TESTS: usize = 10;
 
@@ -154,7 +160,16 @@ pub fn summary(run: &CollectedRun) -> String {
     } else {
         "| Task | Status | Duration |\n|---|---|---|\n"
     });
-    for t in &run.tasks {
+    for (i, t) in run.tasks.iter().enumerate() {
+        if md.len() > TABLE_LIMIT {
+            let _ = writeln!(
+                md,
+                "\n... and {} more tasks (`sykli report {}` lists them all)",
+                run.tasks.len() - i,
+                run.run_id
+            );
+            break;
+        }
         let (status, time) = match &t.report {
             Some(r) => (
                 r.status.as_str(),
@@ -177,38 +192,61 @@ pub fn summary(run: &CollectedRun) -> String {
         }
         md.push('\n');
     }
-    for t in run.tasks.iter().filter(|t| failure_verb(t).is_some()) {
-        let _ = write!(
-            md,
-            "\n#### `{}`: {}\n\n",
-            clean(&t.name).replace('`', "'"),
-            cell(&why(t))
-        );
-        let failed: Vec<_> = t
-            .tests()
-            .into_iter()
-            .filter(|c| c.outcome == TestOutcome::Failed)
-            .collect();
-        for c in &failed {
+    let failures: Vec<&CollectedTask> = run
+        .tasks
+        .iter()
+        .filter(|t| failure_verb(t).is_some())
+        .collect();
+    for (i, t) in failures.iter().enumerate() {
+        let section = failure_section(t);
+        if md.len() + section.len() > SUMMARY_LIMIT {
             let _ = writeln!(
                 md,
-                "- failed test `{}`{}",
-                clean(&c.name).replace('`', "'"),
-                c.message
-                    .as_deref()
-                    .map(|m| format!(": {}", cell(m)))
-                    .unwrap_or_default()
+                "\n... and {} more failures (the summary is kept under GitHub's 1 MiB limit; \
+                 `sykli report {}` lists them all)",
+                failures.len() - i,
+                run.run_id
             );
+            break;
         }
-        if !failed.is_empty() {
-            md.push('\n');
-        }
-        let tail = last(&t.tail, FAILURE_LINES);
-        if !tail.is_empty() {
-            let body = clean(&tail.join("\n"));
-            let fence = fence_for(&body);
-            let _ = write!(md, "{fence}text\n{body}\n{fence}\n");
-        }
+        md.push_str(&section);
+    }
+    md
+}
+
+/// A failed task's part of the summary: its reason, failed tests and last lines.
+fn failure_section(t: &CollectedTask) -> String {
+    let mut md = String::new();
+    let _ = write!(
+        md,
+        "\n#### `{}`: {}\n\n",
+        clean(&t.name).replace('`', "'"),
+        cell(&why(t))
+    );
+    let failed: Vec<_> = t
+        .tests()
+        .into_iter()
+        .filter(|c| c.outcome == TestOutcome::Failed)
+        .collect();
+    for c in &failed {
+        let _ = writeln!(
+            md,
+            "- failed test `{}`{}",
+            clean(&c.name).replace('`', "'"),
+            c.message
+                .as_deref()
+                .map(|m| format!(": {}", cell(m)))
+                .unwrap_or_default()
+        );
+    }
+    if !failed.is_empty() {
+        md.push('\n');
+    }
+    let tail = last(&t.tail, FAILURE_LINES);
+    if !tail.is_empty() {
+        let body = clean(&tail.join("\n"));
+        let fence = fence_for(&body);
+        let _ = write!(md, "{fence}text\n{body}\n{fence}\n");
     }
     md
 }
@@ -312,5 +350,39 @@ mod tests {
         assert!(md.contains("#### `deploy`: missing secret TOKEN"), "{md}");
         assert!(md.contains("```text\nline: 1\n100% done\n```"), "{md}");
         assert_eq!(fence_for("a ```` b"), "`````");
+    }
+
+    #[test]
+    fn a_summary_of_a_huge_run_stays_under_githubs_limit() {
+        let big = "x".repeat(2000);
+        // 10,000 rows overflow the table; 100 failures with 40 KB tails overflow the rest.
+        let tasks = (0..10_000)
+            .map(|i| CollectedTask {
+                name: format!("task-{i}-{}", "n".repeat(40)),
+                report: Some(TaskReport {
+                    task: format!("task-{i}"),
+                    status: TaskStatus::Failed,
+                    exit_code: Some(1),
+                    duration_ms: 1,
+                    attempts: 1,
+                    message: None,
+                }),
+                tail: if i < 100 {
+                    vec![big.clone(); 20]
+                } else {
+                    Vec::new()
+                },
+                ..Default::default()
+            })
+            .collect();
+        let run = CollectedRun {
+            run_id: "r".into(),
+            tasks,
+            ..Default::default()
+        };
+        let md = summary(&run);
+        assert!(md.len() <= SUMMARY_LIMIT + 1024, "{}", md.len());
+        assert!(md.contains("more tasks (`sykli report r` lists them all)"));
+        assert!(md.contains("more failures (the summary is kept under GitHub's 1 MiB limit"));
     }
 }
