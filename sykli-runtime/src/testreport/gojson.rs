@@ -31,9 +31,10 @@ struct GoEvent {
 /// events are skipped.
 pub(super) fn parse<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<TestCase> {
     let mut cases = Vec::new();
-    // Output of tests still running, by (package, test).
-    let mut running: HashMap<(String, String), String> = HashMap::new();
-    let mut order: Vec<(String, String)> = Vec::new();
+    // Tests still running, by (package, test): when each started (to list the ones that
+    // never ended in order) and their output.
+    let mut running: HashMap<(String, String), (usize, String)> = HashMap::new();
+    let mut started = 0;
     let mut package_output: HashMap<String, String> = HashMap::new();
     let mut build_output: HashMap<String, String> = HashMap::new();
     let mut package_failed_tests: HashMap<String, usize> = HashMap::new();
@@ -53,22 +54,14 @@ pub(super) fn parse<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<TestCas
                     .or_default()
                     .push_str(ev.output.as_deref().unwrap_or(""));
             }
-            ("run", Some(test)) => {
-                let key = (ev.package.clone(), test.clone());
-                if !running.contains_key(&key) {
-                    order.push(key.clone());
-                }
-                running.entry(key).or_default();
-            }
-            ("output", Some(test)) => {
-                let key = (ev.package.clone(), test.clone());
-                if !running.contains_key(&key) {
-                    order.push(key.clone());
-                }
-                running
-                    .entry(key)
-                    .or_default()
-                    .push_str(ev.output.as_deref().unwrap_or(""));
+            ("run" | "output", Some(test)) => {
+                let entry = running
+                    .entry((ev.package.clone(), test.clone()))
+                    .or_insert_with(|| {
+                        started += 1;
+                        (started, String::new())
+                    });
+                entry.1.push_str(ev.output.as_deref().unwrap_or(""));
             }
             ("output", None) => package_output
                 .entry(ev.package.clone())
@@ -76,8 +69,7 @@ pub(super) fn parse<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<TestCas
                 .push_str(ev.output.as_deref().unwrap_or("")),
             (action @ ("pass" | "fail" | "skip"), Some(test)) => {
                 let key = (ev.package.clone(), test.clone());
-                order.retain(|k| k != &key);
-                let output = running.remove(&key).unwrap_or_default();
+                let output = running.remove(&key).map(|(_, o)| o).unwrap_or_default();
                 let outcome = match action {
                     "pass" => TestOutcome::Passed,
                     "fail" => TestOutcome::Failed,
@@ -121,8 +113,9 @@ pub(super) fn parse<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<TestCas
         }
     }
     // Tests that never ended (the output stopped: killed, timed out).
-    for key in order {
-        let output = running.remove(&key).unwrap_or_default();
+    let mut unfinished: Vec<_> = running.into_iter().collect();
+    unfinished.sort_by_key(|(_, (started, _))| *started);
+    for (key, (_, output)) in unfinished {
         let mut case = TestCase::new(key.1, TestOutcome::Failed);
         case.group = Some(key.0);
         case.message = Some("the test did not finish".to_string());
