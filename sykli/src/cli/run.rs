@@ -17,7 +17,11 @@ use sykli_runtime::state::Journal;
 use super::RunArgs;
 use super::error::{CliError, EXIT_FAILED, EXIT_OK};
 use crate::loader as load;
-use crate::report::{Fanout, TerminalOptions, TerminalReporter, run_envelope};
+use crate::report::github::GithubActions;
+use crate::report::{
+    Fanout, RunCollector, TerminalOptions, TerminalReporter, record_formats, run_envelope,
+    write_junit,
+};
 
 /// How to run a pipeline: the flags of `sykli run`, also accepted by pipeline binaries
 /// (`sykli::run`) started without `--emit`.
@@ -61,6 +65,10 @@ pub struct RunOptions {
     /// docs/sandbox.md), as if each set `sandbox: true`.
     #[arg(long)]
     pub sandbox: bool,
+    /// Write the run as JUnit XML to FILE: a testcase per task, and each test of the tasks
+    /// that declare a test output format (`tests`; see docs/reports.md).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// Remote cache and execution (see docs/remote.md).
     #[cfg(feature = "remote")]
     #[command(flatten)]
@@ -173,10 +181,121 @@ pub(crate) async fn run_reported(
             verbose: opts.verbose,
         }
     };
-    match execute(&valid, config, ui, Vec::new()).await {
-        Ok(summary) => exit_code(&summary),
+    let reports = match Reports::new(&valid, opts) {
+        Ok(r) => r,
+        Err(e) => return e.report(opts.json),
+    };
+    if let (Some(c), Some(point)) = (&reports.collector, &config.resume) {
+        c.finished_before(point.finished.values().map(|(r, _)| r.clone()));
+    }
+    // After the run: the journal creates the run's directory and refuses one that exists.
+    let (state_dir, run_id) = (config.state_dir.clone(), config.run_id.clone());
+    let result = execute(&valid, config, ui, reports.sinks()).await;
+    if let Err(e) = record_formats(&valid, &state_dir, &run_id) {
+        eprintln!(
+            "warning: the tasks' test formats are not recorded (`sykli report --junit` will not list their tests): {}",
+            error_chain(&e)
+        );
+    }
+    if result.is_err() {
+        reports.discard();
+    }
+    match result {
+        Ok(summary) => {
+            let written = reports.write(opts.json);
+            match (exit_code(&summary), written) {
+                (code, true) => code,
+                (_, false) => ExitCode::from(EXIT_FAILED),
+            }
+        }
         Err(RunError::Parked { .. }) => ExitCode::from(EXIT_OK),
         Err(e) => run_error(e).report(opts.json),
+    }
+}
+
+/// The reports written after a run: JUnit XML (`--junit`) and, under GitHub Actions,
+/// annotations and the job summary.
+struct Reports {
+    collector: Option<Arc<RunCollector>>,
+    junit: Option<PathBuf>,
+    github: Option<GithubActions>,
+}
+
+impl Reports {
+    /// The reports `opts` and the environment ask for. The JUnit file is created now, so a
+    /// path that cannot be written fails before anything runs.
+    fn new(valid: &ValidGraph, opts: &RunOptions) -> Result<Reports, CliError> {
+        if let Some(path) = &opts.junit {
+            std::fs::File::create(path).map_err(|e| {
+                CliError::failed(
+                    "write_failed",
+                    anyhow::Error::new(e)
+                        .context(format!("cannot write the JUnit file {}", path.display())),
+                )
+            })?;
+        }
+        let github = GithubActions::from_env();
+        let collector =
+            (opts.junit.is_some() || github.is_some()).then(|| Arc::new(RunCollector::new(valid)));
+        Ok(Reports {
+            collector,
+            junit: opts.junit.clone(),
+            github,
+        })
+    }
+
+    /// Removes the JUnit file created up front, for a run that did not finish (it could not
+    /// be carried out, or it was parked on a gate): no half-written report is left behind.
+    fn discard(&self) {
+        if let Some(path) = &self.junit {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// The sinks to add to the run.
+    fn sinks(&self) -> Vec<Arc<dyn EventSink>> {
+        self.collector
+            .iter()
+            .map(|c| c.clone() as Arc<dyn EventSink>)
+            .collect()
+    }
+
+    /// Writes the reports of the finished run; says on stderr what could not be written and
+    /// returns false then. Annotations go to stdout, or to stderr under `--json` (stdout
+    /// carries only the envelope; GitHub reads workflow commands from both).
+    fn write(&self, json: bool) -> bool {
+        let Some(collector) = &self.collector else {
+            return true;
+        };
+        let run = collector.run();
+        let mut ok = true;
+        if let Some(path) = &self.junit
+            && let Err(e) = write_junit(path, &run)
+        {
+            eprintln!(
+                "error: cannot write the JUnit file {}: {}",
+                path.display(),
+                error_chain(&e)
+            );
+            ok = false;
+        }
+        if let Some(gh) = &self.github {
+            let result = if json {
+                gh.report(&run, &mut std::io::stderr().lock())
+            } else {
+                gh.report(&run, &mut std::io::stdout().lock())
+            };
+            if let Err(e) = result {
+                let path = gh.step_summary.as_deref().unwrap_or(Path::new(""));
+                eprintln!(
+                    "error: cannot append the job summary to {} (GITHUB_STEP_SUMMARY): {}",
+                    path.display(),
+                    error_chain(&e)
+                );
+                ok = false;
+            }
+        }
+        ok
     }
 }
 
