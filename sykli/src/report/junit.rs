@@ -4,7 +4,8 @@
 //! (`<failure>`, `<error>` or `<skipped>` by its status, the tail of its output in
 //! `<system-out>`), then for every task that declares a test output format and ran, a
 //! `<testsuite>` named after the task with a `<testcase>` per test parsed from its output.
-//! The shape follows the Jenkins xUnit plugin's `junit-10.xsd`. Text is escaped by quick-xml;
+//! The shape is the JUnit XML its consumers accept (`sykli/tests/fixtures/junit/junit.xsd`
+//! describes it). Text is escaped by quick-xml;
 //! characters XML 1.0 cannot carry at all (most control characters) are written as `\u{1b}`,
 //! after ANSI colour sequences are dropped.
 
