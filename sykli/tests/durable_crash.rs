@@ -496,3 +496,50 @@ fn a_run_that_could_not_start_leaves_no_journal_behind() {
     let out = sykli(p.path(), &["history"]);
     assert!(!text(&out).contains("warning"), "{}", text(&out));
 }
+
+/// Whether process `pid` is alive (not gone and not a zombie waiting to be reaped).
+fn alive(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    !matches!(state, Some("Z" | "X") | None)
+}
+
+/// Regression: the processes of a task running when `sykli run` was SIGKILLed outlived it
+/// (the shell and whatever it started), so a resumed run's rerun overlapped its orphan.
+#[test]
+fn a_sigkilled_sykli_leaves_no_task_process_behind() {
+    let p = project(json!({"version": "1", "tasks": [
+        {"name": "long", "command": "sleep 300 & echo $! > child; echo $$ > shell; wait"},
+        {"name": "quick", "command": "true"},
+    ]}));
+    let dir = p.path();
+    let mut child = spawn(dir, &["run", "--no-cache"]);
+    let started = wait_for(&mut child, Duration::from_secs(20), || {
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+        read("child").ends_with('\n') && read("shell").ends_with('\n')
+    });
+    assert!(started, "the run ended before its task started");
+    let pid = |f: &str| -> i32 {
+        let s = std::fs::read_to_string(dir.join(f)).unwrap();
+        s.trim().parse().unwrap()
+    };
+    let (shell, sleeper) = (pid("shell"), pid("child"));
+    assert!(alive(shell) && alive(sleeper));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(shell) || alive(sleeper) {
+        assert!(
+            Instant::now() < deadline,
+            "the task's shell ({shell}, alive: {}) or its child ({sleeper}, alive: {}) outlived \
+             the killed sykli by 10 s",
+            alive(shell),
+            alive(sleeper)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

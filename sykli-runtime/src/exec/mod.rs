@@ -17,6 +17,7 @@
 mod background;
 pub mod native;
 pub mod process;
+mod reaper;
 mod registry;
 pub mod sandbox;
 mod simple_command;
