@@ -543,3 +543,114 @@ fn a_sigkilled_sykli_leaves_no_task_process_behind() {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Lines in `path` (0 when it does not exist).
+fn lines_in(path: &Path) -> usize {
+    std::fs::read_to_string(path).map_or(0, |s| s.lines().count())
+}
+
+/// Whether the newest run's journal holds `needle`.
+fn journal_holds(dir: &Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir.join(".sykli/runs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            std::fs::read(e.path().join("journal"))
+                .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+        })
+}
+
+/// A remote task (not cacheable, so the worker never deduplicates or answers it from its
+/// cache: a second Execute would run it again) that counts its runs in `counter` on the
+/// host (the worker runs without its sandbox) and takes `secs`.
+fn remote_project(counter: &Path, secs: u32) -> tempfile::TempDir {
+    let c = counter.display();
+    project(json!({"version": "1", "tasks": [
+        {"name": "far", "remote": true, "cache": false,
+         "command": format!("echo run >> {c}; sleep {secs}; echo done >> {c}.done")},
+        {"name": "after", "command": "echo after >> ran-after", "depends_on": ["far"]},
+    ]}))
+}
+
+/// Starts `sykli run` of a [`remote_project`] against `url`, waits until the journal holds
+/// the task's operation and the action runs on the worker, and SIGKILLs it.
+fn kill_while_remote_task_runs(dir: &Path, url: &str, counter: &Path) {
+    let mut child = spawn(dir, &["run", "--no-cache", "--remote", url]);
+    let attached = wait_for(&mut child, Duration::from_secs(60), || {
+        lines_in(counter) == 1 && journal_holds(dir, b"task_attached")
+    });
+    assert!(
+        attached,
+        "the run ended before the remote task was attached"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_remote_task_running_at_a_kill_is_reattached_by_operation_name_on_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let worker = common::worker::Worker::start(&tmp.path().join("store"), &["--no-sandbox"]);
+    let counter = tmp.path().join("runs");
+    let p = remote_project(&counter, 2);
+    let dir = p.path();
+    kill_while_remote_task_runs(dir, &worker.url, &counter);
+
+    let out = command(
+        dir,
+        &["run", "--resume", "--no-cache", "--remote", &worker.url],
+    )
+    .timeout_output(Duration::from_secs(60));
+    let t = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{t}\nworker:\n{}",
+        worker.stderr()
+    );
+    assert!(t.contains("re-attached to remote operation"), "{t}");
+    assert_eq!(lines_in(&counter), 1, "the worker ran the action once: {t}");
+    assert_eq!(lines_in(&counter.with_extension("done")), 1, "{t}");
+    let report = text(&sykli(dir, &["report"]));
+    assert!(report.contains("2 passed"), "{report}");
+    let json = sykli(dir, &["--json", "report"]);
+    let v: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(
+        v["data"]["tasks"][0]["operation"]
+            .as_str()
+            .is_some_and(|o| o.starts_with("operations/")),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_remote_operation_the_restarted_worker_lost_is_executed_again_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut worker = common::worker::Worker::start(&tmp.path().join("store"), &["--no-sandbox"]);
+    let counter = tmp.path().join("runs");
+    let p = remote_project(&counter, 2);
+    let dir = p.path();
+    kill_while_remote_task_runs(dir, &worker.url, &counter);
+    // A restarted worker knows no operation of the one before.
+    worker.restart();
+
+    let out = command(
+        dir,
+        &["run", "--resume", "--no-cache", "--remote", &worker.url],
+    )
+    .timeout_output(Duration::from_secs(60));
+    let t = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{t}\nworker:\n{}",
+        worker.stderr()
+    );
+    assert!(
+        t.contains("cannot re-attach to remote operation") && t.contains("executing it again"),
+        "{t}"
+    );
+    assert_eq!(lines_in(&counter), 2, "run again on the new worker: {t}");
+    assert!(journal_holds(dir, b"task_reattach_failed"));
+}

@@ -2,7 +2,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::task::JoinSet;
@@ -172,6 +172,7 @@ async fn run_plan(
         state_dir: config.state_dir.clone(),
         retry: replay.retry,
         gate_opened: replay.gate_opened,
+        attached: Mutex::new(replay.attached),
     });
 
     let mut d = Dispatcher {

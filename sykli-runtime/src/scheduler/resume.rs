@@ -53,6 +53,8 @@ pub(super) struct Replay {
     pub retry: Vec<Option<(u32, u64)>>,
     /// When each open gate opened (ms since the epoch).
     pub gate_opened: Vec<Option<u64>>,
+    /// The remote operation a task was running, to re-attach to.
+    pub attached: Vec<Option<String>>,
 }
 
 impl Replay {
@@ -64,6 +66,7 @@ impl Replay {
             rerun: Vec::new(),
             retry: vec![None; n],
             gate_opened: vec![None; n],
+            attached: vec![None; n],
         }
     }
 
@@ -76,6 +79,7 @@ impl Replay {
             let name = &graph.task(i).name;
             r.retry[i] = point.retrying.get(name).copied();
             r.gate_opened[i] = point.gates_open.get(name).copied();
+            r.attached[i] = point.attached.get(name).cloned();
             let Some((report, digests)) = point.finished.get(name) else {
                 continue;
             };

@@ -15,7 +15,7 @@ use crate::TaskStatus;
 use crate::events::{Event, EventSink, TaskReport};
 use crate::exec::{
     Action, BackgroundSpec, ContainerMount, ContainerSpec, ExecIo, ExecOutcome, ExecRequest,
-    Executed, MountSource, OutputSink, OutputStream, ServiceSpec, WorkKind,
+    Executed, MountSource, OperationJournal, OutputSink, OutputStream, ServiceSpec, WorkKind,
 };
 use crate::graph::{MountKind, Resource, SuccessCriterion, Task, ValidGraph};
 use crate::logs::{TaskLog, log_file_name};
@@ -59,6 +59,9 @@ pub(super) struct Shared {
     /// For a resumed run, by task: when an open gate opened (ms since the epoch); its
     /// timeout counts from then.
     pub gate_opened: Vec<Option<u64>>,
+    /// For a resumed run, by task: the remote operation it was running, taken by its first
+    /// attempt to re-attach to.
+    pub attached: Mutex<Vec<Option<String>>>,
 }
 
 /// A task's final report, back to the dispatcher.
@@ -287,10 +290,17 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
             attempt,
             executor: executor_name.clone(),
         });
+        // Only the first attempt of this process re-attaches to a journalled operation.
+        let reattach = shared.attached.lock().unwrap_or_else(|p| p.into_inner())[i].take();
         let io = ExecIo {
             output: log.clone(),
             // Executors only watch the token; the run's own one is enough (and cheap).
             cancel: shared.cancel.clone(),
+            operations: Some(Arc::new(TaskOperations {
+                events: shared.events.clone(),
+                task: task.name.clone(),
+                reattach: Mutex::new(reattach),
+            })),
         };
         let Executed { outcome, recorded } = stack.execute(&req, io).await;
         let verdict = judge(&outcome, task, &workdir, timeout);
@@ -363,6 +373,38 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
         });
     }
     end
+}
+
+/// A task attempt's [`OperationJournal`]: operations become journalled events.
+struct TaskOperations {
+    events: Arc<dyn EventSink>,
+    task: String,
+    reattach: Mutex<Option<String>>,
+}
+
+impl OperationJournal for TaskOperations {
+    fn reattach(&self) -> Option<String> {
+        self.reattach
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    fn attached(&self, operation: &str, reattached: bool) {
+        self.events.emit(&Event::TaskAttached {
+            task: self.task.clone(),
+            operation: operation.to_owned(),
+            reattached,
+        });
+    }
+
+    fn reattach_failed(&self, operation: &str, reason: &str) {
+        self.events.emit(&Event::TaskReattachFailed {
+            task: self.task.clone(),
+            operation: operation.to_owned(),
+            reason: reason.to_owned(),
+        });
+    }
 }
 
 /// Delay before the retry after attempt `attempt` (1-based): base, 2x base, 4x base, ...

@@ -460,6 +460,8 @@ pub struct ResumePoint {
     pub retrying: HashMap<String, (u32, u64)>,
     /// Gates open when the run stopped, and since when (ms since the epoch).
     pub gates_open: HashMap<String, u64>,
+    /// Remote operations of tasks that were running when the run stopped, to re-attach to.
+    pub attached: HashMap<String, String>,
     /// Wall time the run spent running in earlier processes, in milliseconds.
     pub active_ms: u64,
 }
@@ -488,6 +490,7 @@ pub fn resume_point(state_dir: &Path, run_id: &str) -> Result<ResumePoint, State
         finished: HashMap::new(),
         retrying: HashMap::new(),
         gates_open: HashMap::new(),
+        attached: HashMap::new(),
         active_ms: 0,
     };
     let mut segment: Option<(u64, u64)> = None;
@@ -513,6 +516,9 @@ pub fn resume_point(state_dir: &Path, run_id: &str) -> Result<ResumePoint, State
             }
             Event::TaskStarted { task, executor, .. } => {
                 point.retrying.remove(task);
+                // An operation journalled before stays until the attempt ends (finished,
+                // retrying) or a re-attach fails: a resume killed before it re-attached
+                // still knows it.
                 if executor == "gate" {
                     point.gates_open.entry(task.clone()).or_insert(r.at_ms);
                 }
@@ -523,12 +529,22 @@ pub fn resume_point(state_dir: &Path, run_id: &str) -> Result<ResumePoint, State
                 delay_ms,
                 ..
             } => {
+                point.attached.remove(task);
                 point
                     .retrying
                     .insert(task.clone(), (*attempt, r.at_ms + delay_ms));
             }
+            Event::TaskAttached {
+                task, operation, ..
+            } => {
+                point.attached.insert(task.clone(), operation.clone());
+            }
+            Event::TaskReattachFailed { task, .. } => {
+                point.attached.remove(task);
+            }
             Event::TaskFinished(report) => {
                 point.retrying.remove(&report.task);
+                point.attached.remove(&report.task);
                 point.gates_open.remove(&report.task);
                 point
                     .finished
