@@ -120,12 +120,16 @@ pub enum Event {
     TaskFinished(TaskReport),
     /// The run ended.
     RunFinished(RunSummary),
-    /// The run only waits on gates and was parked (`sykli run --park`): it is recorded in
+    /// The run only waits on gates (or long retry backoffs) and was parked (`sykli run --park`): it is recorded in
     /// its journal and the process exits; `sykli run --resume` continues it. No
     /// `RunFinished` follows in this process.
     RunParked {
-        /// The gates it waits on.
+        /// The gates (and tasks backing off before a retry) it waits on.
         waiting: Vec<String>,
+        /// When the earliest retry backoff it waits out is over (ms since the epoch): when
+        /// to wake it. None when it only waits on gates.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wake_at_ms: Option<u64>,
     },
 }
 

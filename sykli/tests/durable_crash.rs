@@ -654,3 +654,47 @@ fn a_remote_operation_the_restarted_worker_lost_is_executed_again_and_says_so() 
     assert_eq!(lines_in(&counter), 2, "run again on the new worker: {t}");
     assert!(journal_holds(dir, b"task_reattach_failed"));
 }
+
+#[test]
+fn a_run_only_waiting_out_a_long_retry_backoff_parks_and_resume_runs_the_next_attempt() {
+    // Fails on its first attempt, passes on the next; the backoff before it is 1 s, longer
+    // than --park-backoff.
+    let p = project(json!({"version": "1", "tasks": [
+        {"name": "flaky", "retry": 2,
+         "command": "n=$(cat n 2>/dev/null || echo 0); echo $((n+1)) > n; test $n -ge 1"},
+        {"name": "after", "command": "echo after >> ran-after", "depends_on": ["flaky"]},
+    ]}));
+    let dir = p.path();
+    let out = command(
+        dir,
+        &["run", "--park", "--park-backoff", "200ms", "--no-cache"],
+    )
+    .timeout_output(Duration::from_secs(20));
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("parked, waiting on flaky") && t.contains("the next retry is due at"),
+        "{t}"
+    );
+    assert!(
+        !process_in(dir),
+        "a sykli process still holds the parked run"
+    );
+    assert_eq!(std::fs::read_to_string(dir.join("n")).unwrap(), "1\n");
+    assert!(text(&sykli(dir, &["history"])).contains("parked"));
+    assert!(journal_holds(dir, b"wake_at_ms"));
+
+    // A backoff shorter than the threshold does not park: the resumed run (also --park)
+    // waits out what is left of it and runs on.
+    let out = command(dir, &["run", "--resume", "--park", "--no-cache"])
+        .timeout_output(Duration::from_secs(20));
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("(attempt 2)"), "{t}");
+    assert!(t.contains("2 passed"), "{t}");
+    assert_eq!(std::fs::read_to_string(dir.join("n")).unwrap(), "2\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("ran-after")).unwrap(),
+        "after\n"
+    );
+}

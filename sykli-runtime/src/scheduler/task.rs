@@ -62,6 +62,19 @@ pub(super) struct Shared {
     /// For a resumed run, by task: the remote operation it was running, taken by its first
     /// attempt to re-attach to.
     pub attached: Mutex<Vec<Option<String>>>,
+    /// By task: when the retry backoff it is waiting out ends (ms since the epoch), while
+    /// it waits. The dispatcher parks a run whose tasks only wait (`park`).
+    pub backoff_until: Mutex<Vec<Option<u64>>>,
+    /// Notified when a task starts or stops waiting out a backoff.
+    pub waits_changed: tokio::sync::Notify,
+}
+
+impl Shared {
+    /// Records that task `i` waits out a backoff until `due_ms` (or no longer, `None`).
+    fn set_backoff(&self, i: usize, due_ms: Option<u64>) {
+        self.backoff_until.lock().unwrap_or_else(|p| p.into_inner())[i] = due_ms;
+        self.waits_changed.notify_one();
+    }
 }
 
 /// A task's final report, back to the dispatcher.
@@ -271,6 +284,8 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
     if let Some((failed, due_ms)) = shared.retry[i] {
         attempt = failed.saturating_add(1).min(max_attempts);
         let wait = Duration::from_millis(due_ms.saturating_sub(crate::events::now_ms()));
+        shared.set_backoff(i, Some(due_ms));
+        let _clear = ClearBackoff(shared, i);
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = shared.cancel.cancelled() => {
@@ -357,9 +372,16 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
             delay_ms: delay.as_millis() as u64,
             reason: mask.redact_str(end.message.as_deref().unwrap_or("failed")),
         });
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = shared.cancel.cancelled() => break,
+        shared.set_backoff(i, Some(crate::events::now_ms() + delay.as_millis() as u64));
+        let waited = {
+            let _clear = ClearBackoff(shared, i);
+            tokio::select! {
+                () = tokio::time::sleep(delay) => true,
+                () = shared.cancel.cancelled() => false,
+            }
+        };
+        if !waited {
+            break;
         }
         attempt += 1;
     }
@@ -373,6 +395,15 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
         });
     }
     end
+}
+
+/// Clears a task's backoff when its wait ends (or is dropped: parked, cancelled).
+struct ClearBackoff<'a>(&'a Shared, usize);
+
+impl Drop for ClearBackoff<'_> {
+    fn drop(&mut self) {
+        self.0.set_backoff(self.1, None);
+    }
 }
 
 /// A task attempt's [`OperationJournal`]: operations become journalled events.

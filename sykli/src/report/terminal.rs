@@ -307,7 +307,7 @@ impl Inner {
                 }
             }
             Event::RunFinished(summary) => self.finish(summary),
-            Event::RunParked { waiting } => {
+            Event::RunParked { waiting, .. } => {
                 if let Some(live) = self.live.take() {
                     for bar in live.bars.values() {
                         bar.finish_and_clear();
