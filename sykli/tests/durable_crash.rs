@@ -39,9 +39,11 @@ fn pipeline() -> Value {
                 .collect()
         };
         let ms = 20 + (i * 7) % 40;
+        // `inputs` make it cacheable (with the cache on).
         tasks.push(json!({
             "name": name,
             "command": format!("sleep 0.{ms:03}; mkdir -p counts; echo run >> counts/{name}"),
+            "inputs": ["sykli.json"],
             "depends_on": deps,
         }));
     }
@@ -114,6 +116,29 @@ fn summary_line(out: &str) -> String {
 
 #[test]
 fn sigkill_at_20_random_points_then_resume_completes_without_rerunning_finished_tasks() {
+    crash_test(false);
+}
+
+/// Regression: with the cache on, a task killed after it stored its result but before its
+/// finish was journalled was reported `cached` on resume, where an uninterrupted run says
+/// `passed` (so the summaries differed).
+#[test]
+fn with_the_cache_on_a_resumed_runs_summary_equals_an_uninterrupted_runs() {
+    crash_test(true);
+}
+
+/// SIGKILLs a 30-task run at 20 seeded points, resuming each time (with the cache on or
+/// off), and checks the run completes, no journalled-finished task runs again and the
+/// summary equals an uninterrupted run's; prints kills, resumes and tasks rerun.
+fn crash_test(cache: bool) {
+    let mode: &[&str] = if cache {
+        &["-j", "3"]
+    } else {
+        &["--no-cache", "-j", "3"]
+    };
+    let with = |args: &[&'static str]| -> Vec<&'static str> {
+        args.iter().chain(mode.iter()).copied().collect()
+    };
     let seed = std::env::var("SYKLI_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -130,7 +155,7 @@ fn sigkill_at_20_random_points_then_resume_completes_without_rerunning_finished_
 
     // The uninterrupted run, for its summary.
     let clean = project(pipeline());
-    let out = sykli(clean.path(), &["run", "--no-cache", "-j", "3"]);
+    let out = sykli(clean.path(), &with(&["run"]));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let expected = summary_line(&text(&out));
 
@@ -141,7 +166,7 @@ fn sigkill_at_20_random_points_then_resume_completes_without_rerunning_finished_
     let mut points: Vec<usize> = (0..20).map(|_| 1 + rng.below(29) as usize).collect();
     points.sort_unstable();
     let (mut kills, mut resumes) = (0, 0);
-    let mut child = spawn(dir, &["run", "--no-cache", "-j", "3"]);
+    let mut child = spawn(dir, &with(&["run"]));
     // Which tasks the journal had finished at each kill, with their counts then.
     let mut finished_at_kill: BTreeMap<String, usize> = BTreeMap::new();
     for (k, &point) in points.iter().enumerate() {
@@ -163,7 +188,7 @@ fn sigkill_at_20_random_points_then_resume_completes_without_rerunning_finished_
             k + 1,
             finished_at_kill.len()
         );
-        child = spawn(dir, &["run", "--resume", "--no-cache", "-j", "3"]);
+        child = spawn(dir, &with(&["run", "--resume"]));
         resumes += 1;
     }
     let status = {
@@ -193,7 +218,8 @@ fn sigkill_at_20_random_points_then_resume_completes_without_rerunning_finished_
     }
     let rerun: usize = end.values().map(|n| n - 1).sum();
     println!(
-        "kills {kills}, resumes {resumes}, tasks rerun {rerun} (only tasks running at a kill), {:.1}s",
+        "cache {}: kills {kills}, resumes {resumes}, tasks rerun {rerun} (only tasks running at a kill), {:.1}s",
+        if cache { "on" } else { "off" },
         started.elapsed().as_secs_f64()
     );
 
@@ -696,5 +722,53 @@ fn a_run_only_waiting_out_a_long_retry_backoff_parks_and_resume_runs_the_next_at
     assert_eq!(
         std::fs::read_to_string(dir.join("ran-after")).unwrap(),
         "after\n"
+    );
+}
+
+/// Regression: a task whose result reached the cache before its `task_finished` reached the
+/// journal (the process was killed in between) was `cached` after resume, where the
+/// uninterrupted run said `passed`. The journal is cut just before that record.
+#[test]
+fn a_task_cached_before_its_finish_was_journalled_is_passed_after_resume() {
+    let p = project(json!({"version": "1", "tasks": [
+        {"name": "a", "command": "echo a >> ran-a", "inputs": ["sykli.json"]},
+    ]}));
+    let dir = p.path();
+    let out = sykli(dir, &["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let expected = summary_line(&text(&out));
+    assert!(expected.starts_with("1 passed"), "{expected}");
+    let run_dir = std::fs::read_dir(dir.join(".sykli/runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let journal = run_dir.join("journal");
+    let bytes = std::fs::read(&journal).unwrap();
+    // Header (8-byte magic, u32 version), then records: u32 length, u64 checksum, payload.
+    let mut at = 12;
+    let cut = loop {
+        assert!(
+            at + 12 <= bytes.len(),
+            "no task_finished record in the journal"
+        );
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let payload = &bytes[at + 12..at + 12 + len];
+        if payload.windows(13).any(|w| w == b"task_finished") {
+            break at;
+        }
+        at += 12 + len;
+    };
+    std::fs::write(&journal, &bytes[..cut]).unwrap();
+
+    let out = command(dir, &["run", "--resume"]).timeout_output(Duration::from_secs(20));
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert_eq!(summary_line(&t), expected, "{t}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("ran-a")).unwrap(),
+        "a\n",
+        "restored from the cache, not run again"
     );
 }

@@ -195,6 +195,7 @@ async fn run_plan(
         retry: replay.retry,
         gate_opened: replay.gate_opened,
         attached: Mutex::new(replay.attached),
+        started_before: replay.started,
         backoff_until: Mutex::new(vec![None; n]),
         waits_changed: tokio::sync::Notify::new(),
     });

@@ -55,6 +55,9 @@ pub(super) struct Replay {
     pub gate_opened: Vec<Option<u64>>,
     /// The remote operation a task was running, to re-attach to.
     pub attached: Vec<Option<String>>,
+    /// The last attempt an earlier process of the run started, for tasks it did not
+    /// finish: a cache hit for one of those is its own result (stored before the kill).
+    pub started: Vec<Option<u32>>,
 }
 
 impl Replay {
@@ -67,6 +70,7 @@ impl Replay {
             retry: vec![None; n],
             gate_opened: vec![None; n],
             attached: vec![None; n],
+            started: vec![None; n],
         }
     }
 
@@ -80,6 +84,7 @@ impl Replay {
             r.retry[i] = point.retrying.get(name).copied();
             r.gate_opened[i] = point.gates_open.get(name).copied();
             r.attached[i] = point.attached.get(name).cloned();
+            r.started[i] = point.started.get(name).copied();
             let Some((report, digests)) = point.finished.get(name) else {
                 continue;
             };

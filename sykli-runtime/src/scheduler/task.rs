@@ -65,6 +65,9 @@ pub(super) struct Shared {
     /// By task: when the retry backoff it is waiting out ends (ms since the epoch), while
     /// it waits. The dispatcher parks a run whose tasks only wait (`park`).
     pub backoff_until: Mutex<Vec<Option<u64>>>,
+    /// For a resumed run, by task: the last attempt an earlier process started without
+    /// journalling its end.
+    pub started_before: Vec<Option<u32>>,
     /// Notified when a task starts or stops waiting out a backoff.
     pub waits_changed: tokio::sync::Notify,
 }
@@ -227,6 +230,17 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
                     return End::errored(e.to_string());
                 }
                 record_outputs(shared, i, hit.outputs);
+                // Started by an earlier process of this run (so its lookup then missed) and
+                // now in the cache: the result it stored before the process was killed.
+                // An uninterrupted run would have reported it passed.
+                if let Some(attempt) = shared.started_before[i] {
+                    return End {
+                        status: TaskStatus::Passed,
+                        exit_code: Some(expected_exit(task)),
+                        attempts: attempt,
+                        message: None,
+                    };
+                }
                 return End {
                     status: TaskStatus::Cached,
                     exit_code: None,
@@ -445,6 +459,17 @@ fn backoff(base: Duration, attempt: u32) -> Duration {
 }
 
 /// `Ok(exit code)` when the attempt passed, else the status, exit code and reason.
+/// The exit code a task must end with to pass (its `exit_code` criterion, else 0).
+fn expected_exit(task: &Task) -> i32 {
+    task.success_criteria
+        .iter()
+        .find_map(|c| match c {
+            SuccessCriterion::ExitCode { equals } => Some(*equals),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
 fn judge(
     outcome: &ExecOutcome,
     task: &Task,
@@ -474,14 +499,7 @@ fn judge(
             ));
         }
     };
-    let expected = task
-        .success_criteria
-        .iter()
-        .find_map(|c| match c {
-            SuccessCriterion::ExitCode { equals } => Some(*equals),
-            _ => None,
-        })
-        .unwrap_or(0);
+    let expected = expected_exit(task);
     if code != expected {
         let msg = if expected == 0 {
             format!("exited with code {code}")

@@ -462,6 +462,8 @@ pub struct ResumePoint {
     pub gates_open: HashMap<String, u64>,
     /// Remote operations of tasks that were running when the run stopped, to re-attach to.
     pub attached: HashMap<String, String>,
+    /// Tasks (not gates) an earlier process of the run started, with their last attempt.
+    pub started: HashMap<String, u32>,
     /// Wall time the run spent running in earlier processes, in milliseconds.
     pub active_ms: u64,
 }
@@ -491,6 +493,7 @@ pub fn resume_point(state_dir: &Path, run_id: &str) -> Result<ResumePoint, State
         retrying: HashMap::new(),
         gates_open: HashMap::new(),
         attached: HashMap::new(),
+        started: HashMap::new(),
         active_ms: 0,
     };
     let mut segment: Option<(u64, u64)> = None;
@@ -514,8 +517,15 @@ pub fn resume_point(state_dir: &Path, run_id: &str) -> Result<ResumePoint, State
                     point.active_ms += b.saturating_sub(a);
                 }
             }
-            Event::TaskStarted { task, executor, .. } => {
+            Event::TaskStarted {
+                task,
+                executor,
+                attempt,
+            } => {
                 point.retrying.remove(task);
+                if executor != "gate" {
+                    point.started.insert(task.clone(), *attempt);
+                }
                 // An operation journalled before stays until the attempt ends (finished,
                 // retrying) or a re-attach fails: a resume killed before it re-attached
                 // still knows it.
