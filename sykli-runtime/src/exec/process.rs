@@ -197,17 +197,8 @@ pub(super) async fn run_child(
         cmd.env_clear();
     }
     cmd.envs(spec.env);
-    let reaper = match super::reaper::writer() {
-        Ok(fd) => fd,
-        Err(e) => return ExecOutcome::errored(format!("spawning {program}"), e),
-    };
-    // SAFETY: register_self makes one write of a stack buffer (async-signal-safe). It runs
-    // after the child has its own process group.
-    unsafe {
-        cmd.pre_exec(move || {
-            super::reaper::register_self(reaper);
-            Ok(())
-        });
+    if let Err(e) = super::reaper::ensure() {
+        return ExecOutcome::errored(format!("spawning {program}"), e);
     }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
@@ -234,6 +225,7 @@ pub(super) async fn run_child(
         );
     };
     let pgid = Pid::from_raw(pid as i32);
+    super::reaper::register(pgid.as_raw());
     let mut guard = GroupGuard { pgid, armed: true };
 
     let stdout = child.stdout.take();
