@@ -134,6 +134,7 @@ async fn run_native(task: &str, dir: &Path) -> (ExecOutcome, String) {
     let io = ExecIo {
         output: output.clone(),
         cancel: CancellationToken::new(),
+        operations: None,
     };
     let (outcome, _) = executor.run(&req, io).await;
     let text = String::from_utf8(output.0.lock().unwrap().clone()).unwrap();

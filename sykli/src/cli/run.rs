@@ -61,6 +61,10 @@ pub struct RunOptions {
     /// (`sykli gate approve`, then `sykli run --resume`, continue it).
     #[arg(long)]
     pub park: bool,
+    /// With --park: a retry backoff with at least this much left parks the run too (it
+    /// holds no process meanwhile; `sykli run --resume` waits out the rest).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_backoff)]
+    pub park_backoff: std::time::Duration,
     /// Run every host command task in the sandbox (namespaces and cgroups; Linux; see
     /// docs/sandbox.md), as if each set `sandbox: true`.
     #[arg(long)]
@@ -73,6 +77,10 @@ pub struct RunOptions {
     #[cfg(feature = "remote")]
     #[command(flatten)]
     pub remote: super::remote::RemoteArgs,
+}
+
+fn parse_backoff(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration \"{s}\": {e}"))
 }
 
 /// A `--timeout` value: a humantime duration, or `0` for no limit.
@@ -173,7 +181,12 @@ pub(crate) async fn run_reported(
         Ok(b) => b,
         Err(e) => return e.report(opts.json),
     };
-    let config = build_config(builder.native(native).park(opts.park));
+    let config = build_config(
+        builder
+            .native(native)
+            .park(opts.park)
+            .park_backoff(opts.park_backoff),
+    );
     let ui = if opts.json {
         Ui::Json
     } else {
@@ -407,13 +420,26 @@ pub(crate) async fn execute(
             error_chain(&e)
         );
     }
-    if let Err(RunError::Parked { run_id, waiting }) = &result {
+    if let Err(RunError::Parked {
+        run_id,
+        waiting,
+        wake_at_ms,
+    }) = &result
+    {
         if matches!(ui, Ui::Json) {
             let data = record
                 .as_ref()
                 .map(|r| crate::report::to_data(&crate::report::RunData::from(r)))
                 .unwrap_or_default();
             super::print_out(&crate::report::Envelope::success(data).to_line());
+        } else if let Some(at) = wake_at_ms {
+            let at = humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(*at),
+            );
+            eprintln!(
+                "run {run_id} parked, waiting on {}; the next retry is due at {at}: continue with `sykli run --resume {run_id}` (it waits for the rest of the backoff)",
+                waiting.join(", ")
+            );
         } else {
             let gates = waiting.join(", ");
             eprintln!(

@@ -273,6 +273,7 @@ impl RemoteExecutor {
             cancel: io.cancel.clone(),
             live: Some(io.output.clone()),
             platform,
+            operations: io.operations.clone(),
         };
         let (response, live) = match self
             .client
