@@ -41,6 +41,11 @@ fn docker_images() {}
 #[sykli::task(cmd = "bash .ci/reapi-peers.sh install")]
 fn reapi_peers() {}
 
+/// Installs Debian's headless `chromium` for the web page test (`sykli/tests/observe_web.rs`), if
+/// missing (apt-get; needs root).
+#[sykli::task(cmd = "bash .ci/chromium-setup.sh")]
+fn chromium() {}
+
 /// Installs the TypeScript SDK's dev dependencies.
 #[sykli::task(cmd = "cd sdk-ts && npm ci --no-audit --no-fund")]
 fn ts_deps() {}
@@ -61,7 +66,7 @@ fn clippy() {}
 /// Every Rust test of the workspace; one failing test binary does not hide the others.
 #[sykli::task(
     cmd = "cargo test --workspace --no-fail-fast --quiet",
-    after = [clippy, docker_images, reapi_peers, ts_deps, vectors_complete]
+    after = [clippy, docker_images, reapi_peers, ts_deps, vectors_complete, chromium]
 )]
 fn test() {}
 

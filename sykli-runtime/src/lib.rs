@@ -51,6 +51,7 @@ pub mod cache;
 pub mod context;
 mod error_chain;
 pub mod events;
+pub mod observe;
 pub mod exec;
 pub mod graph;
 pub mod logs;
