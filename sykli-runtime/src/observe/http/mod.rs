@@ -12,8 +12,6 @@
 //! - everything else (the page, its API and event stream) needs the server's bearer token
 //!   when it has one: `Authorization: Bearer <token>`, or `?token=<token>` for browsers.
 
-
-
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -81,21 +79,75 @@ pub fn router(config: HttpConfig) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .fallback(fallback)
         .with_state(config.clone());
     let Some(ui) = config.ui.clone() else {
         return open;
     };
-    let _ = ui; let guarded = Router::new().layer(middleware::from_fn_with_state(
+    let _ = ui;
+    let guarded = Router::new().layer(middleware::from_fn_with_state(
         config.auth.clone(),
         require_token,
     ));
     open.merge(guarded)
 }
 
+/// The routes a gRPC server (`sykli worker`, `sykli serve`) mounts on its port: this
+/// process's metrics, `readiness`, and the server's own token rule.
+#[cfg(feature = "remote")]
+pub fn server_router(token: Option<crate::remote::auth::Token>, readiness: Readiness) -> Router {
+    router(HttpConfig {
+        readiness,
+        auth: token.map(|t| Arc::new(move |presented: &[u8]| t.matches(presented)) as Authorizer),
+        ..HttpConfig::new()
+    })
+}
+
+/// Ready until `shutdown` is cancelled (a worker: draining or stopping takes no new work).
+pub fn ready_until(shutdown: &CancellationToken) -> Readiness {
+    let shutdown = shutdown.clone();
+    Arc::new(move || {
+        if shutdown.is_cancelled() {
+            Err("shutting down".into())
+        } else {
+            Ok(())
+        }
+    })
+}
+
+/// Answers what no route knows: gRPC's `UNIMPLEMENTED` to a gRPC call (as tonic would), 404
+/// to anything else.
+async fn fallback(request: Request) -> Response {
+    let grpc = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"));
+    if grpc {
+        return (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "application/grpc"),
+                (header::HeaderName::from_static("grpc-status"), "12"),
+            ],
+        )
+            .into_response();
+    }
+    (
+        StatusCode::NOT_FOUND,
+        format!("no such page: {}\n", request.uri().path()),
+    )
+        .into_response()
+}
+
 async fn readyz(State(config): State<HttpConfig>) -> Response {
     match (config.readiness)() {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
-        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")).into_response(),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        )
+            .into_response(),
     }
 }
 
@@ -199,7 +251,10 @@ mod tests {
     fn the_token_comes_from_the_bearer_header_or_the_query() {
         let uri = |s: &str| s.parse::<Uri>().unwrap();
         let mut h = HeaderMap::new();
-        assert_eq!(presented(&h, &uri("/ui?a=1&token=s%2Fx")), Some("s/x".into()));
+        assert_eq!(
+            presented(&h, &uri("/ui?a=1&token=s%2Fx")),
+            Some("s/x".into())
+        );
         assert_eq!(presented(&h, &uri("/ui?a=1")), None);
         h.insert(header::AUTHORIZATION, "Bearer abc".parse().unwrap());
         assert_eq!(presented(&h, &uri("/ui")), Some("abc".into()));

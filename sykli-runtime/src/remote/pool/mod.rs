@@ -152,6 +152,15 @@ impl BoundServe {
                 config.log.clone(),
             ));
         }
+        let load = self.scheduler.clone();
+        crate::observe::metrics::Metrics::global().set_load_source(Arc::new(move || {
+            let l = load.load();
+            crate::observe::metrics::Load {
+                queued: l.queued,
+                running: l.running,
+                workers: Some(l.workers),
+            }
+        }));
         let incoming = tonic::transport::server::TcpIncoming::from(self.listener)
             .with_nodelay(Some(true))
             .with_keepalive(Some(Duration::from_secs(60)));
@@ -162,6 +171,10 @@ impl BoundServe {
             Arc::new(Labels::announced(&[])),
             self.scheduler.clone(),
             auth.clone(),
+            crate::observe::http::server_router(
+                self.token.clone(),
+                pool_readiness(self.scheduler.clone(), &shutdown),
+            ),
         )
         .add_service(tonic::service::interceptor::InterceptedService::new(
             proto::PoolServer::from_arc(Arc::new(PoolService::new(self.scheduler.clone()))),
@@ -181,4 +194,22 @@ impl BoundServe {
         ticks.abort();
         served.map_err(|e| ServeError::Worker(WorkerError::Transport(e)))
     }
+}
+
+/// Serve is ready while it is not shutting down and some worker takes work (has free or busy
+/// slots and is not draining or lost).
+fn pool_readiness(
+    scheduler: Arc<PoolScheduler>,
+    shutdown: &CancellationToken,
+) -> crate::observe::http::Readiness {
+    let shutdown = shutdown.clone();
+    Arc::new(move || {
+        if shutdown.is_cancelled() {
+            return Err("shutting down".into());
+        }
+        if scheduler.load().capacity_slots == 0 {
+            return Err("no worker in the pool takes work".into());
+        }
+        Ok(())
+    })
 }

@@ -225,7 +225,8 @@ pub async fn bind(config: WorkerConfig) -> Result<BoundWorker, WorkerError> {
 
 /// A gRPC server builder, with the TLS identity of `tls` loaded when given.
 pub fn tls_server(tls: Option<&TlsFiles>) -> Result<Server, WorkerError> {
-    let server = Server::builder();
+    // HTTP/1 too: `/metrics`, `/healthz` and `/readyz` share the gRPC port.
+    let server = Server::builder().accept_http1(true);
     let Some(tls) = tls else {
         return Ok(server);
     };
@@ -249,6 +250,8 @@ pub fn tls_server(tls: Option<&TlsFiles>) -> Result<Server, WorkerError> {
 /// The REAPI services (Capabilities, CAS, ByteStream, ActionCache, Execution, Operations)
 /// over `store`, with `scheduler` behind Execution and Operations: `sykli worker` puts its
 /// local runner there, `sykli serve` its pool.
+/// `http` (`/metrics`, `/healthz`, `/readyz`, see [`crate::observe::http`]) is served on
+/// the same port over HTTP/1 or HTTP/2.
 pub fn reapi_router(
     server: &mut Server,
     store: Arc<DiskStore>,
@@ -256,8 +259,10 @@ pub fn reapi_router(
     labels: Arc<Labels>,
     scheduler: Arc<dyn execution::Scheduler>,
     auth: ServerAuth,
+    http: axum::Router,
 ) -> tonic::transport::server::Router {
     server
+        .add_routes(http.into())
         .add_service(reapi::capabilities_server::CapabilitiesServer::with_interceptor(
             capabilities::CapabilitiesService::new(labels),
             auth.clone(),
@@ -372,6 +377,10 @@ impl BoundWorker {
             self.labels.clone(),
             executions.clone(),
             auth,
+            crate::observe::http::server_router(
+                self.config.token.clone(),
+                crate::observe::http::ready_until(&shutdown),
+            ),
         )
         .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
         // Graceful shutdown waits for every connection to close; a client that stops
