@@ -61,6 +61,11 @@ pub struct RunOptions {
     /// docs/sandbox.md), as if each set `sandbox: true`.
     #[arg(long)]
     pub sandbox: bool,
+    /// While the run lasts, serve the live web page and /metrics at ADDR (default
+    /// 127.0.0.1:0, a free port; the address is printed to stderr). See docs/observe.md.
+    #[cfg(feature = "web")]
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+    pub ui: Option<String>,
     /// Remote cache and execution (see docs/remote.md).
     #[cfg(feature = "remote")]
     #[command(flatten)]
@@ -173,7 +178,26 @@ pub(crate) async fn run_reported(
             verbose: opts.verbose,
         }
     };
-    match execute(&valid, config, ui, Vec::new()).await {
+    #[cfg(feature = "web")]
+    let web = match &opts.ui {
+        Some(addr) => {
+            match super::web::start(addr, &valid, &config.state_dir, &config.run_id).await {
+                Ok(w) => Some(w),
+                Err(e) => return e.report(opts.json),
+            }
+        }
+        None => None,
+    };
+    #[cfg(feature = "web")]
+    let extra = web.as_ref().map(|w| w.sinks.clone()).unwrap_or_default();
+    #[cfg(not(feature = "web"))]
+    let extra = Vec::new();
+    let result = execute(&valid, config, ui, extra).await;
+    #[cfg(feature = "web")]
+    if let Some(web) = web {
+        web.stop().await;
+    }
+    match result {
         Ok(summary) => exit_code(&summary),
         Err(RunError::Parked { .. }) => ExitCode::from(EXIT_OK),
         Err(e) => run_error(e).report(opts.json),

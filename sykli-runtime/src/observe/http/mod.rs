@@ -12,6 +12,7 @@
 //! - everything else (the page, its API and event stream) needs the server's bearer token
 //!   when it has one: `Authorization: Bearer <token>`, or `?token=<token>` for browsers.
 
+pub mod ui;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -42,7 +43,7 @@ pub struct HttpConfig {
     /// The token rule for the page and its API.
     pub auth: Option<Authorizer>,
     /// The web page, when `--ui` asked for it.
-    pub ui: Option<()>,
+    pub ui: Option<ui::UiState>,
 }
 
 impl std::fmt::Debug for HttpConfig {
@@ -84,8 +85,7 @@ pub fn router(config: HttpConfig) -> Router {
     let Some(ui) = config.ui.clone() else {
         return open;
     };
-    let _ = ui;
-    let guarded = Router::new().layer(middleware::from_fn_with_state(
+    let guarded = ui::routes(ui).layer(middleware::from_fn_with_state(
         config.auth.clone(),
         require_token,
     ));

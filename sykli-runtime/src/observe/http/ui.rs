@@ -62,7 +62,10 @@ impl std::fmt::Debug for UiState {
 pub fn routes(state: UiState) -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui") }))
-        .route("/ui", get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }))
+        .route(
+            "/ui",
+            get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
+        )
         .route(
             "/ui/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
@@ -93,7 +96,10 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 fn json(value: &impl serde::Serialize) -> Response {
     match serde_json::to_string(value) {
         Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, format!("encoding failed: {e}")),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding failed: {e}"),
+        ),
     }
 }
 
@@ -142,14 +148,14 @@ async fn events(
     State(ui): State<UiState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    query: Option<Query<From>>,
+    Query(query): Query<From>,
 ) -> Response {
     // EventSource sends the id of the last event it got when it reconnects.
     let last = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let from = match (last, query.and_then(|q| q.0.from)) {
+    let from = match (last, query.from) {
         (Some(last), _) => last + 1,
         (None, Some(from)) => from,
         (None, None) => 1,
@@ -209,7 +215,8 @@ async fn history_log(
         );
     };
     let read = tokio::task::spawn_blocking(move || -> Result<String, (StatusCode, String)> {
-        let not_found = |e: crate::state::StateError| (StatusCode::NOT_FOUND, crate::error_chain(&e));
+        let not_found =
+            |e: crate::state::StateError| (StatusCode::NOT_FOUND, crate::error_chain(&e));
         let record = crate::state::find_run(&dir, &id).map_err(not_found)?;
         let path = crate::state::task_log(&dir, &record, &task)
             .map_err(not_found)?
@@ -228,7 +235,9 @@ async fn history_log(
     })
     .await;
     match read {
-        Ok(Ok(text)) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
+        Ok(Ok(text)) => {
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+        }
         Ok(Err((status, message))) => error(status, message),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }

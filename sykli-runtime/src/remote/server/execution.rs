@@ -512,13 +512,15 @@ impl reapi::execution_server::Execution for ExecutionService {
             let cached = if req.skip_cache_lookup || action.do_not_cache {
                 None
             } else {
-                store
+                let hit = store
                     .get_action(function, &action_digest)
                     .ok()
                     .flatten()
                     .filter(|r| {
                         r.exit_code == 0 && outputs::first_missing(&store, function, r).is_none()
-                    })
+                    });
+                Metrics::global().cache_lookup(hit.is_some());
+                hit
             };
             Ok::<_, Status>((action, command, cached))
         })
