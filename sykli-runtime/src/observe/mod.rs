@@ -1,0 +1,7 @@
+//! Observing runs from anywhere: the [`hub::Hub`] of the runs a process serves (every event,
+//! replayable from a sequence number, plus a live feed), which the gRPC observe service
+//! (`remote` feature), the web view and the metrics read.
+
+pub mod hub;
+
+pub use hub::{Hub, HubError, RunHandle, RunInfo, RunState, Subscription, TaskInfo, TaskState};
