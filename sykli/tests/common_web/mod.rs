@@ -3,6 +3,8 @@
 //! background with its page's address read from stderr, and bounded waiting.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod cdp;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;

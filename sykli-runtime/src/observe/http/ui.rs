@@ -167,7 +167,7 @@ async fn events(
     };
     let events = subscription.map(|item| {
         Ok::<_, Infallible>(match item {
-            Ok(envelope) => match serde_json::to_string(&envelope) {
+            Ok(envelope) => match serde_json::to_string(&*envelope) {
                 Ok(data) => SseEvent::default().id(envelope.seq.to_string()).data(data),
                 Err(e) => SseEvent::default()
                     .event("failure")

@@ -1,0 +1,262 @@
+//! The live web page of `sykli run --ui`, loaded in a headless Chromium (Debian's `chromium`,
+//! installed by the pipeline's `chromium` task) during a real run whose tasks wait on files
+//! this test creates: the graph's task states change as the run proceeds (read from the live
+//! DOM of one page load), logs show, history lists earlier runs, and screenshots are taken.
+
+mod common;
+mod common_web;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common_web::cdp::Browser;
+use common_web::{UiRun, get, wait_for, wait_on};
+use serde_json::{Value, json};
+
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// `first` (waits on `go1`), `second` after it (waits on `go2`), `third` after both.
+fn project(dir: &Path) {
+    std::fs::write(
+        dir.join("sykli.json"),
+        json!({"version": "1", "tasks": [
+            {"name": "first", "command": wait_on(&dir.join("go1"), "first-output")},
+            {"name": "second", "command": wait_on(&dir.join("go2"), "second-output"),
+             "depends_on": ["first"]},
+            {"name": "third", "command": "echo third-output", "depends_on": ["first", "second"]},
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+}
+
+/// The page's tasks as `{name: state}`, from their `data-task` / `data-state` attributes.
+const STATES: &str = "Object.fromEntries([...document.querySelectorAll('#graph g.task')]\
+    .map(g => [g.dataset.task, g.dataset.state]))";
+
+fn wait_states(b: &mut Browser, what: &str, want: &[(&str, &str)]) -> Value {
+    wait_for(DEADLINE, what, || {
+        let states = b.eval(STATES);
+        if want.iter().all(|(t, s)| states[*t] == json!(s)) {
+            Ok(states)
+        } else {
+            Err(states.to_string())
+        }
+    })
+}
+
+/// Takes a screenshot; checks it is a real PNG of some size.
+fn shot(b: &mut Browser, path: &Path) -> Vec<u8> {
+    let size = b.screenshot(path);
+    let png = std::fs::read(path).expect("the screenshot file");
+    assert_eq!(png.len(), size);
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "{} is no PNG",
+        path.display()
+    );
+    assert!(size > 10_000, "{} is only {size} bytes", path.display());
+    png
+}
+
+#[test]
+fn the_page_colours_task_states_live_as_the_run_proceeds_and_shows_logs_and_history() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("project");
+    std::fs::create_dir(&dir).unwrap();
+    project(&dir);
+    // SYKLI_WEB_SHOTS=DIR keeps the screenshots there for a look.
+    let shots = std::env::var_os("SYKLI_WEB_SHOTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| tmp.path().join("shots"));
+    std::fs::create_dir_all(&shots).unwrap();
+
+    let run = UiRun::start(&dir, &["--jobs", "4"]);
+    let page = get(run.addr, "/ui");
+    assert_eq!(page.status, 200);
+    // Everything is served from the binary: no external address (the SVG namespace is a
+    // name, not a fetch).
+    for asset in ["/ui", "/ui/app.js", "/ui/app.css"] {
+        let body = get(run.addr, asset)
+            .body
+            .replace("http://www.w3.org/2000/svg", "");
+        assert!(
+            !body.contains("http://") && !body.contains("https://"),
+            "{asset}"
+        );
+    }
+    let mut b = Browser::start(&tmp.path().join("profile"));
+    b.navigate(&format!("http://{}/ui", run.addr));
+
+    // One page load from here on: the states change under it.
+    wait_states(
+        &mut b,
+        "first runs",
+        &[
+            ("first", "running"),
+            ("second", "pending"),
+            ("third", "pending"),
+        ],
+    );
+    // The graph has the dependencies as edges.
+    let edges = b.eval(
+        "[...document.querySelectorAll('#graph path.edge')].map(p => p.dataset.from + '>' + p.dataset.to).sort()",
+    );
+    assert_eq!(
+        edges,
+        json!(["first>second", "first>third", "second>third"])
+    );
+    let running = shot(&mut b, &shots.join("1-first-running.png"));
+
+    std::fs::write(dir.join("go1"), "").unwrap();
+    wait_states(
+        &mut b,
+        "first passed, second runs",
+        &[
+            ("first", "passed"),
+            ("second", "running"),
+            ("third", "pending"),
+        ],
+    );
+    // Its log, from the live stream, when the task is clicked.
+    b.eval("document.querySelector('#graph g.task[data-task=\"first\"]').dispatchEvent(new MouseEvent('click', {bubbles: true}))");
+    wait_for(DEADLINE, "first's log shows", || {
+        let log = b.eval("document.getElementById('log').textContent");
+        if log.as_str().is_some_and(|l| l.contains("first-output")) {
+            Ok(())
+        } else {
+            Err(log.to_string())
+        }
+    });
+    let middle = shot(&mut b, &shots.join("2-second-running.png"));
+    assert_ne!(
+        running, middle,
+        "the page looks different once states changed"
+    );
+
+    std::fs::write(dir.join("go2"), "").unwrap();
+    wait_states(
+        &mut b,
+        "all passed",
+        &[
+            ("first", "passed"),
+            ("second", "passed"),
+            ("third", "passed"),
+        ],
+    );
+    wait_for(DEADLINE, "the run shows as passed", || {
+        let s = b.eval("document.getElementById('run-state').dataset.state");
+        if s == json!("passed") {
+            Ok(())
+        } else {
+            Err(s.to_string())
+        }
+    });
+    shot(&mut b, &shots.join("3-all-passed.png"));
+    let first_run = b.eval("document.getElementById('run-title').textContent");
+    let first_run = first_run.as_str().expect("a run id").to_owned();
+    let (code, stderr) = run.finish(DEADLINE);
+    assert_eq!(code, Some(0), "{stderr}");
+
+    // A second run: the first is in the history, and shows from its journal with its logs.
+    std::fs::remove_file(dir.join("go1")).unwrap();
+    std::fs::remove_file(dir.join("go2")).unwrap();
+    let run = UiRun::start(&dir, &["--jobs", "4"]);
+    b.navigate(&format!("http://{}/ui?run={first_run}", run.addr));
+    wait_for(DEADLINE, "the first run is listed as passed", || {
+        let outcome = b.eval(&format!(
+            "(document.querySelector('#runs li[data-run=\"{first_run}\"]') || {{dataset: {{}}}}).dataset.outcome"
+        ));
+        if outcome == json!("passed") {
+            Ok(())
+        } else {
+            Err(outcome.to_string())
+        }
+    });
+    wait_states(
+        &mut b,
+        "the first run's final states",
+        &[
+            ("first", "passed"),
+            ("second", "passed"),
+            ("third", "passed"),
+        ],
+    );
+    b.eval("document.querySelector('#graph g.task[data-task=\"second\"]').dispatchEvent(new MouseEvent('click', {bubbles: true}))");
+    wait_for(DEADLINE, "second's log from the journal", || {
+        let log = b.eval("document.getElementById('log').textContent");
+        if log.as_str().is_some_and(|l| l.contains("second-output")) {
+            Ok(())
+        } else {
+            Err(log.to_string())
+        }
+    });
+    shot(&mut b, &shots.join("4-history.png"));
+    std::fs::write(dir.join("go1"), "").unwrap();
+    std::fs::write(dir.join("go2"), "").unwrap();
+    let (code, stderr) = run.finish(DEADLINE);
+    assert_eq!(code, Some(0), "{stderr}");
+    for f in [
+        "1-first-running.png",
+        "2-second-running.png",
+        "3-all-passed.png",
+        "4-history.png",
+    ] {
+        assert!(shots.join(f).is_file(), "{f}");
+    }
+}
+
+#[test]
+fn the_event_stream_resumes_after_last_event_id_without_gap_or_duplicate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    project(dir);
+    let run = UiRun::start(dir, &["--jobs", "4"]);
+    let runs: Value = serde_json::from_str(&get(run.addr, "/api/runs").body).unwrap();
+    let id = runs["live"][0]["run_id"]
+        .as_str()
+        .expect("a live run")
+        .to_owned();
+    let missing = get(run.addr, "/api/runs/no-such-run/events");
+    assert_eq!(missing.status, 404);
+    assert!(missing.body.contains("no-such-run"), "{}", missing.body);
+    // The whole stream (it ends with `end` once the run is over), and the stream resumed
+    // after seq 3, both opened while the run waits and read to their end.
+    let path = format!("/api/runs/{id}/events");
+    let ids = |body: &str| -> Vec<u64> {
+        body.lines()
+            .filter_map(|l| l.strip_prefix("id:"))
+            .map(|n| n.trim().parse().unwrap())
+            .collect()
+    };
+    let addr = run.addr;
+    let (p1, p2) = (path.clone(), path.clone());
+    let whole = std::thread::spawn(move || get(addr, &p1));
+    let resumed = std::thread::spawn(move || {
+        common_web::get_with(addr, &p2, &[("Last-Event-ID", "3")]).unwrap()
+    });
+    std::fs::write(dir.join("go1"), "").unwrap();
+    std::fs::write(dir.join("go2"), "").unwrap();
+    let all = whole.join().unwrap();
+    assert_eq!(all.status, 200);
+    assert!(all.body.contains("event: end"), "{}", all.body);
+    let seqs = ids(&all.body);
+    assert!(seqs.len() > 3, "{}", all.body);
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "gap-free from 1"
+    );
+    assert!(
+        all.body.contains("\"event\":\"run_finished\""),
+        "{}",
+        all.body
+    );
+    let resumed = resumed.join().unwrap();
+    assert_eq!(
+        ids(&resumed.body),
+        (4..=seqs.len() as u64).collect::<Vec<_>>()
+    );
+    let (code, stderr) = run.finish(DEADLINE);
+    assert_eq!(code, Some(0), "{stderr}");
+}
