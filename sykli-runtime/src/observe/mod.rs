@@ -5,3 +5,5 @@
 pub mod hub;
 
 pub use hub::{Hub, HubError, RunHandle, RunInfo, RunState, Subscription, TaskInfo, TaskState};
+#[cfg(feature = "remote")]
+pub mod grpc;

@@ -61,6 +61,12 @@ pub struct RunOptions {
     /// docs/sandbox.md), as if each set `sandbox: true`.
     #[arg(long)]
     pub sandbox: bool,
+    /// Serve this run's events to observers on ADDR (`HOST:PORT`, or a port on 127.0.0.1;
+    /// port 0 picks one): `sykli observe`, `sykli ps` and `sykli cancel` talk to it (see
+    /// docs/observe.md). Calls need SYKLI_TOKEN when it is set.
+    #[cfg(feature = "remote")]
+    #[arg(long, value_name = "ADDR")]
+    pub serve: Option<String>,
     /// Remote cache and execution (see docs/remote.md).
     #[cfg(feature = "remote")]
     #[command(flatten)]
@@ -173,7 +179,25 @@ pub(crate) async fn run_reported(
             verbose: opts.verbose,
         }
     };
-    match execute(&valid, config, ui, Vec::new()).await {
+    #[allow(unused_mut)]
+    let mut extra: Vec<Arc<dyn EventSink>> = Vec::new();
+    #[cfg(feature = "remote")]
+    let serving = match &opts.serve {
+        Some(addr) => match super::observe::serve_run(addr, &config, opts.json).await {
+            Ok((sink, serving)) => {
+                extra.push(sink);
+                Some(serving)
+            }
+            Err(e) => return e.report(opts.json),
+        },
+        None => None,
+    };
+    let result = execute(&valid, config, ui, extra).await;
+    #[cfg(feature = "remote")]
+    if let Some(s) = serving {
+        s.stop().await;
+    }
+    match result {
         Ok(summary) => exit_code(&summary),
         Err(RunError::Parked { .. }) => ExitCode::from(EXIT_OK),
         Err(e) => run_error(e).report(opts.json),
