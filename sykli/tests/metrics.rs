@@ -266,3 +266,59 @@ fn serve_is_ready_only_with_a_worker_taking_work_and_counts_its_workers() {
         }
     });
 }
+
+#[test]
+fn run_serve_answers_metrics_and_health_on_its_grpc_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let gate = dir.path().join("gate");
+    std::fs::write(
+        dir.path().join("sykli.json"),
+        json!({"version": "1", "tasks": [{"name": "held", "command": wait_on(&gate, "go")}]})
+            .to_string(),
+    )
+    .unwrap();
+    let mut child = common::command(dir.path(), &["run", "--serve", "127.0.0.1:0"])
+        .env_remove("SYKLI_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let addr: SocketAddr = wait_for(DEADLINE, "the serving line", || {
+        let line = rx
+            .recv_timeout(Duration::from_millis(200))
+            .map_err(|e| e.to_string())?;
+        line.split("grpc://")
+            .nth(1)
+            .and_then(|rest| rest.split([' ', ')']).next())
+            .and_then(|a| a.parse().ok())
+            .ok_or(line)
+    });
+    assert_eq!(get(addr, "/healthz").status, 200);
+    assert_eq!(get(addr, "/readyz").status, 200);
+    wait_for(DEADLINE, "held runs", || {
+        let running = count(&scrape(addr), "sykli_running_tasks", &[]);
+        if running == 1.0 {
+            Ok(())
+        } else {
+            Err(format!("running {running}"))
+        }
+    });
+    std::fs::write(&gate, "").unwrap();
+    wait_for(DEADLINE, "the run ends", || match child.try_wait() {
+        Ok(Some(s)) => Ok(s),
+        _ => Err("still running".into()),
+    });
+    assert!(child.wait().unwrap().success());
+}

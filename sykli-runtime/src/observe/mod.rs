@@ -8,3 +8,5 @@ pub mod hub;
 pub mod metrics;
 
 pub use hub::{Hub, HubError, RunHandle, RunInfo, RunState, Subscription, TaskInfo, TaskState};
+#[cfg(feature = "remote")]
+pub mod grpc;

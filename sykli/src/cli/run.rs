@@ -61,6 +61,12 @@ pub struct RunOptions {
     /// docs/sandbox.md), as if each set `sandbox: true`.
     #[arg(long)]
     pub sandbox: bool,
+    /// Serve this run's events to observers on ADDR (`HOST:PORT`, or a port on 127.0.0.1;
+    /// port 0 picks one): `sykli observe`, `sykli ps` and `sykli cancel` talk to it (see
+    /// docs/observe.md). Calls need SYKLI_TOKEN when it is set.
+    #[cfg(feature = "remote")]
+    #[arg(long, value_name = "ADDR")]
+    pub serve: Option<String>,
     /// While the run lasts, serve the live web page and /metrics at ADDR (default
     /// 127.0.0.1:0, a free port; the address is printed to stderr). See docs/observe.md.
     #[cfg(feature = "web")]
@@ -178,6 +184,19 @@ pub(crate) async fn run_reported(
             verbose: opts.verbose,
         }
     };
+    #[allow(unused_mut)]
+    let mut extra: Vec<Arc<dyn EventSink>> = Vec::new();
+    #[cfg(feature = "remote")]
+    let serving = match &opts.serve {
+        Some(addr) => match super::observe::serve_run(addr, &config, opts.json).await {
+            Ok((sink, serving)) => {
+                extra.push(sink);
+                Some(serving)
+            }
+            Err(e) => return e.report(opts.json),
+        },
+        None => None,
+    };
     #[cfg(feature = "web")]
     let web = match &opts.ui {
         Some(addr) => {
@@ -189,18 +208,43 @@ pub(crate) async fn run_reported(
         None => None,
     };
     #[cfg(feature = "web")]
-    let extra = web.as_ref().map(|w| w.sinks.clone()).unwrap_or_default();
-    #[cfg(not(feature = "web"))]
-    let extra = Vec::new();
+    if let Some(w) = &web {
+        extra.extend(w.sinks.iter().cloned());
+    }
+    // Served metrics count this run once, whichever servers show them.
+    #[cfg(feature = "web")]
+    if web.is_some() || opts_serves(opts) {
+        extra.push(Arc::new(sykli_runtime::observe::metrics::MetricsSink::new(
+            sykli_runtime::observe::metrics::Metrics::global(),
+        )));
+    }
     let result = execute(&valid, config, ui, extra).await;
     #[cfg(feature = "web")]
     if let Some(web) = web {
         web.stop().await;
     }
+    #[cfg(feature = "remote")]
+    if let Some(s) = serving {
+        s.stop().await;
+    }
     match result {
         Ok(summary) => exit_code(&summary),
         Err(RunError::Parked { .. }) => ExitCode::from(EXIT_OK),
         Err(e) => run_error(e).report(opts.json),
+    }
+}
+
+/// Whether `--serve` was given (it serves `/metrics` too).
+#[cfg(feature = "web")]
+fn opts_serves(opts: &RunOptions) -> bool {
+    #[cfg(feature = "remote")]
+    {
+        opts.serve.is_some()
+    }
+    #[cfg(not(feature = "remote"))]
+    {
+        let _ = opts;
+        false
     }
 }
 

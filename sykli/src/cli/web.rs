@@ -15,7 +15,6 @@ use sykli_runtime::events::EventSink;
 use sykli_runtime::graph::ValidGraph;
 use sykli_runtime::observe::http::{self, HttpConfig, ui::UiState};
 use sykli_runtime::observe::hub::Hub;
-use sykli_runtime::observe::metrics::{Metrics, MetricsSink};
 use tokio_util::sync::CancellationToken;
 
 use super::error::CliError;
@@ -25,7 +24,7 @@ const DRAIN: Duration = Duration::from_secs(2);
 
 /// The web server of one run.
 pub(crate) struct WebUi {
-    /// Sinks to add to the run: the hub's entry for it and the metrics.
+    /// Sinks to add to the run: the hub's entry for it (the caller adds the metrics).
     pub sinks: Vec<Arc<dyn EventSink>>,
     stop_server: CancellationToken,
     stop_streams: CancellationToken,
@@ -83,7 +82,7 @@ pub(crate) async fn start(
     let server = tokio::spawn(bound.serve(http::router(config), stop_server.clone()));
     eprintln!("sykli run: web page at http://{local}/ui");
     Ok(WebUi {
-        sinks: vec![Arc::new(run), Arc::new(MetricsSink::new(Metrics::global()))],
+        sinks: vec![Arc::new(run)],
         stop_server,
         stop_streams,
         server,
