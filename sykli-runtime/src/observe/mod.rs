@@ -6,4 +6,6 @@ pub mod hub;
 
 pub use hub::{Hub, HubError, RunHandle, RunInfo, RunState, Subscription, TaskInfo, TaskState};
 #[cfg(feature = "remote")]
+pub mod actions;
+#[cfg(feature = "remote")]
 pub mod grpc;

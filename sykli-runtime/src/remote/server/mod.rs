@@ -86,6 +86,9 @@ pub struct WorkerConfig {
     /// root, the read-only host tools and a private /tmp, never the worker's store, token
     /// or other actions. See docs/sandbox.md.
     pub sandbox: bool,
+    /// The runs of the actions served (grouped by the clients' `RequestMetadata`), for the
+    /// observe service, `/metrics` and the web view.
+    pub hub: crate::observe::Hub,
 }
 
 impl WorkerConfig {
@@ -102,6 +105,7 @@ impl WorkerConfig {
             containers: true,
             kill_grace: Duration::from_secs(5),
             sandbox: cfg!(target_os = "linux"),
+            hub: crate::observe::Hub::new(),
         }
     }
 }
@@ -256,6 +260,7 @@ pub fn reapi_router(
     labels: Arc<Labels>,
     scheduler: Arc<dyn execution::Scheduler>,
     auth: ServerAuth,
+    observe: Arc<crate::observe::actions::ActionRuns>,
 ) -> tonic::transport::server::Router {
     server
         .add_service(reapi::capabilities_server::CapabilitiesServer::with_interceptor(
@@ -277,11 +282,16 @@ pub fn reapi_router(
             auth.clone(),
         ))
         .add_service(reapi::execution_server::ExecutionServer::with_interceptor(
-            execution::ExecutionService::new(scheduler.clone()),
+            execution::ExecutionService::new(scheduler.clone()).with_observe(Some(observe.clone())),
             auth.clone(),
         ))
         .add_service(OperationsServer::with_interceptor(
             execution::OperationsService::new(scheduler),
+            auth.clone(),
+        ))
+        // The runs of the actions served, for `sykli observe`, `ps` and `cancel`.
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            crate::observe::grpc::ObserveServer::new(observe.hub().clone(), observe.host()),
             auth,
         ))
 }
@@ -372,6 +382,10 @@ impl BoundWorker {
             self.labels.clone(),
             executions.clone(),
             auth,
+            crate::observe::actions::ActionRuns::new(
+                self.config.hub.clone(),
+                format!("sykli-worker@{}", self.addr),
+            ),
         )
         .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
         // Graceful shutdown waits for every connection to close; a client that stops
