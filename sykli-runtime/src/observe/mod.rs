@@ -9,4 +9,6 @@ pub mod metrics;
 
 pub use hub::{Hub, HubError, RunHandle, RunInfo, RunState, Subscription, TaskInfo, TaskState};
 #[cfg(feature = "remote")]
+pub mod actions;
+#[cfg(feature = "remote")]
 pub mod grpc;

@@ -714,12 +714,11 @@ impl Serving {
     /// Stops serving once observers have read the end (at most a few seconds).
     pub(crate) async fn stop(self) {
         self.shutdown.cancel();
-        match tokio::time::timeout(DRAIN, self.task).await {
-            Ok(Ok(Err(e))) => eprintln!(
+        if let Ok(Ok(Err(e))) = tokio::time::timeout(DRAIN, self.task).await {
+            eprintln!(
                 "warning: --serve: the observe server failed: {}",
                 sykli_runtime::error_chain(&e)
-            ),
-            Ok(_) | Err(_) => {}
+            );
         }
     }
 }

@@ -200,6 +200,7 @@ fn config_of(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
             orphan_grace: args.orphan_grace,
             log: Arc::new(|line| eprintln!("sykli serve: {line}")),
         },
+        hub: sykli_runtime::observe::Hub::new(),
     })
 }
 

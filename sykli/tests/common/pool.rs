@@ -360,6 +360,7 @@ pub async fn execute(client: &RemoteClient, action: &reapi::Digest) -> reapi::Ex
         cancel: CancellationToken::new(),
         live: None,
         platform: String::new(),
+        metadata: None,
     };
     match client.execute(action, &opts).await.expect("execute") {
         Execution::Done { response, .. } => *response,
@@ -417,6 +418,7 @@ pub async fn execute_live(
         cancel: CancellationToken::new(),
         live: Some(sink.clone()),
         platform: String::new(),
+        metadata: None,
     };
     match client.execute(action, &opts).await.expect("execute") {
         Execution::Done { response, .. } => {

@@ -273,6 +273,11 @@ impl RemoteExecutor {
             cancel: io.cancel.clone(),
             live: Some(io.output.clone()),
             platform,
+            metadata: Some(super::execute::request_metadata(
+                &req.run_id,
+                &req.task,
+                &p.action_digest.hash,
+            )),
         };
         let (response, live) = match self
             .client

@@ -39,6 +39,9 @@ pub struct ServeConfig {
     pub pool: PoolConfig,
     /// Plain `sykli worker`s (listening) to drive as pool members, with their job slots.
     pub static_workers: Vec<(super::client::ClientOptions, u32)>,
+    /// The runs of the actions served (grouped by the clients' `RequestMetadata`), for the
+    /// observe service, `/metrics` and the web view.
+    pub hub: crate::observe::Hub,
 }
 
 /// Why serve could not start or serve.
@@ -63,6 +66,7 @@ pub struct BoundServe {
     live: Arc<live::LiveLogs>,
     scheduler: Arc<PoolScheduler>,
     static_workers: Vec<(super::client::ClientOptions, u32)>,
+    hub: crate::observe::Hub,
 }
 
 impl std::fmt::Debug for BoundServe {
@@ -120,6 +124,7 @@ pub async fn bind(config: ServeConfig) -> Result<BoundServe, ServeError> {
         live,
         scheduler,
         static_workers: config.static_workers,
+        hub: config.hub,
     })
 }
 
@@ -171,6 +176,10 @@ impl BoundServe {
             Arc::new(Labels::announced(&[])),
             self.scheduler.clone(),
             auth.clone(),
+            crate::observe::actions::ActionRuns::new(
+                self.hub.clone(),
+                format!("sykli-serve@{}", self.addr),
+            ),
             crate::observe::http::server_router(
                 self.token.clone(),
                 pool_readiness(self.scheduler.clone(), &shutdown),

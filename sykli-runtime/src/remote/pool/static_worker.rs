@@ -201,6 +201,7 @@ async fn work(
         cancel,
         live: None,
         platform: String::new(),
+        metadata: None,
     };
     let response = match client.execute(&action_digest, &opts).await {
         Ok(Execution::Done { response, .. }) => *response,

@@ -458,12 +458,32 @@ pub fn secrets_of(
 #[derive(Clone)]
 pub struct ExecutionService {
     inner: Arc<dyn Scheduler>,
+    observe: Option<Arc<crate::observe::actions::ActionRuns>>,
 }
 
 impl ExecutionService {
     /// The service over `scheduler`.
     pub fn new(inner: Arc<dyn Scheduler>) -> Self {
-        Self { inner }
+        Self {
+            inner,
+            observe: None,
+        }
+    }
+
+    /// Actions that name their run and task (REAPI `RequestMetadata`) show as runs in
+    /// `observe`'s hub.
+    pub fn with_observe(
+        mut self,
+        observe: Option<Arc<crate::observe::actions::ActionRuns>>,
+    ) -> Self {
+        self.observe = observe;
+        self
+    }
+
+    fn track(&self, tagged: Option<(String, String)>, rx: &watch::Receiver<Operation>) {
+        if let (Some(o), Some((run, task))) = (&self.observe, tagged) {
+            o.track(run, task, rx.clone());
+        }
     }
 }
 
@@ -498,6 +518,7 @@ impl reapi::execution_server::Execution for ExecutionService {
     ) -> Result<Response<Self::ExecuteStream>, Status> {
         let secrets = secrets_of(request.metadata())?;
         let who = client_of(&request);
+        let tagged = crate::observe::actions::run_and_task(request.metadata());
         let req = request.into_inner();
         let client = format!("{}/{who}", req.instance_name);
         let function = function_of(req.digest_function)?;
@@ -542,7 +563,9 @@ impl reapi::execution_server::Execution for ExecutionService {
                 &action_digest,
                 Some(response),
             );
-            return Ok(Response::new(op_stream(inner.finished(op))));
+            let rx = inner.finished(op);
+            self.track(tagged, &rx);
+            return Ok(Response::new(op_stream(rx)));
         }
         let secrets_hash = if secrets.is_empty() {
             [0; 32]
@@ -559,6 +582,7 @@ impl reapi::execution_server::Execution for ExecutionService {
             id,
             client,
         })?;
+        self.track(tagged, &rx);
         Ok(Response::new(op_stream(rx)))
     }
 

@@ -86,6 +86,9 @@ pub struct WorkerConfig {
     /// root, the read-only host tools and a private /tmp, never the worker's store, token
     /// or other actions. See docs/sandbox.md.
     pub sandbox: bool,
+    /// The runs of the actions served (grouped by the clients' `RequestMetadata`), for the
+    /// observe service, `/metrics` and the web view.
+    pub hub: crate::observe::Hub,
 }
 
 impl WorkerConfig {
@@ -102,6 +105,7 @@ impl WorkerConfig {
             containers: true,
             kill_grace: Duration::from_secs(5),
             sandbox: cfg!(target_os = "linux"),
+            hub: crate::observe::Hub::new(),
         }
     }
 }
@@ -259,6 +263,7 @@ pub fn reapi_router(
     labels: Arc<Labels>,
     scheduler: Arc<dyn execution::Scheduler>,
     auth: ServerAuth,
+    observe: Arc<crate::observe::actions::ActionRuns>,
     http: axum::Router,
 ) -> tonic::transport::server::Router {
     server
@@ -282,11 +287,16 @@ pub fn reapi_router(
             auth.clone(),
         ))
         .add_service(reapi::execution_server::ExecutionServer::with_interceptor(
-            execution::ExecutionService::new(scheduler.clone()),
+            execution::ExecutionService::new(scheduler.clone()).with_observe(Some(observe.clone())),
             auth.clone(),
         ))
         .add_service(OperationsServer::with_interceptor(
             execution::OperationsService::new(scheduler),
+            auth.clone(),
+        ))
+        // The runs of the actions served, for `sykli observe`, `ps` and `cancel`.
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            crate::observe::grpc::ObserveServer::new(observe.hub().clone(), observe.host()),
             auth,
         ))
 }
@@ -377,6 +387,10 @@ impl BoundWorker {
             self.labels.clone(),
             executions.clone(),
             auth,
+            crate::observe::actions::ActionRuns::new(
+                self.config.hub.clone(),
+                format!("sykli-worker@{}", self.addr),
+            ),
             crate::observe::http::server_router(
                 self.config.token.clone(),
                 crate::observe::http::ready_until(&shutdown),
