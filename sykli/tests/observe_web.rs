@@ -260,3 +260,87 @@ fn the_event_stream_resumes_after_last_event_id_without_gap_or_duplicate() {
     let (code, stderr) = run.finish(DEADLINE);
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+#[test]
+fn serve_ui_shows_the_runs_it_serves_behind_its_token() {
+    let tmp = tempfile::tempdir().unwrap();
+    let token = tmp.path().join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let token_arg = token.display().to_string();
+    let serve = common::pool::Proc::start(
+        &[
+            "serve".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--store".into(),
+            tmp.path().join("serve").display().to_string(),
+            "--token-file".into(),
+            token_arg.clone(),
+            "--ui".into(),
+        ],
+        &tmp.path().join("serve.log"),
+    );
+    let url = serve
+        .line
+        .strip_prefix("sykli serve: listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {:?}", serve.line))
+        .to_owned();
+    let addr: std::net::SocketAddr = url.trim_start_matches("grpc://").parse().unwrap();
+    let _worker = common::pool::Proc::start(
+        &[
+            "worker".into(),
+            "--join".into(),
+            url.clone(),
+            "--store".into(),
+            tmp.path().join("w").display().to_string(),
+            "--token-file".into(),
+            token_arg.clone(),
+        ],
+        &tmp.path().join("worker.log"),
+    );
+    // The page's data needs the token; its static files, health and metrics do not.
+    let refused = get(addr, "/api/runs");
+    assert_eq!(refused.status, 401, "{refused:?}");
+    assert!(refused.body.contains("requires a token"), "{refused:?}");
+    assert_eq!(get(addr, "/api/graph").status, 401);
+    assert_eq!(get(addr, "/api/runs/any/events").status, 401);
+    assert_eq!(get(addr, "/api/runs?token=wrong").status, 401);
+    assert_eq!(get(addr, "/api/runs?token=s3cret").status, 200);
+    assert_eq!(get(addr, "/ui").status, 200);
+    assert_eq!(get(addr, "/ui/app.js").status, 200);
+    let api =
+        common_web::get_with(addr, "/api/runs", &[("Authorization", "Bearer s3cret")]).unwrap();
+    assert_eq!(api.status, 200, "{api:?}");
+    assert_eq!(get(addr, "/metrics").status, 200);
+
+    // A client's run through the pool: its remote task shows on serve's page.
+    let dir = tmp.path().join("client");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(
+        dir.join("sykli.json"),
+        json!({"version": "1", "tasks": [
+            {"name": "far", "command": wait_on(&tmp.path().join("go"), "far-output"), "remote": true},
+        ]})
+        .to_string(),
+    )
+    .unwrap();
+    let mut client = common::command(&dir, &["run", "--remote", &url, "--token-file", &token_arg])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut b = Browser::start(&tmp.path().join("profile"));
+    b.navigate(&format!("http://{addr}/ui?token=s3cret"));
+    wait_states(&mut b, "far runs on the pool", &[("far", "running")]);
+    shot(&mut b, &tmp.path().join("serve-running.png"));
+    std::fs::write(tmp.path().join("go"), "").unwrap();
+    wait_states(&mut b, "far passed", &[("far", "passed")]);
+    let status = wait_for(DEADLINE, "the client's run ends", || {
+        match client.try_wait() {
+            Ok(Some(s)) => Ok(s),
+            _ => Err("still running".into()),
+        }
+    });
+    assert!(status.success());
+}

@@ -691,6 +691,7 @@ pub(crate) async fn serve_run(
     let http = sykli_runtime::observe::http::server_router(
         token.clone(),
         sykli_runtime::observe::http::ready_until(&shutdown),
+        None,
     );
     let task = tokio::spawn(sykli_runtime::observe::grpc::serve(
         listener,

@@ -9,8 +9,11 @@
 //!   with no worker taking work, a worker shutting down); never needs a token.
 //! - `/metrics`: counts only (no task names, output or secrets); never needs a token, as
 //!   Prometheus scrapers expect.
-//! - everything else (the page, its API and event stream) needs the server's bearer token
-//!   when it has one: `Authorization: Bearer <token>`, or `?token=<token>` for browsers.
+//! - the page's static files (`/`, `/ui`, `/ui/app.js`, `/ui/app.css`) need no token: they
+//!   are compiled into every binary and hold no data.
+//! - its data (`/api/...`: runs, events, logs) needs the server's bearer token when it has
+//!   one: `Authorization: Bearer <token>`, or `?token=<token>` (the page passes on the
+//!   token of its own address).
 
 pub mod ui;
 use std::collections::HashMap;
@@ -85,20 +88,26 @@ pub fn router(config: HttpConfig) -> Router {
     let Some(ui) = config.ui.clone() else {
         return open;
     };
-    let guarded = ui::routes(ui).layer(middleware::from_fn_with_state(
+    let guarded = ui::api(ui).layer(middleware::from_fn_with_state(
         config.auth.clone(),
         require_token,
     ));
-    open.merge(guarded)
+    open.merge(ui::assets()).merge(guarded)
 }
 
-/// The routes a gRPC server (`sykli worker`, `sykli serve`) mounts on its port: this
-/// process's metrics, `readiness`, and the server's own token rule.
+/// The routes a gRPC server (`sykli worker`, `sykli serve`, `sykli run --serve`) mounts on
+/// its port: this process's metrics, `readiness`, the web page when `ui` is given, and the
+/// server's own token rule.
 #[cfg(feature = "remote")]
-pub fn server_router(token: Option<crate::remote::auth::Token>, readiness: Readiness) -> Router {
+pub fn server_router(
+    token: Option<crate::remote::auth::Token>,
+    readiness: Readiness,
+    ui: Option<ui::UiState>,
+) -> Router {
     router(HttpConfig {
         readiness,
         auth: token.map(|t| Arc::new(move |presented: &[u8]| t.matches(presented)) as Authorizer),
+        ui,
         ..HttpConfig::new()
     })
 }

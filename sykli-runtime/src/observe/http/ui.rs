@@ -4,8 +4,8 @@
 //!
 //! | route | answer |
 //! | --- | --- |
-//! | `/`, `/ui` | the page |
-//! | `/ui/app.js`, `/ui/app.css` | its script and style |
+//! | `/`, `/ui` | the page (no token: it holds no data) |
+//! | `/ui/app.js`, `/ui/app.css` | its script and style (no token) |
 //! | `/api/runs` | `{"live": [RunInfo...], "history": [RunRecord...]}`: the hub's runs, and the runs journalled under the project's `.sykli/` (newest first, at most 50) |
 //! | `/api/graph` | `{"task": ["dependency", ...]}` of the pipeline being run (`{}` when the server has none) |
 //! | `/api/runs/{id}/events` | the run's events as server-sent events: `id:` is the sequence number, `data:` the [`Envelope`](crate::events::Envelope) JSON; resumes after `Last-Event-ID` (or `?from=SEQ`); an `end` event closes it |
@@ -58,8 +58,10 @@ impl std::fmt::Debug for UiState {
     }
 }
 
-/// The page's routes (the caller adds the token check).
-pub fn routes(state: UiState) -> Router {
+/// The page itself: `/`, `/ui` and its script and style. They are the same bytes in every
+/// sykli binary and carry no data, so they need no token (a browser could not send one for
+/// `<script src>` anyway); everything with data is in [`api`].
+pub fn assets() -> Router {
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui") }))
         .route(
@@ -74,6 +76,12 @@ pub fn routes(state: UiState) -> Router {
             "/ui/app.css",
             get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
         )
+}
+
+/// The page's data: runs, graph, event streams, history and logs (the caller adds the token
+/// check).
+pub fn api(state: UiState) -> Router {
+    Router::new()
         .route("/api/runs", get(runs))
         .route("/api/graph", get(graph))
         .route("/api/runs/{id}/events", get(events))

@@ -42,6 +42,8 @@ pub struct ServeConfig {
     /// The runs of the actions served (grouped by the clients' `RequestMetadata`), for the
     /// observe service, `/metrics` and the web view.
     pub hub: crate::observe::Hub,
+    /// Also serve the live web page (`--ui`: `/ui` on the listen port, see docs/observe.md).
+    pub ui: bool,
 }
 
 /// Why serve could not start or serve.
@@ -67,6 +69,7 @@ pub struct BoundServe {
     scheduler: Arc<PoolScheduler>,
     static_workers: Vec<(super::client::ClientOptions, u32)>,
     hub: crate::observe::Hub,
+    ui: bool,
 }
 
 impl std::fmt::Debug for BoundServe {
@@ -125,6 +128,7 @@ pub async fn bind(config: ServeConfig) -> Result<BoundServe, ServeError> {
         scheduler,
         static_workers: config.static_workers,
         hub: config.hub,
+        ui: config.ui,
     })
 }
 
@@ -133,6 +137,12 @@ impl BoundServe {
     pub fn url(&self) -> String {
         let scheme = if self.tls { "grpcs" } else { "grpc" };
         format!("{scheme}://{}", self.addr)
+    }
+
+    /// The web page's address (`http(s)://IP:PORT/ui`), when it serves one.
+    pub fn ui_url(&self) -> Option<String> {
+        let scheme = if self.tls { "https" } else { "http" };
+        self.ui.then(|| format!("{scheme}://{}/ui", self.addr))
     }
 
     /// The scheduler (its [`PoolScheduler::load`] feeds an autoscaler).
@@ -183,6 +193,12 @@ impl BoundServe {
             crate::observe::http::server_router(
                 self.token.clone(),
                 pool_readiness(self.scheduler.clone(), &shutdown),
+                self.ui.then(|| crate::observe::http::ui::UiState {
+                    hub: self.hub.clone(),
+                    graph: Arc::default(),
+                    state_dir: None,
+                    shutdown: shutdown.clone(),
+                }),
             ),
         )
         .add_service(tonic::service::interceptor::InterceptedService::new(

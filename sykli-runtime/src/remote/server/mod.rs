@@ -256,6 +256,7 @@ pub fn tls_server(tls: Option<&TlsFiles>) -> Result<Server, WorkerError> {
 /// local runner there, `sykli serve` its pool.
 /// `http` (`/metrics`, `/healthz`, `/readyz`, see [`crate::observe::http`]) is served on
 /// the same port over HTTP/1 or HTTP/2.
+#[allow(clippy::too_many_arguments)]
 pub fn reapi_router(
     server: &mut Server,
     store: Arc<DiskStore>,
@@ -394,6 +395,7 @@ impl BoundWorker {
             crate::observe::http::server_router(
                 self.config.token.clone(),
                 crate::observe::http::ready_until(&shutdown),
+                None,
             ),
         )
         .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
