@@ -6,7 +6,8 @@
 const SVG = "http://www.w3.org/2000/svg";
 const params = new URLSearchParams(location.search);
 const token = params.get("token");
-const NODE_W = 180, NODE_H = 40, COL_W = 230, ROW_H = 56, PAD = 16;
+const NODE_W = 180, NODE_H = 40, COL_W = 230, ROW_H = 56, PAD = 16, TOP = 48;
+const LOG_LINES = 5000;
 
 const page = {
   deps: {},          // task -> its dependencies (the pipeline's graph, when the server knows it)
@@ -149,13 +150,14 @@ function follow(id) {
   };
 }
 
-function task(name) {
+// The task `name`, added (and the graph drawn again, unless `quiet`) when it is new.
+function task(name, quiet) {
   let t = page.tasks.get(name);
   if (!t) {
     t = { state: "pending", log: [] };
     page.tasks.set(name, t);
     page.order.push(name);
-    render();
+    if (!quiet) render();
   }
   return t;
 }
@@ -165,7 +167,8 @@ function apply(env) {
   switch (e.event) {
     case "run_started":
       setRunState("running");
-      for (const name of e.tasks) task(name);
+      for (const name of e.tasks) task(name, true);
+      render();
       break;
     case "task_started":
       setState(e.task, "running");
@@ -176,6 +179,8 @@ function apply(env) {
     case "task_output": {
       const t = task(e.task);
       t.log.push(e.line);
+      // A browser tab keeps the last lines; the full log is in `sykli logs`.
+      if (t.log.length > LOG_LINES) t.log.splice(0, t.log.length - LOG_LINES);
       if (page.selected === e.task) appendLog(e.line);
       break;
     }
@@ -249,7 +254,7 @@ function layout() {
   for (const name of page.order) {
     const d = depthOf(name);
     rows[d] = (rows[d] || 0) + 1;
-    pos.set(name, { x: PAD + d * COL_W, y: PAD + (rows[d] - 1) * ROW_H });
+    pos.set(name, { x: PAD + d * COL_W, y: TOP + (rows[d] - 1) * ROW_H });
   }
   return pos;
 }
@@ -276,8 +281,15 @@ function render() {
       if (!q) continue;
       const path = document.createElementNS(SVG, "path");
       const x1 = q.x + NODE_W, y1 = q.y + NODE_H / 2, x2 = p.x, y2 = p.y + NODE_H / 2;
-      const mx = (x1 + x2) / 2;
-      path.setAttribute("d", `M ${x1} ${y1} C ${mx} ${y1}, ${mx} ${y2}, ${x2} ${y2}`);
+      const span = Math.round((p.x - q.x) / COL_W);
+      if (span > 1) {
+        // Over the tasks in between: an arc above them.
+        const lift = Math.min(NODE_H / 2 + 8 * span, TOP + NODE_H / 2 - 4);
+        path.setAttribute("d", `M ${x1} ${y1} C ${x1 + 60} ${y1 - lift * 1.4}, ${x2 - 60} ${y2 - lift * 1.4}, ${x2} ${y2}`);
+      } else {
+        const mx = (x1 + x2) / 2;
+        path.setAttribute("d", `M ${x1} ${y1} C ${mx} ${y1}, ${mx} ${y2}, ${x2} ${y2}`);
+      }
       path.setAttribute("class", "edge");
       path.dataset.from = dep;
       path.dataset.to = name;
