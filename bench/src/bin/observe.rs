@@ -66,7 +66,10 @@ fn once(
             }));
         }
         for _ in 0..observers {
-            ready_rx.recv().await.context("an observer failed to subscribe")?;
+            ready_rx
+                .recv()
+                .await
+                .context("an observer failed to subscribe")?;
         }
         let start = Instant::now();
         let summary = run(graph, config, Arc::new(handle) as Arc<dyn EventSink>).await?;

@@ -3,6 +3,7 @@
 //! (`remote` feature), the web view and the metrics read.
 
 pub mod hub;
+pub mod resources;
 
 pub use hub::{Hub, HubError, RunHandle, RunInfo, RunState, Subscription, TaskInfo, TaskState};
 #[cfg(feature = "remote")]
