@@ -508,3 +508,58 @@ fn observe_refuses_a_bad_address_and_an_unknown_run_clearly() {
     std::fs::write(p.path().join("go"), "").unwrap();
     assert_eq!(wait(&mut run.child), Some(0));
 }
+
+/// A worker groups the actions it runs into the client's runs (by the `RequestMetadata`
+/// sykli sends), and `sykli ps` on the worker lists the run with its tasks and the host.
+#[test]
+fn ps_on_a_worker_lists_the_clients_run_and_its_remote_tasks() {
+    let p = tempfile::tempdir().unwrap();
+    let dir = p.path();
+    let w = common::worker::Worker::start(&dir.join("store"), &["--no-sandbox"]);
+    let project = dir.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    write_pipeline(
+        &project,
+        json!([
+            {"name": "far", "command": "echo far", "remote": true},
+            {"name": "farther", "command": "echo farther", "remote": true, "depends_on": ["far"]},
+            {"name": "near", "command": "echo near"},
+        ]),
+    );
+    let out = common::sykli(
+        &project,
+        &["--json", "run", "--remote", &w.url, "--no-cache"],
+    );
+    assert!(out.status.success(), "{}", common::text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run_id = v["data"]["run_id"].as_str().unwrap().to_owned();
+
+    let out = common::sykli(dir, &["--json", "ps", &w.url]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = v["data"]["runs"].as_array().unwrap();
+    let run = runs
+        .iter()
+        .find(|r| r["run_id"] == run_id.as_str())
+        .unwrap_or_else(|| panic!("run {run_id} not listed: {v}"));
+    let mut tasks: Vec<(String, String, String)> = run["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_owned(),
+                t["state"].to_string(),
+                t["host"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    tasks.sort();
+    assert_eq!(tasks.len(), 2, "only the remote tasks ran there: {tasks:?}");
+    assert_eq!(tasks[0].0, "far");
+    assert_eq!(tasks[1].0, "farther");
+    for (_, state, host) in &tasks {
+        assert!(state.contains("passed"), "{tasks:?}");
+        assert!(host.starts_with("sykli-worker@127.0.0.1:"), "{tasks:?}");
+    }
+}
