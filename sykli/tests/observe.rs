@@ -45,23 +45,41 @@ fn spawn_run(dir: &Path, args: &[&str]) -> Served {
             }
         }
     });
+    let mut served = Served {
+        child,
+        run_id: String::new(),
+        addr: String::new(),
+        stderr: rx,
+    };
     let until = Instant::now() + DEADLINE;
     loop {
-        let line = rx
+        let line = served
+            .stderr
             .recv_timeout(until.saturating_duration_since(Instant::now()))
             .expect("sykli run printed its serving line");
         // serving run RUN on grpc://127.0.0.1:PORT (...)
         if let Some(rest) = line.strip_prefix("serving run ") {
             let mut words = rest.split(' ');
-            let run_id = words.next().unwrap().to_owned();
-            let addr = words.nth(1).unwrap().to_owned();
-            return Served {
-                child,
-                run_id,
-                addr,
-                stderr: rx,
-            };
+            served.run_id = words.next().unwrap().to_owned();
+            served.addr = words.nth(1).unwrap().to_owned();
+            return served;
         }
+    }
+}
+
+/// A run left behind by a failed test is killed.
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An observer left behind by a failed test is killed.
+impl Drop for Observer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -253,7 +271,6 @@ fn a_second_process_observes_a_running_pipeline_and_gets_every_event_in_order() 
         let want: Vec<String> = (1..=5).map(|n| format!("t{i}-{n}")).collect();
         assert_eq!(outputs[&format!("t{i}")], want);
     }
-    drop(run.stderr);
 }
 
 /// A TCP proxy on 127.0.0.1 that cuts its first connection once it has forwarded `cut_after`
@@ -485,7 +502,6 @@ fn ps_lists_the_run_and_cancel_cancels_one_task() {
         })
         .unwrap();
     assert_eq!(other.status, sykli::runtime::TaskStatus::Passed);
-    drop(run.stderr);
 }
 
 #[test]
