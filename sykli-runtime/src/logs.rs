@@ -232,6 +232,10 @@ impl TaskLog {
 }
 
 impl OutputSink for TaskLog {
+    fn processes_started(&self, pgid: u32) {
+        crate::observe::resources::watch_group(self.task.clone(), pgid, self.events.clone());
+    }
+
     fn write(&self, stream: OutputStream, bytes: &[u8]) {
         let idx = match stream {
             OutputStream::Stdout => 0,

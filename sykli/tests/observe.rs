@@ -45,23 +45,41 @@ fn spawn_run(dir: &Path, args: &[&str]) -> Served {
             }
         }
     });
+    let mut served = Served {
+        child,
+        run_id: String::new(),
+        addr: String::new(),
+        stderr: rx,
+    };
     let until = Instant::now() + DEADLINE;
     loop {
-        let line = rx
+        let line = served
+            .stderr
             .recv_timeout(until.saturating_duration_since(Instant::now()))
             .expect("sykli run printed its serving line");
         // serving run RUN on grpc://127.0.0.1:PORT (...)
         if let Some(rest) = line.strip_prefix("serving run ") {
             let mut words = rest.split(' ');
-            let run_id = words.next().unwrap().to_owned();
-            let addr = words.nth(1).unwrap().to_owned();
-            return Served {
-                child,
-                run_id,
-                addr,
-                stderr: rx,
-            };
+            served.run_id = words.next().unwrap().to_owned();
+            served.addr = words.nth(1).unwrap().to_owned();
+            return served;
         }
+    }
+}
+
+/// A run left behind by a failed test is killed.
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An observer left behind by a failed test is killed.
+impl Drop for Observer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -159,7 +177,8 @@ fn key_of_line(line: &str) -> (u64, String) {
 
 /// Checks the observer's lines against the run: sequence numbers 1, 2, 3, ... with no gap
 /// and no duplicate, ending with `run_finished`, and every event but output lines (which
-/// the journal leaves to the log files) equal to the journal's, in its order. Returns the
+/// the journal leaves to the log files) and resource samples (live only) equal to the
+/// journal's, in its order. Returns the
 /// output lines by task.
 fn check(
     lines: &[String],
@@ -174,7 +193,7 @@ fn check(
     let journal = journal_keys(dir, run_id);
     let not_output: Vec<(u64, String)> = got
         .iter()
-        .filter(|(_, k)| !k.starts_with("task_output"))
+        .filter(|(_, k)| !k.starts_with("task_output") && !k.starts_with("task_resources"))
         .cloned()
         .collect();
     assert_eq!(
@@ -252,7 +271,6 @@ fn a_second_process_observes_a_running_pipeline_and_gets_every_event_in_order() 
         let want: Vec<String> = (1..=5).map(|n| format!("t{i}-{n}")).collect();
         assert_eq!(outputs[&format!("t{i}")], want);
     }
-    drop(run.stderr);
 }
 
 /// A TCP proxy on 127.0.0.1 that cuts its first connection once it has forwarded `cut_after`
@@ -335,6 +353,15 @@ fn after_a_dropped_connection_observe_resumes_from_its_last_seq_with_no_gap_and_
         assert!(Instant::now() < until, "the proxy never cut the connection");
         lines.push(obs.next());
     }
+    // The cut falls early in `talk`'s 300 lines: its last line comes after the reconnect.
+    loop {
+        let l = obs.next();
+        let last = l.ends_with(": line-299");
+        lines.push(l);
+        if last {
+            break;
+        }
+    }
     std::fs::write(dir.join("go"), "").unwrap();
     assert_eq!(wait(&mut run.child), Some(0));
     let (rest, code, stderr) = obs.rest();
@@ -375,12 +402,16 @@ fn a_killed_observer_restarted_from_its_next_seq_misses_nothing() {
     obs.child.kill().unwrap();
     let _ = obs.child.wait();
     let next = key_of_line(lines.last().unwrap()).0 + 1;
-    std::fs::write(dir.join("go"), "").unwrap();
     let again = observe(
         dir,
         &run.addr,
         &["--run", &run.run_id, "--from", &next.to_string()],
     );
+    // Attached again (its first line is the one after the last seen), then the run goes on.
+    let first = again.next();
+    assert_eq!(key_of_line(&first).0, next, "{first}");
+    lines.push(first);
+    std::fs::write(dir.join("go"), "").unwrap();
     let (rest, code, stderr) = again.rest();
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(wait(&mut run.child), Some(0));
@@ -408,13 +439,13 @@ fn ps_lists_the_run_and_cancel_cancels_one_task() {
         let out = common::sykli(dir, &["--json", "ps", &run.addr]);
         assert!(out.status.success(), "{}", common::text(&out));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        let running = v["data"]["runs"][0]["tasks"]
-            .as_array()
-            .unwrap()
+        let tasks = v["data"]["runs"][0]["tasks"].as_array().unwrap().clone();
+        let running = tasks.iter().filter(|t| t["state"] == "running").count();
+        // A resource sample of `hang` comes about a second after it started.
+        let sampled = tasks
             .iter()
-            .filter(|t| t["state"] == "running")
-            .count();
-        if running == 2 {
+            .any(|t| t["name"] == "hang" && t["rss_bytes"].as_u64().is_some_and(|b| b > 0));
+        if running == 2 && sampled {
             break v;
         }
         assert!(Instant::now() < until, "tasks never running: {v}");
@@ -429,6 +460,10 @@ fn ps_lists_the_run_and_cancel_cancels_one_task() {
         "{text}"
     );
     assert!(text.contains("hang") && text.contains("process"), "{text}");
+    assert!(
+        text.contains('%') && text.contains('M'),
+        "CPU and memory shown: {text}"
+    );
 
     // A task that does not exist is named in the refusal.
     let bad = common::sykli(dir, &["cancel", &run.addr, &run.run_id, "nope"]);
@@ -467,7 +502,6 @@ fn ps_lists_the_run_and_cancel_cancels_one_task() {
         })
         .unwrap();
     assert_eq!(other.status, sykli::runtime::TaskStatus::Passed);
-    drop(run.stderr);
 }
 
 #[test]
@@ -489,4 +523,59 @@ fn observe_refuses_a_bad_address_and_an_unknown_run_clearly() {
     );
     std::fs::write(p.path().join("go"), "").unwrap();
     assert_eq!(wait(&mut run.child), Some(0));
+}
+
+/// A worker groups the actions it runs into the client's runs (by the `RequestMetadata`
+/// sykli sends), and `sykli ps` on the worker lists the run with its tasks and the host.
+#[test]
+fn ps_on_a_worker_lists_the_clients_run_and_its_remote_tasks() {
+    let p = tempfile::tempdir().unwrap();
+    let dir = p.path();
+    let w = common::worker::Worker::start(&dir.join("store"), &["--no-sandbox"]);
+    let project = dir.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    write_pipeline(
+        &project,
+        json!([
+            {"name": "far", "command": "echo far", "remote": true},
+            {"name": "farther", "command": "echo farther", "remote": true, "depends_on": ["far"]},
+            {"name": "near", "command": "echo near"},
+        ]),
+    );
+    let out = common::sykli(
+        &project,
+        &["--json", "run", "--remote", &w.url, "--no-cache"],
+    );
+    assert!(out.status.success(), "{}", common::text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run_id = v["data"]["run_id"].as_str().unwrap().to_owned();
+
+    let out = common::sykli(dir, &["--json", "ps", &w.url]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let runs = v["data"]["runs"].as_array().unwrap();
+    let run = runs
+        .iter()
+        .find(|r| r["run_id"] == run_id.as_str())
+        .unwrap_or_else(|| panic!("run {run_id} not listed: {v}"));
+    let mut tasks: Vec<(String, String, String)> = run["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_owned(),
+                t["state"].to_string(),
+                t["host"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    tasks.sort();
+    assert_eq!(tasks.len(), 2, "only the remote tasks ran there: {tasks:?}");
+    assert_eq!(tasks[0].0, "far");
+    assert_eq!(tasks[1].0, "farther");
+    for (_, state, host) in &tasks {
+        assert!(state.contains("passed"), "{tasks:?}");
+        assert!(host.starts_with("sykli-worker@127.0.0.1:"), "{tasks:?}");
+    }
 }

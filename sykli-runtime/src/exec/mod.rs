@@ -146,6 +146,12 @@ pub enum OutputStream {
 pub trait OutputSink: Send + Sync {
     /// Accepts the next raw chunk of one stream (not necessarily whole lines).
     fn write(&self, stream: OutputStream, bytes: &[u8]);
+
+    /// The attempt's processes started as process group `pgid` (the task log samples their
+    /// resource use: [`crate::observe::resources`]). Default: nothing.
+    fn processes_started(&self, pgid: u32) {
+        let _ = pgid;
+    }
 }
 
 /// The I/O handles of one attempt.

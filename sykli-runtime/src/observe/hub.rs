@@ -276,6 +276,15 @@ impl RunInfo {
                 self.state = RunState::Parked;
                 self.finished_at_ms = Some(e.at_ms);
             }
+            Event::TaskResources {
+                task,
+                cpu_percent,
+                rss_bytes,
+            } => {
+                let t = self.task_mut(task);
+                t.cpu_percent = Some(*cpu_percent);
+                t.rss_bytes = Some(*rss_bytes);
+            }
             Event::TaskOutput { .. } | Event::TaskCacheMiss { .. } | Event::TaskRerun { .. } => {}
         }
         self.recount();
@@ -387,6 +396,10 @@ fn prune(runs: &mut Vec<Arc<RunEntry>>) {
 
 struct HubShared {
     runs: Mutex<Vec<Arc<RunEntry>>>,
+    /// Subscriptions open now.
+    active: std::sync::atomic::AtomicUsize,
+    /// Subscriptions ever made.
+    ever: std::sync::atomic::AtomicU64,
     /// Bumped whenever any run changes (new run, new event, end).
     changed: watch::Sender<u64>,
 }
@@ -433,6 +446,8 @@ impl Hub {
         Hub {
             shared: Arc::new(HubShared {
                 runs: Mutex::new(Vec::new()),
+                active: Default::default(),
+                ever: Default::default(),
                 changed: watch::channel(0).0,
             }),
             cap: cap.max(1),
@@ -495,6 +510,16 @@ impl Hub {
             .map(|e| e.id.clone())
     }
 
+    /// Subscriptions open now, and ever made: `sykli run --serve` lingers a moment after
+    /// its run when it had observers, so one that is reconnecting still gets the end.
+    pub fn observers(&self) -> (usize, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.shared.active.load(Relaxed),
+            self.shared.ever.load(Relaxed),
+        )
+    }
+
     /// A receiver that changes whenever any run changes (registered, an event, ended): the
     /// web view and metrics wait on it instead of polling.
     pub fn changes(&self) -> watch::Receiver<u64> {
@@ -545,6 +570,12 @@ impl Hub {
             });
         }
         let rx = entry.feed.subscribe();
+        self.shared
+            .active
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.shared
+            .ever
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let state = SubState {
             entry,
             rx,
@@ -555,6 +586,7 @@ impl Hub {
         };
         Ok(Subscription {
             inner: Box::pin(futures::stream::unfold(state, SubState::step)),
+            hub: self.shared.clone(),
         })
     }
 
@@ -711,6 +743,15 @@ impl EventSink for RunHandle {
 /// A live stream of one run's envelopes ([`Hub::subscribe`]).
 pub struct Subscription {
     inner: Pin<Box<dyn Stream<Item = Result<Arc<Envelope>, HubError>> + Send>>,
+    hub: Arc<HubShared>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub
+            .active
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl Stream for Subscription {

@@ -318,7 +318,8 @@ impl MetricsSink {
             Event::TaskPlaced { .. }
             | Event::TaskOutput { .. }
             | Event::TaskRerun { .. }
-            | Event::TaskRetrying { .. } => {}
+            | Event::TaskRetrying { .. }
+            | Event::TaskResources { .. } => {}
         }
     }
 

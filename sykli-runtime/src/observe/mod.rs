@@ -6,6 +6,7 @@
 pub mod http;
 pub mod hub;
 pub mod metrics;
+pub mod resources;
 
 pub use hub::{Hub, HubError, RunHandle, RunInfo, RunState, Subscription, TaskInfo, TaskState};
 #[cfg(feature = "remote")]

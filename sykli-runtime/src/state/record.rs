@@ -245,6 +245,7 @@ impl RecordFold {
                 }
             }
             Event::TaskOutput { .. }
+            | Event::TaskResources { .. }
             | Event::TaskRetrying { .. }
             | Event::TaskCacheMiss { .. }
             | Event::TaskPlaced { .. } => {}

@@ -255,6 +255,7 @@ pub fn event_line(e: &Envelope) -> String {
         Event::TaskPlaced { .. } => "task_placed",
         Event::TaskStarted { .. } => "task_started",
         Event::TaskOutput { .. } => "task_output",
+        Event::TaskResources { .. } => "task_resources",
         Event::TaskCacheMiss { .. } => "task_cache_miss",
         Event::TaskRerun { .. } => "task_rerun",
         Event::TaskRetrying { .. } => "task_retrying",
@@ -271,6 +272,11 @@ pub fn event_line(e: &Envelope) -> String {
             attempt, executor, ..
         } => format!("attempt {attempt} on {executor}"),
         Event::TaskOutput { line, .. } => line.clone(),
+        Event::TaskResources {
+            cpu_percent,
+            rss_bytes,
+            ..
+        } => format!("cpu {cpu_percent:.0}% rss {}", human_bytes(*rss_bytes)),
         Event::TaskCacheMiss { reason, .. } | Event::TaskRerun { reason, .. } => reason.clone(),
         Event::TaskRetrying {
             attempt, reason, ..
@@ -645,12 +651,16 @@ async fn live_view(opts: &ClientOptions, args: &ObserveArgs) -> Result<Option<bo
 
 /// `sykli run --serve ADDR`: the run's events served on ADDR while it runs.
 pub(crate) struct Serving {
+    hub: Hub,
     shutdown: tokio_util::sync::CancellationToken,
     task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
 }
 
 /// How long a finished run keeps serving so observers read its last events.
 const DRAIN: Duration = Duration::from_secs(5);
+
+/// How long a finished run that had observers waits for one to reconnect.
+const LINGER: Duration = Duration::from_secs(1);
 
 /// The address `--serve` means: `HOST:PORT`, or a bare `PORT` on 127.0.0.1.
 fn serve_addr(text: &str) -> Result<std::net::SocketAddr, CliError> {
@@ -695,7 +705,7 @@ pub(crate) async fn serve_run(
     );
     let task = tokio::spawn(sykli_runtime::observe::grpc::serve(
         listener,
-        hub,
+        hub.clone(),
         token,
         shutdown.clone(),
         http,
@@ -708,12 +718,33 @@ pub(crate) async fn serve_run(
     } else {
         eprintln!("serving on grpc://{bound}");
     }
-    Ok((std::sync::Arc::new(handle), Serving { shutdown, task }))
+    Ok((
+        std::sync::Arc::new(handle),
+        Serving {
+            hub,
+            shutdown,
+            task,
+        },
+    ))
 }
 
 impl Serving {
     /// Stops serving once observers have read the end (at most a few seconds).
     pub(crate) async fn stop(self) {
+        // Observers still reading get the end; one that lost its connection gets a moment
+        // to come back for it (bounded).
+        if self.hub.observers().1 > 0 {
+            let until = tokio::time::Instant::now() + DRAIN;
+            let mut quiet_since = tokio::time::Instant::now();
+            while tokio::time::Instant::now() < until {
+                if self.hub.observers().0 > 0 {
+                    quiet_since = tokio::time::Instant::now();
+                } else if quiet_since.elapsed() >= LINGER {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         self.shutdown.cancel();
         if let Ok(Ok(Err(e))) = tokio::time::timeout(DRAIN, self.task).await {
             eprintln!(

@@ -49,6 +49,10 @@ impl OutputSink for TailSink {
         }
         self.inner.write(stream, bytes);
     }
+
+    fn processes_started(&self, pgid: u32) {
+        self.inner.processes_started(pgid);
+    }
 }
 
 /// What a failed task tripped over.
