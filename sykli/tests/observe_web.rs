@@ -344,3 +344,36 @@ fn serve_ui_shows_the_runs_it_serves_behind_its_token() {
     });
     assert!(status.success());
 }
+
+#[test]
+fn run_ui_refuses_a_bad_address_and_a_taken_port_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sykli.json"),
+        json!({"version": "1", "tasks": [{"name": "t", "command": "true"}]}).to_string(),
+    )
+    .unwrap();
+    let out = common::sykli(dir.path(), &["run", "--json", "--ui", "not-an-address"]);
+    assert_eq!(out.status.code(), Some(2), "{}", common::text(&out));
+    let env: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(env["error"]["code"], "usage", "{env}");
+    let msg = env["error"]["message"].as_str().unwrap();
+    assert!(msg.contains("--ui not-an-address"), "{msg}");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = common::sykli(dir.path(), &["run", "--json", "--ui", &addr]);
+    assert_eq!(out.status.code(), Some(1), "{}", common::text(&out));
+    let env: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(env["error"]["code"], "ui_failed", "{env}");
+    let msg = env["error"]["message"].as_str().unwrap();
+    assert!(msg.contains(&addr), "{msg}");
+    assert!(
+        !dir.path().join(".sykli/runs").exists()
+            || std::fs::read_dir(dir.path().join(".sykli/runs"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "no run started"
+    );
+}
