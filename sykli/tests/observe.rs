@@ -56,7 +56,10 @@ fn spawn_run(dir: &Path, args: &[&str]) -> Served {
         let line = served
             .stderr
             .recv_timeout(until.saturating_duration_since(Instant::now()))
-            .expect("sykli run printed its serving line");
+            .unwrap_or_else(|_| {
+                let said: Vec<String> = served.stderr.try_iter().collect();
+                panic!("sykli run printed no serving line: {said:?}")
+            });
         // serving run RUN on grpc://127.0.0.1:PORT (...)
         if let Some(rest) = line.strip_prefix("serving run ") {
             let mut words = rest.split(' ');
@@ -233,7 +236,7 @@ fn journal_keys(dir: &Path, run_id: &str) -> Vec<(u64, String)> {
 fn write_pipeline(dir: &Path, tasks: serde_json::Value) {
     std::fs::write(
         dir.join("sykli.json"),
-        json!({"version": "1", "tasks": tasks}).to_string(),
+        json!({"version": "2", "tasks": tasks}).to_string(),
     )
     .unwrap();
 }
@@ -589,4 +592,40 @@ fn ps_on_serve_lists_the_clients_run_and_its_remote_tasks() {
     let mut pool = common::pool::Pool::start(p.path(), "1s", &[]);
     pool.add_worker(2, &[]);
     ps_lists_remote_run(p.path(), &pool.url, "sykli-serve@127.0.0.1:");
+}
+
+/// A container task's resource use comes from the engine's stats: a busy container shows CPU
+/// and memory in the observer's stream (needs the Docker engine and the test images CI builds).
+#[test]
+fn a_container_tasks_resources_come_from_the_engine_stats() {
+    let p = tempfile::tempdir().unwrap();
+    let dir = p.path();
+    write_pipeline(
+        dir,
+        json!([{
+            "name": "boxed",
+            "container": "sykli-test/busybox:latest",
+            "command": "i=0; while [ $i -lt 1500000 ]; do i=$((i+1)); done; echo spun",
+        }]),
+    );
+    let mut run = spawn_run(dir, &[]);
+    let obs = observe(dir, &run.addr, &[]);
+    let (lines, code, stderr) = obs.rest();
+    assert_eq!(wait(&mut run.child), Some(0));
+    assert_eq!(code, Some(0), "{stderr}");
+    let samples: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("task_resources boxed: cpu "))
+        .collect();
+    assert!(!samples.is_empty(), "no resource sample: {lines:?}");
+    // `cpu N% rss NM`: a busy loop uses CPU.
+    assert!(
+        samples.iter().any(|l| {
+            let cpu = l.split("cpu ").nth(1).and_then(|r| r.split('%').next());
+            cpu.and_then(|c| c.parse::<f64>().ok())
+                .is_some_and(|c| c > 10.0)
+        }),
+        "{samples:?}"
+    );
+    check(&lines, dir, &run.run_id);
 }
