@@ -236,6 +236,14 @@ impl OutputSink for TaskLog {
         crate::observe::resources::watch_group(self.task.clone(), pgid, self.events.clone());
     }
 
+    fn resource_sample(&self, cpu_percent: f64, rss_bytes: u64) {
+        self.events.emit(&Event::TaskResources {
+            task: self.task.clone(),
+            cpu_percent,
+            rss_bytes,
+        });
+    }
+
     fn write(&self, stream: OutputStream, bytes: &[u8]) {
         let idx = match stream {
             OutputStream::Stdout => 0,

@@ -56,7 +56,10 @@ fn spawn_run(dir: &Path, args: &[&str]) -> Served {
         let line = served
             .stderr
             .recv_timeout(until.saturating_duration_since(Instant::now()))
-            .expect("sykli run printed its serving line");
+            .unwrap_or_else(|_| {
+                let said: Vec<String> = served.stderr.try_iter().collect();
+                panic!("sykli run printed no serving line: {said:?}")
+            });
         // serving run RUN on grpc://127.0.0.1:PORT (...)
         if let Some(rest) = line.strip_prefix("serving run ") {
             let mut words = rest.split(' ');
@@ -233,7 +236,7 @@ fn journal_keys(dir: &Path, run_id: &str) -> Vec<(u64, String)> {
 fn write_pipeline(dir: &Path, tasks: serde_json::Value) {
     std::fs::write(
         dir.join("sykli.json"),
-        json!({"version": "1", "tasks": tasks}).to_string(),
+        json!({"version": "2", "tasks": tasks}).to_string(),
     )
     .unwrap();
 }
@@ -525,13 +528,9 @@ fn observe_refuses_a_bad_address_and_an_unknown_run_clearly() {
     assert_eq!(wait(&mut run.child), Some(0));
 }
 
-/// A worker groups the actions it runs into the client's runs (by the `RequestMetadata`
-/// sykli sends), and `sykli ps` on the worker lists the run with its tasks and the host.
-#[test]
-fn ps_on_a_worker_lists_the_clients_run_and_its_remote_tasks() {
-    let p = tempfile::tempdir().unwrap();
-    let dir = p.path();
-    let w = common::worker::Worker::start(&dir.join("store"), &["--no-sandbox"]);
+/// Runs a pipeline with two remote tasks and a local one against `url`, then checks that
+/// `sykli ps URL` lists the run with its remote tasks, passed, on a host named `host*`.
+fn ps_lists_remote_run(dir: &Path, url: &str, host: &str) {
     let project = dir.join("project");
     std::fs::create_dir_all(&project).unwrap();
     write_pipeline(
@@ -542,15 +541,12 @@ fn ps_on_a_worker_lists_the_clients_run_and_its_remote_tasks() {
             {"name": "near", "command": "echo near"},
         ]),
     );
-    let out = common::sykli(
-        &project,
-        &["--json", "run", "--remote", &w.url, "--no-cache"],
-    );
+    let out = common::sykli(&project, &["--json", "run", "--remote", url, "--no-cache"]);
     assert!(out.status.success(), "{}", common::text(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let run_id = v["data"]["run_id"].as_str().unwrap().to_owned();
 
-    let out = common::sykli(dir, &["--json", "ps", &w.url]);
+    let out = common::sykli(dir, &["--json", "ps", url]);
     assert!(out.status.success(), "{}", common::text(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let runs = v["data"]["runs"].as_array().unwrap();
@@ -574,8 +570,62 @@ fn ps_on_a_worker_lists_the_clients_run_and_its_remote_tasks() {
     assert_eq!(tasks.len(), 2, "only the remote tasks ran there: {tasks:?}");
     assert_eq!(tasks[0].0, "far");
     assert_eq!(tasks[1].0, "farther");
-    for (_, state, host) in &tasks {
+    for (_, state, h) in &tasks {
         assert!(state.contains("passed"), "{tasks:?}");
-        assert!(host.starts_with("sykli-worker@127.0.0.1:"), "{tasks:?}");
+        assert!(h.starts_with(host), "{tasks:?}");
     }
+}
+
+/// A worker groups the actions it runs into the client's runs (by the `RequestMetadata`
+/// sykli sends), and `sykli ps` on the worker lists the run with its tasks and the host.
+#[test]
+fn ps_on_a_worker_lists_the_clients_run_and_its_remote_tasks() {
+    let p = tempfile::tempdir().unwrap();
+    let w = common::worker::Worker::start(&p.path().join("store"), &["--no-sandbox"]);
+    ps_lists_remote_run(p.path(), &w.url, "sykli-worker@127.0.0.1:");
+}
+
+/// The same on `sykli serve` with a joined worker: serve groups the actions it queues.
+#[test]
+fn ps_on_serve_lists_the_clients_run_and_its_remote_tasks() {
+    let p = tempfile::tempdir().unwrap();
+    let mut pool = common::pool::Pool::start(p.path(), "1s", &[]);
+    pool.add_worker(2, &[]);
+    ps_lists_remote_run(p.path(), &pool.url, "sykli-serve@127.0.0.1:");
+}
+
+/// A container task's resource use comes from the engine's stats: a busy container shows CPU
+/// and memory in the observer's stream (needs the Docker engine and the test images CI builds).
+#[test]
+fn a_container_tasks_resources_come_from_the_engine_stats() {
+    let p = tempfile::tempdir().unwrap();
+    let dir = p.path();
+    write_pipeline(
+        dir,
+        json!([{
+            "name": "boxed",
+            "container": "sykli-test/busybox:latest",
+            "command": "i=0; while [ $i -lt 1500000 ]; do i=$((i+1)); done; echo spun",
+        }]),
+    );
+    let mut run = spawn_run(dir, &[]);
+    let obs = observe(dir, &run.addr, &[]);
+    let (lines, code, stderr) = obs.rest();
+    assert_eq!(wait(&mut run.child), Some(0));
+    assert_eq!(code, Some(0), "{stderr}");
+    let samples: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("task_resources boxed: cpu "))
+        .collect();
+    assert!(!samples.is_empty(), "no resource sample: {lines:?}");
+    // `cpu N% rss NM`: a busy loop uses CPU.
+    assert!(
+        samples.iter().any(|l| {
+            let cpu = l.split("cpu ").nth(1).and_then(|r| r.split('%').next());
+            cpu.and_then(|c| c.parse::<f64>().ok())
+                .is_some_and(|c| c > 10.0)
+        }),
+        "{samples:?}"
+    );
+    check(&lines, dir, &run.run_id);
 }

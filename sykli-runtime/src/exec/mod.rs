@@ -152,6 +152,13 @@ pub trait OutputSink: Send + Sync {
     fn processes_started(&self, pgid: u32) {
         let _ = pgid;
     }
+
+    /// A sample of the attempt's resource use from its executor (a container engine's
+    /// stats): CPU since the previous sample in percent of one core, resident bytes.
+    /// Default: nothing.
+    fn resource_sample(&self, cpu_percent: f64, rss_bytes: u64) {
+        let _ = (cpu_percent, rss_bytes);
+    }
 }
 
 /// The I/O handles of one attempt.

@@ -706,14 +706,6 @@ impl RunHandle {
         self.entry.hub.bump();
     }
 
-    /// Records a resource sample of `task` (CPU percent of one core, resident bytes).
-    pub fn set_resources(&self, task: &str, cpu_percent: f64, rss_bytes: u64) {
-        let mut b = self.entry.lock();
-        let t = b.info.task_mut(task);
-        t.cpu_percent = Some(cpu_percent);
-        t.rss_bytes = Some(rss_bytes);
-    }
-
     /// Ends the run's streams: no event follows (a run that finished with `RunFinished` or
     /// `RunParked` is already closed).
     pub fn close(&self) {
