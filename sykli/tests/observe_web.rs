@@ -106,6 +106,17 @@ fn the_page_colours_task_states_live_as_the_run_proceeds_and_shows_logs_and_hist
         edges,
         json!(["first>second", "first>third", "second>third"])
     );
+    // A running task shows its sampled CPU and memory.
+    wait_for(DEADLINE, "first shows its CPU and memory", || {
+        let usage = b.eval(
+            "document.querySelector('#graph g.task[data-task=\"first\"] text.usage').textContent",
+        );
+        if usage.as_str().is_some_and(|u| u.contains('%')) {
+            Ok(())
+        } else {
+            Err(usage.to_string())
+        }
+    });
     let running = shot(&mut b, &shots.join("1-first-running.png"));
 
     std::fs::write(dir.join("go1"), "").unwrap();

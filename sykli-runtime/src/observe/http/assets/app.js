@@ -184,6 +184,13 @@ function apply(env) {
       if (page.selected === e.task) appendLog(e.line);
       break;
     }
+    case "task_resources": {
+      const t = task(e.task);
+      t.usage = `${Math.round(e.cpu_percent)}% · ${bytes(e.rss_bytes)}`;
+      const g = document.querySelector(`#graph g.task[data-task="${CSS.escape(e.task)}"]`);
+      if (g) g.querySelector("text.usage").textContent = t.usage;
+      break;
+    }
     case "task_finished":
       setState(e.task, e.status);
       break;
@@ -202,6 +209,13 @@ function apply(env) {
   }
 }
 
+function bytes(n) {
+  const units = ["B", "K", "M", "G", "T"];
+  let i = 0;
+  while (n >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return `${n < 10 && i > 0 ? n.toFixed(1) : Math.round(n)}${units[i]}`;
+}
+
 function setState(name, state) {
   const t = task(name);
   t.state = state;
@@ -209,6 +223,8 @@ function setState(name, state) {
   if (g) {
     g.dataset.state = state;
     g.querySelector("text.status").textContent = state;
+    // CPU and memory are shown while the task runs (sampled by the executor).
+    if (state !== "running") g.querySelector("text.usage").textContent = "";
   }
 }
 
@@ -316,9 +332,15 @@ function render() {
     status.setAttribute("x", 10);
     status.setAttribute("y", 30);
     status.textContent = t.state;
+    const usage = document.createElementNS(SVG, "text");
+    usage.setAttribute("class", "usage");
+    usage.setAttribute("x", NODE_W - 10);
+    usage.setAttribute("y", 30);
+    usage.setAttribute("text-anchor", "end");
+    usage.textContent = t.state === "running" && t.usage ? t.usage : "";
     const title = document.createElementNS(SVG, "title");
     title.textContent = name;
-    g.append(title, rect, label, status);
+    g.append(title, rect, label, status, usage);
     g.addEventListener("click", () => select(name));
     svg.append(g);
     w = Math.max(w, p.x + NODE_W + PAD);
