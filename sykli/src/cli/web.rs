@@ -69,12 +69,12 @@ pub(crate) async fn start(
     let run = hub.register(run_id);
     let stop_streams = CancellationToken::new();
     let config = HttpConfig {
-        ui: Some(UiState {
+        ui: Some(UiState::new(
             hub,
-            graph: Arc::new(dependencies(valid)),
-            state_dir: Some(state_dir.to_path_buf()),
-            shutdown: stop_streams.clone(),
-        }),
+            dependencies(valid),
+            Some(state_dir.to_path_buf()),
+            stop_streams.clone(),
+        )),
         ..HttpConfig::new()
     };
     let local = bound.local_addr();

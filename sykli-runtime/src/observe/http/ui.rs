@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -28,6 +28,7 @@ use futures::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::observe::hub::{Hub, HubError};
+use crate::state::RunRecord;
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
 const APP_JS: &str = include_str!("assets/app.js");
@@ -36,17 +37,64 @@ const APP_CSS: &str = include_str!("assets/app.css");
 /// Most journalled runs `/api/runs` lists.
 const HISTORY_LIMIT: usize = 50;
 
+/// How long a read of the journal's runs is reused.
+const HISTORY_TTL: Duration = Duration::from_secs(5);
+
+/// The journal's runs and when they were read.
+type History = (Instant, Vec<RunRecord>);
+
 /// What the page shows: the hub's live runs, the pipeline's graph, the journal's history.
 #[derive(Clone)]
 pub struct UiState {
-    /// The runs this process serves.
-    pub hub: Hub,
-    /// Each task's dependencies, when the server runs a known pipeline (`sykli run --ui`).
-    pub graph: Arc<BTreeMap<String, Vec<String>>>,
-    /// The project's state directory (`.sykli/`), for run history and logs.
-    pub state_dir: Option<PathBuf>,
-    /// Ends open event streams (so a graceful shutdown does not wait on browsers).
-    pub shutdown: CancellationToken,
+    hub: Hub,
+    graph: Arc<BTreeMap<String, Vec<String>>>,
+    state_dir: Option<PathBuf>,
+    shutdown: CancellationToken,
+    /// The journal's runs as last read, and when: pages poll, the journal is read at most
+    /// every [`HISTORY_TTL`].
+    history: Arc<tokio::sync::Mutex<Option<History>>>,
+}
+
+impl UiState {
+    /// The page of `hub`'s runs; `graph` gives each task's dependencies when the server runs
+    /// a known pipeline (`sykli run --ui`), `state_dir` (`.sykli/`) the run history and
+    /// logs; `shutdown` ends open event streams (so a graceful shutdown does not wait on
+    /// browsers).
+    pub fn new(
+        hub: Hub,
+        graph: BTreeMap<String, Vec<String>>,
+        state_dir: Option<PathBuf>,
+        shutdown: CancellationToken,
+    ) -> UiState {
+        UiState {
+            hub,
+            graph: Arc::new(graph),
+            state_dir,
+            shutdown,
+            history: Arc::default(),
+        }
+    }
+
+    /// The journalled runs, newest first (at most [`HISTORY_LIMIT`]), read again when the
+    /// last read is older than [`HISTORY_TTL`].
+    async fn history(&self) -> Result<Vec<RunRecord>, String> {
+        let Some(dir) = self.state_dir.clone() else {
+            return Ok(Vec::new());
+        };
+        let mut cached = self.history.lock().await;
+        if let Some((at, runs)) = cached.as_ref()
+            && at.elapsed() < HISTORY_TTL
+        {
+            return Ok(runs.clone());
+        }
+        let listed = tokio::task::spawn_blocking(move || crate::state::list_runs(&dir))
+            .await
+            .map_err(|e| format!("could not list runs: {e}"))?
+            .map_err(|e| format!("could not list runs: {}", crate::error_chain(&e)))?;
+        let runs: Vec<RunRecord> = listed.runs.into_iter().take(HISTORY_LIMIT).collect();
+        *cached = Some((Instant::now(), runs.clone()));
+        Ok(runs)
+    }
 }
 
 impl std::fmt::Debug for UiState {
@@ -117,29 +165,10 @@ fn error(status: StatusCode, message: String) -> Response {
 
 async fn runs(State(ui): State<UiState>) -> Response {
     let live = ui.hub.runs();
-    let history = match &ui.state_dir {
-        None => Vec::new(),
-        Some(dir) => {
-            let dir = dir.clone();
-            let listed = tokio::task::spawn_blocking(move || crate::state::list_runs(&dir)).await;
-            match listed {
-                Ok(Ok(list)) => list.runs.into_iter().take(HISTORY_LIMIT).collect(),
-                Ok(Err(e)) => {
-                    return error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        format!("could not list runs: {}", crate::error_chain(&e)),
-                    );
-                }
-                Err(e) => {
-                    return error(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        format!("could not list runs: {e}"),
-                    );
-                }
-            }
-        }
-    };
-    json(&serde_json::json!({ "live": live, "history": history }))
+    match ui.history().await {
+        Ok(history) => json(&serde_json::json!({ "live": live, "history": history })),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    }
 }
 
 async fn graph(State(ui): State<UiState>) -> Response {

@@ -193,11 +193,13 @@ impl BoundServe {
             crate::observe::http::server_router(
                 self.token.clone(),
                 pool_readiness(self.scheduler.clone(), &shutdown),
-                self.ui.then(|| crate::observe::http::ui::UiState {
-                    hub: self.hub.clone(),
-                    graph: Arc::default(),
-                    state_dir: None,
-                    shutdown: shutdown.clone(),
+                self.ui.then(|| {
+                    crate::observe::http::ui::UiState::new(
+                        self.hub.clone(),
+                        Default::default(),
+                        None,
+                        shutdown.clone(),
+                    )
                 }),
             ),
         )
