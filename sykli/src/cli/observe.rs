@@ -652,8 +652,7 @@ async fn live_view(opts: &ClientOptions, args: &ObserveArgs) -> Result<Option<bo
 /// `sykli run --serve ADDR`: the run's events served on ADDR while it runs.
 pub(crate) struct Serving {
     hub: Hub,
-    shutdown: tokio_util::sync::CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    server: sykli_runtime::observe::grpc::ServerThread,
 }
 
 /// How long a finished run keeps serving so observers read its last events.
@@ -678,32 +677,29 @@ fn serve_addr(text: &str) -> Result<std::net::SocketAddr, CliError> {
     })
 }
 
-/// Binds `addr` and serves the observe service for `config`'s run: returns the sink to add
-/// to the run's sinks (cancel requests reach the run's token and its tasks' tokens).
-pub(crate) async fn serve_run(
+/// Binds `addr` and serves the observe service for `config`'s run (on a thread of its own):
+/// returns the sink to add to the run's sinks (cancel requests reach the run's token and its
+/// tasks' tokens).
+pub(crate) fn serve_run(
     addr: &str,
     config: &sykli_runtime::scheduler::RunConfig,
     json: bool,
 ) -> Result<(std::sync::Arc<dyn EventSink>, Serving), CliError> {
     let addr = serve_addr(addr)?;
     let token = Token::load(None).map_err(|e| CliError::usage("usage", e))?;
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+    let listen_err = |e: std::io::Error| {
         CliError::failed(
             "run_failed",
             anyhow!(e).context(format!("--serve: failed to listen on {addr}")),
         )
-    })?;
-    let bound = listener.local_addr().unwrap_or(addr);
+    };
+    let listener = std::net::TcpListener::bind(addr).map_err(listen_err)?;
     let hub = Hub::new();
     let handle = hub.register(&config.run_id);
     handle.cancel_with(config.cancel.clone(), config.task_cancels.clone());
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let task = tokio::spawn(sykli_runtime::observe::grpc::serve(
-        listener,
-        hub.clone(),
-        token,
-        shutdown.clone(),
-    ));
+    let server = sykli_runtime::observe::grpc::ServerThread::spawn(listener, hub.clone(), token)
+        .map_err(listen_err)?;
+    let bound = server.local_addr();
     if !json {
         eprintln!(
             "serving run {} on grpc://{bound} (sykli observe grpc://{bound})",
@@ -712,14 +708,7 @@ pub(crate) async fn serve_run(
     } else {
         eprintln!("serving on grpc://{bound}");
     }
-    Ok((
-        std::sync::Arc::new(handle),
-        Serving {
-            hub,
-            shutdown,
-            task,
-        },
-    ))
+    Ok((std::sync::Arc::new(handle), Serving { hub, server }))
 }
 
 impl Serving {
@@ -739,12 +728,8 @@ impl Serving {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
-        self.shutdown.cancel();
-        if let Ok(Ok(Err(e))) = tokio::time::timeout(DRAIN, self.task).await {
-            eprintln!(
-                "warning: --serve: the observe server failed: {}",
-                sykli_runtime::error_chain(&e)
-            );
+        if let Err(e) = self.server.stop(DRAIN).await {
+            eprintln!("warning: --serve: the observe server failed: {e}");
         }
     }
 }
