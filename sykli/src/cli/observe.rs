@@ -31,6 +31,9 @@ use crate::report::Envelope as JsonEnvelope;
 /// How long `observe` keeps trying to reconnect without receiving anything.
 const RECONNECT_FOR: Duration = Duration::from_secs(60);
 
+/// How many times in a row `observe` reconnects without receiving an event in between.
+const MAX_FLAPS: u32 = 50;
+
 /// Where the observe service is.
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
@@ -313,7 +316,11 @@ async fn follow(
 ) -> Result<Followed, CliError> {
     let mut run = args.run.clone();
     let mut next = args.from.max(1);
-    let mut last_progress = Instant::now();
+    // When the connection was lost (None: it is up): reconnecting gives up after
+    // RECONNECT_FOR from then.
+    let mut lost_at: Option<Instant> = None;
+    // Connections lost in a row with no event received in between.
+    let mut flaps = 0u32;
     let mut attempt = 0u32;
     let mut client: Option<ObserveClient> = None;
     loop {
@@ -321,7 +328,7 @@ async fn follow(
             match ObserveClient::connect(opts).await {
                 Ok(c) => client = Some(c),
                 Err(e) => {
-                    if last_progress.elapsed() > RECONNECT_FOR || attempt == 0 {
+                    if attempt == 0 || lost_at.is_some_and(|t| t.elapsed() > RECONNECT_FOR) {
                         return Err(failed(e));
                     }
                     attempt += 1;
@@ -336,7 +343,11 @@ async fn follow(
             .await
         {
             Ok(s) => s,
-            Err(e) if retryable(&e) && attempt > 0 && last_progress.elapsed() < RECONNECT_FOR => {
+            Err(e)
+                if retryable(&e)
+                    && attempt > 0
+                    && lost_at.is_none_or(|t| t.elapsed() < RECONNECT_FOR) =>
+            {
                 client = None;
                 attempt += 1;
                 tokio::time::sleep(backoff(attempt)).await;
@@ -345,6 +356,7 @@ async fn follow(
             Err(e) => return Err(failed(e)),
         };
         attempt = 1;
+        lost_at = None;
         let mut stream = Box::pin(stream);
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         let broke = loop {
@@ -357,7 +369,7 @@ async fn follow(
                         }
                         run.get_or_insert_with(|| e.run_id.clone());
                         next = e.seq + 1;
-                        last_progress = Instant::now();
+                        flaps = 0;
                         let end = matches!(e.event, Event::RunFinished(_) | Event::RunParked { .. });
                         on_event(&e);
                         if end {
@@ -383,7 +395,9 @@ async fn follow(
                 }
             }
         };
-        if last_progress.elapsed() > RECONNECT_FOR {
+        let since = *lost_at.get_or_insert_with(Instant::now);
+        flaps += 1;
+        if since.elapsed() > RECONNECT_FOR || flaps > MAX_FLAPS {
             return Err(CliError::failed(
                 "observe_failed",
                 anyhow!("{} ({:?})", broke.message(), broke.code()).context(format!(
