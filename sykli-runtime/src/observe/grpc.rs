@@ -1,5 +1,6 @@
 //! The observe service (`sykli.observe.v1.Observe`) over a [`Hub`]: `Subscribe` (server
-//! streaming: a run's events from a sequence number, then live, in batches of what was ready), `ListRuns` and `Cancel`.
+//! streaming: a run's events from a sequence number, then live, in batches of what was
+//! ready), `ListRuns` and `Cancel`.
 //! Messages are derived with prost (no `protoc`); an event travels as its JSON-encoded
 //! [`Envelope`] (one schema: the one `--json`, the journal and the web view use), a run list
 //! as JSON [`RunInfo`]s.
