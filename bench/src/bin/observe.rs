@@ -1,6 +1,7 @@
 //! The cost of observers: 1,000 tasks of `true` in a wide graph with 2 jobs, run in-process
 //! by the scheduler (on one thread, as `sykli run` does) with its events in an observe hub
-//! served over loopback gRPC (as `sykli run --serve` does), with 0 and then 10 observers
+//! served over loopback gRPC from a thread of its own (as `sykli run --serve` does: the
+//! same `ServerThread`), with 0 and then 10 observers
 //! subscribed (real gRPC clients on a runtime of their own, each receiving every event),
 //! alternating, median of the rounds. Target: 10 observers cost < 5% wall time.
 //!
@@ -15,11 +16,10 @@ use futures::StreamExt;
 use sykli_runtime::events::EventSink;
 use sykli_runtime::graph::{Graph, ValidGraph, validate};
 use sykli_runtime::observe::Hub;
-use sykli_runtime::observe::grpc::{ObserveClient, serve};
+use sykli_runtime::observe::grpc::{ObserveClient, ServerThread};
 use sykli_runtime::remote::client::ClientOptions;
 use sykli_runtime::remote::endpoint::Endpoint;
 use sykli_runtime::scheduler::{CacheChoice, RunBuilder, Signals, run};
-use tokio_util::sync::CancellationToken;
 
 /// One run with `observers` subscribed: the run's wall time, and each observer's event count.
 fn once(
@@ -42,14 +42,11 @@ fn once(
     let hub = Hub::new();
     let handle = hub.register(&config.run_id);
     let run_id = config.run_id.clone();
+    let server = ServerThread::spawn(std::net::TcpListener::bind("127.0.0.1:0")?, hub, None)?;
+    let addr = server.local_addr();
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let shutdown = CancellationToken::new();
-        let server = tokio::spawn(serve(listener, hub.clone(), None, shutdown.clone()));
         let opts = ClientOptions::new(Endpoint::parse(&format!("grpc://{addr}"))?);
-        // Subscribe every observer before the run starts (the server answers on this
-        // runtime, so wait here, not by blocking it).
+        // Subscribe every observer before the run starts.
         let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(observers.max(1));
         let mut readers = Vec::new();
         for _ in 0..observers {
@@ -81,8 +78,10 @@ fn once(
         for r in readers {
             got.push(r.await??);
         }
-        shutdown.cancel();
-        let _ = server.await;
+        server
+            .stop(Duration::from_secs(5))
+            .await
+            .map_err(anyhow::Error::msg)?;
         Ok((took, got))
     })
 }

@@ -1,5 +1,6 @@
 //! The observe service (`sykli.observe.v1.Observe`) over a [`Hub`]: `Subscribe` (server
-//! streaming: a run's events from a sequence number, then live), `ListRuns` and `Cancel`.
+//! streaming: a run's events from a sequence number, then live, in batches of what was
+//! ready), `ListRuns` and `Cancel`.
 //! Messages are derived with prost (no `protoc`); an event travels as its JSON-encoded
 //! [`Envelope`] (one schema: the one `--json`, the journal and the web view use), a run list
 //! as JSON [`RunInfo`]s.
@@ -43,7 +44,7 @@ pub struct SubscribeRequest {
     pub from_seq: u64,
 }
 
-/// One event.
+/// One event (inside an [`EventBatch`]).
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct EventMessage {
     /// Its sequence number (also inside the envelope), to resume from `seq + 1`.
@@ -53,6 +54,18 @@ pub struct EventMessage {
     #[prost(bytes = "vec", tag = "2")]
     pub envelope_json: Vec<u8>,
 }
+
+/// The events that were ready together (one message, one HTTP/2 frame, for many events
+/// when the run is busy).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct EventBatch {
+    /// In order.
+    #[prost(message, repeated, tag = "1")]
+    pub events: Vec<EventMessage>,
+}
+
+/// Most events in one [`EventBatch`].
+const BATCH: usize = 256;
 
 /// `ListRuns` takes nothing.
 #[derive(Clone, PartialEq, prost::Message)]
@@ -113,7 +126,7 @@ impl ObserveServer {
         }
     }
 
-    fn subscribe(&self, req: SubscribeRequest) -> Result<BoxStream<EventMessage>, tonic::Status> {
+    fn subscribe(&self, req: SubscribeRequest) -> Result<BoxStream<EventBatch>, tonic::Status> {
         let run = if req.run_id.is_empty() {
             self.hub.latest().ok_or_else(|| {
                 tonic::Status::not_found("no run is served here yet (sykli ps lists runs)")
@@ -126,18 +139,38 @@ impl ObserveServer {
             .hub
             .subscribe(&run, task, req.from_seq)
             .map_err(status_of)?;
-        Ok(Box::pin(events.map(|item| {
-            match item {
-                Ok(e) => serde_json::to_vec(&*e)
-                    .map(|envelope_json| EventMessage {
-                        seq: e.seq,
-                        envelope_json,
-                    })
-                    .map_err(|err| {
-                        tonic::Status::internal(format!("encoding event #{}: {err}", e.seq))
-                    }),
-                Err(e) => Err(status_of(e)),
+        let messages = events.map(|item| match item {
+            Ok(e) => serde_json::to_vec(&*e)
+                .map(|envelope_json| EventMessage {
+                    seq: e.seq,
+                    envelope_json,
+                })
+                .map_err(|err| {
+                    tonic::Status::internal(format!("encoding event #{}: {err}", e.seq))
+                }),
+            Err(e) => Err(status_of(e)),
+        });
+        // Whatever is ready goes in one message; an error follows the events before it.
+        Ok(Box::pin(messages.ready_chunks(BATCH).flat_map(|chunk| {
+            let mut out = Vec::with_capacity(2);
+            let mut events = Vec::with_capacity(chunk.len());
+            let mut error = None;
+            for item in chunk {
+                match item {
+                    Ok(m) if error.is_none() => events.push(m),
+                    Ok(_) => {}
+                    Err(s) => {
+                        error.get_or_insert(s);
+                    }
+                }
             }
+            if !events.is_empty() {
+                out.push(Ok(EventBatch { events }));
+            }
+            if let Some(s) = error {
+                out.push(Err(s));
+            }
+            futures::stream::iter(out)
         })))
     }
 
@@ -158,8 +191,8 @@ impl tonic::server::NamedService for ObserveServer {
 struct SubscribeSvc(ObserveServer);
 
 impl tonic::server::ServerStreamingService<SubscribeRequest> for SubscribeSvc {
-    type Response = EventMessage;
-    type ResponseStream = BoxStream<EventMessage>;
+    type Response = EventBatch;
+    type ResponseStream = BoxStream<EventBatch>;
     type Future = BoxFuture<tonic::Response<Self::ResponseStream>, tonic::Status>;
     fn call(&mut self, request: tonic::Request<SubscribeRequest>) -> Self::Future {
         let r = self.0.subscribe(request.into_inner());
@@ -213,7 +246,7 @@ where
         let inner = self.clone();
         match req.uri().path() {
             SUBSCRIBE_PATH => Box::pin(async move {
-                let codec = tonic_prost::ProstCodec::<EventMessage, SubscribeRequest>::default();
+                let codec = tonic_prost::ProstCodec::<EventBatch, SubscribeRequest>::default();
                 let mut grpc = tonic::server::Grpc::new(codec);
                 Ok(grpc.server_streaming(SubscribeSvc(inner), req).await)
             }),
@@ -305,18 +338,30 @@ impl ObserveClient {
             task: task.unwrap_or_default().to_owned(),
             from_seq,
         });
-        let codec = tonic_prost::ProstCodec::<SubscribeRequest, EventMessage>::default();
+        let codec = tonic_prost::ProstCodec::<SubscribeRequest, EventBatch>::default();
         let stream = self
             .inner
             .server_streaming(req, PathAndQuery::from_static(SUBSCRIBE_PATH), codec)
             .await
             .map_err(|s| self.error("Observe/Subscribe", s))?
             .into_inner();
-        Ok(stream.map(|m| {
-            let m = m?;
-            serde_json::from_slice::<Envelope>(&m.envelope_json).map_err(|e| {
-                tonic::Status::data_loss(format!("event #{} is not a valid envelope: {e}", m.seq))
-            })
+        Ok(stream.flat_map(|batch| {
+            let items: Vec<Result<Envelope, tonic::Status>> = match batch {
+                Ok(b) => b
+                    .events
+                    .into_iter()
+                    .map(|m| {
+                        serde_json::from_slice::<Envelope>(&m.envelope_json).map_err(|e| {
+                            tonic::Status::data_loss(format!(
+                                "event #{} is not a valid envelope: {e}",
+                                m.seq
+                            ))
+                        })
+                    })
+                    .collect(),
+                Err(s) => vec![Err(s)],
+            };
+            futures::stream::iter(items)
         }))
     }
 
@@ -389,4 +434,74 @@ pub fn service(
         ObserveServer::new(hub, name),
         crate::remote::auth::ServerAuth::new(token),
     )
+}
+
+/// The observe service running on a thread of its own (with its own single-threaded
+/// runtime), so serving observers never takes time from the thread that runs the tasks:
+/// `sykli run --serve` runs its scheduler on one thread, and only hands each event to the
+/// hub there.
+pub struct ServerThread {
+    addr: std::net::SocketAddr,
+    shutdown: tokio_util::sync::CancellationToken,
+    done: tokio::sync::oneshot::Receiver<Result<(), String>>,
+}
+
+impl ServerThread {
+    /// Serves `hub` on `listener` (with the bearer `token` when given) on a new thread.
+    pub fn spawn(
+        listener: std::net::TcpListener,
+        hub: Hub,
+        token: Option<crate::remote::auth::Token>,
+    ) -> std::io::Result<ServerThread> {
+        let addr = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let (tx, done) = tokio::sync::oneshot::channel();
+        let stop = shutdown.clone();
+        std::thread::Builder::new()
+            .name("sykli-observe".into())
+            .spawn(move || {
+                let result = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())
+                    .and_then(|rt| {
+                        rt.block_on(async {
+                            let listener = tokio::net::TcpListener::from_std(listener)
+                                .map_err(|e| e.to_string())?;
+                            // `/metrics`, `/healthz` and `/readyz` share the port.
+                            let http = crate::observe::http::server_router(
+                                token.clone(),
+                                crate::observe::http::ready_until(&stop),
+                                None,
+                            );
+                            serve(listener, hub, token, stop, http)
+                                .await
+                                .map_err(|e| crate::error_chain(&e))
+                        })
+                    });
+                let _ = tx.send(result);
+            })?;
+        Ok(ServerThread {
+            addr,
+            shutdown,
+            done,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Stops taking connections, lets open streams end, and waits for the thread at most
+    /// `within`. `Err` says why serving failed.
+    pub async fn stop(self, within: std::time::Duration) -> Result<(), String> {
+        self.shutdown.cancel();
+        match tokio::time::timeout(within, self.done).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err("the observe server's thread ended abruptly".into()),
+            Err(_) => Ok(()),
+        }
+    }
 }

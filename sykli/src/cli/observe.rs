@@ -31,6 +31,9 @@ use crate::report::Envelope as JsonEnvelope;
 /// How long `observe` keeps trying to reconnect without receiving anything.
 const RECONNECT_FOR: Duration = Duration::from_secs(60);
 
+/// How many times in a row `observe` reconnects without receiving an event in between.
+const MAX_FLAPS: u32 = 50;
+
 /// Where the observe service is.
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
@@ -313,7 +316,11 @@ async fn follow(
 ) -> Result<Followed, CliError> {
     let mut run = args.run.clone();
     let mut next = args.from.max(1);
-    let mut last_progress = Instant::now();
+    // When the connection was lost (None: it is up): reconnecting gives up after
+    // RECONNECT_FOR from then.
+    let mut lost_at: Option<Instant> = None;
+    // Connections lost in a row with no event received in between.
+    let mut flaps = 0u32;
     let mut attempt = 0u32;
     let mut client: Option<ObserveClient> = None;
     loop {
@@ -321,7 +328,7 @@ async fn follow(
             match ObserveClient::connect(opts).await {
                 Ok(c) => client = Some(c),
                 Err(e) => {
-                    if last_progress.elapsed() > RECONNECT_FOR || attempt == 0 {
+                    if attempt == 0 || lost_at.is_some_and(|t| t.elapsed() > RECONNECT_FOR) {
                         return Err(failed(e));
                     }
                     attempt += 1;
@@ -336,7 +343,11 @@ async fn follow(
             .await
         {
             Ok(s) => s,
-            Err(e) if retryable(&e) && attempt > 0 && last_progress.elapsed() < RECONNECT_FOR => {
+            Err(e)
+                if retryable(&e)
+                    && attempt > 0
+                    && lost_at.is_none_or(|t| t.elapsed() < RECONNECT_FOR) =>
+            {
                 client = None;
                 attempt += 1;
                 tokio::time::sleep(backoff(attempt)).await;
@@ -345,6 +356,7 @@ async fn follow(
             Err(e) => return Err(failed(e)),
         };
         attempt = 1;
+        lost_at = None;
         let mut stream = Box::pin(stream);
         let mut tick = tokio::time::interval(Duration::from_millis(250));
         let broke = loop {
@@ -357,7 +369,7 @@ async fn follow(
                         }
                         run.get_or_insert_with(|| e.run_id.clone());
                         next = e.seq + 1;
-                        last_progress = Instant::now();
+                        flaps = 0;
                         let end = matches!(e.event, Event::RunFinished(_) | Event::RunParked { .. });
                         on_event(&e);
                         if end {
@@ -383,7 +395,9 @@ async fn follow(
                 }
             }
         };
-        if last_progress.elapsed() > RECONNECT_FOR {
+        let since = *lost_at.get_or_insert_with(Instant::now);
+        flaps += 1;
+        if since.elapsed() > RECONNECT_FOR || flaps > MAX_FLAPS {
             return Err(CliError::failed(
                 "observe_failed",
                 anyhow!("{} ({:?})", broke.message(), broke.code()).context(format!(
@@ -652,8 +666,7 @@ async fn live_view(opts: &ClientOptions, args: &ObserveArgs) -> Result<Option<bo
 /// `sykli run --serve ADDR`: the run's events served on ADDR while it runs.
 pub(crate) struct Serving {
     hub: Hub,
-    shutdown: tokio_util::sync::CancellationToken,
-    task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    server: sykli_runtime::observe::grpc::ServerThread,
 }
 
 /// How long a finished run keeps serving so observers read its last events.
@@ -678,38 +691,29 @@ fn serve_addr(text: &str) -> Result<std::net::SocketAddr, CliError> {
     })
 }
 
-/// Binds `addr` and serves the observe service for `config`'s run: returns the sink to add
-/// to the run's sinks (cancel requests reach the run's token and its tasks' tokens).
-pub(crate) async fn serve_run(
+/// Binds `addr` and serves the observe service for `config`'s run (on a thread of its own):
+/// returns the sink to add to the run's sinks (cancel requests reach the run's token and its
+/// tasks' tokens).
+pub(crate) fn serve_run(
     addr: &str,
     config: &sykli_runtime::scheduler::RunConfig,
     json: bool,
 ) -> Result<(std::sync::Arc<dyn EventSink>, Serving), CliError> {
     let addr = serve_addr(addr)?;
     let token = Token::load(None).map_err(|e| CliError::usage("usage", e))?;
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+    let listen_err = |e: std::io::Error| {
         CliError::failed(
             "run_failed",
             anyhow!(e).context(format!("--serve: failed to listen on {addr}")),
         )
-    })?;
-    let bound = listener.local_addr().unwrap_or(addr);
+    };
+    let listener = std::net::TcpListener::bind(addr).map_err(listen_err)?;
     let hub = Hub::new();
     let handle = hub.register(&config.run_id);
     handle.cancel_with(config.cancel.clone(), config.task_cancels.clone());
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let http = sykli_runtime::observe::http::server_router(
-        token.clone(),
-        sykli_runtime::observe::http::ready_until(&shutdown),
-        None,
-    );
-    let task = tokio::spawn(sykli_runtime::observe::grpc::serve(
-        listener,
-        hub.clone(),
-        token,
-        shutdown.clone(),
-        http,
-    ));
+    let server = sykli_runtime::observe::grpc::ServerThread::spawn(listener, hub.clone(), token)
+        .map_err(listen_err)?;
+    let bound = server.local_addr();
     if !json {
         eprintln!(
             "serving run {} on grpc://{bound} (sykli observe grpc://{bound})",
@@ -718,14 +722,7 @@ pub(crate) async fn serve_run(
     } else {
         eprintln!("serving on grpc://{bound}");
     }
-    Ok((
-        std::sync::Arc::new(handle),
-        Serving {
-            hub,
-            shutdown,
-            task,
-        },
-    ))
+    Ok((std::sync::Arc::new(handle), Serving { hub, server }))
 }
 
 impl Serving {
@@ -745,12 +742,8 @@ impl Serving {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
-        self.shutdown.cancel();
-        if let Ok(Ok(Err(e))) = tokio::time::timeout(DRAIN, self.task).await {
-            eprintln!(
-                "warning: --serve: the observe server failed: {}",
-                sykli_runtime::error_chain(&e)
-            );
+        if let Err(e) = self.server.stop(DRAIN).await {
+            eprintln!("warning: --serve: the observe server failed: {e}");
         }
     }
 }

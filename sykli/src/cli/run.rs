@@ -188,7 +188,7 @@ pub(crate) async fn run_reported(
     let mut extra: Vec<Arc<dyn EventSink>> = Vec::new();
     #[cfg(feature = "remote")]
     let serving = match &opts.serve {
-        Some(addr) => match super::observe::serve_run(addr, &config, opts.json).await {
+        Some(addr) => match super::observe::serve_run(addr, &config, opts.json) {
             Ok((sink, serving)) => {
                 extra.push(sink);
                 Some(serving)
