@@ -64,6 +64,16 @@ pub enum Event {
         /// The masked line.
         line: String,
     },
+    /// A sample of a running task's resource use, about once a second: its process tree
+    /// (or its sandbox cgroup) on this machine.
+    TaskResources {
+        /// Task name.
+        task: String,
+        /// CPU used since the previous sample, in percent of one core (200.0: two cores).
+        cpu_percent: f64,
+        /// Resident memory of its processes, in bytes.
+        rss_bytes: u64,
+    },
     /// The cache had no result for a cacheable task (or it is not cacheable), so it runs.
     TaskCacheMiss {
         /// Task name.
@@ -325,6 +335,7 @@ pub fn event_task(event: &Event) -> Option<&str> {
         Event::TaskPlaced { task, .. }
         | Event::TaskStarted { task, .. }
         | Event::TaskOutput { task, .. }
+        | Event::TaskResources { task, .. }
         | Event::TaskCacheMiss { task, .. }
         | Event::TaskRetrying { task, .. }
         | Event::TaskRerun { task, .. }

@@ -54,6 +54,7 @@ pub mod events;
 pub mod exec;
 pub mod graph;
 pub mod logs;
+pub mod observe;
 pub mod paths;
 pub mod plan;
 pub mod redact;

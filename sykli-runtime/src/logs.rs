@@ -232,6 +232,18 @@ impl TaskLog {
 }
 
 impl OutputSink for TaskLog {
+    fn processes_started(&self, pgid: u32) {
+        crate::observe::resources::watch_group(self.task.clone(), pgid, self.events.clone());
+    }
+
+    fn resource_sample(&self, cpu_percent: f64, rss_bytes: u64) {
+        self.events.emit(&Event::TaskResources {
+            task: self.task.clone(),
+            cpu_percent,
+            rss_bytes,
+        });
+    }
+
     fn write(&self, stream: OutputStream, bytes: &[u8]) {
         let idx = match stream {
             OutputStream::Stdout => 0,

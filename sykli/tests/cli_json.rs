@@ -241,6 +241,14 @@ fn every_json_output_of_every_command_parses_as_the_one_envelope() {
             2,
         ),
         ("workers", vec!["workers", "not-a-url", "--json"], false, 2),
+        ("observe", vec!["--json", "observe", "no-port"], false, 2),
+        ("ps", vec!["ps", "grpc://no-port", "--json"], false, 2),
+        (
+            "cancel",
+            vec!["--json", "cancel", "no-port", "RUN"],
+            false,
+            2,
+        ),
         // Bad usage with --json is an envelope too.
         ("run", vec!["--json", "--no-such-flag"], false, 2),
         (

@@ -147,6 +147,19 @@ pub enum OutputStream {
 pub trait OutputSink: Send + Sync {
     /// Accepts the next raw chunk of one stream (not necessarily whole lines).
     fn write(&self, stream: OutputStream, bytes: &[u8]);
+
+    /// The attempt's processes started as process group `pgid` (the task log samples their
+    /// resource use: [`crate::observe::resources`]). Default: nothing.
+    fn processes_started(&self, pgid: u32) {
+        let _ = pgid;
+    }
+
+    /// A sample of the attempt's resource use from its executor (a container engine's
+    /// stats): CPU since the previous sample in percent of one core, resident bytes.
+    /// Default: nothing.
+    fn resource_sample(&self, cpu_percent: f64, rss_bytes: u64) {
+        let _ = (cpu_percent, rss_bytes);
+    }
 }
 
 /// The I/O handles of one attempt.

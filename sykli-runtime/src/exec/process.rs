@@ -227,6 +227,7 @@ pub(super) async fn run_child(
     let pgid = Pid::from_raw(pid as i32);
     super::reaper::register(pgid.as_raw());
     let mut guard = GroupGuard { pgid, armed: true };
+    spec.output.processes_started(pid);
 
     let stdout = child.stdout.take();
     let stderr = child.stderr.take();

@@ -54,6 +54,9 @@ pub struct RunConfig {
     /// Stops the run at once (as a second Ctrl-C would): running tasks are SIGKILLed without
     /// a grace period. Implies `cancel`.
     pub kill: CancellationToken,
+    /// Cancels single running tasks (an observer's `sykli cancel ADDR RUN TASK`): such a
+    /// task is stopped like a cancelled run's and reported `errored`; the run goes on.
+    pub task_cancels: super::TaskCancels,
     /// Signal handling.
     pub signals: Signals,
     /// What conditions are evaluated against; `None`: detected from CI variables and git
@@ -125,6 +128,7 @@ impl RunConfig {
             default_timeout: None,
             cancel: CancellationToken::new(),
             kill: CancellationToken::new(),
+            task_cancels: super::TaskCancels::default(),
             signals: Signals::Standard,
             context: None,
             history: HashMap::new(),

@@ -189,6 +189,7 @@ async fn run_plan(
         default_timeout: config.default_timeout.filter(|d| !d.is_zero()),
         retry_backoff: config.retry_backoff,
         cancel: config.cancel.clone(),
+        task_cancels: config.task_cancels.clone(),
         outputs: std::sync::Mutex::new(replay.outputs),
         prompt_lock: tokio::sync::Mutex::new(()),
         state_dir: config.state_dir.clone(),

@@ -36,6 +36,7 @@
 
 mod builder;
 mod cache_hook;
+mod cancel;
 mod config;
 mod dispatch;
 mod gate;
@@ -45,6 +46,7 @@ mod task;
 
 pub use builder::{BuiltRun, CacheChoice, RunBuilder, native_identity};
 pub use cache_hook::{CacheHit, CacheLookup, CacheQuery, TaskCache};
+pub use cancel::TaskCancels;
 pub use config::{RunConfig, Signals, new_run_id};
 pub use dispatch::{run, run_planned};
 pub use task::task_env;

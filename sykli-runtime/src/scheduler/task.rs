@@ -47,6 +47,8 @@ pub(super) struct Shared {
     pub default_timeout: Option<Duration>,
     pub retry_backoff: Duration,
     pub cancel: CancellationToken,
+    /// Tokens of single tasks (children of `cancel`).
+    pub task_cancels: super::TaskCancels,
     /// Outputs (name -> absolute path) of tasks that succeeded, by task index.
     pub outputs: Mutex<Vec<Option<Outputs>>>,
     /// One prompt gate asks at a time.
@@ -323,8 +325,8 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
         let reattach = shared.attached.lock().unwrap_or_else(|p| p.into_inner())[i].take();
         let io = ExecIo {
             output: log.clone(),
-            // Executors only watch the token; the run's own one is enough (and cheap).
-            cancel: shared.cancel.clone(),
+            // The task's own token, a child of the run's: `sykli cancel RUN TASK` stops it.
+            cancel: shared.task_cancels.token(&task.name, &shared.cancel),
             operations: Some(Arc::new(TaskOperations {
                 events: shared.events.clone(),
                 task: task.name.clone(),
@@ -332,7 +334,17 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
             })),
         };
         let Executed { outcome, recorded } = stack.execute(&req, io).await;
-        let verdict = judge(&outcome, task, &workdir, timeout);
+        let cancelled_alone =
+            shared.task_cancels.is_cancelled(&task.name) && !shared.cancel.is_cancelled();
+        shared.task_cancels.done(&task.name);
+        let mut verdict = judge(&outcome, task, &workdir, timeout);
+        if cancelled_alone && matches!(outcome, ExecOutcome::Cancelled) {
+            verdict = Err((
+                TaskStatus::Errored,
+                None,
+                "cancelled: the task was cancelled on request (sykli cancel)".into(),
+            ));
+        }
         end = match verdict {
             Ok(code) => match collect_outputs(task, &workdir, recorded) {
                 Ok(outputs) => {
@@ -374,6 +386,7 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
             },
         };
         let retryable = end.status != TaskStatus::Passed
+            && !cancelled_alone
             && !matches!(outcome, ExecOutcome::Cancelled)
             && !shared.cancel.is_cancelled();
         if !retryable || attempt >= max_attempts {

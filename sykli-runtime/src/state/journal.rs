@@ -391,6 +391,9 @@ impl EventSink for Journal {
         if matches!(event, Event::TaskOutput { .. }) {
             return; // in the task's log file
         }
+        if matches!(event, Event::TaskResources { .. }) {
+            return; // live only: a sample a second per task would swamp the journal
+        }
         let boundary = matches!(event, Event::TaskFinished(_) | Event::TaskRetrying { .. });
         // The run's first and last records are synced in place: the run is on disk before
         // any task starts, and entirely on disk when it returns.
@@ -578,7 +581,10 @@ pub fn resume_point(state_dir: &Path, run_id: &str) -> Result<ResumePoint, State
             Event::TaskRerun { task, .. } => {
                 point.finished.remove(task);
             }
-            Event::TaskOutput { .. } | Event::TaskPlaced { .. } | Event::TaskCacheMiss { .. } => {}
+            Event::TaskOutput { .. }
+            | Event::TaskResources { .. }
+            | Event::TaskPlaced { .. }
+            | Event::TaskCacheMiss { .. } => {}
         }
     }
     if let Some((a, b)) = segment {

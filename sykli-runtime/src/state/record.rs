@@ -256,6 +256,7 @@ impl RecordFold {
                 }
             }
             Event::TaskOutput { .. }
+            | Event::TaskResources { .. }
             | Event::TaskRetrying { .. }
             | Event::TaskCacheMiss { .. }
             | Event::TaskReattachFailed { .. }

@@ -21,6 +21,8 @@ mod history;
 mod import;
 pub mod init;
 mod logs;
+#[cfg(feature = "remote")]
+pub mod observe;
 mod plan;
 #[cfg(feature = "remote")]
 pub mod remote;
@@ -30,6 +32,8 @@ pub(crate) mod run;
 pub mod serve;
 pub mod validate;
 mod watch;
+#[cfg(feature = "web")]
+mod web;
 #[cfg(feature = "remote")]
 pub mod worker;
 
@@ -92,6 +96,15 @@ pub enum Command {
     /// List the workers of a `sykli serve` pool, with its queue and load.
     #[cfg(feature = "remote")]
     Workers(serve::WorkersArgs),
+    /// Follow a run live on a server (`sykli worker`, `sykli serve`, `sykli run --serve`).
+    #[cfg(feature = "remote")]
+    Observe(observe::ObserveArgs),
+    /// List the runs and tasks a server serves, and where they run.
+    #[cfg(feature = "remote")]
+    Ps(observe::PsArgs),
+    /// Cancel a run, or one of its running tasks, on a server.
+    #[cfg(feature = "remote")]
+    Cancel(observe::CancelArgs),
 }
 
 /// Where the pipeline is.
@@ -249,6 +262,12 @@ pub fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve::serve_command(&args, json),
         #[cfg(feature = "remote")]
         Some(Command::Workers(args)) => serve::workers_command(&args, json),
+        #[cfg(feature = "remote")]
+        Some(Command::Observe(args)) => observe::observe_command(&args, json),
+        #[cfg(feature = "remote")]
+        Some(Command::Ps(args)) => observe::ps_command(&args, json),
+        #[cfg(feature = "remote")]
+        Some(Command::Cancel(args)) => observe::cancel_command(&args, json),
     }
 }
 

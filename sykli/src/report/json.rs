@@ -31,6 +31,7 @@ pub const ERROR_CODES: &[&str] = &[
     "worker_failed",
     "serve_failed",
     "workers_failed",
+    "observe_failed",
     "journal_format",
     "not_resumable",
     "plan_changed",
@@ -41,6 +42,7 @@ pub const ERROR_CODES: &[&str] = &[
     "git_failed",
     "watch_failed",
     "import_failed",
+    "ui_failed",
     "internal",
 ];
 

@@ -202,6 +202,8 @@ impl Inner {
                     self.line(&text);
                 }
             }
+            // Shown by `sykli observe` and the web view; the local terminal keeps its lines.
+            Event::TaskResources { .. } => {}
             Event::TaskOutput { task, line, .. } => {
                 self.tails.push(task, line);
                 match &self.live {

@@ -180,6 +180,42 @@ pub(super) async fn run(
     }
 }
 
+/// Feeds the engine's stats of container `id` (about one a second) to `sink` as resource
+/// samples: CPU time since the previous sample over wall time, and memory in use less the
+/// page cache that can be dropped (`inactive_file`), as `docker stats` shows it.
+async fn sample_stats(docker: Docker, id: String, sink: Arc<dyn OutputSink>) {
+    let options = bollard::query_parameters::StatsOptionsBuilder::default()
+        .stream(true)
+        .build();
+    let mut stats = docker.stats(&id, Some(options));
+    let mut last: Option<(u64, std::time::Instant)> = None;
+    while let Some(Ok(s)) = stats.next().await {
+        let now = std::time::Instant::now();
+        let Some(cpu_ns) = s
+            .cpu_stats
+            .as_ref()
+            .and_then(|c| c.cpu_usage.as_ref())
+            .and_then(|u| u.total_usage)
+        else {
+            continue;
+        };
+        let rss = s.memory_stats.as_ref().map_or(0, |m| {
+            let cache = m
+                .stats
+                .as_ref()
+                .and_then(|st| st.get("inactive_file").copied())
+                .unwrap_or(0);
+            m.usage.unwrap_or(0).saturating_sub(cache)
+        });
+        if let Some((before, at)) = last {
+            let wall = now.duration_since(at).as_secs_f64().max(1e-3);
+            let used = cpu_ns.saturating_sub(before) as f64 / 1e9;
+            sink.resource_sample((used / wall * 1000.0).round() / 10.0, rss);
+        }
+        last = Some((cpu_ns, now));
+    }
+}
+
 /// Waits for the output pump to finish, at most [`DRAIN_LIMIT`].
 async fn drain(mut pump: JoinHandle<()>) {
     if tokio::time::timeout(DRAIN_LIMIT, &mut pump).await.is_err() {
@@ -331,6 +367,7 @@ impl Ctx<'_> {
             .await
             .map_err(|e| Failure::engine("attaching to the container", &e))?
             .output;
+        let stats_sink = sink.clone();
         let pump = tokio::spawn(async move {
             while let Some(item) = output.next().await {
                 match item {
@@ -356,7 +393,11 @@ impl Ctx<'_> {
             Failure::engine(format!("starting the container of task `{}`", req.task), &e)
         })?;
 
-        let code = self.wait_exit(&id).await?;
+        // Resource samples from the engine's stats stream while it runs.
+        let stats = tokio::spawn(sample_stats(self.docker.clone(), id.clone(), stats_sink));
+        let code = self.wait_exit(&id).await;
+        stats.abort();
+        let code = code?;
         let pump = created
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -49,6 +49,14 @@ impl OutputSink for TailSink {
         }
         self.inner.write(stream, bytes);
     }
+
+    fn processes_started(&self, pgid: u32) {
+        self.inner.processes_started(pgid);
+    }
+
+    fn resource_sample(&self, cpu_percent: f64, rss_bytes: u64) {
+        self.inner.resource_sample(cpu_percent, rss_bytes);
+    }
 }
 
 /// What a failed task tripped over.

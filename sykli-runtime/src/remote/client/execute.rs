@@ -36,6 +36,28 @@ pub struct ExecuteOptions {
     pub platform: String,
     /// Where the operation's name is journalled, and the one to re-attach to on a resume.
     pub operations: Option<Arc<dyn OperationJournal>>,
+    /// Sent as REAPI `RequestMetadata` on `Execute`: which run (`tool_invocation_id`) and
+    /// task (`target_id`) the action belongs to, so a server groups actions into runs.
+    pub metadata: Option<reapi::RequestMetadata>,
+}
+
+/// The header REAPI clients send their `RequestMetadata` in.
+pub const REQUEST_METADATA: &str = "build.bazel.remote.execution.v2.requestmetadata-bin";
+
+/// The `RequestMetadata` of task `task` of run `run_id` executing action `action` (its hash).
+pub fn request_metadata(run_id: &str, task: &str, action: &str) -> reapi::RequestMetadata {
+    reapi::RequestMetadata {
+        tool_details: Some(reapi::ToolDetails {
+            tool_name: "sykli".into(),
+            tool_version: env!("CARGO_PKG_VERSION").into(),
+        }),
+        action_id: action.to_owned(),
+        tool_invocation_id: run_id.to_owned(),
+        correlated_invocations_id: String::new(),
+        action_mnemonic: "sykli".into(),
+        target_id: task.to_owned(),
+        configuration_id: String::new(),
+    }
 }
 
 /// How an Execute ended.
@@ -175,6 +197,12 @@ impl RemoteClient {
                         inline_stderr: true,
                         inline_output_files: Vec::new(),
                     });
+                    if let Some(m) = &opts.metadata {
+                        req.metadata_mut().insert_bin(
+                            REQUEST_METADATA,
+                            tonic::metadata::MetadataValue::from_bytes(&m.encode_to_vec()),
+                        );
+                    }
                     if let Some(secrets) = &opts.secrets {
                         req.metadata_mut().insert_bin(
                             SECRETS_METADATA,

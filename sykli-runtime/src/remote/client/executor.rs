@@ -274,6 +274,11 @@ impl RemoteExecutor {
             live: Some(io.output.clone()),
             platform,
             operations: io.operations.clone(),
+            metadata: Some(super::execute::request_metadata(
+                &req.run_id,
+                &req.task,
+                &p.action_digest.hash,
+            )),
         };
         let (response, live) = match self
             .client

@@ -300,6 +300,68 @@ impl std::fmt::Debug for RemoteClient {
 /// Messages up to this size are accepted from servers (batch reads, trees).
 const MAX_DECODE: usize = 64 * 1024 * 1024;
 
+/// A channel to `opts.endpoint` (TLS, timeouts, keep-alive as every sykli client sets them)
+/// and the `authorization` value its calls carry. A token toward a non-loopback `grpc://`
+/// endpoint is refused before connecting. Used by [`RemoteClient::connect`] and by clients
+/// of sykli's own services (observe).
+pub async fn open_channel(
+    opts: &ClientOptions,
+) -> Result<(tonic::transport::Channel, Option<AsciiMetadataValue>), RemoteError> {
+    let endpoint = &opts.endpoint;
+    let ep_text = endpoint.to_string();
+    if opts.token.is_some() && !endpoint.tls && !endpoint.is_loopback() {
+        return Err(RemoteError::PlaintextToken { endpoint: ep_text });
+    }
+    let auth = match &opts.token {
+        Some(t) => Some(
+            MetadataValue::try_from(format!("Bearer {}", t.expose())).map_err(|_| {
+                RemoteError::Connect {
+                    endpoint: ep_text.clone(),
+                    message: "the token holds characters a gRPC header cannot carry".into(),
+                }
+            })?,
+        ),
+        None => None,
+    };
+    let connect_err = |message: String| RemoteError::Connect {
+        endpoint: ep_text.clone(),
+        message,
+    };
+    let mut ep = tonic::transport::Endpoint::from_shared(endpoint.uri())
+        .map_err(|e| connect_err(crate::error_chain(&e)))?
+        .connect_timeout(opts.connect_timeout)
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(20))
+        .keep_alive_while_idle(true);
+    if endpoint.tls {
+        let mut tls = ClientTlsConfig::new()
+            .with_native_roots()
+            .domain_name(endpoint.host.clone());
+        if let Some(ca) = &opts.tls_ca {
+            let pem = std::fs::read(ca).map_err(|e| RemoteError::TlsCa {
+                path: ca.clone(),
+                message: e.to_string(),
+            })?;
+            if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                return Err(RemoteError::TlsCa {
+                    path: ca.clone(),
+                    message: "it holds no PEM certificate".into(),
+                });
+            }
+            tls = tls.ca_certificate(Certificate::from_pem(pem));
+        }
+        ep = ep
+            .tls_config(tls)
+            .map_err(|e| connect_err(crate::error_chain(&e)))?;
+    }
+    let channel = ep
+        .connect()
+        .await
+        .map_err(|e| connect_err(crate::error_chain(&e)))?;
+    Ok((channel, auth))
+}
+
 impl RemoteClient {
     /// Connects, asks for the server's capabilities and negotiates the digest function
     /// (BLAKE3 when advertised, else SHA-256). A token toward a non-loopback `grpc://`
@@ -307,56 +369,7 @@ impl RemoteClient {
     pub async fn connect(opts: &ClientOptions) -> Result<RemoteClient, RemoteError> {
         let endpoint = &opts.endpoint;
         let ep_text = endpoint.to_string();
-        if opts.token.is_some() && !endpoint.tls && !endpoint.is_loopback() {
-            return Err(RemoteError::PlaintextToken { endpoint: ep_text });
-        }
-        let auth = match &opts.token {
-            Some(t) => Some(
-                MetadataValue::try_from(format!("Bearer {}", t.expose())).map_err(|_| {
-                    RemoteError::Connect {
-                        endpoint: ep_text.clone(),
-                        message: "the token holds characters a gRPC header cannot carry".into(),
-                    }
-                })?,
-            ),
-            None => None,
-        };
-        let connect_err = |message: String| RemoteError::Connect {
-            endpoint: ep_text.clone(),
-            message,
-        };
-        let mut ep = tonic::transport::Endpoint::from_shared(endpoint.uri())
-            .map_err(|e| connect_err(crate::error_chain(&e)))?
-            .connect_timeout(opts.connect_timeout)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(20))
-            .keep_alive_timeout(Duration::from_secs(20))
-            .keep_alive_while_idle(true);
-        if endpoint.tls {
-            let mut tls = ClientTlsConfig::new()
-                .with_native_roots()
-                .domain_name(endpoint.host.clone());
-            if let Some(ca) = &opts.tls_ca {
-                let pem = std::fs::read(ca).map_err(|e| RemoteError::TlsCa {
-                    path: ca.clone(),
-                    message: e.to_string(),
-                })?;
-                if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
-                    return Err(RemoteError::TlsCa {
-                        path: ca.clone(),
-                        message: "it holds no PEM certificate".into(),
-                    });
-                }
-                tls = tls.ca_certificate(Certificate::from_pem(pem));
-            }
-            ep = ep
-                .tls_config(tls)
-                .map_err(|e| connect_err(crate::error_chain(&e)))?;
-        }
-        let channel = ep
-            .connect()
-            .await
-            .map_err(|e| connect_err(crate::error_chain(&e)))?;
+        let (channel, auth) = open_channel(opts).await?;
         let mut client = RemoteClient {
             inner: Arc::new(Inner {
                 endpoint: endpoint.clone(),

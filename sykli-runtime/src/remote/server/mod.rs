@@ -86,6 +86,9 @@ pub struct WorkerConfig {
     /// root, the read-only host tools and a private /tmp, never the worker's store, token
     /// or other actions. See docs/sandbox.md.
     pub sandbox: bool,
+    /// The runs of the actions served (grouped by the clients' `RequestMetadata`), for the
+    /// observe service, `/metrics` and the web view.
+    pub hub: crate::observe::Hub,
 }
 
 impl WorkerConfig {
@@ -102,6 +105,7 @@ impl WorkerConfig {
             containers: true,
             kill_grace: Duration::from_secs(5),
             sandbox: cfg!(target_os = "linux"),
+            hub: crate::observe::Hub::new(),
         }
     }
 }
@@ -225,7 +229,8 @@ pub async fn bind(config: WorkerConfig) -> Result<BoundWorker, WorkerError> {
 
 /// A gRPC server builder, with the TLS identity of `tls` loaded when given.
 pub fn tls_server(tls: Option<&TlsFiles>) -> Result<Server, WorkerError> {
-    let server = Server::builder();
+    // HTTP/1 too: `/metrics`, `/healthz` and `/readyz` share the gRPC port.
+    let server = Server::builder().accept_http1(true);
     let Some(tls) = tls else {
         return Ok(server);
     };
@@ -249,6 +254,9 @@ pub fn tls_server(tls: Option<&TlsFiles>) -> Result<Server, WorkerError> {
 /// The REAPI services (Capabilities, CAS, ByteStream, ActionCache, Execution, Operations)
 /// over `store`, with `scheduler` behind Execution and Operations: `sykli worker` puts its
 /// local runner there, `sykli serve` its pool.
+/// `http` (`/metrics`, `/healthz`, `/readyz`, see [`crate::observe::http`]) is served on
+/// the same port over HTTP/1 or HTTP/2.
+#[allow(clippy::too_many_arguments)]
 pub fn reapi_router(
     server: &mut Server,
     store: Arc<DiskStore>,
@@ -256,8 +264,11 @@ pub fn reapi_router(
     labels: Arc<Labels>,
     scheduler: Arc<dyn execution::Scheduler>,
     auth: ServerAuth,
+    observe: Arc<crate::observe::actions::ActionRuns>,
+    http: axum::Router,
 ) -> tonic::transport::server::Router {
     server
+        .add_routes(http.into())
         .add_service(reapi::capabilities_server::CapabilitiesServer::with_interceptor(
             capabilities::CapabilitiesService::new(labels),
             auth.clone(),
@@ -277,11 +288,16 @@ pub fn reapi_router(
             auth.clone(),
         ))
         .add_service(reapi::execution_server::ExecutionServer::with_interceptor(
-            execution::ExecutionService::new(scheduler.clone()),
+            execution::ExecutionService::new(scheduler.clone()).with_observe(Some(observe.clone())),
             auth.clone(),
         ))
         .add_service(OperationsServer::with_interceptor(
             execution::OperationsService::new(scheduler),
+            auth.clone(),
+        ))
+        // The runs of the actions served, for `sykli observe`, `ps` and `cancel`.
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            crate::observe::grpc::ObserveServer::new(observe.hub().clone(), observe.host()),
             auth,
         ))
 }
@@ -372,6 +388,15 @@ impl BoundWorker {
             self.labels.clone(),
             executions.clone(),
             auth,
+            crate::observe::actions::ActionRuns::new(
+                self.config.hub.clone(),
+                format!("sykli-worker@{}", self.addr),
+            ),
+            crate::observe::http::server_router(
+                self.config.token.clone(),
+                crate::observe::http::ready_until(&shutdown),
+                None,
+            ),
         )
         .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
         // Graceful shutdown waits for every connection to close; a client that stops
