@@ -13,12 +13,16 @@
 
 pub mod bindings;
 mod executor;
+#[cfg(any(test, feature = "plugin-fixtures"))]
+pub mod fixture;
 pub mod grants;
 mod host;
 pub mod manifest;
 mod output;
 mod spawn;
 mod store;
+#[cfg(test)]
+mod tests;
 
 pub use executor::{PLUGIN_LABEL, PluginExecutor};
 pub use host::{CONTRACT, EPOCH_TICK, LoadedPlugin, PluginHost, PluginInfo, TaskCall};
