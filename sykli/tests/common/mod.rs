@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod peers;
+pub mod plugins;
 
 use std::path::Path;
 use std::process::{Command, Output};
