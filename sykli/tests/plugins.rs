@@ -50,3 +50,44 @@ fn every_guest_builds_into_a_valid_component() {
     assert_ne!(v1, v2, "two versions share one cache entry");
     assert_ne!(std::fs::read(&v1).unwrap(), std::fs::read(&v2).unwrap());
 }
+
+/// The runner service the http-runner plugin talks to runs the posted command with exactly the
+/// posted environment, in the posted directory, and answers its output and exit code.
+#[test]
+fn the_runner_service_runs_posted_commands() {
+    use std::io::{Read, Write};
+    let runner = common::runner_service::RunnerService::start();
+    let dir = tempfile::tempdir().unwrap();
+    let post = |body: &str| {
+        let mut conn = std::net::TcpStream::connect(&runner.addr).unwrap();
+        write!(
+            conn,
+            "POST /run HTTP/1.1\r\nhost: {}\r\ncontent-length: {}\r\n\r\n{body}",
+            runner.addr,
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let task = serde_json::json!({
+        "command": "echo \"$GREETING from $(pwd)\"; echo oops >&2; echo ${HOME:-no-home}; exit 7",
+        "env": {"GREETING": "hello"},
+        "workdir": dir.path(),
+    });
+    let answer = post(&task.to_string());
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("\r\nx-exit-code: 7\r\n"), "{answer}");
+    let canonical = dir.path().canonicalize().unwrap();
+    let body = answer.split_once("\r\n\r\n").unwrap().1;
+    assert_eq!(
+        body,
+        format!("hello from {}\nno-home\noops\n", canonical.display()),
+        "{answer}"
+    );
+    let bad = post("{\"command\": 1}");
+    assert!(bad.starts_with("HTTP/1.1 400 "), "{bad}");
+    assert!(!bad.contains("x-exit-code"), "{bad}");
+    assert_eq!(runner.served(), 2);
+}

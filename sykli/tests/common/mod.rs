@@ -4,6 +4,7 @@
 
 pub mod peers;
 pub mod plugins;
+pub mod runner_service;
 
 use std::path::Path;
 use std::process::{Command, Output};
