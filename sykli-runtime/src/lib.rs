@@ -56,6 +56,8 @@ pub mod graph;
 pub mod logs;
 pub mod paths;
 pub mod plan;
+#[cfg(feature = "plugins")]
+pub mod plugin;
 pub mod redact;
 #[cfg(feature = "remote")]
 pub mod remote;
