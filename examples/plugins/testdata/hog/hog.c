@@ -5,6 +5,10 @@
 
 #define BLOCK (1024 * 1024)
 
+/* Every block links to the one before, from a global the compiler must keep: without a use
+ * it could drop the malloc and memset altogether and leave an empty loop. */
+void *hog_blocks = NULL;
+
 void exports_target_describe(target_info_t *ret) {
     sykli_describe(ret, "hog", "1.0.0", "test guest: allocates without bound in run");
 }
@@ -13,7 +17,6 @@ bool exports_target_run(target_task_t *task, target_outcome_t *ret, target_error
     (void)err;
     target_task_free(task);
     sykli_log(SYKLI_TARGET_HOST_LEVEL_INFO, "hog: allocating without bound");
-    volatile uint8_t *keep = NULL;
     for (size_t mib = 1;; mib++) {
         uint8_t *block = malloc(BLOCK);
         if (block == NULL) {
@@ -21,8 +24,11 @@ bool exports_target_run(target_task_t *task, target_outcome_t *ret, target_error
             abort();
         }
         memset(block, (int)(mib & 0xff), BLOCK);
-        keep = block;
-        (void)keep;
+        memcpy(block, &hog_blocks, sizeof hog_blocks);
+        hog_blocks = block;
+        if (mib % 8 == 0) {
+            sykli_log(SYKLI_TARGET_HOST_LEVEL_INFO, "hog: %zu MiB allocated", mib);
+        }
     }
     ret->exit_code = 0;
     return true;
