@@ -471,3 +471,15 @@ fn misbehaving_plugins_are_stopped_and_the_worker_keeps_serving() {
         assert!(listed.contains(name), "{name}:\n{listed}");
     }
 }
+
+/// A machine without the C toolchain gets an error naming what to install, not a linker error.
+#[test]
+fn a_missing_clang_is_named_with_its_package_and_the_setup_script() {
+    let version = plugins::check_toolchain(&plugins::clang_path()).unwrap();
+    assert!(version.contains("clang version"), "{version}");
+    let dir = tempfile::tempdir().unwrap();
+    let err = plugins::check_toolchain(&dir.path().join("no-such-clang")).unwrap_err();
+    assert!(err.contains("no-such-clang` cannot be run"), "{err}");
+    assert!(err.contains("Debian package `clang`"), "{err}");
+    assert!(err.contains(".ci/plugin-toolchain.sh install"), "{err}");
+}

@@ -61,7 +61,7 @@ pub fn try_build_plugin(name: &str, defines: &[(&str, &str)]) -> Result<PathBuf,
             src.display()
         ));
     }
-    let clang = Toolchain::find()?;
+    let clang = Toolchain::find(&clang_path())?;
     let sources = c_sources(&src)?;
     let wit = wit_dir();
 
@@ -171,6 +171,17 @@ pub fn validate_component(bytes: &[u8]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The clang the guests are built with: `SYKLI_PLUGIN_CLANG`, else `clang` on PATH.
+pub fn clang_path() -> PathBuf {
+    std::env::var_os("SYKLI_PLUGIN_CLANG").map_or_else(|| PathBuf::from("clang"), PathBuf::from)
+}
+
+/// Checks that `clang` and everything it needs to build a guest are installed; its version
+/// line, or an error naming the missing tool or Debian package.
+pub fn check_toolchain(clang: &Path) -> Result<String, String> {
+    Toolchain::find(clang).map(|t| t.version)
 }
 
 /// The WIT package the guests implement.
@@ -298,9 +309,9 @@ struct Toolchain {
 impl Toolchain {
     /// Clang, its wasm32 builtins, wasm-ld and wasi-libc, each checked, so a missing one is
     /// named with its Debian package rather than left to a linker error.
-    fn find() -> Result<Self, String> {
+    fn find(clang: &Path) -> Result<Self, String> {
         const FIX: &str = "install it with `bash .ci/plugin-toolchain.sh install`";
-        let clang = PathBuf::from(std::env::var_os("SYKLI_PLUGIN_CLANG").unwrap_or("clang".into()));
+        let clang = clang.to_path_buf();
         let version = Command::new(&clang)
             .arg("--version")
             .output()
