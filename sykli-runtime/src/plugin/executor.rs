@@ -7,7 +7,7 @@ use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
 
 use super::host::{LoadedPlugin, PluginHost, TaskCall};
-use super::store::TargetSettings;
+use super::store::{GrantOverrides, TargetSettings};
 use crate::exec::{Action, ExecIo, ExecOutcome, ExecRequest, Executor, ExecutorEntry, WorkKind};
 
 /// The label every plugin executor carries (besides its name and `local`).
@@ -19,6 +19,7 @@ pub struct PluginExecutor {
     host: Arc<PluginHost>,
     slot: Arc<ArcSwap<LoadedPlugin>>,
     settings: TargetSettings,
+    grants: GrantOverrides,
 }
 
 impl PluginExecutor {
@@ -27,12 +28,14 @@ impl PluginExecutor {
         host: Arc<PluginHost>,
         slot: Arc<ArcSwap<LoadedPlugin>>,
         settings: TargetSettings,
+        grants: GrantOverrides,
     ) -> PluginExecutor {
         PluginExecutor {
             name,
             host,
             slot,
             settings,
+            grants,
         }
     }
 
@@ -82,6 +85,7 @@ impl Executor for PluginExecutor {
                 image: req.container.as_ref().map(|c| c.image.clone()),
                 timeout: req.timeout,
                 settings: self.settings.of(&self.name),
+                grants: self.grants.of(&self.name),
                 sink: io.output.clone(),
                 cancel: io.cancel.clone(),
                 rt: tokio::runtime::Handle::current(),

@@ -319,7 +319,10 @@ impl PluginHost {
             rt: task.rt.clone(),
         };
         let base = plugin.base_dir.as_deref().unwrap_or(&task.workdir);
-        let grants = ResolvedGrants::resolve(&plugin.manifest.grants, base);
+        let grants = ResolvedGrants::resolve(
+            task.grants.as_ref().unwrap_or(&plugin.manifest.grants),
+            base,
+        );
         let mut store = match self.store(&call, grants, limits.memory_mib) {
             Ok(s) => s,
             Err(e) => return ExecOutcome::errored(stage, format!("{label}: {e}")),
@@ -461,6 +464,8 @@ pub struct TaskCall {
     pub timeout: Option<Duration>,
     /// The target's settings.
     pub settings: Vec<(String, String)>,
+    /// Grants replacing the manifest's (from the server's config), if any.
+    pub grants: Option<super::manifest::Grants>,
     /// Where its log goes.
     pub sink: Arc<dyn OutputSink>,
     /// Cancelled when the run is.

@@ -11,19 +11,28 @@
 //!
 //! `docs/plugins.md` is the user guide.
 
+#[cfg(feature = "remote")]
+pub mod admin;
 pub mod bindings;
+pub mod config;
 mod executor;
+#[cfg(any(test, feature = "plugin-fixtures"))]
+pub mod fixture;
 pub mod grants;
 mod host;
 pub mod manifest;
 mod output;
 mod spawn;
 mod store;
+#[cfg(test)]
+mod tests;
 
 pub use executor::{PLUGIN_LABEL, PluginExecutor};
 pub use host::{CONTRACT, EPOCH_TICK, LoadedPlugin, PluginHost, PluginInfo, TaskCall};
 pub use manifest::{DirGrant, Grants, Limits, Manifest, PluginSource};
-pub use store::{CACHE_DIR, PluginSummary, Plugins, Swapped, TargetSettings, project_plugins_dir};
+pub use store::{
+    CACHE_DIR, GrantOverrides, PluginSummary, Plugins, Swapped, TargetSettings, project_plugins_dir,
+};
 
 /// Why a plugin could not be loaded, stored or removed.
 #[derive(Debug, thiserror::Error)]

@@ -51,6 +51,23 @@ impl TargetSettings {
     }
 }
 
+/// Grants replacing plugins' manifest grants, by plugin name (`[grants.NAME]` of
+/// `sykli config push`), swapped whole.
+#[derive(Clone, Default)]
+pub struct GrantOverrides(Arc<ArcSwap<BTreeMap<String, Grants>>>);
+
+impl GrantOverrides {
+    /// The grants replacing plugin `name`'s manifest grants, if any.
+    pub fn of(&self, name: &str) -> Option<Grants> {
+        self.0.load().get(name).cloned()
+    }
+
+    /// Replaces every override at once.
+    pub fn replace(&self, all: BTreeMap<String, Grants>) {
+        self.0.store(Arc::new(all));
+    }
+}
+
 /// What `sykli plugin list` shows of one plugin.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PluginSummary {
@@ -108,6 +125,7 @@ pub struct Plugins {
     host: Arc<PluginHost>,
     slots: Arc<RwLock<BTreeMap<String, Arc<ArcSwap<LoadedPlugin>>>>>,
     settings: TargetSettings,
+    grants: GrantOverrides,
 }
 
 impl std::fmt::Debug for Plugins {
@@ -125,6 +143,7 @@ impl Plugins {
             host,
             slots: Arc::default(),
             settings: TargetSettings::default(),
+            grants: GrantOverrides::default(),
         }
     }
 
@@ -136,6 +155,11 @@ impl Plugins {
     /// The targets' settings every plugin task gets (shared; `replace` swaps them).
     pub fn settings(&self) -> &TargetSettings {
         &self.settings
+    }
+
+    /// Grants replacing manifests' grants (shared; `replace` swaps them).
+    pub fn grant_overrides(&self) -> &GrantOverrides {
+        &self.grants
     }
 
     /// Compiles (or takes from the cache) `source` and puts it in its slot: a new name is
@@ -202,6 +226,7 @@ impl Plugins {
                 self.host.clone(),
                 slot.clone(),
                 self.settings.clone(),
+                self.grants.clone(),
             )
         })
     }

@@ -13,6 +13,8 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 mod autoscale;
 mod cache;
 mod clean;
+#[cfg(feature = "plugins")]
+pub mod config;
 mod error;
 mod explain;
 mod gate;
@@ -22,6 +24,8 @@ mod import;
 pub mod init;
 mod logs;
 mod plan;
+#[cfg(feature = "plugins")]
+pub mod plugin;
 #[cfg(feature = "remote")]
 pub mod remote;
 mod report;
@@ -92,6 +96,12 @@ pub enum Command {
     /// List the workers of a `sykli serve` pool, with its queue and load.
     #[cfg(feature = "remote")]
     Workers(serve::WorkersArgs),
+    /// WASM target plugins: load, push, list, remove (see docs/plugins.md).
+    #[cfg(feature = "plugins")]
+    Plugin(plugin::PluginArgs),
+    /// Push or show the hot configuration of a running worker.
+    #[cfg(feature = "plugins")]
+    Config(config::ConfigArgs),
 }
 
 /// Where the pipeline is.
@@ -245,6 +255,10 @@ pub fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve::serve_command(&args, json),
         #[cfg(feature = "remote")]
         Some(Command::Workers(args)) => serve::workers_command(&args, json),
+        #[cfg(feature = "plugins")]
+        Some(Command::Plugin(args)) => done(plugin::plugin(&args, json), json),
+        #[cfg(feature = "plugins")]
+        Some(Command::Config(args)) => done(config::config(&args, json), json),
     }
 }
 

@@ -41,6 +41,9 @@ pub const ERROR_CODES: &[&str] = &[
     "git_failed",
     "watch_failed",
     "import_failed",
+    "plugin_failed",
+    "admin_failed",
+    "config_failed",
     "internal",
 ];
 
