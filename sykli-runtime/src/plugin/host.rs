@@ -660,7 +660,7 @@ impl host::Host for State {
         let cancel = self.cancel.clone();
         let deadline = tokio::time::Instant::from_std(self.deadline);
         let url = request.url.clone();
-        let answer = self.rt.block_on(async move {
+        self.rt.block_on(async move {
             let exchange = async {
                 let resp = client
                     .request(req)
@@ -692,7 +692,6 @@ impl host::Host for State {
                 () = cancel.cancelled() => Err(types::Error::Failed("http: the task was cancelled".into())),
                 () = tokio::time::sleep_until(deadline) => Err(types::Error::Failed("http: the call's deadline passed".into())),
             }
-        });
-        answer
+        })
     }
 }
