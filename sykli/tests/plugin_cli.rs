@@ -5,17 +5,14 @@
 //! are exercised by tests/plugins.rs.
 
 mod common;
-#[path = "common/worker.rs"]
-#[allow(dead_code)]
-mod worker;
 
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use sykli_runtime::plugin::fixture::{Behaviour, component};
 
+use common::worker::Worker;
 use common::{project, sykli, text};
-use worker::Worker;
 
 /// Writes a fixture plugin (`plugin.toml` + `NAME.wasm`) into `dir`; returns the manifest.
 fn fixture(dir: &Path, name: &str, version: &str, b: Behaviour, extra: &str) -> PathBuf {
