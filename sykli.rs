@@ -2,7 +2,8 @@
 //!
 //! It installs what the tests need on a fresh machine (a Docker engine, run as a background
 //! task for the length of the run, with locally built test images; Bazel, PostgreSQL and
-//! BuildGrid for the Remote Execution API interop tests; the TypeScript SDK's dev
+//! BuildGrid for the Remote Execution API interop tests; clang and wasi-libc for the plugin
+//! tests' C guests; the TypeScript SDK's dev
 //! dependencies), checks formatting and lints, checks that
 //! every shared test vector exists in all three SDKs, and runs every test suite: the Rust
 //! workspace, the Go SDK and the TypeScript SDK, each against the shared vectors. Tasks are
@@ -52,6 +53,11 @@ fn xmllint_install() {}
 #[sykli::task(cmd = "bash .ci/chromium-setup.sh")]
 fn chromium() {}
 
+/// Installs what the plugin tests need to build their C guests into WebAssembly components:
+/// clang, wasm-ld, Debian's wasi-libc and the wasm32 builtins of that clang (apt-get; needs root).
+#[sykli::task(cmd = "bash .ci/plugin-toolchain.sh install")]
+fn plugin_toolchain() {}
+
 /// Installs the TypeScript SDK's dev dependencies.
 #[sykli::task(cmd = "cd sdk-ts && npm ci --no-audit --no-fund")]
 fn ts_deps() {}
@@ -72,7 +78,7 @@ fn clippy() {}
 /// Every Rust test of the workspace; one failing test binary does not hide the others.
 #[sykli::task(
     cmd = "cargo test --workspace --no-fail-fast --quiet",
-    after = [clippy, docker_images, reapi_peers, ts_deps, vectors_complete, xmllint_install, chromium]
+    after = [clippy, docker_images, reapi_peers, plugin_toolchain, ts_deps, vectors_complete, xmllint_install, chromium]
 )]
 fn test() {}
 

@@ -57,6 +57,8 @@ pub mod logs;
 pub mod observe;
 pub mod paths;
 pub mod plan;
+#[cfg(feature = "plugins")]
+pub mod plugin;
 pub mod redact;
 #[cfg(feature = "remote")]
 pub mod remote;

@@ -13,6 +13,8 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 mod autoscale;
 mod cache;
 mod clean;
+#[cfg(feature = "plugins")]
+pub mod config;
 mod error;
 mod explain;
 mod gate;
@@ -24,6 +26,8 @@ mod logs;
 #[cfg(feature = "remote")]
 pub mod observe;
 mod plan;
+#[cfg(feature = "plugins")]
+pub mod plugin;
 #[cfg(feature = "remote")]
 pub mod remote;
 mod report;
@@ -105,6 +109,12 @@ pub enum Command {
     /// Cancel a run, or one of its running tasks, on a server.
     #[cfg(feature = "remote")]
     Cancel(observe::CancelArgs),
+    /// WASM target plugins: load, push, list, remove (see docs/plugins.md).
+    #[cfg(feature = "plugins")]
+    Plugin(plugin::PluginArgs),
+    /// Push or show the hot configuration of a running worker.
+    #[cfg(feature = "plugins")]
+    Config(config::ConfigArgs),
 }
 
 /// Where the pipeline is.
@@ -268,6 +278,10 @@ pub fn main() -> ExitCode {
         Some(Command::Ps(args)) => observe::ps_command(&args, json),
         #[cfg(feature = "remote")]
         Some(Command::Cancel(args)) => observe::cancel_command(&args, json),
+        #[cfg(feature = "plugins")]
+        Some(Command::Plugin(args)) => done(plugin::plugin(&args, json), json),
+        #[cfg(feature = "plugins")]
+        Some(Command::Config(args)) => done(config::config(&args, json), json),
     }
 }
 

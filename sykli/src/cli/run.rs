@@ -563,13 +563,16 @@ pub(crate) fn with_affected(
     Ok(builder.affected(Some(found)))
 }
 
-/// `builder` with the remote cache and executor that `opts`, the environment and
+/// `builder` with the project's target plugins (`.sykli/plugins/`, see
+/// [`super::plugin`]) and the remote cache and executor that `opts`, the environment and
 /// `sykli.toml` configure, connected (see [`super::remote`]).
 pub(crate) async fn with_remote(
     builder: RunBuilder,
     project_root: &Path,
     opts: &RunOptions,
 ) -> Result<RunBuilder, CliError> {
+    #[cfg(feature = "plugins")]
+    let builder = super::plugin::with_local_plugins(builder, project_root)?;
     #[cfg(feature = "remote")]
     {
         let settings = super::remote::settings(&opts.remote, project_root)?;

@@ -43,6 +43,9 @@ pub const ERROR_CODES: &[&str] = &[
     "watch_failed",
     "import_failed",
     "ui_failed",
+    "plugin_failed",
+    "admin_failed",
+    "config_failed",
     "internal",
 ];
 

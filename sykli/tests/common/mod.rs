@@ -3,6 +3,8 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod peers;
+pub mod plugins;
+pub mod runner_service;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -127,6 +127,8 @@ pub struct Executions {
     live: Arc<LiveLogs>,
     labels: Arc<Labels>,
     jobs: Arc<Semaphore>,
+    /// How many permits `jobs` stands for now (`sykli config push` resizes it).
+    jobs_size: Mutex<usize>,
     state: Mutex<State>,
     shutdown: CancellationToken,
     running: watch::Sender<usize>,
@@ -191,10 +193,36 @@ impl Executions {
             live,
             labels,
             jobs: Arc::new(Semaphore::new(jobs.max(1))),
+            jobs_size: Mutex::new(jobs.max(1)),
             state: Mutex::new(State::default()),
             shutdown,
             running: watch::Sender::new(0),
         }
+    }
+
+    /// Runs at most `n` actions at once from now on. Growing starts queued actions at once;
+    /// shrinking interrupts nothing: the surplus permits are taken back as running actions
+    /// finish.
+    pub fn set_jobs(&self, n: usize) {
+        let n = n.max(1);
+        let mut size = self.jobs_size.lock().unwrap_or_else(|p| p.into_inner());
+        if n > *size {
+            self.jobs.add_permits(n - *size);
+        } else if n < *size {
+            let surplus = u32::try_from(*size - n).unwrap_or(u32::MAX);
+            let jobs = self.jobs.clone();
+            tokio::spawn(async move {
+                if let Ok(p) = jobs.acquire_many_owned(surplus).await {
+                    p.forget();
+                }
+            });
+        }
+        *size = n;
+    }
+
+    /// How many actions may run at once now.
+    pub fn jobs(&self) -> usize {
+        *self.jobs_size.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Waits until no operation is queued or running (after shutdown, once each has

@@ -154,6 +154,10 @@ pub enum WorkerError {
     /// Serving failed.
     #[error("the gRPC server failed")]
     Transport(#[source] tonic::transport::Error),
+    /// The plugins stored in the worker's store could not be loaded.
+    #[cfg(feature = "plugins")]
+    #[error("failed to load the worker's plugins")]
+    Plugins(#[source] crate::plugin::PluginError),
 }
 
 /// A worker bound to its address, not serving yet.
@@ -167,6 +171,39 @@ pub struct BoundWorker {
     labels: Arc<Labels>,
     #[cfg(feature = "docker")]
     docker: Option<Arc<crate::exec::container::DockerExecutor>>,
+    #[cfg(feature = "plugins")]
+    plugins: crate::plugin::Plugins,
+}
+
+/// The plugins a worker stored in `store` (`plugins/`, compiled code in `plugins/.cache/`),
+/// loaded (from the compiled cache when there).
+#[cfg(feature = "plugins")]
+pub fn stored_plugins(
+    store: &std::path::Path,
+) -> Result<crate::plugin::Plugins, crate::plugin::PluginError> {
+    let dir = store.join("plugins");
+    let host = crate::plugin::PluginHost::new(Some(dir.join(crate::plugin::CACHE_DIR)))?;
+    let plugins = crate::plugin::Plugins::new(host);
+    plugins.load_dir(&dir, None)?;
+    Ok(plugins)
+}
+
+/// What `sykli config push` changes on a worker besides plugins.
+#[cfg(feature = "plugins")]
+struct LiveWorker {
+    executions: Arc<Executions>,
+    labels: Arc<Labels>,
+}
+
+#[cfg(feature = "plugins")]
+impl crate::plugin::admin::ConfigTarget for LiveWorker {
+    fn set_concurrency(&self, n: usize) {
+        self.executions.set_jobs(n);
+    }
+
+    fn set_labels(&self, labels: &std::collections::BTreeMap<String, String>) {
+        self.labels.set_pushed(labels);
+    }
 }
 
 impl std::fmt::Debug for BoundWorker {
@@ -202,6 +239,18 @@ pub async fn bind(config: WorkerConfig) -> Result<BoundWorker, WorkerError> {
     #[cfg(not(feature = "docker"))]
     let containers = false;
     let labels = Arc::new(Labels::new(config.labels.clone(), containers));
+    #[cfg(feature = "plugins")]
+    let plugins = {
+        let root = config.store.clone();
+        tokio::task::spawn_blocking(move || stored_plugins(&root))
+            .await
+            .map_err(|e| {
+                WorkerError::Plugins(crate::plugin::PluginError::Engine(format!(
+                    "loading task failed: {e}"
+                )))
+            })?
+            .map_err(WorkerError::Plugins)?
+    };
     // TLS files are read before anything listens: a bad file fails the start, and the
     // listen line is printed only by a worker that can serve.
     let server = tls_server(config.tls.as_ref())?;
@@ -224,6 +273,8 @@ pub async fn bind(config: WorkerConfig) -> Result<BoundWorker, WorkerError> {
         labels,
         #[cfg(feature = "docker")]
         docker,
+        #[cfg(feature = "plugins")]
+        plugins,
     })
 }
 
@@ -358,7 +409,7 @@ impl BoundWorker {
         });
         #[cfg(not(target_os = "linux"))]
         let sandbox = None;
-        let runner = Arc::new(Runner::new(
+        let runner = Runner::new(
             self.store.clone(),
             ProcessExecutor::new().with_escalation(escalate),
             sandbox,
@@ -366,7 +417,10 @@ impl BoundWorker {
             self.docker.clone(),
             worker_name,
             self.config.kill_grace,
-        ));
+        );
+        #[cfg(feature = "plugins")]
+        let runner = runner.with_plugins(self.plugins.clone());
+        let runner = Arc::new(runner);
         let live = Arc::new(live::LiveLogs::default());
         let executions = Arc::new(Executions::new(
             self.store.clone(),
@@ -381,13 +435,13 @@ impl BoundWorker {
         let incoming = tonic::transport::server::TcpIncoming::from(self.listener)
             .with_nodelay(Some(true))
             .with_keepalive(Some(Duration::from_secs(60)));
-        let served = reapi_router(
+        let router = reapi_router(
             &mut server,
             self.store.clone(),
             live,
             self.labels.clone(),
             executions.clone(),
-            auth,
+            auth.clone(),
             crate::observe::actions::ActionRuns::new(
                 self.config.hub.clone(),
                 format!("sykli-worker@{}", self.addr),
@@ -397,8 +451,30 @@ impl BoundWorker {
                 crate::observe::http::ready_until(&shutdown),
                 None,
             ),
-        )
-        .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
+        );
+        #[cfg(feature = "plugins")]
+        let router = {
+            let live = LiveWorker {
+                executions: executions.clone(),
+                labels: self.labels.clone(),
+            };
+            let config = Arc::new(crate::plugin::admin::LiveConfig::new(
+                self.plugins.clone(),
+                Some(Arc::new(live)),
+            ));
+            let admin = crate::plugin::admin::AdminServer::new(
+                self.plugins.clone(),
+                config,
+                Some(self.config.store.join("plugins")),
+            );
+            router.add_service(tonic::service::interceptor::InterceptedService::new(
+                admin, auth,
+            ))
+        };
+        #[cfg(not(feature = "plugins"))]
+        let _ = auth;
+        let served =
+            router.serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
         // Graceful shutdown waits for every connection to close; a client that stops
         // reading must not keep the worker alive: once the actions are stopped, connections
         // get CLOSE_LIMIT more.

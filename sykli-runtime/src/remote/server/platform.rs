@@ -17,6 +17,10 @@ pub const CONTAINER_IMAGE: &str = "container-image";
 /// The scheme `container-image` values must carry.
 pub const DOCKER_SCHEME: &str = "docker://";
 
+/// The platform property naming the target plugin that runs the action (`sykli-target=NAME`):
+/// the worker runs it through its loaded plugin NAME (docs/plugins.md).
+pub const SYKLI_TARGET: &str = crate::cache::key::SYKLI_TARGET;
+
 /// The platform property asking for CPU cores (a resource request, not a label).
 pub const CPU: &str = "cpu";
 /// The platform property asking for memory (a resource request, not a label).
@@ -27,6 +31,8 @@ pub const MEMORY: &str = "memory";
 pub struct Labels {
     labels: BTreeMap<String, BTreeSet<String>>,
     containers: bool,
+    /// Labels set on the running server by `sykli config push` (shared by clones).
+    pushed: std::sync::Arc<std::sync::RwLock<BTreeMap<String, String>>>,
 }
 
 /// How an action asks to be run.
@@ -34,6 +40,8 @@ pub struct Labels {
 pub struct Placement {
     /// The image to run the command in (from `container-image=docker://IMAGE`).
     pub image: Option<String>,
+    /// The target plugin to run it through (from `sykli-target=NAME`).
+    pub target: Option<String>,
 }
 
 impl Labels {
@@ -52,7 +60,16 @@ impl Labels {
         for (k, v) in given {
             labels.entry(k).or_default().insert(v);
         }
-        Labels { labels, containers }
+        Labels {
+            labels,
+            containers,
+            pushed: Default::default(),
+        }
+    }
+
+    /// Replaces the labels `sykli config push` set (offered besides the others).
+    pub fn set_pushed(&self, labels: &BTreeMap<String, String>) {
+        *self.pushed.write().unwrap_or_else(|p| p.into_inner()) = labels.clone();
     }
 
     /// The labels another worker announced (`K=V`, as [`Labels::advertised`] wrote them;
@@ -71,7 +88,11 @@ impl Labels {
             }
             labels.entry(k.to_owned()).or_default().insert(v.to_owned());
         }
-        Labels { labels, containers }
+        Labels {
+            labels,
+            containers,
+            pushed: Default::default(),
+        }
     }
 
     /// Whether container actions can run here.
@@ -86,6 +107,8 @@ impl Labels {
             .iter()
             .flat_map(|(k, vs)| vs.iter().map(move |v| format!("{k}={v}")))
             .collect();
+        let pushed = self.pushed.read().unwrap_or_else(|p| p.into_inner());
+        out.extend(pushed.iter().map(|(k, v)| format!("{k}={v}")));
         if self.containers {
             out.push(format!("{CONTAINER_IMAGE}={DOCKER_SCHEME}*"));
         }
@@ -95,6 +118,7 @@ impl Labels {
     /// Checks an action's platform; the error names the first property this worker lacks.
     pub fn place(&self, platform: Option<&reapi::Platform>) -> Result<Placement, String> {
         let mut image = None;
+        let mut target = None;
         for p in platform
             .map(|p| p.properties.as_slice())
             .unwrap_or_default()
@@ -120,13 +144,25 @@ impl Labels {
                 image = Some(img.to_owned());
                 continue;
             }
-            let offered = self.labels.get(name).is_some_and(|vs| {
-                vs.iter().any(|v| match name {
-                    "OSFamily" => v.eq_ignore_ascii_case(value),
-                    "ISA" => isa(v) == isa(value),
-                    _ => v == value,
-                })
-            });
+            if name == SYKLI_TARGET {
+                // Whether the plugin is loaded is the runner's to say, naming what is.
+                target = Some(value.to_owned());
+                continue;
+            }
+            let pushed = self
+                .pushed
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(name)
+                .is_some_and(|v| v == value);
+            let offered = pushed
+                || self.labels.get(name).is_some_and(|vs| {
+                    vs.iter().any(|v| match name {
+                        "OSFamily" => v.eq_ignore_ascii_case(value),
+                        "ISA" => isa(v) == isa(value),
+                        _ => v == value,
+                    })
+                });
             if !offered {
                 return Err(format!(
                     "platform property {name}={value} is not offered by this worker (it offers: {})",
@@ -134,7 +170,7 @@ impl Labels {
                 ));
             }
         }
-        Ok(Placement { image })
+        Ok(Placement { image, target })
     }
 }
 

@@ -52,6 +52,8 @@ pub struct Runner {
     docker: Option<Arc<crate::exec::container::DockerExecutor>>,
     worker: String,
     kill_grace: Duration,
+    #[cfg(feature = "plugins")]
+    plugins: Option<crate::plugin::Plugins>,
 }
 
 impl std::fmt::Debug for Runner {
@@ -137,6 +139,28 @@ async fn run_sandboxed(
     match *sandbox {}
 }
 
+/// The shell command of an action's arguments, for a plugin's `task.command`:
+/// `sh -c X` (or `/bin/sh -c X`) is `X`; anything else is its arguments shell-quoted.
+pub fn shell_command(arguments: &[String]) -> String {
+    match arguments {
+        [sh, c, cmd, ..] if (sh == "sh" || sh == "/bin/sh") && c == "-c" => cmd.clone(),
+        args => args
+            .iter()
+            .map(|a| {
+                if !a.is_empty()
+                    && a.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+                {
+                    a.clone()
+                } else {
+                    format!("'{}'", a.replace('\'', r"'\''"))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
 /// The REAPI timestamp of `t`.
 pub fn timestamp(t: SystemTime) -> Timestamp {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -164,6 +188,90 @@ impl Runner {
             docker,
             worker,
             kill_grace,
+            #[cfg(feature = "plugins")]
+            plugins: None,
+        }
+    }
+
+    /// Runs actions whose platform says `sykli-target=NAME` through plugin NAME of
+    /// `plugins` (hot-swappable: each action takes the version loaded when it starts).
+    #[cfg(feature = "plugins")]
+    pub fn with_plugins(mut self, plugins: crate::plugin::Plugins) -> Runner {
+        self.plugins = Some(plugins);
+        self
+    }
+
+    /// Runs an action through the target plugin `target`.
+    #[allow(clippy::too_many_arguments)]
+    async fn run_plugin(
+        &self,
+        target: &str,
+        job: &Job,
+        env: &BTreeMap<String, String>,
+        workdir: &Path,
+        timeout: Option<Duration>,
+        sink: Arc<dyn OutputSink>,
+        cancel: CancellationToken,
+    ) -> ExecOutcome {
+        let stage = format!(
+            "running action {} through target `{target}`",
+            job.action_digest
+        );
+        #[cfg(feature = "plugins")]
+        {
+            let Some(plugins) = &self.plugins else {
+                return ExecOutcome::errored(stage, "this worker has no plugin host");
+            };
+            let Some(exec) = plugins.executor(target) else {
+                let loaded = plugins.names();
+                return ExecOutcome::errored(
+                    stage,
+                    format!(
+                        "no plugin named `{target}` is loaded on this worker (loaded: {})",
+                        if loaded.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            loaded.join(", ")
+                        }
+                    ),
+                );
+            };
+            let req =
+                crate::exec::ExecRequest {
+                    task: format!("action {}", job.action_digest),
+                    action: crate::exec::Action::Shell(shell_command(&job.command.arguments)),
+                    env: env.clone(),
+                    inherit_env: false,
+                    workdir: workdir.to_path_buf(),
+                    container: job.placement.image.clone().map(|image| {
+                        crate::exec::ContainerSpec {
+                            image,
+                            workdir: None,
+                            mounts: Vec::new(),
+                            services: Vec::new(),
+                        }
+                    }),
+                    timeout,
+                    kill_grace: self.kill_grace,
+                    run_id: self.worker.clone(),
+                    background: None,
+                    sandbox: None,
+                };
+            use crate::exec::Executor;
+            exec.execute(
+                &req,
+                crate::exec::ExecIo {
+                    output: sink,
+                    cancel,
+                    operations: None,
+                },
+            )
+            .await
+        }
+        #[cfg(not(feature = "plugins"))]
+        {
+            let _ = (job, env, workdir, timeout, sink, cancel);
+            ExecOutcome::errored(stage, "this worker was built without plugin support")
         }
     }
 
@@ -306,56 +414,69 @@ impl Runner {
             });
 
         meta.execution_start_timestamp = Some(timestamp(SystemTime::now()));
-        let outcome = match &job.placement.image {
-            None => {
-                // An argv[0] with a slash is relative to the working directory; a bare name
-                // is looked up in the action's PATH (REAPI `Command.arguments`).
-                let program_path = if program.contains('/') && !program.starts_with('/') {
-                    workdir.join(program).into_os_string()
-                } else {
-                    program.into()
-                };
-                let args: Vec<&OsStr> = command.arguments[1..].iter().map(OsStr::new).collect();
-                let mut attempt = 0;
-                loop {
-                    let spec = ChildSpec {
-                        env: &env,
-                        inherit_env: false,
-                        workdir: &workdir,
-                        timeout,
-                        kill_grace: self.kill_grace,
-                        output: sink.clone(),
-                        cancel: cancel.clone(),
+        let outcome = if let Some(target) = job.placement.target.as_deref() {
+            self.run_plugin(
+                target,
+                job,
+                &env,
+                &workdir,
+                timeout,
+                sink.clone(),
+                cancel.clone(),
+            )
+            .await
+        } else {
+            match &job.placement.image {
+                None => {
+                    // An argv[0] with a slash is relative to the working directory; a bare name
+                    // is looked up in the action's PATH (REAPI `Command.arguments`).
+                    let program_path = if program.contains('/') && !program.starts_with('/') {
+                        workdir.join(program).into_os_string()
+                    } else {
+                        program.into()
                     };
-                    let outcome = match &self.sandbox {
-                        Some(sandbox) => {
-                            run_sandboxed(sandbox, &program_path, &args, spec, &root).await
-                        }
-                        None => self.process.run_program(&program_path, &args, spec).await,
-                    };
-                    // A binary just materialised can be "busy" for a moment: another
-                    // thread's fork may still hold a descriptor of its temp copy until
-                    // that child execs. The program never started, so trying again is safe.
-                    let busy = matches!(&outcome, ExecOutcome::Errored { message, .. }
+                    let args: Vec<&OsStr> = command.arguments[1..].iter().map(OsStr::new).collect();
+                    let mut attempt = 0;
+                    loop {
+                        let spec = ChildSpec {
+                            env: &env,
+                            inherit_env: false,
+                            workdir: &workdir,
+                            timeout,
+                            kill_grace: self.kill_grace,
+                            output: sink.clone(),
+                            cancel: cancel.clone(),
+                        };
+                        let outcome = match &self.sandbox {
+                            Some(sandbox) => {
+                                run_sandboxed(sandbox, &program_path, &args, spec, &root).await
+                            }
+                            None => self.process.run_program(&program_path, &args, spec).await,
+                        };
+                        // A binary just materialised can be "busy" for a moment: another
+                        // thread's fork may still hold a descriptor of its temp copy until
+                        // that child execs. The program never started, so trying again is safe.
+                        let busy = matches!(&outcome, ExecOutcome::Errored { message, .. }
                         if message.contains("os error 26") || message.contains("ETXTBSY"));
-                    if !busy || attempt == TEXT_BUSY_RETRIES {
-                        break outcome;
+                        if !busy || attempt == TEXT_BUSY_RETRIES {
+                            break outcome;
+                        }
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
                     }
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
                 }
-            }
-            Some(image) => {
-                self.run_container(
-                    job,
-                    image,
-                    &root,
-                    &env,
-                    timeout,
-                    sink.clone(),
-                    cancel.clone(),
-                )
-                .await
+                Some(image) => {
+                    self.run_container(
+                        job,
+                        image,
+                        &root,
+                        &env,
+                        timeout,
+                        sink.clone(),
+                        cancel.clone(),
+                    )
+                    .await
+                }
             }
         };
         meta.execution_completed_timestamp = Some(timestamp(SystemTime::now()));

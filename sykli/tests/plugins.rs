@@ -1,0 +1,485 @@
+//! Target plugins end to end: the guests in `examples/plugins/` built from C source by the
+//! test support (tests/common/plugins.rs), loaded by the real `sykli` binary.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::plugins;
+use common::runner_service::RunnerService;
+use common::worker::Worker;
+use common::{command, project, text};
+use serde_json::{Value, json};
+
+/// The bindings generator runs on the repository's WIT (a quick check without clang).
+#[test]
+fn wit_bindings_generate_for_the_target_world() {
+    let out = tempfile::tempdir().unwrap();
+    plugins::generate_bindings(&plugins::wit_dir(), out.path()).unwrap();
+    for file in ["target.h", "target.c", "target_component_type.o"] {
+        assert!(out.path().join(file).is_file(), "{file} missing");
+    }
+    if let Ok(dump) = std::env::var("SYKLI_DUMP_BINDINGS") {
+        for file in ["target.h", "target.c"] {
+            std::fs::copy(
+                out.path().join(file),
+                std::path::Path::new(&dump).join(file),
+            )
+            .unwrap();
+        }
+    }
+}
+
+/// Every guest in examples/plugins/ compiles from C into a valid component exporting the
+/// world's `describe` and `run` (no host needed), and the digest cache hands back the same file.
+#[test]
+fn every_guest_builds_into_a_valid_component() {
+    for (name, defines) in [
+        ("spawn", &[("VERSION", "1.0.0")][..]),
+        ("spawn", &[("VERSION", "2.0.0")][..]),
+        ("http-runner", &[][..]),
+        ("spin", &[][..]),
+        ("hog", &[][..]),
+        ("snoop", &[][..]),
+    ] {
+        let path = plugins::build_plugin(name, defines);
+        let bytes = std::fs::read(&path).unwrap();
+        plugins::validate_component(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(
+            plugins::build_plugin(name, defines),
+            path,
+            "{name}: not cached"
+        );
+    }
+    let v1 = plugins::build_plugin("spawn", &[("VERSION", "1.0.0")]);
+    let v2 = plugins::build_plugin("spawn", &[("VERSION", "2.0.0")]);
+    assert_ne!(v1, v2, "two versions share one cache entry");
+    assert_ne!(std::fs::read(&v1).unwrap(), std::fs::read(&v2).unwrap());
+}
+
+/// The runner service the http-runner plugin talks to runs the posted command with exactly the
+/// posted environment, in the posted directory, and answers its output and exit code.
+#[test]
+fn the_runner_service_runs_posted_commands() {
+    use std::io::{Read, Write};
+    let runner = common::runner_service::RunnerService::start();
+    let dir = tempfile::tempdir().unwrap();
+    let post = |body: &str| {
+        let mut conn = std::net::TcpStream::connect(&runner.addr).unwrap();
+        write!(
+            conn,
+            "POST /run HTTP/1.1\r\nhost: {}\r\ncontent-length: {}\r\n\r\n{body}",
+            runner.addr,
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let task = serde_json::json!({
+        "command": "echo \"$GREETING from $(pwd)\"; echo oops >&2; echo ${HOME:-no-home}; exit 7",
+        "env": {"GREETING": "hello"},
+        "workdir": dir.path(),
+    });
+    let answer = post(&task.to_string());
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(answer.contains("\r\nx-exit-code: 7\r\n"), "{answer}");
+    let canonical = dir.path().canonicalize().unwrap();
+    let body = answer.split_once("\r\n\r\n").unwrap().1;
+    assert_eq!(
+        body,
+        format!("hello from {}\nno-home\noops\n", canonical.display()),
+        "{answer}"
+    );
+    let bad = post("{\"command\": 1}");
+    assert!(bad.starts_with("HTTP/1.1 400 "), "{bad}");
+    assert!(!bad.contains("x-exit-code"), "{bad}");
+    assert_eq!(runner.served(), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// End to end: the real `sykli` binary loads the guests, locally and into a running worker.
+
+/// How long any one thing the tests wait for may take.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// What the `spawn` plugin needs: `sh`, and the directory its tasks run in.
+const SPAWN_GRANTS: &str = "[grants]\nspawn = [\"sh\"]\ndirs = [{ path = \".\", write = true }]\n";
+
+/// A manifest for `spawn` built at `version`, in its own directory under `dir`.
+fn spawn_manifest(dir: &Path, version: &str) -> PathBuf {
+    let wasm = plugins::build_plugin("spawn", &[("VERSION", version)]);
+    plugins::manifest(
+        &dir.join(format!("spawn-{version}")),
+        "spawn",
+        &wasm,
+        SPAWN_GRANTS,
+    )
+}
+
+/// A manifest for guest `name` (no VERSION define) with `extra` grants and limits.
+fn guest_manifest(dir: &Path, name: &str, extra: &str) -> PathBuf {
+    let wasm = plugins::build_plugin(name, &[]);
+    plugins::manifest(&dir.join(name), name, &wasm, extra)
+}
+
+/// Runs `sykli ARGS` in `dir`, asserting it exits 0; its output.
+fn sykli_ok(dir: &Path, args: &[&str]) -> String {
+    let out = command(dir, args).output().unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "sykli {args:?}:\n{all}");
+    all
+}
+
+/// Polls `done` until it holds, panicking with `what` after [`DEADLINE`].
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + DEADLINE;
+    while !done() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits (bounded) for `child` to exit; its output.
+fn finish(mut child: Child, what: &str) -> Output {
+    let until = Instant::now() + DEADLINE;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("{what} did not finish within {DEADLINE:?}:\n{}", text(&out));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The lines of `all` that task `task` printed (`[task] ...`).
+fn task_lines<'a>(all: &'a str, task: &str) -> Vec<&'a str> {
+    let prefix = format!("[{task}] ");
+    all.lines()
+        .filter_map(|l| l.trim_start().strip_prefix(&prefix))
+        .collect()
+}
+
+/// A task run through plugin `target` on the remote worker.
+fn remote_task(name: &str, command: &str, target: &str) -> Value {
+    json!({"name": name, "command": command, "target": target, "remote": true,
+           "env": {"PATH": "/usr/local/bin:/usr/bin:/bin"}})
+}
+
+/// A pipeline of plugin tasks, run locally: files written by one task are read by the next,
+/// exit codes decide passed and failed, and the http-runner's tasks really run on the runner
+/// service the test started, with the task's env and workdir.
+#[test]
+fn a_plugin_target_runs_tasks_in_a_real_pipeline() {
+    let runner = RunnerService::start();
+    let dir = project(json!({"version": "1", "tasks": [
+        {"name": "make", "command": "echo \"made by $WHO\" > made.txt; echo wrote made.txt",
+         "env": {"WHO": "spawn"}, "target": "spawn"},
+        {"name": "check", "command": "test \"$(cat made.txt)\" = 'made by spawn' && echo checked",
+         "depends_on": ["make"], "target": "spawn"},
+        {"name": "broken", "command": "echo about to fail; exit 3", "target": "spawn"},
+        {"name": "via-http", "command": "echo \"runner says $GREETING from $(pwd)\"; cat made.txt",
+         "env": {"GREETING": "hi"}, "depends_on": ["make"], "target": "http-runner"},
+        {"name": "http-fails", "command": "echo no; exit 5", "target": "http-runner"},
+        {"name": "plain", "command": "echo plain task"},
+    ]}));
+    let root = dir.path();
+    let guests = tempfile::tempdir().unwrap();
+    let spawn = spawn_manifest(guests.path(), "1.0.0");
+    let http = guest_manifest(
+        guests.path(),
+        "http-runner",
+        &format!("[grants]\nhosts = [\"{}\"]\n", runner.addr),
+    );
+    let loaded = sykli_ok(root, &["plugin", "load", spawn.to_str().unwrap()]);
+    assert!(
+        loaded.contains("spawn") && loaded.contains("1.0.0"),
+        "{loaded}"
+    );
+    sykli_ok(root, &["plugin", "load", http.to_str().unwrap()]);
+    std::fs::write(
+        root.join("sykli.toml"),
+        format!("[targets.http-runner]\nrunner_url = \"{}\"\n", runner.url()),
+    )
+    .unwrap();
+    let listed = sykli_ok(root, &["plugin", "list"]);
+    assert!(
+        listed.contains("spawn") && listed.contains("http-runner"),
+        "{listed}"
+    );
+
+    let out = command(root, &["run", "--keep-going", "--jobs", "4"])
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    for passed in ["make", "check", "via-http", "plain"] {
+        assert!(
+            all.contains(&format!("passed {passed}")),
+            "{passed}:\n{all}"
+        );
+    }
+    assert!(all.contains("failed broken"), "{all}");
+    assert!(all.contains("failed http-fails"), "{all}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("made.txt")).unwrap(),
+        "made by spawn\n"
+    );
+    let make = task_lines(&all, "make");
+    assert!(make.contains(&"spawn plugin 1.0.0"), "{all}");
+    assert!(make.contains(&"wrote made.txt"), "{all}");
+    assert!(task_lines(&all, "check").contains(&"checked"), "{all}");
+    let http_lines = task_lines(&all, "via-http");
+    let canonical = root.canonicalize().unwrap();
+    assert!(
+        http_lines.contains(&format!("runner says hi from {}", canonical.display()).as_str()),
+        "{all}"
+    );
+    assert!(http_lines.contains(&"made by spawn"), "{all}");
+    assert!(
+        runner.served() >= 2,
+        "the runner saw {} requests",
+        runner.served()
+    );
+}
+
+/// A `sykli worker` for plugin tasks, with a job slot for every task the tests run at once.
+fn plugin_worker(store: &Path) -> Worker {
+    Worker::start(store, &["--jobs", "8"])
+}
+
+/// `sykli run --remote URL` of `graph` in a fresh project, started in the background.
+fn start_remote_run(graph: Value, url: &str) -> (tempfile::TempDir, Child) {
+    let dir = project(graph);
+    let child = command(
+        dir.path(),
+        &["run", "--remote", url, "--keep-going", "--jobs", "8"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    (dir, child)
+}
+
+/// `sykli run --remote URL` of `graph` in a fresh project, to its end.
+fn remote_run(graph: Value, url: &str) -> Output {
+    let (_dir, child) = start_remote_run(graph, url);
+    finish(child, "sykli run --remote")
+}
+
+/// Pushing version 2 of a plugin into a running worker while five tasks run on version 1:
+/// those five finish on version 1, a task started after the push gets version 2, and nothing
+/// is restarted. Tasks signal with files; every wait has a deadline.
+#[test]
+fn pushing_a_new_version_leaves_running_tasks_on_the_old_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let worker = plugin_worker(&tmp.path().join("store"));
+    let (v1, v2) = (
+        spawn_manifest(tmp.path(), "1.0.0"),
+        spawn_manifest(tmp.path(), "2.0.0"),
+    );
+    let pushed = sykli_ok(
+        tmp.path(),
+        &["plugin", "push", v1.to_str().unwrap(), "--to", &worker.url],
+    );
+    assert!(pushed.contains("1.0.0"), "{pushed}");
+
+    let signals = tmp.path().join("signals");
+    std::fs::create_dir(&signals).unwrap();
+    let sig = signals.display();
+    // Each task says it started, then waits (at most 60 s) for `go`.
+    let tasks: Vec<Value> = (1..=5)
+        .map(|i| {
+            remote_task(
+                &format!("old-{i}"),
+                &format!(
+                    "touch {sig}/started-{i}; n=0; while [ ! -e {sig}/go ] && [ $n -lt 600 ]; \
+                     do sleep 0.1; n=$((n+1)); done; test -e {sig}/go && echo old task {i} done"
+                ),
+                "spawn",
+            )
+        })
+        .collect();
+    let (_old_dir, old_run) =
+        start_remote_run(json!({"version": "1", "tasks": tasks}), &worker.url);
+    wait_for("the five tasks to start on version 1", || {
+        (1..=5).all(|i| signals.join(format!("started-{i}")).exists())
+    });
+
+    let swapped = sykli_ok(
+        tmp.path(),
+        &["plugin", "push", v2.to_str().unwrap(), "--to", &worker.url],
+    );
+    assert!(swapped.contains("2.0.0"), "{swapped}");
+    let listed = sykli_ok(tmp.path(), &["plugin", "list", "--to", &worker.url]);
+    assert!(
+        listed.contains("spawn") && listed.contains("2.0.0"),
+        "{listed}"
+    );
+
+    // While the old tasks still run, a new one gets version 2.
+    let new = remote_run(
+        json!({"version": "1", "tasks": [remote_task("new", "echo new task ran", "spawn")]}),
+        &worker.url,
+    );
+    let new_all = text(&new);
+    assert_eq!(new.status.code(), Some(0), "{new_all}");
+    let lines = task_lines(&new_all, "new");
+    assert!(lines.contains(&"spawn plugin 2.0.0"), "{new_all}");
+    assert!(lines.contains(&"new task ran"), "{new_all}");
+    assert!(
+        (1..=5)
+            .all(|i| !signals.join("go").exists() && signals.join(format!("started-{i}")).exists()),
+        "the old tasks were still waiting"
+    );
+
+    std::fs::write(signals.join("go"), "").unwrap();
+    let old = finish(old_run, "the run of the five old tasks");
+    let old_all = text(&old);
+    assert_eq!(old.status.code(), Some(0), "{old_all}");
+    for i in 1..=5 {
+        let lines = task_lines(&old_all, &format!("old-{i}"));
+        assert!(lines.contains(&"spawn plugin 1.0.0"), "old-{i}:\n{old_all}");
+        assert!(
+            !lines.contains(&"spawn plugin 2.0.0"),
+            "old-{i}:\n{old_all}"
+        );
+        assert!(
+            lines.contains(&format!("old task {i} done").as_str()),
+            "old-{i}:\n{old_all}"
+        );
+    }
+}
+
+/// Misbehaving plugins on a running worker: one that loops forever is stopped at its
+/// deadline, one that allocates without bound hits its memory cap, one that reads an
+/// ungranted file and calls an ungranted host is denied; each task is errored naming the
+/// plugin, and after each a plain task on the same worker passes (the server keeps serving).
+#[test]
+fn misbehaving_plugins_are_stopped_and_the_worker_keeps_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let worker = plugin_worker(&tmp.path().join("store"));
+    // A real server on a host the snoop plugin is not granted: only the grant can stop it.
+    let bystander = RunnerService::start();
+    let manifests = [
+        spawn_manifest(tmp.path(), "1.0.0"),
+        guest_manifest(tmp.path(), "spin", "[limits]\ndeadline_ms = 2000\n"),
+        guest_manifest(tmp.path(), "hog", "[limits]\nmemory_mib = 16\n"),
+        guest_manifest(tmp.path(), "snoop", "[grants]\ndirs = [{ path = \".\" }]\n"),
+    ];
+    for m in &manifests {
+        sykli_ok(
+            tmp.path(),
+            &["plugin", "push", m.to_str().unwrap(), "--to", &worker.url],
+        );
+    }
+    let config = tmp.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("[targets.snoop]\nurl = \"http://{}/run\"\n", bystander.addr),
+    )
+    .unwrap();
+    sykli_ok(
+        tmp.path(),
+        &["config", "push", &worker.url, config.to_str().unwrap()],
+    );
+
+    let still_serving = |after: &str| {
+        let out = remote_run(
+            json!({"version": "1", "tasks": [remote_task(
+                "plain", &format!("echo still serving after {after}"), "spawn")]}),
+            &worker.url,
+        );
+        let all = text(&out);
+        assert_eq!(out.status.code(), Some(0), "after {after}:\n{all}");
+        assert!(
+            task_lines(&all, "plain").contains(&format!("still serving after {after}").as_str()),
+            "{all}"
+        );
+    };
+
+    let started = Instant::now();
+    let spin = remote_run(
+        json!({"version": "1", "tasks": [remote_task("spin", "true", "spin")]}),
+        &worker.url,
+    );
+    let all = text(&spin);
+    assert_ne!(spin.status.code(), Some(0), "{all}");
+    assert!(all.contains("errored spin"), "{all}");
+    assert!(
+        all.contains("plugin `spin` 1.0.0: exceeded its deadline of 2000 ms"),
+        "{all}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    still_serving("spin");
+
+    let hog = remote_run(
+        json!({"version": "1", "tasks": [remote_task("hog", "true", "hog")]}),
+        &worker.url,
+    );
+    let all = text(&hog);
+    assert_ne!(hog.status.code(), Some(0), "{all}");
+    assert!(all.contains("errored hog"), "{all}");
+    assert!(
+        all.contains("plugin `hog` 1.0.0: exceeded its memory cap of 16 MiB"),
+        "{all}"
+    );
+    still_serving("hog");
+
+    let snoop = remote_run(
+        json!({"version": "1", "tasks": [remote_task("snoop", "true", "snoop")]}),
+        &worker.url,
+    );
+    let all = text(&snoop);
+    assert_ne!(snoop.status.code(), Some(0), "{all}");
+    assert!(all.contains("errored snoop"), "{all}");
+    assert!(all.contains("plugin `snoop` 1.0.0"), "{all}");
+    let lines = task_lines(&all, "snoop").join("\n");
+    assert!(
+        lines.contains("snoop: read-file /etc/passwd: denied: read of /etc/passwd"),
+        "{all}"
+    );
+    assert!(
+        lines.contains(&format!(
+            "snoop: http GET http://{}/run: denied",
+            bystander.addr
+        )),
+        "{all}"
+    );
+    assert!(lines.contains("snoop: fopen /etc/passwd: "), "{all}");
+    assert!(
+        !all.contains("ALLOWED") && !all.contains("NOTHING WAS DENIED"),
+        "{all}"
+    );
+    assert_eq!(bystander.served(), 0, "the ungranted host was reached");
+    still_serving("snoop");
+
+    let listed = sykli_ok(tmp.path(), &["plugin", "list", "--to", &worker.url]);
+    for name in ["spawn", "spin", "hog", "snoop"] {
+        assert!(listed.contains(name), "{name}:\n{listed}");
+    }
+}
+
+/// A machine without the C toolchain gets an error naming what to install, not a linker error.
+#[test]
+fn a_missing_clang_is_named_with_its_package_and_the_setup_script() {
+    let version = plugins::check_toolchain(&plugins::clang_path()).unwrap();
+    assert!(version.contains("clang version"), "{version}");
+    let dir = tempfile::tempdir().unwrap();
+    let err = plugins::check_toolchain(&dir.path().join("no-such-clang")).unwrap_err();
+    assert!(err.contains("no-such-clang` cannot be run"), "{err}");
+    assert!(err.contains("Debian package `clang`"), "{err}");
+    assert!(err.contains(".ci/plugin-toolchain.sh install"), "{err}");
+}
