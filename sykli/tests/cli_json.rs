@@ -250,18 +250,35 @@ fn every_json_output_of_every_command_parses_as_the_one_envelope() {
         ),
         (
             "plugin push",
-            vec!["--json", "plugin", "push", "missing.toml", "--to", "grpc://127.0.0.1:1"],
+            vec![
+                "--json",
+                "plugin",
+                "push",
+                "missing.toml",
+                "--to",
+                "grpc://127.0.0.1:1",
+            ],
             false,
             1,
         ),
-        ("plugin remove", vec!["--json", "plugin", "remove", "nope"], false, 1),
+        (
+            "plugin remove",
+            vec!["--json", "plugin", "remove", "nope"],
+            false,
+            1,
+        ),
         (
             "config push",
             vec!["--json", "config", "push", "not-a-url", "missing.toml"],
             false,
             2,
         ),
-        ("config show", vec!["config", "show", "not-a-url", "--json"], false, 2),
+        (
+            "config show",
+            vec!["config", "show", "not-a-url", "--json"],
+            false,
+            2,
+        ),
         // Bad usage with --json is an envelope too.
         ("run", vec!["--json", "--no-such-flag"], false, 2),
         (

@@ -4,14 +4,14 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::plugins;
+use common::reapi_action::{ActionRun, run_action};
 use common::runner_service::RunnerService;
 use common::worker::Worker;
 use common::{command, project, text};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// The bindings generator runs on the repository's WIT (a quick check without clang).
 #[test]
@@ -143,34 +143,12 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Waits (bounded) for `child` to exit; its output.
-fn finish(mut child: Child, what: &str) -> Output {
-    let until = Instant::now() + DEADLINE;
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if Instant::now() > until {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("{what} did not finish within {DEADLINE:?}:\n{}", text(&out));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The lines of `all` that task `task` printed (`[task] ...`).
 fn task_lines<'a>(all: &'a str, task: &str) -> Vec<&'a str> {
     let prefix = format!("[{task}] ");
     all.lines()
         .filter_map(|l| l.trim_start().strip_prefix(&prefix))
         .collect()
-}
-
-/// A task run through plugin `target` on the remote worker.
-fn remote_task(name: &str, command: &str, target: &str) -> Value {
-    json!({"name": name, "command": command, "target": target, "remote": true,
-           "env": {"PATH": "/usr/local/bin:/usr/bin:/bin"}})
 }
 
 /// A pipeline of plugin tasks, run locally: files written by one task are read by the next,
@@ -250,29 +228,18 @@ fn a_plugin_target_runs_tasks_in_a_real_pipeline() {
     );
 }
 
-/// A `sykli worker` for plugin tasks, with a job slot for every task the tests run at once.
+/// A `sykli worker` for plugin tasks, with a job slot for every task the tests run at once
+/// (no sandbox: the tasks signal the test through files outside their input root).
 fn plugin_worker(store: &Path) -> Worker {
-    Worker::start(store, &["--jobs", "8"])
+    Worker::start(store, &["--jobs", "8", "--no-sandbox"])
 }
 
-/// `sykli run --remote URL` of `graph` in a fresh project, started in the background.
-fn start_remote_run(graph: Value, url: &str) -> (tempfile::TempDir, Child) {
-    let dir = project(graph);
-    let child = command(
-        dir.path(),
-        &["run", "--remote", url, "--keep-going", "--jobs", "8"],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    (dir, child)
-}
+/// The environment of every action the tests send (actions inherit nothing).
+const ACTION_ENV: &[(&str, &str)] = &[("PATH", "/usr/local/bin:/usr/bin:/bin")];
 
-/// `sykli run --remote URL` of `graph` in a fresh project, to its end.
-fn remote_run(graph: Value, url: &str) -> Output {
-    let (_dir, child) = start_remote_run(graph, url);
-    finish(child, "sykli run --remote")
+/// Runs `sh -c script` on the worker at `url` through plugin `target`.
+fn run_on(url: &str, target: &str, script: &str) -> ActionRun {
+    run_action(url, script, ACTION_ENV, &[("sykli-target", target)])
 }
 
 /// Pushing version 2 of a plugin into a running worker while five tasks run on version 1:
@@ -294,22 +261,23 @@ fn pushing_a_new_version_leaves_running_tasks_on_the_old_one() {
 
     let signals = tmp.path().join("signals");
     std::fs::create_dir(&signals).unwrap();
-    let sig = signals.display();
     // Each task says it started, then waits (at most 60 s) for `go`.
-    let tasks: Vec<Value> = (1..=5)
+    let old: Vec<_> = (1..=5)
         .map(|i| {
-            remote_task(
-                &format!("old-{i}"),
-                &format!(
-                    "touch {sig}/started-{i}; n=0; while [ ! -e {sig}/go ] && [ $n -lt 600 ]; \
-                     do sleep 0.1; n=$((n+1)); done; test -e {sig}/go && echo old task {i} done"
-                ),
-                "spawn",
-            )
+            let url = worker.url.clone();
+            let sig = signals.display().to_string();
+            std::thread::spawn(move || {
+                run_on(
+                    &url,
+                    "spawn",
+                    &format!(
+                        "touch {sig}/started-{i}; n=0; while [ ! -e {sig}/go ] && [ $n -lt 600 ]; \
+                         do sleep 0.1; n=$((n+1)); done; test -e {sig}/go && echo old task {i} done"
+                    ),
+                )
+            })
         })
         .collect();
-    let (_old_dir, old_run) =
-        start_remote_run(json!({"version": "1", "tasks": tasks}), &worker.url);
     wait_for("the five tasks to start on version 1", || {
         (1..=5).all(|i| signals.join(format!("started-{i}")).exists())
     });
@@ -326,35 +294,37 @@ fn pushing_a_new_version_leaves_running_tasks_on_the_old_one() {
     );
 
     // While the old tasks still run, a new one gets version 2.
-    let new = remote_run(
-        json!({"version": "1", "tasks": [remote_task("new", "echo new task ran", "spawn")]}),
-        &worker.url,
-    );
-    let new_all = text(&new);
-    assert_eq!(new.status.code(), Some(0), "{new_all}");
-    let lines = task_lines(&new_all, "new");
-    assert!(lines.contains(&"spawn plugin 2.0.0"), "{new_all}");
-    assert!(lines.contains(&"new task ran"), "{new_all}");
+    let new = run_on(&worker.url, "spawn", "echo new task ran");
+    assert_eq!((new.code, new.exit_code), (0, 0), "{}", new.all());
+    assert!(new.stdout.contains("spawn plugin 2.0.0"), "{}", new.all());
+    assert!(!new.all().contains("spawn plugin 1.0.0"), "{}", new.all());
+    assert!(new.stdout.contains("new task ran"), "{}", new.all());
     assert!(
-        (1..=5)
-            .all(|i| !signals.join("go").exists() && signals.join(format!("started-{i}")).exists()),
-        "the old tasks were still waiting"
+        old.iter().all(|t| !t.is_finished()),
+        "the old tasks must still be waiting for `go`"
     );
 
     std::fs::write(signals.join("go"), "").unwrap();
-    let old = finish(old_run, "the run of the five old tasks");
-    let old_all = text(&old);
-    assert_eq!(old.status.code(), Some(0), "{old_all}");
-    for i in 1..=5 {
-        let lines = task_lines(&old_all, &format!("old-{i}"));
-        assert!(lines.contains(&"spawn plugin 1.0.0"), "old-{i}:\n{old_all}");
+    wait_for("the five old tasks to finish", || {
+        old.iter().all(|t| t.is_finished())
+    });
+    for (i, t) in (1..=5).zip(old) {
+        let run = t.join().unwrap();
+        assert_eq!((run.code, run.exit_code), (0, 0), "old-{i}: {}", run.all());
         assert!(
-            !lines.contains(&"spawn plugin 2.0.0"),
-            "old-{i}:\n{old_all}"
+            run.stdout.contains("spawn plugin 1.0.0"),
+            "old-{i}: {}",
+            run.all()
         );
         assert!(
-            lines.contains(&format!("old task {i} done").as_str()),
-            "old-{i}:\n{old_all}"
+            !run.all().contains("spawn plugin 2.0.0"),
+            "old-{i}: {}",
+            run.all()
+        );
+        assert!(
+            run.stdout.contains(&format!("old task {i} done")),
+            "old-{i}: {}",
+            run.all()
         );
     }
 }
@@ -363,14 +333,21 @@ fn pushing_a_new_version_leaves_running_tasks_on_the_old_one() {
 /// deadline, one that allocates without bound hits its memory cap, one that reads an
 /// ungranted file and calls an ungranted host is denied; each task is errored naming the
 /// plugin, and after each a plain task on the same worker passes (the server keeps serving).
+/// The http-runner plugin runs a task on the runner service too, its URL pushed as config.
 #[test]
 fn misbehaving_plugins_are_stopped_and_the_worker_keeps_serving() {
     let tmp = tempfile::tempdir().unwrap();
     let worker = plugin_worker(&tmp.path().join("store"));
+    let runner = RunnerService::start();
     // A real server on a host the snoop plugin is not granted: only the grant can stop it.
     let bystander = RunnerService::start();
     let manifests = [
         spawn_manifest(tmp.path(), "1.0.0"),
+        guest_manifest(
+            tmp.path(),
+            "http-runner",
+            &format!("[grants]\nhosts = [\"{}\"]\n", runner.addr),
+        ),
         guest_manifest(tmp.path(), "spin", "[limits]\ndeadline_ms = 2000\n"),
         guest_manifest(tmp.path(), "hog", "[limits]\nmemory_mib = 16\n"),
         guest_manifest(tmp.path(), "snoop", "[grants]\ndirs = [{ path = \".\" }]\n"),
@@ -384,7 +361,11 @@ fn misbehaving_plugins_are_stopped_and_the_worker_keeps_serving() {
     let config = tmp.path().join("config.toml");
     std::fs::write(
         &config,
-        format!("[targets.snoop]\nurl = \"http://{}/run\"\n", bystander.addr),
+        format!(
+            "[targets.http-runner]\nrunner_url = \"{}\"\n[targets.snoop]\nurl = \"http://{}/run\"\n",
+            runner.url(),
+            bystander.addr
+        ),
     )
     .unwrap();
     sykli_ok(
@@ -393,30 +374,51 @@ fn misbehaving_plugins_are_stopped_and_the_worker_keeps_serving() {
     );
 
     let still_serving = |after: &str| {
-        let out = remote_run(
-            json!({"version": "1", "tasks": [remote_task(
-                "plain", &format!("echo still serving after {after}"), "spawn")]}),
+        let run = run_on(
             &worker.url,
+            "spawn",
+            &format!("echo still serving after {after}"),
         );
-        let all = text(&out);
-        assert_eq!(out.status.code(), Some(0), "after {after}:\n{all}");
+        assert_eq!(
+            (run.code, run.exit_code),
+            (0, 0),
+            "after {after}: {}",
+            run.all()
+        );
         assert!(
-            task_lines(&all, "plain").contains(&format!("still serving after {after}").as_str()),
-            "{all}"
+            run.stdout.contains(&format!("still serving after {after}")),
+            "{}",
+            run.all()
         );
     };
 
-    let started = Instant::now();
-    let spin = remote_run(
-        json!({"version": "1", "tasks": [remote_task("spin", "true", "spin")]}),
-        &worker.url,
+    let via_http = run_on(&worker.url, "http-runner", "echo via the runner; exit 4");
+    assert_eq!(
+        (via_http.code, via_http.exit_code),
+        (0, 4),
+        "{}",
+        via_http.all()
     );
-    let all = text(&spin);
-    assert_ne!(spin.status.code(), Some(0), "{all}");
-    assert!(all.contains("errored spin"), "{all}");
     assert!(
-        all.contains("plugin `spin` 1.0.0: exceeded its deadline of 2000 ms"),
-        "{all}"
+        via_http.all().contains("via the runner"),
+        "{}",
+        via_http.all()
+    );
+    assert_eq!(runner.served(), 1);
+
+    let started = Instant::now();
+    let spin = run_on(&worker.url, "spin", "true");
+    assert_eq!(
+        spin.code,
+        tonic::Code::FailedPrecondition as i32,
+        "{}",
+        spin.all()
+    );
+    assert!(
+        spin.message
+            .contains("plugin `spin` 1.0.0: exceeded its deadline of 2000 ms"),
+        "{}",
+        spin.all()
     );
     assert!(
         started.elapsed() < Duration::from_secs(60),
@@ -425,40 +427,41 @@ fn misbehaving_plugins_are_stopped_and_the_worker_keeps_serving() {
     );
     still_serving("spin");
 
-    let hog = remote_run(
-        json!({"version": "1", "tasks": [remote_task("hog", "true", "hog")]}),
-        &worker.url,
+    let hog = run_on(&worker.url, "hog", "true");
+    assert_eq!(
+        hog.code,
+        tonic::Code::FailedPrecondition as i32,
+        "{}",
+        hog.all()
     );
-    let all = text(&hog);
-    assert_ne!(hog.status.code(), Some(0), "{all}");
-    assert!(all.contains("errored hog"), "{all}");
     assert!(
-        all.contains("plugin `hog` 1.0.0: exceeded its memory cap of 16 MiB"),
-        "{all}"
+        hog.message
+            .contains("plugin `hog` 1.0.0: exceeded its memory cap of 16 MiB"),
+        "{}",
+        hog.all()
     );
     still_serving("hog");
 
-    let snoop = remote_run(
-        json!({"version": "1", "tasks": [remote_task("snoop", "true", "snoop")]}),
-        &worker.url,
-    );
-    let all = text(&snoop);
-    assert_ne!(snoop.status.code(), Some(0), "{all}");
-    assert!(all.contains("errored snoop"), "{all}");
-    assert!(all.contains("plugin `snoop` 1.0.0"), "{all}");
-    let lines = task_lines(&all, "snoop").join("\n");
+    let snoop = run_on(&worker.url, "snoop", "true");
+    let all = snoop.all();
+    assert_eq!(snoop.code, tonic::Code::FailedPrecondition as i32, "{all}");
     assert!(
-        lines.contains("snoop: read-file /etc/passwd: denied: read of /etc/passwd"),
+        snoop.message.contains("plugin `snoop` 1.0.0")
+            && snoop.message.contains("denied: read of /etc/passwd"),
         "{all}"
     );
     assert!(
-        lines.contains(&format!(
+        all.contains("snoop: read-file /etc/passwd: denied: read of /etc/passwd"),
+        "{all}"
+    );
+    assert!(
+        all.contains(&format!(
             "snoop: http GET http://{}/run: denied",
             bystander.addr
         )),
         "{all}"
     );
-    assert!(lines.contains("snoop: fopen /etc/passwd: "), "{all}");
+    assert!(all.contains("snoop: fopen /etc/passwd: "), "{all}");
     assert!(
         !all.contains("ALLOWED") && !all.contains("NOTHING WAS DENIED"),
         "{all}"
@@ -467,7 +470,7 @@ fn misbehaving_plugins_are_stopped_and_the_worker_keeps_serving() {
     still_serving("snoop");
 
     let listed = sykli_ok(tmp.path(), &["plugin", "list", "--to", &worker.url]);
-    for name in ["spawn", "spin", "hog", "snoop"] {
+    for name in ["spawn", "http-runner", "spin", "hog", "snoop"] {
         assert!(listed.contains(name), "{name}:\n{listed}");
     }
 }

@@ -97,7 +97,13 @@ impl Drop for Worker {
 
 fn start_worker(sykli: &Path, store: &Path) -> Result<Worker> {
     let mut child = Command::new(sykli)
-        .args(["worker", "--listen", "127.0.0.1:0", "--no-sandbox", "--jobs"])
+        .args([
+            "worker",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-sandbox",
+            "--jobs",
+        ])
         .arg(WORKER_JOBS.to_string())
         .arg("--store")
         .arg(store)
@@ -131,7 +137,8 @@ fn start_worker(sykli: &Path, store: &Path) -> Result<Worker> {
 
 async fn busy_action(client: &RemoteClient, i: usize) -> Result<reapi::Digest> {
     let f = client.function();
-    let script = format!("end=$(($(date +%s)+60)); while [ $(date +%s) -lt $end ]; do :; done # {i}");
+    let script =
+        format!("end=$(($(date +%s)+60)); while [ $(date +%s) -lt $end ]; do :; done # {i}");
     let command = reapi::Command {
         arguments: vec!["sh".into(), "-c".into(), script],
         ..Default::default()
@@ -226,7 +233,10 @@ async fn main() -> Result<()> {
 
     let us = |d: Duration| format!("{:.1} us", d.as_secs_f64() * 1e6);
     let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1e3);
-    println!("{:<44} {:>12} {:>12} {:>10}", "figure", "median", "p95", "target");
+    println!(
+        "{:<44} {:>12} {:>12} {:>10}",
+        "figure", "median", "p95", "target"
+    );
     println!(
         "{:<44} {:>12} {:>12} {:>10}",
         format!("instantiation per task (pooling, n={n})"),
