@@ -153,7 +153,8 @@ fn task_lines<'a>(all: &'a str, task: &str) -> Vec<&'a str> {
 
 /// A pipeline of plugin tasks, run locally: files written by one task are read by the next,
 /// exit codes decide passed and failed, and the http-runner's tasks really run on the runner
-/// service the test started, with the task's env and workdir.
+/// service the test started, with the task's env and workdir; a plugin that loops forever and
+/// one that snoops are errored naming the plugin while the rest of the run goes on.
 #[test]
 fn a_plugin_target_runs_tasks_in_a_real_pipeline() {
     let runner = RunnerService::start();
@@ -167,6 +168,8 @@ fn a_plugin_target_runs_tasks_in_a_real_pipeline() {
          "env": {"GREETING": "hi"}, "depends_on": ["make"], "target": "http-runner"},
         {"name": "http-fails", "command": "echo no; exit 5", "target": "http-runner"},
         {"name": "plain", "command": "echo plain task"},
+        {"name": "spins", "command": "true", "target": "spin"},
+        {"name": "snoops", "command": "true", "target": "snoop"},
     ]}));
     let root = dir.path();
     let guests = tempfile::tempdir().unwrap();
@@ -182,6 +185,10 @@ fn a_plugin_target_runs_tasks_in_a_real_pipeline() {
         "{loaded}"
     );
     sykli_ok(root, &["plugin", "load", http.to_str().unwrap()]);
+    let spin = guest_manifest(guests.path(), "spin", "[limits]\ndeadline_ms = 1000\n");
+    sykli_ok(root, &["plugin", "load", spin.to_str().unwrap()]);
+    let snoop = guest_manifest(guests.path(), "snoop", "");
+    sykli_ok(root, &["plugin", "load", snoop.to_str().unwrap()]);
     std::fs::write(
         root.join("sykli.toml"),
         format!("[targets.http-runner]\nrunner_url = \"{}\"\n", runner.url()),
@@ -205,6 +212,17 @@ fn a_plugin_target_runs_tasks_in_a_real_pipeline() {
         );
     }
     assert!(all.contains("failed broken"), "{all}");
+    // Misbehaving plugins are errored, naming the plugin, and the run goes on around them.
+    assert!(all.contains("errored spins"), "{all}");
+    assert!(
+        all.contains("plugin `spin` 1.0.0: exceeded its deadline of 1000 ms"),
+        "{all}"
+    );
+    assert!(all.contains("errored snoops"), "{all}");
+    assert!(
+        all.contains("plugin `snoop` 1.0.0") && all.contains("read of /etc/passwd"),
+        "{all}"
+    );
     assert!(all.contains("failed http-fails"), "{all}");
     assert_eq!(
         std::fs::read_to_string(root.join("made.txt")).unwrap(),
@@ -349,7 +367,12 @@ fn misbehaving_plugins_are_stopped_and_the_worker_keeps_serving() {
             &format!("[grants]\nhosts = [\"{}\"]\n", runner.addr),
         ),
         guest_manifest(tmp.path(), "spin", "[limits]\ndeadline_ms = 2000\n"),
-        guest_manifest(tmp.path(), "hog", "[limits]\nmemory_mib = 16\n"),
+        // A short deadline: a hog that stopped allocating would fail fast, not in 10 minutes.
+        guest_manifest(
+            tmp.path(),
+            "hog",
+            "[limits]\nmemory_mib = 16\ndeadline_ms = 30000\n",
+        ),
         guest_manifest(tmp.path(), "snoop", "[grants]\ndirs = [{ path = \".\" }]\n"),
     ];
     for m in &manifests {
