@@ -225,6 +225,9 @@ impl<'a> IntoIterator for &'a InputDigests {
     }
 }
 
+/// The platform property naming the target plugin a worker runs an action through.
+pub const SYKLI_TARGET: &str = "sykli-target";
+
 /// The platform of this machine: `<OSFamily>-<ISA>`.
 pub fn host_platform() -> String {
     format!("{}-{}", action::host_os_family(), action::host_isa())
@@ -569,6 +572,16 @@ pub(crate) fn compute(
         platform.push(("container-image".into(), image));
     }
     platform.extend(task.requires.iter().map(|l| (l.clone(), "true".to_owned())));
+    // A remote task whose target is not the remote executor itself names a plugin of the
+    // worker (docs/plugins.md).
+    if task.remote
+        && let Some(target) = task
+            .target
+            .as_ref()
+            .filter(|t| t.as_str() != crate::exec::REMOTE_LABEL)
+    {
+        platform.push((SYKLI_TARGET.to_owned(), target.clone()));
+    }
     let salt_settings: BTreeMap<String, String> = settings
         .iter()
         .filter(|(k, _)| !matches!(k.as_str(), "requires" | "timeout"))

@@ -5,7 +5,9 @@
 //!    (or it has no `command` to fall back on), else a container when it sets `container`,
 //!    else a command. Only executors that run that kind of work are candidates.
 //! 3. `target: NAME` picks the executor registered as NAME; an unknown name is an error
-//!    naming the registered ones.
+//!    naming the registered ones, unless the task also sets `remote: true`: NAME is then a
+//!    target plugin of the remote worker (its action carries `sykli-target=NAME`,
+//!    docs/plugins.md) and the task is placed as rule 4 says.
 //! 4. `remote: true` keeps only remote candidates; with no remote executor registered the
 //!    task is errored, saying how to configure one. It never runs locally.
 //! 5. `prefer: remote` tries remote candidates first, then local ones; `prefer: local` (and
@@ -251,7 +253,14 @@ pub fn place(
         by,
     };
     let entries = registry.entries();
-    if let Some(target) = &task.target {
+    // `remote: true` with a target no executor of the run is named after: the target is a
+    // plugin of the remote worker (its actions carry `sykli-target=TARGET`).
+    let remote_plugin = task.remote
+        && task
+            .target
+            .as_ref()
+            .is_some_and(|t| registry.index_of(t).is_none());
+    if let Some(target) = task.target.as_ref().filter(|_| !remote_plugin) {
         let Some(i) = registry.index_of(target) else {
             return Err(PlaceError::UnknownTarget {
                 target: target.clone(),
@@ -499,6 +508,28 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains("the label the task requires: gpu"), "{msg}");
         assert!(msg.contains("closest: `process`"), "{msg}");
+    }
+
+    #[test]
+    fn a_remote_task_may_target_a_plugin_of_the_worker() {
+        let mut r = ExecutorRegistry::new();
+        r.register(ExecutorEntry::local(
+            Arc::new(Named("process")),
+            &[WorkKind::Command],
+            Vec::<String>::new(),
+        ))
+        .unwrap();
+        let t = task(r#"{"name": "t", "command": "x", "target": "spawn", "remote": true}"#);
+        let e = place(&t, &r, &NativeRegistry::new()).unwrap_err();
+        assert!(matches!(e, PlaceError::NoRemoteExecutor), "{e}");
+        r.register(ExecutorEntry::remote(
+            Arc::new(Named("remote")),
+            &[WorkKind::Command],
+            Vec::<String>::new(),
+        ))
+        .unwrap();
+        let p = place(&t, &r, &NativeRegistry::new()).unwrap();
+        assert_eq!(p.executor, Some(1));
     }
 
     #[test]

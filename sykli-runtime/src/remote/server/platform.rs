@@ -19,7 +19,7 @@ pub const DOCKER_SCHEME: &str = "docker://";
 
 /// The platform property naming the target plugin that runs the action (`sykli-target=NAME`):
 /// the worker runs it through its loaded plugin NAME (docs/plugins.md).
-pub const SYKLI_TARGET: &str = "sykli-target";
+pub const SYKLI_TARGET: &str = crate::cache::key::SYKLI_TARGET;
 
 /// The platform property asking for CPU cores (a resource request, not a label).
 pub const CPU: &str = "cpu";
