@@ -4,6 +4,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::plugins;
@@ -11,7 +12,7 @@ use common::reapi_action::{ActionRun, run_action};
 use common::runner_service::RunnerService;
 use common::worker::Worker;
 use common::{command, project, text};
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// The bindings generator runs on the repository's WIT (a quick check without clang).
 #[test]
@@ -260,9 +261,46 @@ fn run_on(url: &str, target: &str, script: &str) -> ActionRun {
     run_action(url, script, ACTION_ENV, &[("sykli-target", target)])
 }
 
-/// Pushing version 2 of a plugin into a running worker while five tasks run on version 1:
-/// those five finish on version 1, a task started after the push gets version 2, and nothing
-/// is restarted. Tasks signal with files; every wait has a deadline.
+/// A task of a pipeline run through plugin `target` on the remote worker.
+fn remote_task(name: &str, command: &str, target: &str) -> Value {
+    json!({"name": name, "command": command, "target": target, "remote": true,
+           "env": {"PATH": "/usr/local/bin:/usr/bin:/bin"}})
+}
+
+/// `sykli run --remote URL` of `graph` in a fresh project, started in the background.
+fn start_remote_run(graph: Value, url: &str) -> (tempfile::TempDir, Child) {
+    let dir = project(graph);
+    let child = command(
+        dir.path(),
+        &["run", "--remote", url, "--keep-going", "--jobs", "8"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    (dir, child)
+}
+
+/// Waits (bounded) for `child` to exit; its output.
+fn finish(mut child: Child, what: &str) -> Output {
+    let until = Instant::now() + DEADLINE;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("{what} did not finish within {DEADLINE:?}:\n{}", text(&out));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Pushing version 2 of a plugin into a running worker while a pipeline of five tasks runs on
+/// version 1 (`sykli run --remote`, tasks with `target` and `remote: true`): those five
+/// finish on version 1, a task of a pipeline started after the push gets version 2, and
+/// nothing is restarted. Tasks signal with files; every wait has a deadline.
 #[test]
 fn pushing_a_new_version_leaves_running_tasks_on_the_old_one() {
     let tmp = tempfile::tempdir().unwrap();
@@ -279,23 +317,22 @@ fn pushing_a_new_version_leaves_running_tasks_on_the_old_one() {
 
     let signals = tmp.path().join("signals");
     std::fs::create_dir(&signals).unwrap();
+    let sig = signals.display();
     // Each task says it started, then waits (at most 60 s) for `go`.
-    let old: Vec<_> = (1..=5)
+    let tasks: Vec<Value> = (1..=5)
         .map(|i| {
-            let url = worker.url.clone();
-            let sig = signals.display().to_string();
-            std::thread::spawn(move || {
-                run_on(
-                    &url,
-                    "spawn",
-                    &format!(
-                        "touch {sig}/started-{i}; n=0; while [ ! -e {sig}/go ] && [ $n -lt 600 ]; \
-                         do sleep 0.1; n=$((n+1)); done; test -e {sig}/go && echo old task {i} done"
-                    ),
-                )
-            })
+            remote_task(
+                &format!("old-{i}"),
+                &format!(
+                    "touch {sig}/started-{i}; n=0; while [ ! -e {sig}/go ] && [ $n -lt 600 ]; \
+                     do sleep 0.1; n=$((n+1)); done; test -e {sig}/go && echo old task {i} done"
+                ),
+                "spawn",
+            )
         })
         .collect();
+    let (_old_project, mut old_run) =
+        start_remote_run(json!({"version": "1", "tasks": tasks}), &worker.url);
     wait_for("the five tasks to start on version 1", || {
         (1..=5).all(|i| signals.join(format!("started-{i}")).exists())
     });
@@ -311,40 +348,40 @@ fn pushing_a_new_version_leaves_running_tasks_on_the_old_one() {
         "{listed}"
     );
 
-    // While the old tasks still run, a new one gets version 2.
-    let new = run_on(&worker.url, "spawn", "echo new task ran");
-    assert_eq!((new.code, new.exit_code), (0, 0), "{}", new.all());
-    assert!(new.stdout.contains("spawn plugin 2.0.0"), "{}", new.all());
-    assert!(!new.all().contains("spawn plugin 1.0.0"), "{}", new.all());
-    assert!(new.stdout.contains("new task ran"), "{}", new.all());
+    // While the old tasks still run, a task of a new pipeline gets version 2.
+    let (_new_project, new_run) = start_remote_run(
+        json!({"version": "1", "tasks": [remote_task("new", "echo new task ran", "spawn")]}),
+        &worker.url,
+    );
+    let new = finish(new_run, "the pipeline of the new task");
+    let new_all = text(&new);
+    assert_eq!(new.status.code(), Some(0), "{new_all}");
+    let lines = task_lines(&new_all, "new");
+    assert!(lines.contains(&"spawn plugin 2.0.0"), "{new_all}");
+    assert!(!new_all.contains("spawn plugin 1.0.0"), "{new_all}");
+    assert!(lines.contains(&"new task ran"), "{new_all}");
     assert!(
-        old.iter().all(|t| !t.is_finished()),
-        "the old tasks must still be waiting for `go`"
+        old_run.try_wait().unwrap().is_none(),
+        "the old pipeline must still be waiting for `go`"
     );
 
     std::fs::write(signals.join("go"), "").unwrap();
-    wait_for("the five old tasks to finish", || {
-        old.iter().all(|t| t.is_finished())
-    });
-    for (i, t) in (1..=5).zip(old) {
-        let run = t.join().unwrap();
-        assert_eq!((run.code, run.exit_code), (0, 0), "old-{i}: {}", run.all());
+    let old = finish(old_run, "the pipeline of the five old tasks");
+    let old_all = text(&old);
+    assert_eq!(old.status.code(), Some(0), "{old_all}");
+    for i in 1..=5 {
+        let lines = task_lines(&old_all, &format!("old-{i}"));
+        assert!(lines.contains(&"spawn plugin 1.0.0"), "old-{i}:\n{old_all}");
         assert!(
-            run.stdout.contains("spawn plugin 1.0.0"),
-            "old-{i}: {}",
-            run.all()
+            !lines.contains(&"spawn plugin 2.0.0"),
+            "old-{i}:\n{old_all}"
         );
         assert!(
-            !run.all().contains("spawn plugin 2.0.0"),
-            "old-{i}: {}",
-            run.all()
-        );
-        assert!(
-            run.stdout.contains(&format!("old task {i} done")),
-            "old-{i}: {}",
-            run.all()
+            lines.contains(&format!("old task {i} done").as_str()),
+            "old-{i}:\n{old_all}"
         );
     }
+    assert!(old_all.contains("5 passed"), "{old_all}");
 }
 
 /// Misbehaving plugins on a running worker: one that loops forever is stopped at its
