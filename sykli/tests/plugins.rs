@@ -8,7 +8,6 @@ use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::plugins;
-use common::reapi_action::{ActionRun, run_action};
 use common::runner_service::RunnerService;
 use common::worker::Worker;
 use common::{command, project, text};
@@ -253,14 +252,6 @@ fn plugin_worker(store: &Path) -> Worker {
     Worker::start(store, &["--jobs", "8", "--no-sandbox"])
 }
 
-/// The environment of every action the tests send (actions inherit nothing).
-const ACTION_ENV: &[(&str, &str)] = &[("PATH", "/usr/local/bin:/usr/bin:/bin")];
-
-/// Runs `sh -c script` on the worker at `url` through plugin `target`.
-fn run_on(url: &str, target: &str, script: &str) -> ActionRun {
-    run_action(url, script, ACTION_ENV, &[("sykli-target", target)])
-}
-
 /// A task of a pipeline run through plugin `target` on the remote worker.
 fn remote_task(name: &str, command: &str, target: &str) -> Value {
     json!({"name": name, "command": command, "target": target, "remote": true,
@@ -384,11 +375,12 @@ fn pushing_a_new_version_leaves_running_tasks_on_the_old_one() {
     assert!(old_all.contains("5 passed"), "{old_all}");
 }
 
-/// Misbehaving plugins on a running worker: one that loops forever is stopped at its
-/// deadline, one that allocates without bound hits its memory cap, one that reads an
-/// ungranted file and calls an ungranted host is denied; each task is errored naming the
-/// plugin, and after each a plain task on the same worker passes (the server keeps serving).
-/// The http-runner plugin runs a task on the runner service too, its URL pushed as config.
+/// Misbehaving plugins on a running worker, each task in a pipeline (`sykli run --remote`):
+/// one that loops forever is stopped at its deadline, one that allocates without bound hits
+/// its memory cap, one that reads an ungranted file and calls an ungranted host is denied;
+/// each task is errored naming the plugin, and after each a plain task on the same worker
+/// passes (the server keeps serving). The http-runner plugin runs a task on the runner
+/// service too, its URL pushed as config.
 #[test]
 fn misbehaving_plugins_are_stopped_and_the_worker_keeps_serving() {
     let tmp = tempfile::tempdir().unwrap();
@@ -433,52 +425,44 @@ fn misbehaving_plugins_are_stopped_and_the_worker_keeps_serving() {
         &["config", "push", &worker.url, config.to_str().unwrap()],
     );
 
-    let still_serving = |after: &str| {
-        let run = run_on(
+    // One pipeline of one task on the worker: exit code and output.
+    let run = |name: &str, target: &str, script: &str| {
+        let (_project, child) = start_remote_run(
+            json!({"version": "1", "tasks": [remote_task(name, script, target)]}),
             &worker.url,
+        );
+        let out = finish(child, &format!("the pipeline of task {name}"));
+        (out.status.code(), text(&out))
+    };
+    let still_serving = |after: &str| {
+        let (code, all) = run(
+            "plain",
             "spawn",
             &format!("echo still serving after {after}"),
         );
-        assert_eq!(
-            (run.code, run.exit_code),
-            (0, 0),
-            "after {after}: {}",
-            run.all()
-        );
+        assert_eq!(code, Some(0), "after {after}:\n{all}");
         assert!(
-            run.stdout.contains(&format!("still serving after {after}")),
-            "{}",
-            run.all()
+            task_lines(&all, "plain").contains(&format!("still serving after {after}").as_str()),
+            "{all}"
         );
     };
 
-    let via_http = run_on(&worker.url, "http-runner", "echo via the runner; exit 4");
-    assert_eq!(
-        (via_http.code, via_http.exit_code),
-        (0, 4),
-        "{}",
-        via_http.all()
-    );
+    let (code, all) = run("via-http", "http-runner", "echo via the runner; exit 4");
+    assert_eq!(code, Some(1), "{all}");
+    assert!(all.contains("failed via-http"), "{all}");
     assert!(
-        via_http.all().contains("via the runner"),
-        "{}",
-        via_http.all()
+        task_lines(&all, "via-http").contains(&"via the runner"),
+        "{all}"
     );
     assert_eq!(runner.served(), 1);
 
     let started = Instant::now();
-    let spin = run_on(&worker.url, "spin", "true");
-    assert_eq!(
-        spin.code,
-        tonic::Code::FailedPrecondition as i32,
-        "{}",
-        spin.all()
-    );
+    let (code, all) = run("spin", "spin", "true");
+    assert_eq!(code, Some(1), "{all}");
+    assert!(all.contains("errored spin"), "{all}");
     assert!(
-        spin.message
-            .contains("plugin `spin` 1.0.0: exceeded its deadline of 2000 ms"),
-        "{}",
-        spin.all()
+        all.contains("plugin `spin` 1.0.0: exceeded its deadline of 2000 ms"),
+        "{all}"
     );
     assert!(
         started.elapsed() < Duration::from_secs(60),
@@ -487,41 +471,35 @@ fn misbehaving_plugins_are_stopped_and_the_worker_keeps_serving() {
     );
     still_serving("spin");
 
-    let hog = run_on(&worker.url, "hog", "true");
-    assert_eq!(
-        hog.code,
-        tonic::Code::FailedPrecondition as i32,
-        "{}",
-        hog.all()
-    );
+    let (code, all) = run("hog", "hog", "true");
+    assert_eq!(code, Some(1), "{all}");
+    assert!(all.contains("errored hog"), "{all}");
     assert!(
-        hog.message
-            .contains("plugin `hog` 1.0.0: exceeded its memory cap of 16 MiB"),
-        "{}",
-        hog.all()
+        all.contains("plugin `hog` 1.0.0: exceeded its memory cap of 16 MiB"),
+        "{all}"
     );
     still_serving("hog");
 
-    let snoop = run_on(&worker.url, "snoop", "true");
-    let all = snoop.all();
-    assert_eq!(snoop.code, tonic::Code::FailedPrecondition as i32, "{all}");
+    let (code, all) = run("snoop", "snoop", "true");
+    assert_eq!(code, Some(1), "{all}");
+    assert!(all.contains("errored snoop"), "{all}");
     assert!(
-        snoop.message.contains("plugin `snoop` 1.0.0")
-            && snoop.message.contains("denied: read of /etc/passwd"),
+        all.contains("plugin `snoop` 1.0.0") && all.contains("denied: read of /etc/passwd"),
+        "{all}"
+    );
+    let lines = task_lines(&all, "snoop").join("\n");
+    assert!(
+        lines.contains("snoop: read-file /etc/passwd: denied: read of /etc/passwd"),
         "{all}"
     );
     assert!(
-        all.contains("snoop: read-file /etc/passwd: denied: read of /etc/passwd"),
-        "{all}"
-    );
-    assert!(
-        all.contains(&format!(
+        lines.contains(&format!(
             "snoop: http GET http://{}/run: denied",
             bystander.addr
         )),
         "{all}"
     );
-    assert!(all.contains("snoop: fopen /etc/passwd: "), "{all}");
+    assert!(lines.contains("snoop: fopen /etc/passwd: "), "{all}");
     assert!(
         !all.contains("ALLOWED") && !all.contains("NOTHING WAS DENIED"),
         "{all}"

@@ -4,7 +4,6 @@
 
 pub mod peers;
 pub mod plugins;
-pub mod reapi_action;
 pub mod runner_service;
 
 use std::path::Path;
