@@ -143,22 +143,6 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Waits (bounded) for `child` to exit; its output.
-fn finish(mut child: Child, what: &str) -> Output {
-    let until = Instant::now() + DEADLINE;
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if Instant::now() > until {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("{what} did not finish within {DEADLINE:?}:\n{}", text(&out));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// The lines of `all` that task `task` printed (`[task] ...`).
 fn task_lines<'a>(all: &'a str, task: &str) -> Vec<&'a str> {
     let prefix = format!("[{task}] ");
@@ -167,15 +151,10 @@ fn task_lines<'a>(all: &'a str, task: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// A task run through plugin `target` on the remote worker.
-fn remote_task(name: &str, command: &str, target: &str) -> Value {
-    json!({"name": name, "command": command, "target": target, "remote": true,
-           "env": {"PATH": "/usr/local/bin:/usr/bin:/bin"}})
-}
-
 /// A pipeline of plugin tasks, run locally: files written by one task are read by the next,
 /// exit codes decide passed and failed, and the http-runner's tasks really run on the runner
-/// service the test started, with the task's env and workdir.
+/// service the test started, with the task's env and workdir; a plugin that loops forever and
+/// one that snoops are errored naming the plugin while the rest of the run goes on.
 #[test]
 fn a_plugin_target_runs_tasks_in_a_real_pipeline() {
     let runner = RunnerService::start();
@@ -189,6 +168,8 @@ fn a_plugin_target_runs_tasks_in_a_real_pipeline() {
          "env": {"GREETING": "hi"}, "depends_on": ["make"], "target": "http-runner"},
         {"name": "http-fails", "command": "echo no; exit 5", "target": "http-runner"},
         {"name": "plain", "command": "echo plain task"},
+        {"name": "spins", "command": "true", "target": "spin"},
+        {"name": "snoops", "command": "true", "target": "snoop"},
     ]}));
     let root = dir.path();
     let guests = tempfile::tempdir().unwrap();
@@ -204,6 +185,10 @@ fn a_plugin_target_runs_tasks_in_a_real_pipeline() {
         "{loaded}"
     );
     sykli_ok(root, &["plugin", "load", http.to_str().unwrap()]);
+    let spin = guest_manifest(guests.path(), "spin", "[limits]\ndeadline_ms = 1000\n");
+    sykli_ok(root, &["plugin", "load", spin.to_str().unwrap()]);
+    let snoop = guest_manifest(guests.path(), "snoop", "");
+    sykli_ok(root, &["plugin", "load", snoop.to_str().unwrap()]);
     std::fs::write(
         root.join("sykli.toml"),
         format!("[targets.http-runner]\nrunner_url = \"{}\"\n", runner.url()),
@@ -227,6 +212,17 @@ fn a_plugin_target_runs_tasks_in_a_real_pipeline() {
         );
     }
     assert!(all.contains("failed broken"), "{all}");
+    // Misbehaving plugins are errored, naming the plugin, and the run goes on around them.
+    assert!(all.contains("errored spins"), "{all}");
+    assert!(
+        all.contains("plugin `spin` 1.0.0: exceeded its deadline of 1000 ms"),
+        "{all}"
+    );
+    assert!(all.contains("errored snoops"), "{all}");
+    assert!(
+        all.contains("plugin `snoop` 1.0.0") && all.contains("read of /etc/passwd"),
+        "{all}"
+    );
     assert!(all.contains("failed http-fails"), "{all}");
     assert_eq!(
         std::fs::read_to_string(root.join("made.txt")).unwrap(),
@@ -250,9 +246,16 @@ fn a_plugin_target_runs_tasks_in_a_real_pipeline() {
     );
 }
 
-/// A `sykli worker` for plugin tasks, with a job slot for every task the tests run at once.
+/// A `sykli worker` for plugin tasks, with a job slot for every task the tests run at once
+/// (no sandbox: the tasks signal the test through files outside their input root).
 fn plugin_worker(store: &Path) -> Worker {
-    Worker::start(store, &["--jobs", "8"])
+    Worker::start(store, &["--jobs", "8", "--no-sandbox"])
+}
+
+/// A task of a pipeline run through plugin `target` on the remote worker.
+fn remote_task(name: &str, command: &str, target: &str) -> Value {
+    json!({"name": name, "command": command, "target": target, "remote": true,
+           "env": {"PATH": "/usr/local/bin:/usr/bin:/bin"}})
 }
 
 /// `sykli run --remote URL` of `graph` in a fresh project, started in the background.
@@ -269,15 +272,26 @@ fn start_remote_run(graph: Value, url: &str) -> (tempfile::TempDir, Child) {
     (dir, child)
 }
 
-/// `sykli run --remote URL` of `graph` in a fresh project, to its end.
-fn remote_run(graph: Value, url: &str) -> Output {
-    let (_dir, child) = start_remote_run(graph, url);
-    finish(child, "sykli run --remote")
+/// Waits (bounded) for `child` to exit; its output.
+fn finish(mut child: Child, what: &str) -> Output {
+    let until = Instant::now() + DEADLINE;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("{what} did not finish within {DEADLINE:?}:\n{}", text(&out));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
-/// Pushing version 2 of a plugin into a running worker while five tasks run on version 1:
-/// those five finish on version 1, a task started after the push gets version 2, and nothing
-/// is restarted. Tasks signal with files; every wait has a deadline.
+/// Pushing version 2 of a plugin into a running worker while a pipeline of five tasks runs on
+/// version 1 (`sykli run --remote`, tasks with `target` and `remote: true`): those five
+/// finish on version 1, a task of a pipeline started after the push gets version 2, and
+/// nothing is restarted. Tasks signal with files; every wait has a deadline.
 #[test]
 fn pushing_a_new_version_leaves_running_tasks_on_the_old_one() {
     let tmp = tempfile::tempdir().unwrap();
@@ -308,7 +322,7 @@ fn pushing_a_new_version_leaves_running_tasks_on_the_old_one() {
             )
         })
         .collect();
-    let (_old_dir, old_run) =
+    let (_old_project, mut old_run) =
         start_remote_run(json!({"version": "1", "tasks": tasks}), &worker.url);
     wait_for("the five tasks to start on version 1", || {
         (1..=5).all(|i| signals.join(format!("started-{i}")).exists())
@@ -325,24 +339,25 @@ fn pushing_a_new_version_leaves_running_tasks_on_the_old_one() {
         "{listed}"
     );
 
-    // While the old tasks still run, a new one gets version 2.
-    let new = remote_run(
+    // While the old tasks still run, a task of a new pipeline gets version 2.
+    let (_new_project, new_run) = start_remote_run(
         json!({"version": "1", "tasks": [remote_task("new", "echo new task ran", "spawn")]}),
         &worker.url,
     );
+    let new = finish(new_run, "the pipeline of the new task");
     let new_all = text(&new);
     assert_eq!(new.status.code(), Some(0), "{new_all}");
     let lines = task_lines(&new_all, "new");
     assert!(lines.contains(&"spawn plugin 2.0.0"), "{new_all}");
+    assert!(!new_all.contains("spawn plugin 1.0.0"), "{new_all}");
     assert!(lines.contains(&"new task ran"), "{new_all}");
     assert!(
-        (1..=5)
-            .all(|i| !signals.join("go").exists() && signals.join(format!("started-{i}")).exists()),
-        "the old tasks were still waiting"
+        old_run.try_wait().unwrap().is_none(),
+        "the old pipeline must still be waiting for `go`"
     );
 
     std::fs::write(signals.join("go"), "").unwrap();
-    let old = finish(old_run, "the run of the five old tasks");
+    let old = finish(old_run, "the pipeline of the five old tasks");
     let old_all = text(&old);
     assert_eq!(old.status.code(), Some(0), "{old_all}");
     for i in 1..=5 {
@@ -357,22 +372,36 @@ fn pushing_a_new_version_leaves_running_tasks_on_the_old_one() {
             "old-{i}:\n{old_all}"
         );
     }
+    assert!(old_all.contains("5 passed"), "{old_all}");
 }
 
-/// Misbehaving plugins on a running worker: one that loops forever is stopped at its
-/// deadline, one that allocates without bound hits its memory cap, one that reads an
-/// ungranted file and calls an ungranted host is denied; each task is errored naming the
-/// plugin, and after each a plain task on the same worker passes (the server keeps serving).
+/// Misbehaving plugins on a running worker, each task in a pipeline (`sykli run --remote`):
+/// one that loops forever is stopped at its deadline, one that allocates without bound hits
+/// its memory cap, one that reads an ungranted file and calls an ungranted host is denied;
+/// each task is errored naming the plugin, and after each a plain task on the same worker
+/// passes (the server keeps serving). The http-runner plugin runs a task on the runner
+/// service too, its URL pushed as config.
 #[test]
 fn misbehaving_plugins_are_stopped_and_the_worker_keeps_serving() {
     let tmp = tempfile::tempdir().unwrap();
     let worker = plugin_worker(&tmp.path().join("store"));
+    let runner = RunnerService::start();
     // A real server on a host the snoop plugin is not granted: only the grant can stop it.
     let bystander = RunnerService::start();
     let manifests = [
         spawn_manifest(tmp.path(), "1.0.0"),
+        guest_manifest(
+            tmp.path(),
+            "http-runner",
+            &format!("[grants]\nhosts = [\"{}\"]\n", runner.addr),
+        ),
         guest_manifest(tmp.path(), "spin", "[limits]\ndeadline_ms = 2000\n"),
-        guest_manifest(tmp.path(), "hog", "[limits]\nmemory_mib = 16\n"),
+        // A short deadline: a hog that stopped allocating would fail fast, not in 10 minutes.
+        guest_manifest(
+            tmp.path(),
+            "hog",
+            "[limits]\nmemory_mib = 16\ndeadline_ms = 30000\n",
+        ),
         guest_manifest(tmp.path(), "snoop", "[grants]\ndirs = [{ path = \".\" }]\n"),
     ];
     for m in &manifests {
@@ -384,7 +413,11 @@ fn misbehaving_plugins_are_stopped_and_the_worker_keeps_serving() {
     let config = tmp.path().join("config.toml");
     std::fs::write(
         &config,
-        format!("[targets.snoop]\nurl = \"http://{}/run\"\n", bystander.addr),
+        format!(
+            "[targets.http-runner]\nrunner_url = \"{}\"\n[targets.snoop]\nurl = \"http://{}/run\"\n",
+            runner.url(),
+            bystander.addr
+        ),
     )
     .unwrap();
     sykli_ok(
@@ -392,27 +425,40 @@ fn misbehaving_plugins_are_stopped_and_the_worker_keeps_serving() {
         &["config", "push", &worker.url, config.to_str().unwrap()],
     );
 
-    let still_serving = |after: &str| {
-        let out = remote_run(
-            json!({"version": "1", "tasks": [remote_task(
-                "plain", &format!("echo still serving after {after}"), "spawn")]}),
+    // One pipeline of one task on the worker: exit code and output.
+    let run = |name: &str, target: &str, script: &str| {
+        let (_project, child) = start_remote_run(
+            json!({"version": "1", "tasks": [remote_task(name, script, target)]}),
             &worker.url,
         );
-        let all = text(&out);
-        assert_eq!(out.status.code(), Some(0), "after {after}:\n{all}");
+        let out = finish(child, &format!("the pipeline of task {name}"));
+        (out.status.code(), text(&out))
+    };
+    let still_serving = |after: &str| {
+        let (code, all) = run(
+            "plain",
+            "spawn",
+            &format!("echo still serving after {after}"),
+        );
+        assert_eq!(code, Some(0), "after {after}:\n{all}");
         assert!(
             task_lines(&all, "plain").contains(&format!("still serving after {after}").as_str()),
             "{all}"
         );
     };
 
-    let started = Instant::now();
-    let spin = remote_run(
-        json!({"version": "1", "tasks": [remote_task("spin", "true", "spin")]}),
-        &worker.url,
+    let (code, all) = run("via-http", "http-runner", "echo via the runner; exit 4");
+    assert_eq!(code, Some(1), "{all}");
+    assert!(all.contains("failed via-http"), "{all}");
+    assert!(
+        task_lines(&all, "via-http").contains(&"via the runner"),
+        "{all}"
     );
-    let all = text(&spin);
-    assert_ne!(spin.status.code(), Some(0), "{all}");
+    assert_eq!(runner.served(), 1);
+
+    let started = Instant::now();
+    let (code, all) = run("spin", "spin", "true");
+    assert_eq!(code, Some(1), "{all}");
     assert!(all.contains("errored spin"), "{all}");
     assert!(
         all.contains("plugin `spin` 1.0.0: exceeded its deadline of 2000 ms"),
@@ -425,12 +471,8 @@ fn misbehaving_plugins_are_stopped_and_the_worker_keeps_serving() {
     );
     still_serving("spin");
 
-    let hog = remote_run(
-        json!({"version": "1", "tasks": [remote_task("hog", "true", "hog")]}),
-        &worker.url,
-    );
-    let all = text(&hog);
-    assert_ne!(hog.status.code(), Some(0), "{all}");
+    let (code, all) = run("hog", "hog", "true");
+    assert_eq!(code, Some(1), "{all}");
     assert!(all.contains("errored hog"), "{all}");
     assert!(
         all.contains("plugin `hog` 1.0.0: exceeded its memory cap of 16 MiB"),
@@ -438,14 +480,13 @@ fn misbehaving_plugins_are_stopped_and_the_worker_keeps_serving() {
     );
     still_serving("hog");
 
-    let snoop = remote_run(
-        json!({"version": "1", "tasks": [remote_task("snoop", "true", "snoop")]}),
-        &worker.url,
-    );
-    let all = text(&snoop);
-    assert_ne!(snoop.status.code(), Some(0), "{all}");
+    let (code, all) = run("snoop", "snoop", "true");
+    assert_eq!(code, Some(1), "{all}");
     assert!(all.contains("errored snoop"), "{all}");
-    assert!(all.contains("plugin `snoop` 1.0.0"), "{all}");
+    assert!(
+        all.contains("plugin `snoop` 1.0.0") && all.contains("denied: read of /etc/passwd"),
+        "{all}"
+    );
     let lines = task_lines(&all, "snoop").join("\n");
     assert!(
         lines.contains("snoop: read-file /etc/passwd: denied: read of /etc/passwd"),
@@ -467,7 +508,7 @@ fn misbehaving_plugins_are_stopped_and_the_worker_keeps_serving() {
     still_serving("snoop");
 
     let listed = sykli_ok(tmp.path(), &["plugin", "list", "--to", &worker.url]);
-    for name in ["spawn", "spin", "hog", "snoop"] {
+    for name in ["spawn", "http-runner", "spin", "hog", "snoop"] {
         assert!(listed.contains(name), "{name}:\n{listed}");
     }
 }

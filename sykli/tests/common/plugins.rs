@@ -76,8 +76,11 @@ pub fn try_build_plugin(name: &str, defines: &[(&str, &str)]) -> Result<PathBuf,
         .chain(&sources)
         .chain(&headers(&common_dir())?)
     {
-        hasher.update(file.to_string_lossy().as_bytes());
-        hasher.update(read(file)?);
+        // Names relative to the repository, so clones in other places share a digest.
+        let name = file.strip_prefix(repo_root()).unwrap_or(file);
+        let contents = read(file)?;
+        hasher.update(format!("{}\0{}\0", name.display(), contents.len()));
+        hasher.update(contents);
     }
     let digest = hex(&hasher.finalize()[..8]);
     let out_dir = cache_root().join(format!("{name}-{digest}"));
@@ -106,6 +109,9 @@ pub fn try_build_plugin(name: &str, defines: &[(&str, &str)]) -> Result<PathBuf,
     validate_component(&bytes)?;
     std::fs::write(work.path().join(format!("{name}.wasm")), &bytes)
         .map_err(|e| format!("failed to write the component: {e}"))?;
+    // Keep the component only: the bindings and the core module are rebuilt in a second.
+    let _ = std::fs::remove_dir_all(&generated);
+    let _ = std::fs::remove_file(&module);
     let work = work.keep();
     if let Err(e) = std::fs::rename(&work, &out_dir) {
         // Another test built the same digest first: keep its copy.
