@@ -41,6 +41,12 @@ fn docker_images() {}
 #[sykli::task(cmd = "bash .ci/reapi-peers.sh install")]
 fn reapi_peers() {}
 
+/// Installs `xmllint` (Debian's libxml2-utils) if missing: the report tests validate JUnit
+/// files against the JUnit XML schema with it (apt-get; needs root).
+#[sykli::task(cmd = "command -v xmllint >/dev/null || { apt-get update -qq && \
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libxml2-utils; }")]
+fn xmllint_install() {}
+
 /// Installs the TypeScript SDK's dev dependencies.
 #[sykli::task(cmd = "cd sdk-ts && npm ci --no-audit --no-fund")]
 fn ts_deps() {}
@@ -61,7 +67,7 @@ fn clippy() {}
 /// Every Rust test of the workspace; one failing test binary does not hide the others.
 #[sykli::task(
     cmd = "cargo test --workspace --no-fail-fast --quiet",
-    after = [clippy, docker_images, reapi_peers, ts_deps, vectors_complete]
+    after = [clippy, docker_images, reapi_peers, ts_deps, vectors_complete, xmllint_install]
 )]
 fn test() {}
 

@@ -16,6 +16,18 @@ const (
 	Local Placement = "local"
 )
 
+// TestFormat is the test output format a task's command prints (see docs/reports.md).
+type TestFormat string
+
+const (
+	// TestsCargo is libtest's human output, as `cargo test` prints it.
+	TestsCargo TestFormat = "cargo"
+	// TestsGoJSON is `go test -json` events.
+	TestsGoJSON TestFormat = "go-json"
+	// TestsTAP is the Test Anything Protocol (12 to 14).
+	TestsTAP TestFormat = "tap"
+)
+
 // Task is a node of the graph. Every method returns the task for chaining.
 type Task struct {
 	p          *Pipeline
@@ -48,6 +60,7 @@ type Task struct {
 	target     string
 	background *wireBackground
 	sandbox    *SandboxOptions
+	tests      TestFormat
 }
 
 // Name returns the task's name.
@@ -292,6 +305,13 @@ func (t *Task) SandboxWith(o SandboxOptions) *Task {
 	return t
 }
 
+// Tests declares the test output format the command prints, so `sykli run --junit` and the
+// GitHub Actions summary list each test.
+func (t *Task) Tests(format TestFormat) *Task {
+	t.tests = format
+	return t
+}
+
 // NoCache disables caching of the task, even with inputs.
 func (t *Task) NoCache() *Task {
 	f := false
@@ -365,6 +385,7 @@ func (t *Task) wire() wireTask {
 		Target:     t.target,
 		Background: t.background,
 		Sandbox:    wireSandboxOf(t.sandbox),
+		Tests:      string(t.tests),
 	}
 	for _, c := range t.criteria {
 		w.SuccessCriteria = append(w.SuccessCriteria, c.wire())

@@ -39,6 +39,7 @@ type wireTask struct {
 	Target          string              `json:"target,omitempty"`
 	Background      *wireBackground     `json:"background,omitempty"`
 	Sandbox         any                 `json:"sandbox,omitempty"`
+	Tests           string              `json:"tests,omitempty"`
 }
 
 type wireTaskInput struct {

@@ -32,6 +32,7 @@ export {
   fileExists,
   fileNonEmpty,
   type Placement,
+  type TestFormat,
   type SecretSource,
   type Criterion,
 } from "./pipeline.ts";

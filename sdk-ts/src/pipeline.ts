@@ -9,6 +9,12 @@ import { validate, type SandboxOptions, type TaskData } from "./validate.ts";
 /** Where a task prefers to run. */
 export type Placement = "remote" | "local";
 
+/**
+ * The test output format a task's command prints: libtest's (`cargo test`), `go test -json`,
+ * or TAP (see docs/reports.md).
+ */
+export type TestFormat = "cargo" | "go-json" | "tap";
+
 /** Where a secret's value is read from; make one with {@link fromEnv} or {@link fromFile}. */
 export interface SecretSource {
   /** `"env"` or `"file"`. */
@@ -454,6 +460,7 @@ function taskJson(t: TaskData): JsonObject {
     if (s.paths !== undefined && s.paths.length > 0) m.set("paths", [...s.paths]);
     o.set("sandbox", m.size === 0 ? true : m);
   }
+  if (t.tests !== undefined) o.set("tests", t.tests);
   return o;
 }
 
@@ -732,6 +739,15 @@ export class Task {
    */
   sandbox(options: SandboxOptions = {}): this {
     this.#data.sandbox = { ...options };
+    return this;
+  }
+
+  /**
+   * Declares the test output format the command prints, so `sykli run --junit` and the
+   * GitHub Actions summary list each test.
+   */
+  tests(format: TestFormat): this {
+    this.#data.tests = format;
     return this;
   }
 

@@ -1,7 +1,7 @@
 /** Pipeline validation: the same checks, order and messages as the Go and Rust SDKs. */
 
 import { jaroWinkler } from "./jaro.ts";
-import type { Criterion, MountData, Placement } from "./pipeline.ts";
+import type { Criterion, MountData, Placement, TestFormat } from "./pipeline.ts";
 
 /** @internal A task as the builder records it. */
 /** Settings of a sandboxed task (see docs/sandbox.md). */
@@ -54,6 +54,7 @@ export interface TaskData {
   target?: string;
   background?: { ready: string; readyTimeout: number };
   sandbox?: SandboxOptions;
+  tests?: TestFormat;
 }
 
 

@@ -28,7 +28,12 @@ const KNOWN: &[&str] = &[
     "sandbox",
     "background",
     "ready_timeout",
+    "tests",
 ];
+
+/// The values `tests = ".."` accepts (the runtime's `TestFormat` names; a proc-macro crate
+/// cannot depend on the runtime).
+const TEST_FORMATS: &[&str] = &["cargo", "go-json", "tap"];
 
 /// One entry of `after = [...]`.
 pub enum Dep {
@@ -71,6 +76,8 @@ pub struct TaskAttrs {
     pub background: Option<LitStr>,
     /// `ready_timeout = 60` or `"2m"`, only with `background`.
     pub ready_timeout: Option<u64>,
+    /// `tests = "cargo" | "go-json" | "tap"`: the test output format the command prints.
+    pub tests: Option<LitStr>,
 }
 
 impl Parse for TaskAttrs {
@@ -155,6 +162,20 @@ impl TaskAttrs {
             "target" => self.target = Some(non_empty(input.parse::<LitStr>()?, "target")?),
             "workdir" => self.workdir = Some(non_empty(input.parse::<LitStr>()?, "workdir")?),
             "container" => self.container = Some(non_empty(input.parse::<LitStr>()?, "container")?),
+            "tests" => {
+                let lit: LitStr = input.parse()?;
+                if !TEST_FORMATS.contains(&lit.value().as_str()) {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        format!(
+                            "unknown test output format \"{}\" in `tests` (expected one of: {})",
+                            lit.value(),
+                            TEST_FORMATS.join(", ")
+                        ),
+                    ));
+                }
+                self.tests = Some(lit);
+            }
             "after" => {
                 let content;
                 bracketed!(content in input);

@@ -256,6 +256,7 @@ fn registration(
     let target = opt_str(&attrs.target);
     let workdir = opt_str(&attrs.workdir);
     let container = opt_str(&attrs.container);
+    let tests = opt_str(&attrs.tests);
     let timeout = match attrs.timeout_secs {
         Some(s) => quote!(::core::option::Option::Some(#s)),
         None => quote!(::core::option::Option::None),
@@ -326,6 +327,7 @@ fn registration(
                     no_cache: #no_cache,
                     sandbox: #sandbox,
                     background: #background,
+                    tests: #tests,
                 }
             }
         };

@@ -90,6 +90,30 @@ pub enum Event {
         /// Why, in one line.
         reason: String,
     },
+    /// A remote executor knows the operation running the current attempt (REAPI: the
+    /// Execute operation's name). Journalled, so a resumed run re-attaches to it with
+    /// `WaitExecution` instead of executing the action again.
+    TaskAttached {
+        /// Task name.
+        task: String,
+        /// The operation's name on the remote server.
+        operation: String,
+        /// Whether this attempt re-attached to an operation journalled by an earlier
+        /// process of the run (a resume) rather than starting it.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        reattached: bool,
+    },
+    /// A resumed run could not re-attach to a task's journalled operation (the server no
+    /// longer knows it: restarted, or the operation expired), so the action is executed
+    /// again.
+    TaskReattachFailed {
+        /// Task name.
+        task: String,
+        /// The journalled operation's name.
+        operation: String,
+        /// The server's answer.
+        reason: String,
+    },
     /// An attempt failed and the task will be tried again after a delay.
     TaskRetrying {
         /// Task name.
@@ -106,12 +130,16 @@ pub enum Event {
     TaskFinished(TaskReport),
     /// The run ended.
     RunFinished(RunSummary),
-    /// The run only waits on gates and was parked (`sykli run --park`): it is recorded in
+    /// The run only waits on gates (or long retry backoffs) and was parked (`sykli run --park`): it is recorded in
     /// its journal and the process exits; `sykli run --resume` continues it. No
     /// `RunFinished` follows in this process.
     RunParked {
-        /// The gates it waits on.
+        /// The gates (and tasks backing off before a retry) it waits on.
         waiting: Vec<String>,
+        /// When the earliest retry backoff it waits out is over (ms since the epoch): when
+        /// to wake it. None when it only waits on gates.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        wake_at_ms: Option<u64>,
     },
 }
 
@@ -310,7 +338,9 @@ pub fn event_task(event: &Event) -> Option<&str> {
         | Event::TaskResources { task, .. }
         | Event::TaskCacheMiss { task, .. }
         | Event::TaskRetrying { task, .. }
-        | Event::TaskRerun { task, .. } => Some(task),
+        | Event::TaskRerun { task, .. }
+        | Event::TaskAttached { task, .. }
+        | Event::TaskReattachFailed { task, .. } => Some(task),
         Event::TaskFinished(r) => Some(&r.task),
         Event::RunStarted { .. } | Event::RunFinished(_) | Event::RunParked { .. } => None,
     }

@@ -64,6 +64,7 @@ pub mod scheduler;
 pub mod secrets;
 pub mod state;
 mod status;
+pub mod testreport;
 
 pub use error_chain::error_chain;
 pub use events::{Event, EventSink, RunSummary, TaskReport};

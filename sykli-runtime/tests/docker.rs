@@ -141,6 +141,7 @@ async fn execute(exec: &DockerExecutor, req: &ExecRequest) -> (ExecOutcome, Arc<
     let io = ExecIo {
         output: capture.clone(),
         cancel: CancellationToken::new(),
+        operations: None,
     };
     let outcome = exec.execute(req, io).await;
     (outcome, capture)
@@ -600,6 +601,7 @@ async fn cancellation_stops_task_and_removes_everything() {
     let io = ExecIo {
         output: Arc::new(Capture::default()),
         cancel,
+        operations: None,
     };
     let start = Instant::now();
     let outcome = exec.execute(&req, io).await;
@@ -630,6 +632,7 @@ async fn cancellation_at_any_point_leaves_nothing_behind() {
         let io = ExecIo {
             output: Arc::new(Capture::default()),
             cancel,
+            operations: None,
         };
         let outcome = exec.execute(&req, io).await;
         assert_eq!(

@@ -221,6 +221,7 @@ fn exec_native(declared: &DeclaredTasks, task: &str) -> ExitCode {
         let io = ExecIo {
             output: Arc::new(Stdio),
             cancel,
+            operations: None,
         };
         let (outcome, _outputs) = executor.run(&req, io).await;
         watcher.abort();

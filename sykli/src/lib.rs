@@ -16,7 +16,7 @@ pub use sykli_runtime as runtime;
 
 pub use pipeline::{
     CacheVolume, Condition, Criterion, Directory, EmitError, GateBuilder, Group, Pipeline,
-    Placement, Sandbox, SecretSource, TaskBuilder, Template,
+    Placement, Sandbox, SecretSource, TaskBuilder, Template, TestFormat,
 };
 
 pub mod build;

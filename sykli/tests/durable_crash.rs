@@ -39,9 +39,11 @@ fn pipeline() -> Value {
                 .collect()
         };
         let ms = 20 + (i * 7) % 40;
+        // `inputs` make it cacheable (with the cache on).
         tasks.push(json!({
             "name": name,
             "command": format!("sleep 0.{ms:03}; mkdir -p counts; echo run >> counts/{name}"),
+            "inputs": ["sykli.json"],
             "depends_on": deps,
         }));
     }
@@ -114,6 +116,29 @@ fn summary_line(out: &str) -> String {
 
 #[test]
 fn sigkill_at_20_random_points_then_resume_completes_without_rerunning_finished_tasks() {
+    crash_test(false);
+}
+
+/// Regression: with the cache on, a task killed after it stored its result but before its
+/// finish was journalled was reported `cached` on resume, where an uninterrupted run says
+/// `passed` (so the summaries differed).
+#[test]
+fn with_the_cache_on_a_resumed_runs_summary_equals_an_uninterrupted_runs() {
+    crash_test(true);
+}
+
+/// SIGKILLs a 30-task run at 20 seeded points, resuming each time (with the cache on or
+/// off), and checks the run completes, no journalled-finished task runs again and the
+/// summary equals an uninterrupted run's; prints kills, resumes and tasks rerun.
+fn crash_test(cache: bool) {
+    let mode: &[&str] = if cache {
+        &["-j", "3"]
+    } else {
+        &["--no-cache", "-j", "3"]
+    };
+    let with = |args: &[&'static str]| -> Vec<&'static str> {
+        args.iter().chain(mode.iter()).copied().collect()
+    };
     let seed = std::env::var("SYKLI_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -130,7 +155,7 @@ fn sigkill_at_20_random_points_then_resume_completes_without_rerunning_finished_
 
     // The uninterrupted run, for its summary.
     let clean = project(pipeline());
-    let out = sykli(clean.path(), &["run", "--no-cache", "-j", "3"]);
+    let out = sykli(clean.path(), &with(&["run"]));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let expected = summary_line(&text(&out));
 
@@ -141,7 +166,7 @@ fn sigkill_at_20_random_points_then_resume_completes_without_rerunning_finished_
     let mut points: Vec<usize> = (0..20).map(|_| 1 + rng.below(29) as usize).collect();
     points.sort_unstable();
     let (mut kills, mut resumes) = (0, 0);
-    let mut child = spawn(dir, &["run", "--no-cache", "-j", "3"]);
+    let mut child = spawn(dir, &with(&["run"]));
     // Which tasks the journal had finished at each kill, with their counts then.
     let mut finished_at_kill: BTreeMap<String, usize> = BTreeMap::new();
     for (k, &point) in points.iter().enumerate() {
@@ -163,7 +188,7 @@ fn sigkill_at_20_random_points_then_resume_completes_without_rerunning_finished_
             k + 1,
             finished_at_kill.len()
         );
-        child = spawn(dir, &["run", "--resume", "--no-cache", "-j", "3"]);
+        child = spawn(dir, &with(&["run", "--resume"]));
         resumes += 1;
     }
     let status = {
@@ -191,9 +216,17 @@ fn sigkill_at_20_random_points_then_resume_completes_without_rerunning_finished_
             "task {task} had finished before a kill but ran again"
         );
     }
-    let rerun: usize = end.values().map(|n| n - 1).sum();
+    // Finished tasks that ran again (asserted 0 above), and tasks restarted because they
+    // were running at a kill (the issue's "tasks that were running are restarted").
+    let finished_rerun = finished_at_kill
+        .iter()
+        .filter(|(task, before)| end[*task] != **before)
+        .count();
+    let restarted: usize = end.values().map(|n| n - 1).sum();
     println!(
-        "kills {kills}, resumes {resumes}, tasks rerun {rerun} (only tasks running at a kill), {:.1}s",
+        "cache {}: kills {kills}, resumes {resumes}, finished tasks rerun {finished_rerun} \
+         (target 0), running tasks restarted {restarted}, {:.1}s",
+        if cache { "on" } else { "off" },
         started.elapsed().as_secs_f64()
     );
 
@@ -495,4 +528,254 @@ fn a_run_that_could_not_start_leaves_no_journal_behind() {
     assert_eq!(left, 0, "nothing under {}", runs.display());
     let out = sykli(p.path(), &["history"]);
     assert!(!text(&out).contains("warning"), "{}", text(&out));
+}
+
+/// Whether process `pid` is alive (not gone and not a zombie waiting to be reaped).
+fn alive(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat[i + 1..].split_whitespace().next());
+    !matches!(state, Some("Z" | "X") | None)
+}
+
+/// Regression: the processes of a task running when `sykli run` was SIGKILLed outlived it
+/// (the shell and whatever it started), so a resumed run's rerun overlapped its orphan.
+#[test]
+fn a_sigkilled_sykli_leaves_no_task_process_behind() {
+    let p = project(json!({"version": "1", "tasks": [
+        {"name": "long", "command": "sleep 300 & echo $! > child; echo $$ > shell; wait"},
+        {"name": "quick", "command": "true"},
+    ]}));
+    let dir = p.path();
+    let mut child = spawn(dir, &["run", "--no-cache"]);
+    let started = wait_for(&mut child, Duration::from_secs(20), || {
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap_or_default();
+        read("child").ends_with('\n') && read("shell").ends_with('\n')
+    });
+    assert!(started, "the run ended before its task started");
+    let pid = |f: &str| -> i32 {
+        let s = std::fs::read_to_string(dir.join(f)).unwrap();
+        s.trim().parse().unwrap()
+    };
+    let (shell, sleeper) = (pid("shell"), pid("child"));
+    assert!(alive(shell) && alive(sleeper));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(shell) || alive(sleeper) {
+        assert!(
+            Instant::now() < deadline,
+            "the task's shell ({shell}, alive: {}) or its child ({sleeper}, alive: {}) outlived \
+             the killed sykli by 10 s",
+            alive(shell),
+            alive(sleeper)
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Lines in `path` (0 when it does not exist).
+fn lines_in(path: &Path) -> usize {
+    std::fs::read_to_string(path).map_or(0, |s| s.lines().count())
+}
+
+/// Whether the newest run's journal holds `needle`.
+fn journal_holds(dir: &Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir.join(".sykli/runs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            std::fs::read(e.path().join("journal"))
+                .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle))
+        })
+}
+
+/// A remote task (not cacheable, so the worker never deduplicates or answers it from its
+/// cache: a second Execute would run it again) that counts its runs in `counter` on the
+/// host (the worker runs without its sandbox) and takes `secs`.
+fn remote_project(counter: &Path, secs: u32) -> tempfile::TempDir {
+    let c = counter.display();
+    project(json!({"version": "1", "tasks": [
+        {"name": "far", "remote": true, "cache": false,
+         "command": format!("echo run >> {c}; sleep {secs}; echo done >> {c}.done")},
+        {"name": "after", "command": "echo after >> ran-after", "depends_on": ["far"]},
+    ]}))
+}
+
+/// Starts `sykli run` of a [`remote_project`] against `url`, waits until the journal holds
+/// the task's operation and the action runs on the worker, and SIGKILLs it.
+fn kill_while_remote_task_runs(dir: &Path, url: &str, counter: &Path) {
+    let mut child = spawn(dir, &["run", "--no-cache", "--remote", url]);
+    let attached = wait_for(&mut child, Duration::from_secs(60), || {
+        lines_in(counter) == 1 && journal_holds(dir, b"task_attached")
+    });
+    assert!(
+        attached,
+        "the run ended before the remote task was attached"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_remote_task_running_at_a_kill_is_reattached_by_operation_name_on_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let worker = common::worker::Worker::start(&tmp.path().join("store"), &["--no-sandbox"]);
+    let counter = tmp.path().join("runs");
+    let p = remote_project(&counter, 2);
+    let dir = p.path();
+    kill_while_remote_task_runs(dir, &worker.url, &counter);
+
+    let out = command(
+        dir,
+        &["run", "--resume", "--no-cache", "--remote", &worker.url],
+    )
+    .timeout_output(Duration::from_secs(60));
+    let t = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{t}\nworker:\n{}",
+        worker.stderr()
+    );
+    assert!(t.contains("re-attached to remote operation"), "{t}");
+    assert_eq!(lines_in(&counter), 1, "the worker ran the action once: {t}");
+    assert_eq!(lines_in(&counter.with_extension("done")), 1, "{t}");
+    let report = text(&sykli(dir, &["report"]));
+    assert!(report.contains("2 passed"), "{report}");
+    let json = sykli(dir, &["--json", "report"]);
+    let v: Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert!(
+        v["data"]["tasks"][0]["operation"]
+            .as_str()
+            .is_some_and(|o| o.starts_with("operations/")),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_remote_operation_the_restarted_worker_lost_is_executed_again_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut worker = common::worker::Worker::start(&tmp.path().join("store"), &["--no-sandbox"]);
+    let counter = tmp.path().join("runs");
+    let p = remote_project(&counter, 2);
+    let dir = p.path();
+    kill_while_remote_task_runs(dir, &worker.url, &counter);
+    // A restarted worker knows no operation of the one before.
+    worker.restart();
+
+    let out = command(
+        dir,
+        &["run", "--resume", "--no-cache", "--remote", &worker.url],
+    )
+    .timeout_output(Duration::from_secs(60));
+    let t = text(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{t}\nworker:\n{}",
+        worker.stderr()
+    );
+    assert!(
+        t.contains("cannot re-attach to remote operation") && t.contains("executing it again"),
+        "{t}"
+    );
+    assert_eq!(lines_in(&counter), 2, "run again on the new worker: {t}");
+    assert!(journal_holds(dir, b"task_reattach_failed"));
+}
+
+#[test]
+fn a_run_only_waiting_out_a_long_retry_backoff_parks_and_resume_runs_the_next_attempt() {
+    // Fails on its first attempt, passes on the next; the backoff before it is 1 s, longer
+    // than --park-backoff.
+    let p = project(json!({"version": "1", "tasks": [
+        {"name": "flaky", "retry": 2,
+         "command": "n=$(cat n 2>/dev/null || echo 0); echo $((n+1)) > n; test $n -ge 1"},
+        {"name": "after", "command": "echo after >> ran-after", "depends_on": ["flaky"]},
+    ]}));
+    let dir = p.path();
+    let out = command(
+        dir,
+        &["run", "--park", "--park-backoff", "200ms", "--no-cache"],
+    )
+    .timeout_output(Duration::from_secs(20));
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("parked, waiting on flaky") && t.contains("the next retry is due at"),
+        "{t}"
+    );
+    assert!(
+        !process_in(dir),
+        "a sykli process still holds the parked run"
+    );
+    assert_eq!(std::fs::read_to_string(dir.join("n")).unwrap(), "1\n");
+    assert!(text(&sykli(dir, &["history"])).contains("parked"));
+    assert!(journal_holds(dir, b"wake_at_ms"));
+
+    // A backoff shorter than the threshold does not park: the resumed run (also --park)
+    // waits out what is left of it and runs on.
+    let out = command(dir, &["run", "--resume", "--park", "--no-cache"])
+        .timeout_output(Duration::from_secs(20));
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("(attempt 2)"), "{t}");
+    assert!(t.contains("2 passed"), "{t}");
+    assert_eq!(std::fs::read_to_string(dir.join("n")).unwrap(), "2\n");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("ran-after")).unwrap(),
+        "after\n"
+    );
+}
+
+/// Regression: a task whose result reached the cache before its `task_finished` reached the
+/// journal (the process was killed in between) was `cached` after resume, where the
+/// uninterrupted run said `passed`. The journal is cut just before that record.
+#[test]
+fn a_task_cached_before_its_finish_was_journalled_is_passed_after_resume() {
+    let p = project(json!({"version": "1", "tasks": [
+        {"name": "a", "command": "echo a >> ran-a", "inputs": ["sykli.json"]},
+    ]}));
+    let dir = p.path();
+    let out = sykli(dir, &["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let expected = summary_line(&text(&out));
+    assert!(expected.starts_with("1 passed"), "{expected}");
+    let run_dir = std::fs::read_dir(dir.join(".sykli/runs"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let journal = run_dir.join("journal");
+    let bytes = std::fs::read(&journal).unwrap();
+    // Header (8-byte magic, u32 version), then records: u32 length, u64 checksum, payload.
+    let mut at = 12;
+    let cut = loop {
+        assert!(
+            at + 12 <= bytes.len(),
+            "no task_finished record in the journal"
+        );
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let payload = &bytes[at + 12..at + 12 + len];
+        if payload.windows(13).any(|w| w == b"task_finished") {
+            break at;
+        }
+        at += 12 + len;
+    };
+    std::fs::write(&journal, &bytes[..cut]).unwrap();
+
+    let out = command(dir, &["run", "--resume"]).timeout_output(Duration::from_secs(20));
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert_eq!(summary_line(&t), expected, "{t}");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("ran-a")).unwrap(),
+        "a\n",
+        "restored from the cache, not run again"
+    );
 }

@@ -1,7 +1,8 @@
-//! `sykli import FILE --to go|ts`: GitHub Actions workflows of real-world shape become
-//! pipelines whose emitted graphs (through the real `go` toolchain and the TypeScript SDK's
-//! `tsx`, with the real loader) validate and equal the expected JSON; what was not translated
-//! is listed on stderr and in the generated file's comments.
+//! `sykli import FILE --to rust|go|ts`: GitHub Actions workflows of real-world shape and a
+//! Loom `.loom.yml` become pipelines whose emitted graphs (built with cargo against this SDK,
+//! through the real `go` toolchain, and the TypeScript SDK's `tsx`, with the real loader)
+//! validate and equal the expected JSON; what was not translated is listed on stderr and in
+//! the generated file's comments.
 //!
 //! Fixtures in `tests/import/`: `<name>.yml`, the graph it must emit
 //! (`<name>.expected.json`, the same for every SDK) and what must be listed as not translated
@@ -10,12 +11,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use serde_json::Value;
 use sykli::loader::{TsRunner, load_go, load_ts_with};
 use sykli_runtime::graph::{Graph, validate};
 
-const WORKFLOWS: [&str; 3] = ["ci", "node", "go"];
+const WORKFLOWS: [&str; 4] = ["ci", "node", "go", "multi.loom"];
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/import")
@@ -114,18 +116,82 @@ fn github_workflows_become_ts_pipelines_emitting_the_same_graphs() {
     }
 }
 
+/// The Rust pipelines: one cargo project with a bin per workflow, built against this SDK in a
+/// target dir shared with cli_validate's pipeline crate (so only the first run compiles it).
 #[test]
-fn a_target_without_a_generator_and_a_non_workflow_are_clear_errors() {
+fn github_and_loom_workflows_become_rust_pipelines_emitting_the_same_graphs() {
+    let sdk_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dir = tempfile::tempdir().unwrap();
-    let workflow = fixtures().join("ci.yml");
-    let out = common::sykli(
-        dir.path(),
-        &["import", workflow.to_str().unwrap(), "--to", "rust"],
+    let d = dir.path();
+    let bin = |w: &str| w.replace('.', "-");
+    let mut manifest = String::from(
+        "[package]\nname = \"imported-pipelines\"\nversion = \"0.0.0\"\nedition = \"2024\"\npublish = false\n\n",
     );
+    let mut sources = Vec::new();
+    for workflow in WORKFLOWS {
+        let source = import(d, workflow, "rust");
+        std::fs::write(d.join(format!("{}.rs", bin(workflow))), &source).unwrap();
+        manifest.push_str(&format!(
+            "[[bin]]\nname = \"{0}\"\npath = \"{0}.rs\"\n\n",
+            bin(workflow)
+        ));
+        sources.push(source);
+    }
+    manifest.push_str(&format!(
+        "[dependencies]\nsykli = {{ path = \"{}\", default-features = false }}\n\n[workspace]\n",
+        sdk_dir.display()
+    ));
+    std::fs::write(d.join("Cargo.toml"), manifest).unwrap();
+    std::fs::copy(sdk_dir.join("../Cargo.lock"), d.join("Cargo.lock")).unwrap();
+    let target: PathBuf = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("sykli-rs-fixture");
+    for (workflow, source) in WORKFLOWS.iter().zip(&sources) {
+        let out = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args([
+                "run",
+                "--quiet",
+                "--offline",
+                "--bin",
+                &bin(workflow),
+                "--",
+                "--emit",
+            ])
+            .current_dir(d)
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{workflow} --to rust: {}\n{source}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        check(
+            workflow,
+            "rust",
+            &String::from_utf8(out.stdout).unwrap(),
+            source,
+        );
+    }
+}
+
+#[test]
+fn a_non_workflow_and_a_loom_file_without_steps_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.loom.yml"),
+        "name: x\njobs:\n  build:\n    runs-on: go\n",
+    )
+    .unwrap();
+    let out = common::sykli(dir.path(), &["import", "bad.loom.yml", "--to", "rust"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
-        common::text(&out)
-            .contains("importing to rust is not implemented yet; use --to go or --to ts"),
+        common::text(&out).contains(
+            "not a Loom workflow: job `build` has no `steps` list (each job must have steps)"
+        ),
         "{}",
         common::text(&out)
     );

@@ -22,7 +22,7 @@ mod checks {
         ctx.sh("printf ok > checked.txt").await
     }
 
-    #[sykli::task(cmd = "cargo fmt --check", name = "format", env = {"B": "2", "A": "1"})]
+    #[sykli::task(cmd = "cargo fmt --check", name = "format", env = {"B": "2", "A": "1"}, tests = "tap")]
     pub fn fmt() {}
 }
 
@@ -73,6 +73,7 @@ fn every_attribute_reaches_the_wire_task() {
     let format = &tasks["format"];
     assert_eq!(format.command.as_deref(), Some("cargo fmt --check"));
     assert_eq!(format.native, None);
+    assert_eq!(format.tests.as_deref(), Some("tap"));
     assert_eq!(
         format.env.iter().collect::<Vec<_>>(),
         [
@@ -133,6 +134,7 @@ async fn run_native(task: &str, dir: &Path) -> (ExecOutcome, String) {
     let io = ExecIo {
         output: output.clone(),
         cancel: CancellationToken::new(),
+        operations: None,
     };
     let (outcome, _) = executor.run(&req, io).await;
     let text = String::from_utf8(output.0.lock().unwrap().clone()).unwrap();

@@ -97,6 +97,8 @@ mod v_26_every_field;
 mod v_27_background;
 #[path = "../../tests/vectors/28-sandbox/sykli.rs"]
 mod v_28_sandbox;
+#[path = "../../tests/vectors/29-tests/sykli.rs"]
+mod v_29_tests;
 
 /// A vector's directory name and its pipeline.
 type Case = (&'static str, fn() -> Pipeline);
@@ -139,6 +141,7 @@ fn vectors() -> Vec<Case> {
         ("26-every-field", v_26_every_field::pipeline),
         ("27-background", v_27_background::pipeline),
         ("28-sandbox", v_28_sandbox::pipeline),
+        ("29-tests", v_29_tests::pipeline),
     ]
 }
 

@@ -84,6 +84,7 @@ async fn sykli_run(exec: &DockerExecutor, req: &ExecRequest) -> anyhow::Result<D
     let io = ExecIo {
         output: Arc::new(Discard),
         cancel: CancellationToken::new(),
+        operations: None,
     };
     let start = Instant::now();
     let outcome = exec.execute(req, io).await;

@@ -186,6 +186,7 @@ async fn execute(client: &RemoteClient, action: &reapi::Digest) -> Result<i32> {
         live: None,
         platform: String::new(),
         metadata: None,
+        operations: None,
     };
     match client.execute(action, &opts).await? {
         Execution::Done { response, .. } => {

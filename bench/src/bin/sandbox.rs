@@ -74,6 +74,7 @@ async fn time_tasks(
         let io = ExecIo {
             output: Arc::new(Discard),
             cancel: CancellationToken::new(),
+            operations: None,
         };
         let start = Instant::now();
         let outcome = executor.execute(req, io).await;

@@ -17,6 +17,7 @@
 mod background;
 pub mod native;
 pub mod process;
+mod reaper;
 mod registry;
 pub mod sandbox;
 mod simple_command;
@@ -169,6 +170,23 @@ pub struct ExecIo {
     /// Cancelled on Ctrl-C, SIGTERM or fail-fast: stop the task and return
     /// [`ExecOutcome::Cancelled`].
     pub cancel: CancellationToken,
+    /// Where a remote executor journals the operation running the attempt, and finds the
+    /// one to re-attach to when the run resumes; `None` outside a scheduled run.
+    pub operations: Option<Arc<dyn OperationJournal>>,
+}
+
+/// The journal's side of a remote attempt's operation (docs/durable.md): a resumed run
+/// re-attaches to the operation a killed process was waiting on instead of executing the
+/// action again.
+pub trait OperationJournal: Send + Sync {
+    /// The operation an earlier process of the run journalled for this task, to re-attach
+    /// to; given out once (later attempts start afresh).
+    fn reattach(&self) -> Option<String>;
+    /// The attempt runs as `operation`; `reattached` when it is the journalled one.
+    fn attached(&self, operation: &str, reattached: bool);
+    /// The journalled `operation` cannot be re-attached to (`reason`: the server's
+    /// answer); the action is executed again.
+    fn reattach_failed(&self, operation: &str, reason: &str);
 }
 
 /// How one attempt ended. A task that ran and failed is never confused with the runtime

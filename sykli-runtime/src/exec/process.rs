@@ -6,6 +6,8 @@
 //! the shell exits on its own, whatever it left running in its group is SIGKILLed: no task
 //! leaves an orphan behind. (A grandchild that moves itself into a new session with `setsid`
 //! escapes the group; catching those needs a cgroup, which this executor does not use.)
+//! When the process running the executor dies (even by SIGKILL), the groups of the tasks it
+//! was running are SIGKILLed by its [orphan reaper](super::reaper).
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -163,6 +165,9 @@ impl Drop for GroupGuard {
         if self.armed {
             let _ = killpg(self.pgid, Signal::SIGKILL);
         }
+        // The group is dead (killed here or before the guard was disarmed): the reaper
+        // must not kill it, nor a later group reusing its id.
+        super::reaper::unregister(self.pgid.as_raw());
     }
 }
 
@@ -192,6 +197,9 @@ pub(super) async fn run_child(
         cmd.env_clear();
     }
     cmd.envs(spec.env);
+    if let Err(e) = super::reaper::ensure() {
+        return ExecOutcome::errored(format!("spawning {program}"), e);
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -217,6 +225,7 @@ pub(super) async fn run_child(
         );
     };
     let pgid = Pid::from_raw(pid as i32);
+    super::reaper::register(pgid.as_raw());
     let mut guard = GroupGuard { pgid, armed: true };
     spec.output.processes_started(pid);
 

@@ -193,6 +193,16 @@ pub enum ValidationError {
         /// What is wrong, e.g. "has `memory_mb` 0".
         problem: String,
     },
+    /// A `tests` value that names no known test output format.
+    #[error(
+        "task \"{task}\" has unknown test output format \"{value}\" in `tests` (expected one of: cargo, go-json, tap)"
+    )]
+    UnknownTestFormat {
+        /// The task.
+        task: String,
+        /// The value given.
+        value: String,
+    },
     /// A service lacks an image or a name.
     #[error("task \"{task}\" has a service with an empty {field}")]
     IncompleteService {
@@ -366,6 +376,7 @@ impl ValidationError {
             | IncompleteService { task, .. }
             | InvalidBackground { task, .. }
             | InvalidSandbox { task, .. }
+            | UnknownTestFormat { task, .. }
             | IncompleteGate { task, .. }
             | BadMatrix { task, .. }
             | MatrixNameCollision { task, .. }
@@ -401,6 +412,7 @@ impl ValidationError {
             IncompleteService { .. } => "incomplete_service",
             InvalidBackground { .. } => "invalid_background",
             InvalidSandbox { .. } => "invalid_sandbox",
+            UnknownTestFormat { .. } => "unknown_test_format",
             IncompleteGate { .. } => "incomplete_gate",
             BadMatrix { .. } => "bad_matrix",
             MatrixNameCollision { .. } => "matrix_name_collision",

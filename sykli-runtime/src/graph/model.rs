@@ -326,6 +326,10 @@ pub struct Task {
         skip_serializing_if = "Option::is_none"
     )]
     pub sandbox: Option<Sandbox>,
+    /// Ours: the test output format the command prints (`cargo`, `go-json`, `tap`; see
+    /// [`crate::testreport::TestFormat`]), so reports list its individual tests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests: Option<String>,
     /// Fields this runtime does not know; kept and re-emitted.
     #[serde(flatten)]
     pub extra: BTreeMap<String, Value>,

@@ -475,6 +475,14 @@ fn check_task(
     if let Some(sb) = &t.sandbox {
         check_sandbox(t, sb, errors);
     }
+    if let Some(value) = &t.tests
+        && value.parse::<crate::testreport::TestFormat>().is_err()
+    {
+        errors.push(ValidationError::UnknownTestFormat {
+            task: name(),
+            value: value.clone(),
+        });
+    }
     matrix::check_matrix(t, errors);
     for k in t.extra.keys() {
         warnings.push(ValidationWarning::UnknownField {
@@ -945,6 +953,23 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "error: dependency cycle detected: a -> b -> a"
+        );
+    }
+
+    #[test]
+    fn an_unknown_test_output_format_names_the_task_and_the_value() {
+        let g = graph(
+            r#"{"version": "1", "tasks": [
+            {"name": "unit", "command": "cargo test", "tests": "cargo"},
+            {"name": "it", "command": "x", "tests": "junit"}]}"#,
+        );
+        let e = validate(&g).unwrap_err();
+        let errs = e.errors();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].code(), "unknown_test_format");
+        assert_eq!(
+            errs[0].to_string(),
+            "task \"it\" has unknown test output format \"junit\" in `tests` (expected one of: cargo, go-json, tap)"
         );
     }
 

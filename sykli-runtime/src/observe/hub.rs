@@ -285,7 +285,11 @@ impl RunInfo {
                 t.cpu_percent = Some(*cpu_percent);
                 t.rss_bytes = Some(*rss_bytes);
             }
-            Event::TaskOutput { .. } | Event::TaskCacheMiss { .. } | Event::TaskRerun { .. } => {}
+            Event::TaskOutput { .. }
+            | Event::TaskCacheMiss { .. }
+            | Event::TaskRerun { .. }
+            | Event::TaskAttached { .. }
+            | Event::TaskReattachFailed { .. } => {}
         }
         self.recount();
     }

@@ -136,6 +136,12 @@ impl RunBuilder {
         self
     }
 
+    /// The shortest retry backoff that parks a run (see [`RunConfig::park_backoff`]).
+    pub fn park_backoff(mut self, at_least: Duration) -> Self {
+        self.config.park_backoff = at_least;
+        self
+    }
+
     /// The result cache.
     pub fn cache(mut self, cache: CacheChoice) -> Self {
         self.cache = cache;

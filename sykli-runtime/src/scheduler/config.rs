@@ -82,6 +82,9 @@ pub struct RunConfig {
     /// Park the run when it only waits on gates: the dispatcher records `RunParked` and
     /// returns [`super::RunError::Parked`] (`sykli run --park`).
     pub park: bool,
+    /// Under `park`, a retry backoff with at least this much left counts as waiting like a
+    /// gate: a run that only waits on such backoffs (and gates) is parked too. Default 60 s.
+    pub park_backoff: Duration,
 }
 
 impl fmt::Debug for RunConfig {
@@ -104,6 +107,7 @@ impl fmt::Debug for RunConfig {
             .field("cache", &self.cache.is_some())
             .field("resume", &self.resume.as_ref().map(|r| &r.run_id))
             .field("park", &self.park)
+            .field("park_backoff", &self.park_backoff)
             .finish_non_exhaustive()
     }
 }
@@ -134,6 +138,7 @@ impl RunConfig {
             cache: None,
             resume: None,
             park: false,
+            park_backoff: Duration::from_secs(60),
         }
     }
 

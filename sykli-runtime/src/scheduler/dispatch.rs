@@ -2,7 +2,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::task::JoinSet;
@@ -23,6 +23,28 @@ use crate::redact::SecretSet;
 /// How long a run only waits on gates before `park` parks it (a gate decided already
 /// settles well within it).
 const PARK_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Whether the running tasks `ids` only wait: each is a gate or waits out a retry backoff
+/// with at least `at_least` left (`started`: any backoff still waiting counts, for the
+/// check when the settle time is over).
+fn only_waits(
+    shared: &Shared,
+    ids: &HashMap<tokio::task::Id, usize>,
+    at_least: std::time::Duration,
+    started: bool,
+) -> bool {
+    let backoff = shared
+        .backoff_until
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let now = crate::events::now_ms();
+    let min_due = now + at_least.as_millis() as u64;
+    !ids.is_empty()
+        && ids.values().all(|&i| {
+            shared.graph.task(i).gate.is_some()
+                || backoff[i].is_some_and(|due| started || due >= min_due)
+        })
+}
 
 /// Sleeps until `at` (forever for `None`).
 async fn sleep_until(at: Option<tokio::time::Instant>) {
@@ -173,6 +195,10 @@ async fn run_plan(
         state_dir: config.state_dir.clone(),
         retry: replay.retry,
         gate_opened: replay.gate_opened,
+        attached: Mutex::new(replay.attached),
+        started_before: replay.started,
+        backoff_until: Mutex::new(vec![None; n]),
+        waits_changed: tokio::sync::Notify::new(),
     });
 
     let mut d = Dispatcher {
@@ -239,20 +265,26 @@ async fn run_plan(
         if running.is_empty() {
             break;
         }
-        let only_gates = config.park
-            && slots_used == 0
+        // Waiting only: every running task is a gate or waits out a long backoff.
+        let only_waiting = config.park
             && (d.ready.is_empty() || d.stop_starting)
-            && !d.summary.interrupted;
-        park_at = match (only_gates, park_at) {
+            && !d.summary.interrupted
+            && only_waits(&shared, &ids, config.park_backoff, false);
+        park_at = match (only_waiting, park_at) {
             (true, None) => Some(tokio::time::Instant::now() + PARK_SETTLE),
             (true, at) => at,
             (false, _) => None,
         };
         tokio::select! {
             () = sleep_until(park_at), if park_at.is_some() => {
-                parked = true;
-                break;
+                // Still only waiting (a backoff may have ended meanwhile)?
+                if only_waits(&shared, &ids, config.park_backoff, true) {
+                    parked = true;
+                    break;
+                }
+                park_at = None;
             }
+            () = shared.waits_changed.notified() => {}
             joined = running.join_next_with_id() => {
                 // Take every completion that is already in before refilling the slots.
                 let mut next = joined;
@@ -303,6 +335,13 @@ async fn run_plan(
         // their decisions (`sykli gate approve|reject`).
         let mut waiting: Vec<String> = ids.values().map(|&i| graph.task(i).name.clone()).collect();
         waiting.sort();
+        let wake_at_ms = {
+            let backoff = shared
+                .backoff_until
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            ids.values().filter_map(|&i| backoff[i]).min()
+        };
         running.abort_all();
         while running.join_next().await.is_some() {}
         for e in &shared.executors {
@@ -313,10 +352,12 @@ async fn run_plan(
         }
         sink.emit(&Event::RunParked {
             waiting: waiting.clone(),
+            wake_at_ms,
         });
         return Err(RunError::Parked {
             run_id: config.run_id.clone(),
             waiting,
+            wake_at_ms,
         });
     }
     // The run is over: background tasks stop now (a second Ctrl-C meanwhile cuts their grace

@@ -88,14 +88,17 @@ pub enum RunError {
         /// The digest of the plan now.
         now: String,
     },
-    /// The run only waits on gates and was parked (not a failure): decide the gates, then
-    /// resume it.
+    /// The run only waits on gates or long retry backoffs and was parked (not a failure):
+    /// decide the gates, then resume it.
     #[error("run {run_id} is parked, waiting on {}", waiting.join(", "))]
     Parked {
         /// The run.
         run_id: String,
-        /// The gates it waits on.
+        /// The gates and backing-off tasks it waits on.
         waiting: Vec<String>,
+        /// When the first backoff it waits out is over (ms since the epoch), if any: the
+        /// time to wake it.
+        wake_at_ms: Option<u64>,
     },
     /// [`run_planned`] got a plan made for another graph or other executors.
     #[error(

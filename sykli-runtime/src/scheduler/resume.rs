@@ -53,6 +53,11 @@ pub(super) struct Replay {
     pub retry: Vec<Option<(u32, u64)>>,
     /// When each open gate opened (ms since the epoch).
     pub gate_opened: Vec<Option<u64>>,
+    /// The remote operation a task was running, to re-attach to.
+    pub attached: Vec<Option<String>>,
+    /// The last attempt an earlier process of the run started, for tasks it did not
+    /// finish: a cache hit for one of those is its own result (stored before the kill).
+    pub started: Vec<Option<u32>>,
 }
 
 impl Replay {
@@ -64,6 +69,8 @@ impl Replay {
             rerun: Vec::new(),
             retry: vec![None; n],
             gate_opened: vec![None; n],
+            attached: vec![None; n],
+            started: vec![None; n],
         }
     }
 
@@ -76,6 +83,8 @@ impl Replay {
             let name = &graph.task(i).name;
             r.retry[i] = point.retrying.get(name).copied();
             r.gate_opened[i] = point.gates_open.get(name).copied();
+            r.attached[i] = point.attached.get(name).cloned();
+            r.started[i] = point.started.get(name).copied();
             let Some((report, digests)) = point.finished.get(name) else {
                 continue;
             };

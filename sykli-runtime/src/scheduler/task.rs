@@ -15,7 +15,7 @@ use crate::TaskStatus;
 use crate::events::{Event, EventSink, TaskReport};
 use crate::exec::{
     Action, BackgroundSpec, ContainerMount, ContainerSpec, ExecIo, ExecOutcome, ExecRequest,
-    Executed, MountSource, OutputSink, OutputStream, ServiceSpec, WorkKind,
+    Executed, MountSource, OperationJournal, OutputSink, OutputStream, ServiceSpec, WorkKind,
 };
 use crate::graph::{MountKind, Resource, SuccessCriterion, Task, ValidGraph};
 use crate::logs::{TaskLog, log_file_name};
@@ -61,6 +61,25 @@ pub(super) struct Shared {
     /// For a resumed run, by task: when an open gate opened (ms since the epoch); its
     /// timeout counts from then.
     pub gate_opened: Vec<Option<u64>>,
+    /// For a resumed run, by task: the remote operation it was running, taken by its first
+    /// attempt to re-attach to.
+    pub attached: Mutex<Vec<Option<String>>>,
+    /// By task: when the retry backoff it is waiting out ends (ms since the epoch), while
+    /// it waits. The dispatcher parks a run whose tasks only wait (`park`).
+    pub backoff_until: Mutex<Vec<Option<u64>>>,
+    /// For a resumed run, by task: the last attempt an earlier process started without
+    /// journalling its end.
+    pub started_before: Vec<Option<u32>>,
+    /// Notified when a task starts or stops waiting out a backoff.
+    pub waits_changed: tokio::sync::Notify,
+}
+
+impl Shared {
+    /// Records that task `i` waits out a backoff until `due_ms` (or no longer, `None`).
+    fn set_backoff(&self, i: usize, due_ms: Option<u64>) {
+        self.backoff_until.lock().unwrap_or_else(|p| p.into_inner())[i] = due_ms;
+        self.waits_changed.notify_one();
+    }
 }
 
 /// A task's final report, back to the dispatcher.
@@ -213,6 +232,17 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
                     return End::errored(e.to_string());
                 }
                 record_outputs(shared, i, hit.outputs);
+                // Started by an earlier process of this run (so its lookup then missed) and
+                // now in the cache: the result it stored before the process was killed.
+                // An uninterrupted run would have reported it passed.
+                if let Some(attempt) = shared.started_before[i] {
+                    return End {
+                        status: TaskStatus::Passed,
+                        exit_code: Some(expected_exit(task)),
+                        attempts: attempt,
+                        message: None,
+                    };
+                }
                 return End {
                     status: TaskStatus::Cached,
                     exit_code: None,
@@ -270,6 +300,8 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
     if let Some((failed, due_ms)) = shared.retry[i] {
         attempt = failed.saturating_add(1).min(max_attempts);
         let wait = Duration::from_millis(due_ms.saturating_sub(crate::events::now_ms()));
+        shared.set_backoff(i, Some(due_ms));
+        let _clear = ClearBackoff(shared, i);
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = shared.cancel.cancelled() => {
@@ -289,10 +321,17 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
             attempt,
             executor: executor_name.clone(),
         });
+        // Only the first attempt of this process re-attaches to a journalled operation.
+        let reattach = shared.attached.lock().unwrap_or_else(|p| p.into_inner())[i].take();
         let io = ExecIo {
             output: log.clone(),
             // The task's own token, a child of the run's: `sykli cancel RUN TASK` stops it.
             cancel: shared.task_cancels.token(&task.name, &shared.cancel),
+            operations: Some(Arc::new(TaskOperations {
+                events: shared.events.clone(),
+                task: task.name.clone(),
+                reattach: Mutex::new(reattach),
+            })),
         };
         let Executed { outcome, recorded } = stack.execute(&req, io).await;
         let cancelled_alone =
@@ -360,9 +399,16 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
             delay_ms: delay.as_millis() as u64,
             reason: mask.redact_str(end.message.as_deref().unwrap_or("failed")),
         });
-        tokio::select! {
-            () = tokio::time::sleep(delay) => {}
-            () = shared.cancel.cancelled() => break,
+        shared.set_backoff(i, Some(crate::events::now_ms() + delay.as_millis() as u64));
+        let waited = {
+            let _clear = ClearBackoff(shared, i);
+            tokio::select! {
+                () = tokio::time::sleep(delay) => true,
+                () = shared.cancel.cancelled() => false,
+            }
+        };
+        if !waited {
+            break;
         }
         attempt += 1;
     }
@@ -378,6 +424,47 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
     end
 }
 
+/// Clears a task's backoff when its wait ends (or is dropped: parked, cancelled).
+struct ClearBackoff<'a>(&'a Shared, usize);
+
+impl Drop for ClearBackoff<'_> {
+    fn drop(&mut self) {
+        self.0.set_backoff(self.1, None);
+    }
+}
+
+/// A task attempt's [`OperationJournal`]: operations become journalled events.
+struct TaskOperations {
+    events: Arc<dyn EventSink>,
+    task: String,
+    reattach: Mutex<Option<String>>,
+}
+
+impl OperationJournal for TaskOperations {
+    fn reattach(&self) -> Option<String> {
+        self.reattach
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    fn attached(&self, operation: &str, reattached: bool) {
+        self.events.emit(&Event::TaskAttached {
+            task: self.task.clone(),
+            operation: operation.to_owned(),
+            reattached,
+        });
+    }
+
+    fn reattach_failed(&self, operation: &str, reason: &str) {
+        self.events.emit(&Event::TaskReattachFailed {
+            task: self.task.clone(),
+            operation: operation.to_owned(),
+            reason: reason.to_owned(),
+        });
+    }
+}
+
 /// Delay before the retry after attempt `attempt` (1-based): base, 2x base, 4x base, ...
 fn backoff(base: Duration, attempt: u32) -> Duration {
     let factor = 1u32 << attempt.saturating_sub(1).min(16);
@@ -385,6 +472,17 @@ fn backoff(base: Duration, attempt: u32) -> Duration {
 }
 
 /// `Ok(exit code)` when the attempt passed, else the status, exit code and reason.
+/// The exit code a task must end with to pass (its `exit_code` criterion, else 0).
+fn expected_exit(task: &Task) -> i32 {
+    task.success_criteria
+        .iter()
+        .find_map(|c| match c {
+            SuccessCriterion::ExitCode { equals } => Some(*equals),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
 fn judge(
     outcome: &ExecOutcome,
     task: &Task,
@@ -414,14 +512,7 @@ fn judge(
             ));
         }
     };
-    let expected = task
-        .success_criteria
-        .iter()
-        .find_map(|c| match c {
-            SuccessCriterion::ExitCode { equals } => Some(*equals),
-            _ => None,
-        })
-        .unwrap_or(0);
+    let expected = expected_exit(task);
     if code != expected {
         let msg = if expected == 0 {
             format!("exited with code {code}")

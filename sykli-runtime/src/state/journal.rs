@@ -463,6 +463,10 @@ pub struct ResumePoint {
     pub retrying: HashMap<String, (u32, u64)>,
     /// Gates open when the run stopped, and since when (ms since the epoch).
     pub gates_open: HashMap<String, u64>,
+    /// Remote operations of tasks that were running when the run stopped, to re-attach to.
+    pub attached: HashMap<String, String>,
+    /// Tasks (not gates) an earlier process of the run started, with their last attempt.
+    pub started: HashMap<String, u32>,
     /// Wall time the run spent running in earlier processes, in milliseconds.
     pub active_ms: u64,
 }
@@ -491,6 +495,8 @@ pub fn resume_point(state_dir: &Path, run_id: &str) -> Result<ResumePoint, State
         finished: HashMap::new(),
         retrying: HashMap::new(),
         gates_open: HashMap::new(),
+        attached: HashMap::new(),
+        started: HashMap::new(),
         active_ms: 0,
     };
     let mut segment: Option<(u64, u64)> = None;
@@ -514,8 +520,18 @@ pub fn resume_point(state_dir: &Path, run_id: &str) -> Result<ResumePoint, State
                     point.active_ms += b.saturating_sub(a);
                 }
             }
-            Event::TaskStarted { task, executor, .. } => {
+            Event::TaskStarted {
+                task,
+                executor,
+                attempt,
+            } => {
                 point.retrying.remove(task);
+                if executor != "gate" {
+                    point.started.insert(task.clone(), *attempt);
+                }
+                // An operation journalled before stays until the attempt ends (finished,
+                // retrying) or a re-attach fails: a resume killed before it re-attached
+                // still knows it.
                 if executor == "gate" {
                     point.gates_open.entry(task.clone()).or_insert(r.at_ms);
                 }
@@ -526,12 +542,22 @@ pub fn resume_point(state_dir: &Path, run_id: &str) -> Result<ResumePoint, State
                 delay_ms,
                 ..
             } => {
+                point.attached.remove(task);
                 point
                     .retrying
                     .insert(task.clone(), (*attempt, r.at_ms + delay_ms));
             }
+            Event::TaskAttached {
+                task, operation, ..
+            } => {
+                point.attached.insert(task.clone(), operation.clone());
+            }
+            Event::TaskReattachFailed { task, .. } => {
+                point.attached.remove(task);
+            }
             Event::TaskFinished(report) => {
                 point.retrying.remove(&report.task);
+                point.attached.remove(&report.task);
                 point.gates_open.remove(&report.task);
                 point
                     .finished

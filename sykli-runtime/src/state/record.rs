@@ -71,6 +71,9 @@ pub struct TaskRecord {
     pub started_at_ms: Option<u64>,
     /// The executor that ran it.
     pub executor: Option<String>,
+    /// The remote operation of its last attempt, when a remote executor ran it.
+    #[serde(default)]
+    pub operation: Option<String>,
 }
 
 impl TaskRecord {
@@ -84,6 +87,7 @@ impl TaskRecord {
             message: None,
             started_at_ms: None,
             executor: None,
+            operation: None,
         }
     }
 }
@@ -239,6 +243,13 @@ impl RecordFold {
                     record.tasks[i].status = None;
                 }
             }
+            Event::TaskAttached {
+                task, operation, ..
+            } => {
+                if let (Some(record), Some(&i)) = (self.record.as_mut(), self.index.get(task)) {
+                    record.tasks[i].operation = Some(operation.clone());
+                }
+            }
             Event::RunParked { .. } => {
                 if let Some(record) = self.record.as_mut() {
                     record.parked = true;
@@ -248,6 +259,7 @@ impl RecordFold {
             | Event::TaskResources { .. }
             | Event::TaskRetrying { .. }
             | Event::TaskCacheMiss { .. }
+            | Event::TaskReattachFailed { .. }
             | Event::TaskPlaced { .. } => {}
         }
     }

@@ -1,4 +1,4 @@
-//! `sykli import FILE --to go`: a GitHub Actions workflow as a pipeline ([`crate::import`]).
+//! `sykli import FILE --to rust|go|ts`: a GitHub Actions or Loom workflow as a pipeline ([`crate::import`]).
 //! The pipeline is printed on stdout; what was not translated is listed on stderr (and in
 //! the pipeline's comments).
 
@@ -8,13 +8,13 @@ use clap::{Args, ValueEnum};
 
 use super::error::CliError;
 use super::print_out;
-use crate::import::{Target, generate, translate};
+use crate::import::{Target, generate, translate_file};
 use crate::report::Envelope;
 
 /// The SDK to generate for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum To {
-    /// sykli.rs (not implemented yet).
+    /// sykli.rs (the Rust builder; build it in a cargo project with the `sykli` crate).
     Rust,
     /// sykli.go.
     Go,
@@ -25,7 +25,8 @@ pub enum To {
 /// Arguments of `sykli import`.
 #[derive(Debug, Clone, Args)]
 pub struct ImportArgs {
-    /// The GitHub Actions workflow file (`.github/workflows/ci.yml`).
+    /// The GitHub Actions workflow file (`.github/workflows/ci.yml`), or a Loom workflow
+    /// (a name ending in `.loom.yml` or `.loom.yaml`).
     pub file: PathBuf,
     /// The SDK of the generated pipeline.
     #[arg(long = "to", value_enum)]
@@ -39,8 +40,8 @@ pub fn import(args: &ImportArgs, json: bool) -> Result<(), CliError> {
         failed(anyhow::Error::new(e).context(format!("failed to read {}", args.file.display())))
     })?;
     let context = || format!("failed to import {}", args.file.display());
-    let imported =
-        translate(&text).map_err(|e| failed(anyhow::Error::new(e).context(context())))?;
+    let imported = translate_file(&args.file, &text)
+        .map_err(|e| failed(anyhow::Error::new(e).context(context())))?;
     let target = match args.to {
         To::Rust => Target::Rust,
         To::Go => Target::Go,

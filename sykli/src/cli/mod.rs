@@ -163,6 +163,10 @@ pub struct ReportArgs {
     pub project: ProjectArgs,
     /// Run id (or a unique prefix of one); the last run when omitted.
     pub run: Option<String>,
+    /// Also write the run as JUnit XML to FILE, its tests parsed from the task logs (see
+    /// docs/reports.md).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
 }
 
 /// Arguments of `sykli explain`.

@@ -261,6 +261,8 @@ pub fn event_line(e: &Envelope) -> String {
         Event::TaskResources { .. } => "task_resources",
         Event::TaskCacheMiss { .. } => "task_cache_miss",
         Event::TaskRerun { .. } => "task_rerun",
+        Event::TaskAttached { .. } => "task_attached",
+        Event::TaskReattachFailed { .. } => "task_reattach_failed",
         Event::TaskRetrying { .. } => "task_retrying",
         Event::TaskFinished(_) => "task_finished",
         Event::RunFinished(_) => "run_finished",
@@ -281,6 +283,20 @@ pub fn event_line(e: &Envelope) -> String {
             ..
         } => format!("cpu {cpu_percent:.0}% rss {}", human_bytes(*rss_bytes)),
         Event::TaskCacheMiss { reason, .. } | Event::TaskRerun { reason, .. } => reason.clone(),
+        Event::TaskAttached {
+            operation,
+            reattached,
+            ..
+        } => {
+            if *reattached {
+                format!("re-attached to {operation}")
+            } else {
+                format!("running as {operation}")
+            }
+        }
+        Event::TaskReattachFailed {
+            operation, reason, ..
+        } => format!("could not re-attach to {operation}: {reason}"),
         Event::TaskRetrying {
             attempt, reason, ..
         } => format!("attempt {attempt} failed: {reason}"),

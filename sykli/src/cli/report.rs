@@ -10,13 +10,33 @@ use sykli_runtime::state;
 
 use super::error::CliError;
 use super::{ReportArgs, print_out};
-use crate::report::{Envelope, RunData, detail_line, format_duration, to_data};
+use crate::report::{
+    CollectedRun, Envelope, RunData, detail_line, format_duration, to_data, write_junit,
+};
 
 /// Runs `sykli report`: exit 0 whenever the run was found, whatever its outcome.
 pub fn report(args: &ReportArgs, json: bool) -> Result<(), CliError> {
     let state_dir = args.project.project.join(".sykli");
     let run = args.run.as_deref().unwrap_or("last");
     let record = state::find_run(&state_dir, run)?;
+    if let Some(path) = &args.junit {
+        let run = CollectedRun::from_record(&state_dir, &record).map_err(|e| {
+            CliError::failed(
+                "state_unreadable",
+                anyhow::Error::new(e).context(format!(
+                    "cannot read the logs of run {} for the JUnit file",
+                    record.run_id
+                )),
+            )
+        })?;
+        write_junit(path, &run).map_err(|e| {
+            CliError::failed(
+                "write_failed",
+                anyhow::Error::new(e)
+                    .context(format!("cannot write the JUnit file {}", path.display())),
+            )
+        })?;
+    }
     let data = RunData::from(&record);
     if json {
         print_out(&Envelope::success(to_data(&data)).to_line());

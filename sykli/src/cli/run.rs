@@ -17,7 +17,11 @@ use sykli_runtime::state::Journal;
 use super::RunArgs;
 use super::error::{CliError, EXIT_FAILED, EXIT_OK};
 use crate::loader as load;
-use crate::report::{Fanout, TerminalOptions, TerminalReporter, run_envelope};
+use crate::report::github::GithubActions;
+use crate::report::{
+    Fanout, RunCollector, TerminalOptions, TerminalReporter, record_formats, run_envelope,
+    write_junit,
+};
 
 /// How to run a pipeline: the flags of `sykli run`, also accepted by pipeline binaries
 /// (`sykli::run`) started without `--emit`.
@@ -57,10 +61,18 @@ pub struct RunOptions {
     /// (`sykli gate approve`, then `sykli run --resume`, continue it).
     #[arg(long)]
     pub park: bool,
+    /// With --park: a retry backoff with at least this much left parks the run too (it
+    /// holds no process meanwhile; `sykli run --resume` waits out the rest).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_backoff)]
+    pub park_backoff: std::time::Duration,
     /// Run every host command task in the sandbox (namespaces and cgroups; Linux; see
     /// docs/sandbox.md), as if each set `sandbox: true`.
     #[arg(long)]
     pub sandbox: bool,
+    /// Write the run as JUnit XML to FILE: a testcase per task, and each test of the tasks
+    /// that declare a test output format (`tests`; see docs/reports.md).
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
     /// Serve this run's events to observers on ADDR (`HOST:PORT`, or a port on 127.0.0.1;
     /// port 0 picks one): `sykli observe`, `sykli ps` and `sykli cancel` talk to it (see
     /// docs/observe.md). Calls need SYKLI_TOKEN when it is set.
@@ -71,6 +83,10 @@ pub struct RunOptions {
     #[cfg(feature = "remote")]
     #[command(flatten)]
     pub remote: super::remote::RemoteArgs,
+}
+
+fn parse_backoff(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("invalid duration \"{s}\": {e}"))
 }
 
 /// A `--timeout` value: a humantime duration, or `0` for no limit.
@@ -171,7 +187,12 @@ pub(crate) async fn run_reported(
         Ok(b) => b,
         Err(e) => return e.report(opts.json),
     };
-    let config = build_config(builder.native(native).park(opts.park));
+    let config = build_config(
+        builder
+            .native(native)
+            .park(opts.park)
+            .park_backoff(opts.park_backoff),
+    );
     let ui = if opts.json {
         Ui::Json
     } else {
@@ -179,8 +200,17 @@ pub(crate) async fn run_reported(
             verbose: opts.verbose,
         }
     };
+    let reports = match Reports::new(&valid, opts) {
+        Ok(r) => r,
+        Err(e) => return e.report(opts.json),
+    };
+    if let (Some(c), Some(point)) = (&reports.collector, &config.resume) {
+        c.finished_before(point.finished.values().map(|(r, _)| r.clone()));
+    }
+    // After the run: the journal creates the run's directory and refuses one that exists.
+    let (state_dir, run_id) = (config.state_dir.clone(), config.run_id.clone());
     #[allow(unused_mut)]
-    let mut extra: Vec<Arc<dyn EventSink>> = Vec::new();
+    let mut extra: Vec<Arc<dyn EventSink>> = reports.sinks();
     #[cfg(feature = "remote")]
     let serving = match &opts.serve {
         Some(addr) => match super::observe::serve_run(addr, &config, opts.json) {
@@ -197,10 +227,111 @@ pub(crate) async fn run_reported(
     if let Some(s) = serving {
         s.stop().await;
     }
+    if let Err(e) = record_formats(&valid, &state_dir, &run_id) {
+        eprintln!(
+            "warning: the tasks' test formats are not recorded (`sykli report --junit` will not list their tests): {}",
+            error_chain(&e)
+        );
+    }
+    if result.is_err() {
+        reports.discard();
+    }
     match result {
-        Ok(summary) => exit_code(&summary),
+        Ok(summary) => {
+            let written = reports.write(opts.json);
+            match (exit_code(&summary), written) {
+                (code, true) => code,
+                (_, false) => ExitCode::from(EXIT_FAILED),
+            }
+        }
         Err(RunError::Parked { .. }) => ExitCode::from(EXIT_OK),
         Err(e) => run_error(e).report(opts.json),
+    }
+}
+
+/// The reports written after a run: JUnit XML (`--junit`) and, under GitHub Actions,
+/// annotations and the job summary.
+struct Reports {
+    collector: Option<Arc<RunCollector>>,
+    junit: Option<PathBuf>,
+    github: Option<GithubActions>,
+}
+
+impl Reports {
+    /// The reports `opts` and the environment ask for. The JUnit file is created now, so a
+    /// path that cannot be written fails before anything runs.
+    fn new(valid: &ValidGraph, opts: &RunOptions) -> Result<Reports, CliError> {
+        if let Some(path) = &opts.junit {
+            std::fs::File::create(path).map_err(|e| {
+                CliError::failed(
+                    "write_failed",
+                    anyhow::Error::new(e)
+                        .context(format!("cannot write the JUnit file {}", path.display())),
+                )
+            })?;
+        }
+        let github = GithubActions::from_env();
+        let collector =
+            (opts.junit.is_some() || github.is_some()).then(|| Arc::new(RunCollector::new(valid)));
+        Ok(Reports {
+            collector,
+            junit: opts.junit.clone(),
+            github,
+        })
+    }
+
+    /// Removes the JUnit file created up front, for a run that did not finish (it could not
+    /// be carried out, or it was parked on a gate): no half-written report is left behind.
+    fn discard(&self) {
+        if let Some(path) = &self.junit {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// The sinks to add to the run.
+    fn sinks(&self) -> Vec<Arc<dyn EventSink>> {
+        self.collector
+            .iter()
+            .map(|c| c.clone() as Arc<dyn EventSink>)
+            .collect()
+    }
+
+    /// Writes the reports of the finished run; says on stderr what could not be written and
+    /// returns false then. Annotations go to stdout, or to stderr under `--json` (stdout
+    /// carries only the envelope; GitHub reads workflow commands from both).
+    fn write(&self, json: bool) -> bool {
+        let Some(collector) = &self.collector else {
+            return true;
+        };
+        let run = collector.run();
+        let mut ok = true;
+        if let Some(path) = &self.junit
+            && let Err(e) = write_junit(path, &run)
+        {
+            eprintln!(
+                "error: cannot write the JUnit file {}: {}",
+                path.display(),
+                error_chain(&e)
+            );
+            ok = false;
+        }
+        if let Some(gh) = &self.github {
+            let result = if json {
+                gh.report(&run, &mut std::io::stderr().lock())
+            } else {
+                gh.report(&run, &mut std::io::stdout().lock())
+            };
+            if let Err(e) = result {
+                let path = gh.step_summary.as_deref().unwrap_or(Path::new(""));
+                eprintln!(
+                    "error: cannot append the job summary to {} (GITHUB_STEP_SUMMARY): {}",
+                    path.display(),
+                    error_chain(&e)
+                );
+                ok = false;
+            }
+        }
+        ok
     }
 }
 
@@ -312,13 +443,26 @@ pub(crate) async fn execute(
             error_chain(&e)
         );
     }
-    if let Err(RunError::Parked { run_id, waiting }) = &result {
+    if let Err(RunError::Parked {
+        run_id,
+        waiting,
+        wake_at_ms,
+    }) = &result
+    {
         if matches!(ui, Ui::Json) {
             let data = record
                 .as_ref()
                 .map(|r| crate::report::to_data(&crate::report::RunData::from(r)))
                 .unwrap_or_default();
             super::print_out(&crate::report::Envelope::success(data).to_line());
+        } else if let Some(at) = wake_at_ms {
+            let at = humantime::format_rfc3339_seconds(
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(*at),
+            );
+            eprintln!(
+                "run {run_id} parked, waiting on {}; the next retry is due at {at}: continue with `sykli run --resume {run_id}` (it waits for the rest of the backoff)",
+                waiting.join(", ")
+            );
         } else {
             let gates = waiting.join(", ");
             eprintln!(

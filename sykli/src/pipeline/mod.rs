@@ -31,5 +31,6 @@ pub use condition::Condition;
 pub use emit::EmitError;
 pub use pipeline::{CacheVolume, Directory, Group, Pipeline};
 pub use sykli_runtime::graph::{Placement, Sandbox};
+pub use sykli_runtime::testreport::TestFormat;
 pub use task::{Criterion, GateBuilder, SecretSource, TaskBuilder};
 pub use template::Template;

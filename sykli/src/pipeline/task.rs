@@ -7,6 +7,8 @@ use sykli_runtime::graph::{
     Sandbox, SecretRef, Service, SuccessCriterion, Task, TaskInput,
 };
 
+use sykli_runtime::testreport::TestFormat;
+
 use super::condition::Condition;
 use super::pipeline::{CacheVolume, Directory, Group, Shared, lock};
 use super::template::Template;
@@ -310,6 +312,13 @@ impl TaskBuilder {
     /// extra read-only host paths).
     pub fn sandbox_with(self, sandbox: Sandbox) -> Self {
         self.edit(|t| t.sandbox = Some(sandbox))
+    }
+
+    /// Declares the test output format the command prints (`cargo test`'s, `go test -json`,
+    /// TAP), so `sykli run --junit` and the GitHub Actions summary list each test. See
+    /// `docs/reports.md`.
+    pub fn tests(self, format: TestFormat) -> Self {
+        self.edit(|t| t.tests = Some(format.as_str().to_string()))
     }
 
     /// The target (built-in or plugin) that runs the task.

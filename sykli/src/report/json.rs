@@ -135,6 +135,10 @@ pub struct TaskJson {
     pub started_at_ms: Option<u64>,
     /// The executor that ran it (`process`, `docker`, `native`, ...).
     pub executor: Option<String>,
+    /// The remote operation of its last attempt (absent for tasks that did not run on a
+    /// remote executor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
 }
 
 impl From<&TaskRecord> for TaskJson {
@@ -149,6 +153,7 @@ impl From<&TaskRecord> for TaskJson {
             message: t.message.clone(),
             started_at_ms: t.started_at_ms,
             executor: t.executor.clone(),
+            operation: t.operation.clone(),
         }
     }
 }
@@ -227,6 +232,7 @@ mod tests {
             message: None,
             started_at_ms: Some(1),
             executor: Some("process".into()),
+            operation: None,
         };
         RunRecord {
             format: 1,

@@ -33,8 +33,13 @@ impl Tails {
         if entry.0.len() == self.limit {
             entry.0.pop_front();
         }
-        entry.0.push_back(truncate(line));
+        entry.0.push_back(Tails::cut(line));
         entry.1 += 1;
+    }
+
+    /// `line`, cut at the longest length kept (with a marker when cut).
+    pub(crate) fn cut(line: &str) -> String {
+        truncate(line)
     }
 
     /// Forgets a task's lines (it passed; they will not be shown).

@@ -234,6 +234,31 @@ impl Inner {
                 );
                 self.line(&text);
             }
+            Event::TaskAttached {
+                task,
+                operation,
+                reattached: true,
+            } => {
+                let text = format!(
+                    "{} {}: re-attached to remote operation {operation}",
+                    style(format!("{:>8}", "attach")).dim(),
+                    style(task).bold(),
+                );
+                self.line(&text);
+            }
+            Event::TaskReattachFailed {
+                task,
+                operation,
+                reason,
+            } => {
+                let text = format!(
+                    "{} {}: cannot re-attach to remote operation {operation} ({reason}): \
+                     executing it again",
+                    style(format!("{:>8}", "rerun")).yellow(),
+                    style(task).bold(),
+                );
+                self.line(&text);
+            }
             Event::TaskRerun { task, reason } => {
                 let text = format!(
                     "{} {}: {reason}",
@@ -284,7 +309,7 @@ impl Inner {
                 }
             }
             Event::RunFinished(summary) => self.finish(summary),
-            Event::RunParked { waiting } => {
+            Event::RunParked { waiting, .. } => {
                 if let Some(live) = self.live.take() {
                     for bar in live.bars.values() {
                         bar.finish_and_clear();
@@ -299,6 +324,10 @@ impl Inner {
                 );
                 self.line(&line);
             }
+            // A fresh operation is not news to a reader.
+            Event::TaskAttached {
+                reattached: false, ..
+            } => {}
         }
     }
 

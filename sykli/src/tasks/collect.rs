@@ -174,5 +174,6 @@ fn wire_task(reg: &TaskRegistration, native_command: &impl Fn(&str) -> String) -
                 ready_timeout,
             });
     task.sandbox = reg.sandbox.then(sykli_runtime::graph::Sandbox::default);
+    task.tests = reg.tests.map(str::to_string);
     task
 }

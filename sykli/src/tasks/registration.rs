@@ -73,6 +73,8 @@ pub struct TaskRegistration {
     pub background: Option<(&'static str, u64)>,
     /// `sandbox`: run in the sandbox with its default settings.
     pub sandbox: bool,
+    /// `tests = ".."`: the test output format the command prints.
+    pub tests: Option<&'static str>,
 }
 
 inventory::collect!(TaskRegistration);

@@ -361,6 +361,7 @@ pub async fn execute(client: &RemoteClient, action: &reapi::Digest) -> reapi::Ex
         live: None,
         platform: String::new(),
         metadata: None,
+        operations: None,
     };
     match client.execute(action, &opts).await.expect("execute") {
         Execution::Done { response, .. } => *response,
@@ -419,6 +420,7 @@ pub async fn execute_live(
         live: Some(sink.clone()),
         platform: String::new(),
         metadata: None,
+        operations: None,
     };
     match client.execute(action, &opts).await.expect("execute") {
         Execution::Done { response, .. } => {

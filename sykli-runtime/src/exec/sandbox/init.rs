@@ -199,6 +199,14 @@ fn outer(spec: &InitSpec) -> Result<i32, Failure> {
 
 /// Process B, PID 1 of the new namespace: builds the file system, runs the task, reaps.
 fn pid1(spec: &InitSpec) -> Result<i32, Failure> {
+    // PID 1 dies with A (and the namespace with it), even when A is SIGKILLed; A itself is
+    // in the task's process group, which the executor's reaper kills if the executor dies.
+    ctx(
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL),
+        "setting the parent-death signal",
+    )?;
+    // (A death of A before this line is covered by the reaper; getppid cannot tell, it is 0
+    // for PID 1.)
     build_root(spec)?;
     let _ = nix::unistd::sethostname("sykli-sandbox");
     if !spec.network {

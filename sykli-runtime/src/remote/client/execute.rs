@@ -12,7 +12,7 @@ use reapi::execution_client::ExecutionClient;
 use tokio_util::sync::CancellationToken;
 
 use super::{MAX_DECODE, RemoteClient, RemoteError, retry};
-use crate::exec::{OutputSink, OutputStream};
+use crate::exec::{OperationJournal, OutputSink, OutputStream};
 
 use crate::remote::SECRETS_METADATA;
 
@@ -34,6 +34,8 @@ pub struct ExecuteOptions {
     pub live: Option<Arc<dyn OutputSink>>,
     /// The action's platform, for the queue-timeout message.
     pub platform: String,
+    /// Where the operation's name is journalled, and the one to re-attach to on a resume.
+    pub operations: Option<Arc<dyn OperationJournal>>,
     /// Sent as REAPI `RequestMetadata` on `Execute`: which run (`tool_invocation_id`) and
     /// task (`target_id`) the action belongs to, so a server groups actions into runs.
     pub metadata: Option<reapi::RequestMetadata>,
@@ -131,6 +133,14 @@ impl Live {
     }
 }
 
+/// Which operation names were journalled.
+struct Tracked {
+    /// The last one journalled (`OperationJournal::attached`).
+    announced: Option<String>,
+    /// The one a resume re-attaches to, until it is lost.
+    resumed: Option<String>,
+}
+
 enum StreamEnd {
     Done(Box<reapi::ExecuteResponse>),
     /// The stream broke (or ended without a result): wait on the operation again.
@@ -151,7 +161,13 @@ impl RemoteClient {
         action: &reapi::Digest,
         opts: &ExecuteOptions,
     ) -> Result<Execution, RemoteError> {
-        let mut operation: Option<String> = None;
+        // A resumed run waits on the operation a killed process journalled.
+        let mut resumed = opts.operations.as_ref().and_then(|o| o.reattach());
+        let mut track = Tracked {
+            announced: None,
+            resumed: resumed.clone(),
+        };
+        let mut operation: Option<String> = resumed.clone();
         let mut recoveries = 0u32;
         let mut live = Live::default();
         let mut last_error: Option<tonic::Status> = None;
@@ -209,6 +225,13 @@ impl RemoteClient {
             let stream = match started {
                 Ok(s) => s.into_inner(),
                 Err(s) if s.code() == tonic::Code::NotFound && operation.is_some() => {
+                    if let Some(name) = resumed.take()
+                        && operation.as_deref() == Some(name.as_str())
+                        && let Some(o) = &opts.operations
+                    {
+                        o.reattach_failed(&name, s.message());
+                    }
+                    track.resumed = None;
                     operation = None;
                     recoveries += 1;
                     continue;
@@ -231,7 +254,10 @@ impl RemoteClient {
                     ));
                 }
             };
-            match self.follow(stream, &mut operation, &mut live, opts).await {
+            match self
+                .follow(stream, &mut operation, &mut track, &mut live, opts)
+                .await
+            {
                 StreamEnd::Done(response) => {
                     let live = live.stop().await;
                     return Ok(Execution::Done { response, live });
@@ -242,6 +268,13 @@ impl RemoteClient {
                     last_error = Some(s);
                 }
                 StreamEnd::Lost => {
+                    if let Some(name) = resumed.take()
+                        && track.announced.as_deref() == Some(name.as_str())
+                        && let Some(o) = &opts.operations
+                    {
+                        o.reattach_failed(&name, "the server lost the operation");
+                    }
+                    track.resumed = None;
                     operation = None;
                     recoveries += 1;
                 }
@@ -268,6 +301,7 @@ impl RemoteClient {
         &self,
         mut stream: tonic::Streaming<longrunning::Operation>,
         operation: &mut Option<String>,
+        track: &mut Tracked,
         live: &mut Live,
         opts: &ExecuteOptions,
     ) -> StreamEnd {
@@ -310,6 +344,12 @@ impl RemoteClient {
             };
             if !op.name.is_empty() {
                 *operation = Some(op.name.clone());
+                if track.announced.as_deref() != Some(op.name.as_str()) {
+                    if let Some(o) = &opts.operations {
+                        o.attached(&op.name, track.resumed.as_deref() == Some(op.name.as_str()));
+                    }
+                    track.announced = Some(op.name.clone());
+                }
             }
             if let Some(meta) = &op.metadata
                 && let Ok(meta) = reapi::ExecuteOperationMetadata::decode(&meta.value[..])

@@ -278,6 +278,7 @@ impl RemoteExecutor {
                 &req.task,
                 &p.action_digest.hash,
             )),
+            operations: io.operations.clone(),
         };
         let (response, live) = match self
             .client

@@ -202,6 +202,7 @@ async fn work(
         live: None,
         platform: String::new(),
         metadata: None,
+        operations: None,
     };
     let response = match client.execute(&action_digest, &opts).await {
         Ok(Execution::Done { response, .. }) => *response,

@@ -511,6 +511,7 @@ impl Runner {
             let io = ExecIo {
                 output: sink,
                 cancel,
+                operations: None,
             };
             docker.execute(&req, io).await
         }

@@ -1,19 +1,25 @@
-//! `sykli import`: a GitHub Actions workflow turned into a pipeline in an SDK.
+//! `sykli import`: a GitHub Actions workflow (or a Loom `.loom.yml`, see [`loom`]) turned
+//! into a pipeline in an SDK.
 //!
 //! One task per job. Translated: the job's `run:` steps (one shell script; a step's `env`
 //! and `working-directory` hold in a subshell around that step), `needs`, `runs-on` (to an image, [`IMAGES`]),
 //! `container` (its image wins over `runs-on`), `env` of the workflow and the job (the job's
 //! wins), `services` (name and image), `strategy.matrix` (lists of scalar values) and
-//! `timeout-minutes`. Everything else is listed, never dropped: `uses:` steps, `if:`
-//! conditions (GitHub expressions are not sykli conditions), `${{ }}` expressions (kept
+//! `timeout-minutes`, and a job's `if:` where it maps to a sykli condition ([`github_if`]).
+//! Everything else is listed, never dropped: `uses:` steps, other `if:` conditions (and every
+//! step's: sykli conditions hold for whole tasks), `${{ }}` expressions (kept
 //! verbatim in the text, and listed, except `${{ matrix.KEY }}` and `${{ env.NAME }}`, which
 //! become shell variables), matrix `include`/`exclude`, service ports and options,
 //! and any other key. The list goes into the generated file as comments and is returned for
 //! the CLI to print on stderr.
 //!
-//! `--to go` and `--to ts` generate code; Rust is refused with an error so far.
+//! `--to rust`, `--to go` and `--to ts` generate code with each SDK's builder.
+
+pub mod github_if;
+pub mod loom;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde_norway::{Mapping, Value};
 
@@ -45,9 +51,23 @@ pub enum ImportError {
     /// The YAML is not a workflow of the shape GitHub Actions reads.
     #[error("not a GitHub Actions workflow: {0}")]
     Shape(String),
-    /// The target SDK has no generator yet.
-    #[error("importing to {0} is not implemented yet; use --to go or --to ts")]
-    Unsupported(&'static str),
+    /// The YAML is not a workflow of the shape Loom reads.
+    #[error("not a Loom workflow: {0}")]
+    LoomShape(String),
+}
+
+/// Translates the workflow in `text`, read from `path`: a Loom workflow when the file name
+/// ends in `.loom.yml` or `.loom.yaml`, else a GitHub Actions workflow.
+pub fn translate_file(path: &Path, text: &str) -> Result<Imported, ImportError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if name.ends_with(".loom.yml") || name.ends_with(".loom.yaml") {
+        loom::translate(text)
+    } else {
+        translate(text)
+    }
 }
 
 /// One job as a task.
@@ -69,6 +89,10 @@ pub struct ImportedTask {
     pub matrix: BTreeMap<String, Vec<String>>,
     /// `timeout-minutes`, in minutes.
     pub timeout_minutes: Option<u64>,
+    /// The sykli condition of the job's `if:`.
+    pub when: Option<String>,
+    /// Mount the project at the container's working directory (a Loom job's workspace).
+    pub mount_cwd: bool,
 }
 
 /// A translated workflow and what could not be translated.
@@ -282,10 +306,15 @@ pub fn translate(yaml: &str) -> Result<Imported, ImportError> {
                     Some(m) => t.timeout_minutes = Some(m),
                     None => notes.push(format!("{at}: `timeout-minutes` {v:?} not translated")),
                 },
-                "if" => notes.push(format!(
-                    "{at}: `if: {}` not translated (GitHub expressions are not sykli conditions)",
-                    scalar(v).unwrap_or_default()
-                )),
+                "if" => {
+                    let text = scalar(v).unwrap_or_default();
+                    match github_if::translate(&text) {
+                        Ok(when) => t.when = when,
+                        Err(why) => {
+                            notes.push(format!("{at}: `if: {text}` not translated ({why})"))
+                        }
+                    }
+                }
                 other => notes.push(format!("{at}: `{other}` not translated")),
             }
         }
@@ -309,10 +338,17 @@ pub fn translate(yaml: &str) -> Result<Imported, ImportError> {
                         "{sat}: `uses: {}` not translated",
                         scalar(v).unwrap_or_default()
                     )),
-                    "if" => notes.push(format!(
-                        "{sat}: `if: {}` not translated",
-                        scalar(v).unwrap_or_default()
-                    )),
+                    "if" => {
+                        let text = scalar(v).unwrap_or_default();
+                        let hint = match github_if::translate(&text) {
+                            Ok(Some(c)) => format!("; as a task's condition it reads `{c}`"),
+                            _ => String::new(),
+                        };
+                        notes.push(format!(
+                            "{sat}: `if: {text}` not translated (sykli conditions hold for \
+                             whole tasks, not steps{hint})"
+                        ))
+                    }
                     other => notes.push(format!("{sat}: `{other}` not translated")),
                 }
             }
@@ -382,11 +418,11 @@ pub fn generate(
     target: Target,
     ts_import: &str,
 ) -> Result<String, ImportError> {
-    match target {
-        Target::Go => Ok(generate_go(imported, source)),
-        Target::Rust => Err(ImportError::Unsupported("rust")),
-        Target::TypeScript => Ok(generate_ts(imported, source, ts_import)),
-    }
+    Ok(match target {
+        Target::Go => generate_go(imported, source),
+        Target::Rust => generate_rust(imported, source),
+        Target::TypeScript => generate_ts(imported, source, ts_import),
+    })
 }
 
 fn generate_ts(imported: &Imported, source: &str, sdk: &str) -> String {
@@ -409,6 +445,9 @@ fn generate_ts(imported: &Imported, source: &str, sdk: &str) -> String {
         if let Some(c) = &t.container {
             s.push_str(&format!("\n  .container({})", go_str(c)));
         }
+        if t.mount_cwd {
+            s.push_str("\n  .mountCwd()");
+        }
         for (k, v) in &t.env {
             s.push_str(&format!("\n  .env({}, {})", go_str(k), go_str(v)));
         }
@@ -429,6 +468,9 @@ fn generate_ts(imported: &Imported, source: &str, sdk: &str) -> String {
         }
         if let Some(m) = t.timeout_minutes {
             s.push_str(&format!("\n  .timeout({})", m * 60));
+        }
+        if let Some(w) = &t.when {
+            s.push_str(&format!("\n  .when({})", go_str(w)));
         }
         s.push_str(";\n");
     }
@@ -473,6 +515,9 @@ fn generate_go(imported: &Imported, source: &str) -> String {
         if let Some(c) = &t.container {
             s.push_str(&format!(".\n\t\tContainer({})", go_str(c)));
         }
+        if t.mount_cwd {
+            s.push_str(".\n\t\tMountCwd()");
+        }
         for (k, v) in &t.env {
             s.push_str(&format!(".\n\t\tEnv({}, {})", go_str(k), go_str(v)));
         }
@@ -491,8 +536,72 @@ fn generate_go(imported: &Imported, source: &str) -> String {
         if let Some(m) = t.timeout_minutes {
             s.push_str(&format!(".\n\t\tTimeout({m} * time.Minute)"));
         }
+        if let Some(w) = &t.when {
+            s.push_str(&format!(".\n\t\tWhen({})", go_str(w)));
+        }
         s.push('\n');
     }
     s.push_str("\tp.Emit()\n}\n");
+    s
+}
+
+/// A Rust string literal (`str`'s `Debug` output is one).
+fn rust_str(s: &str) -> String {
+    format!("{s:?}")
+}
+
+fn generate_rust(imported: &Imported, source: &str) -> String {
+    let mut s = format!("//! sykli.rs: generated by `sykli import {source} --to rust`.\n");
+    s.push_str(&untranslated_comment(imported));
+    if imported.tasks.iter().any(|t| t.timeout_minutes.is_some()) {
+        s.push_str("use std::time::Duration;\n\n");
+    }
+    s.push_str("use sykli::Pipeline;\n\nfn main() {\n    let p = Pipeline::new();\n");
+    for t in &imported.tasks {
+        s.push_str(&format!(
+            "    p.task({})\n        .run({})",
+            rust_str(&t.name),
+            rust_str(&t.command)
+        ));
+        if !t.depends_on.is_empty() {
+            let deps: Vec<String> = t.depends_on.iter().map(|d| rust_str(d)).collect();
+            s.push_str(&format!("\n        .after(&[{}])", deps.join(", ")));
+        }
+        if let Some(c) = &t.container {
+            s.push_str(&format!("\n        .container({})", rust_str(c)));
+        }
+        if t.mount_cwd {
+            s.push_str("\n        .mount_cwd()");
+        }
+        for (k, v) in &t.env {
+            s.push_str(&format!("\n        .env({}, {})", rust_str(k), rust_str(v)));
+        }
+        for (name, image) in &t.services {
+            s.push_str(&format!(
+                "\n        .service({}, {})",
+                rust_str(image),
+                rust_str(name)
+            ));
+        }
+        for (k, vals) in &t.matrix {
+            let vals: Vec<String> = vals.iter().map(|v| rust_str(v)).collect();
+            s.push_str(&format!(
+                "\n        .matrix({}, &[{}])",
+                rust_str(k),
+                vals.join(", ")
+            ));
+        }
+        if let Some(m) = t.timeout_minutes {
+            s.push_str(&format!(
+                "\n        .timeout(Duration::from_secs({}))",
+                m * 60
+            ));
+        }
+        if let Some(w) = &t.when {
+            s.push_str(&format!("\n        .when({})", rust_str(w)));
+        }
+        s.push_str(";\n");
+    }
+    s.push_str("    p.emit_or_exit();\n}\n");
     s
 }

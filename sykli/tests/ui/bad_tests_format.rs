@@ -1,0 +1,4 @@
+#[sykli::task(cmd = "cargo test", tests = "junit")]
+fn test() {}
+
+sykli::main!();
