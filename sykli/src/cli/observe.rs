@@ -305,7 +305,7 @@ pub fn event_line(e: &Envelope) -> String {
             None => format!("{} in {}ms", r.status, r.duration_ms),
         },
         Event::RunFinished(s) => crate::report::final_line(s),
-        Event::RunParked { waiting } => format!("waiting on {}", waiting.join(", ")),
+        Event::RunParked { waiting, .. } => format!("waiting on {}", waiting.join(", ")),
     };
     match &e.task {
         Some(t) => format!("#{} {kind} {t}: {text}", e.seq),
