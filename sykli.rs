@@ -47,6 +47,11 @@ fn reapi_peers() {}
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libxml2-utils; }")]
 fn xmllint_install() {}
 
+/// Installs Debian's headless `chromium` for the web page test (`sykli/tests/observe_web.rs`), if
+/// missing (apt-get; needs root).
+#[sykli::task(cmd = "bash .ci/chromium-setup.sh")]
+fn chromium() {}
+
 /// Installs the TypeScript SDK's dev dependencies.
 #[sykli::task(cmd = "cd sdk-ts && npm ci --no-audit --no-fund")]
 fn ts_deps() {}
@@ -67,7 +72,7 @@ fn clippy() {}
 /// Every Rust test of the workspace; one failing test binary does not hide the others.
 #[sykli::task(
     cmd = "cargo test --workspace --no-fail-fast --quiet",
-    after = [clippy, docker_images, reapi_peers, ts_deps, vectors_complete, xmllint_install]
+    after = [clippy, docker_images, reapi_peers, ts_deps, vectors_complete, xmllint_install, chromium]
 )]
 fn test() {}
 

@@ -185,8 +185,8 @@ async fn execute(client: &RemoteClient, action: &reapi::Digest) -> Result<i32> {
         cancel: CancellationToken::new(),
         live: None,
         platform: String::new(),
-        metadata: None,
         operations: None,
+        metadata: None,
     };
     match client.execute(action, &opts).await? {
         Execution::Done { response, .. } => {

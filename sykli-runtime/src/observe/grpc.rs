@@ -401,17 +401,22 @@ impl ObserveClient {
 
 /// Serves the observe service over `hub` on `listener` (with the bearer `token` when given)
 /// until `shutdown` is cancelled: what `sykli run --serve ADDR` runs beside its run.
+///
+/// `http` (`/metrics`, `/healthz`, `/readyz`: [`crate::observe::http`]) shares the port.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     hub: Hub,
     token: Option<crate::remote::auth::Token>,
     shutdown: tokio_util::sync::CancellationToken,
+    http: axum::Router,
 ) -> Result<(), tonic::transport::Error> {
     let name = listener
         .local_addr()
         .map_or_else(|_| "sykli run".to_owned(), |a| format!("sykli run@{a}"));
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     tonic::transport::Server::builder()
+        .accept_http1(true)
+        .add_routes(http.into())
         .add_service(service(hub, name, token))
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await
@@ -464,7 +469,13 @@ impl ServerThread {
                         rt.block_on(async {
                             let listener = tokio::net::TcpListener::from_std(listener)
                                 .map_err(|e| e.to_string())?;
-                            serve(listener, hub, token, stop)
+                            // `/metrics`, `/healthz` and `/readyz` share the port.
+                            let http = crate::observe::http::server_router(
+                                token.clone(),
+                                crate::observe::http::ready_until(&stop),
+                                None,
+                            );
+                            serve(listener, hub, token, stop, http)
                                 .await
                                 .map_err(|e| crate::error_chain(&e))
                         })

@@ -32,6 +32,8 @@ pub(crate) mod run;
 pub mod serve;
 pub mod validate;
 mod watch;
+#[cfg(feature = "web")]
+mod web;
 #[cfg(feature = "remote")]
 pub mod worker;
 

@@ -261,9 +261,9 @@ pub fn event_line(e: &Envelope) -> String {
         Event::TaskResources { .. } => "task_resources",
         Event::TaskCacheMiss { .. } => "task_cache_miss",
         Event::TaskRerun { .. } => "task_rerun",
+        Event::TaskRetrying { .. } => "task_retrying",
         Event::TaskAttached { .. } => "task_attached",
         Event::TaskReattachFailed { .. } => "task_reattach_failed",
-        Event::TaskRetrying { .. } => "task_retrying",
         Event::TaskFinished(_) => "task_finished",
         Event::RunFinished(_) => "run_finished",
         Event::RunParked { .. } => "run_parked",
@@ -283,23 +283,20 @@ pub fn event_line(e: &Envelope) -> String {
             ..
         } => format!("cpu {cpu_percent:.0}% rss {}", human_bytes(*rss_bytes)),
         Event::TaskCacheMiss { reason, .. } | Event::TaskRerun { reason, .. } => reason.clone(),
+        Event::TaskRetrying {
+            attempt, reason, ..
+        } => format!("attempt {attempt} failed: {reason}"),
         Event::TaskAttached {
             operation,
             reattached,
             ..
-        } => {
-            if *reattached {
-                format!("re-attached to {operation}")
-            } else {
-                format!("running as {operation}")
-            }
-        }
+        } => match reattached {
+            true => format!("re-attached to operation {operation}"),
+            false => format!("operation {operation}"),
+        },
         Event::TaskReattachFailed {
             operation, reason, ..
-        } => format!("could not re-attach to {operation}: {reason}"),
-        Event::TaskRetrying {
-            attempt, reason, ..
-        } => format!("attempt {attempt} failed: {reason}"),
+        } => format!("operation {operation} is gone ({reason}); executing again"),
         Event::TaskFinished(r) => match &r.message {
             Some(m) => format!("{} in {}ms: {m}", r.status, r.duration_ms),
             None => format!("{} in {}ms", r.status, r.duration_ms),

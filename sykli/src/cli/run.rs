@@ -79,6 +79,11 @@ pub struct RunOptions {
     #[cfg(feature = "remote")]
     #[arg(long, value_name = "ADDR")]
     pub serve: Option<String>,
+    /// While the run lasts, serve the live web page and /metrics at ADDR (default
+    /// 127.0.0.1:0, a free port; the address is printed to stderr). See docs/observe.md.
+    #[cfg(feature = "web")]
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+    pub ui: Option<String>,
     /// Remote cache and execution (see docs/remote.md).
     #[cfg(feature = "remote")]
     #[command(flatten)]
@@ -209,7 +214,6 @@ pub(crate) async fn run_reported(
     }
     // After the run: the journal creates the run's directory and refuses one that exists.
     let (state_dir, run_id) = (config.state_dir.clone(), config.run_id.clone());
-    #[allow(unused_mut)]
     let mut extra: Vec<Arc<dyn EventSink>> = reports.sinks();
     #[cfg(feature = "remote")]
     let serving = match &opts.serve {
@@ -218,11 +222,42 @@ pub(crate) async fn run_reported(
                 extra.push(sink);
                 Some(serving)
             }
-            Err(e) => return e.report(opts.json),
+            Err(e) => {
+                reports.discard();
+                return e.report(opts.json);
+            }
         },
         None => None,
     };
+    #[cfg(feature = "web")]
+    let web = match &opts.ui {
+        Some(addr) => {
+            match super::web::start(addr, &valid, &config.state_dir, &config.run_id).await {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    reports.discard();
+                    return e.report(opts.json);
+                }
+            }
+        }
+        None => None,
+    };
+    #[cfg(feature = "web")]
+    if let Some(w) = &web {
+        extra.extend(w.sinks.iter().cloned());
+    }
+    // Served metrics count this run once, whichever servers show them.
+    #[cfg(feature = "web")]
+    if web.is_some() || opts_serves(opts) {
+        extra.push(Arc::new(sykli_runtime::observe::metrics::MetricsSink::new(
+            sykli_runtime::observe::metrics::Metrics::global(),
+        )));
+    }
     let result = execute(&valid, config, ui, extra).await;
+    #[cfg(feature = "web")]
+    if let Some(web) = web {
+        web.stop().await;
+    }
     #[cfg(feature = "remote")]
     if let Some(s) = serving {
         s.stop().await;
@@ -332,6 +367,20 @@ impl Reports {
             }
         }
         ok
+    }
+}
+
+/// Whether `--serve` was given (it serves `/metrics` too).
+#[cfg(feature = "web")]
+fn opts_serves(opts: &RunOptions) -> bool {
+    #[cfg(feature = "remote")]
+    {
+        opts.serve.is_some()
+    }
+    #[cfg(not(feature = "remote"))]
+    {
+        let _ = opts;
+        false
     }
 }
 

@@ -79,6 +79,10 @@ pub struct ServeArgs {
     /// Job slots of each --worker.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub worker_jobs: u32,
+    /// Also serve the live web page of the runs it serves at http(s)://ADDR/ui (same port;
+    /// the token rules of docs/observe.md).
+    #[arg(long)]
+    pub ui: bool,
     /// The autoscaler of local workers.
     #[command(flatten)]
     pub autoscale: super::autoscale::AutoscaleArgs,
@@ -201,6 +205,7 @@ fn config_of(args: &ServeArgs) -> anyhow::Result<ServeConfig> {
             log: Arc::new(|line| eprintln!("sykli serve: {line}")),
         },
         hub: sykli_runtime::observe::Hub::new(),
+        ui: args.ui,
     })
 }
 
@@ -234,7 +239,11 @@ async fn serve(
     if let Some(a) = &autoscaler {
         a.stop_on(shutdown.clone());
     }
+    let ui = bound.ui_url();
     print_out(&format!("sykli serve: listening on {}\n", bound.url()));
+    if let Some(page) = ui {
+        eprintln!("sykli serve: web page at {page}");
+    }
     let served = bound.serve(shutdown.clone()).await;
     shutdown.cancel();
     if let Some(a) = autoscaler {

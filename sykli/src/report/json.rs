@@ -42,6 +42,7 @@ pub const ERROR_CODES: &[&str] = &[
     "git_failed",
     "watch_failed",
     "import_failed",
+    "ui_failed",
     "internal",
 ];
 

@@ -360,8 +360,8 @@ pub async fn execute(client: &RemoteClient, action: &reapi::Digest) -> reapi::Ex
         cancel: CancellationToken::new(),
         live: None,
         platform: String::new(),
-        metadata: None,
         operations: None,
+        metadata: None,
     };
     match client.execute(action, &opts).await.expect("execute") {
         Execution::Done { response, .. } => *response,
@@ -419,8 +419,8 @@ pub async fn execute_live(
         cancel: CancellationToken::new(),
         live: Some(sink.clone()),
         platform: String::new(),
-        metadata: None,
         operations: None,
+        metadata: None,
     };
     match client.execute(action, &opts).await.expect("execute") {
         Execution::Done { response, .. } => {

@@ -273,12 +273,12 @@ impl RemoteExecutor {
             cancel: io.cancel.clone(),
             live: Some(io.output.clone()),
             platform,
+            operations: io.operations.clone(),
             metadata: Some(super::execute::request_metadata(
                 &req.run_id,
                 &req.task,
                 &p.action_digest.hash,
             )),
-            operations: io.operations.clone(),
         };
         let (response, live) = match self
             .client

@@ -42,6 +42,8 @@ pub struct ServeConfig {
     /// The runs of the actions served (grouped by the clients' `RequestMetadata`), for the
     /// observe service, `/metrics` and the web view.
     pub hub: crate::observe::Hub,
+    /// Also serve the live web page (`--ui`: `/ui` on the listen port, see docs/observe.md).
+    pub ui: bool,
 }
 
 /// Why serve could not start or serve.
@@ -67,6 +69,7 @@ pub struct BoundServe {
     scheduler: Arc<PoolScheduler>,
     static_workers: Vec<(super::client::ClientOptions, u32)>,
     hub: crate::observe::Hub,
+    ui: bool,
 }
 
 impl std::fmt::Debug for BoundServe {
@@ -125,6 +128,7 @@ pub async fn bind(config: ServeConfig) -> Result<BoundServe, ServeError> {
         scheduler,
         static_workers: config.static_workers,
         hub: config.hub,
+        ui: config.ui,
     })
 }
 
@@ -133,6 +137,12 @@ impl BoundServe {
     pub fn url(&self) -> String {
         let scheme = if self.tls { "grpcs" } else { "grpc" };
         format!("{scheme}://{}", self.addr)
+    }
+
+    /// The web page's address (`http(s)://IP:PORT/ui`), when it serves one.
+    pub fn ui_url(&self) -> Option<String> {
+        let scheme = if self.tls { "https" } else { "http" };
+        self.ui.then(|| format!("{scheme}://{}/ui", self.addr))
     }
 
     /// The scheduler (its [`PoolScheduler::load`] feeds an autoscaler).
@@ -157,6 +167,15 @@ impl BoundServe {
                 config.log.clone(),
             ));
         }
+        let load = self.scheduler.clone();
+        crate::observe::metrics::Metrics::global().set_load_source(Arc::new(move || {
+            let l = load.load();
+            crate::observe::metrics::Load {
+                queued: l.queued,
+                running: l.running,
+                workers: Some(l.workers),
+            }
+        }));
         let incoming = tonic::transport::server::TcpIncoming::from(self.listener)
             .with_nodelay(Some(true))
             .with_keepalive(Some(Duration::from_secs(60)));
@@ -170,6 +189,18 @@ impl BoundServe {
             crate::observe::actions::ActionRuns::new(
                 self.hub.clone(),
                 format!("sykli-serve@{}", self.addr),
+            ),
+            crate::observe::http::server_router(
+                self.token.clone(),
+                pool_readiness(self.scheduler.clone(), &shutdown),
+                self.ui.then(|| {
+                    crate::observe::http::ui::UiState::new(
+                        self.hub.clone(),
+                        Default::default(),
+                        None,
+                        shutdown.clone(),
+                    )
+                }),
             ),
         )
         .add_service(tonic::service::interceptor::InterceptedService::new(
@@ -190,4 +221,22 @@ impl BoundServe {
         ticks.abort();
         served.map_err(|e| ServeError::Worker(WorkerError::Transport(e)))
     }
+}
+
+/// Serve is ready while it is not shutting down and some worker takes work (has free or busy
+/// slots and is not draining or lost).
+fn pool_readiness(
+    scheduler: Arc<PoolScheduler>,
+    shutdown: &CancellationToken,
+) -> crate::observe::http::Readiness {
+    let shutdown = shutdown.clone();
+    Arc::new(move || {
+        if shutdown.is_cancelled() {
+            return Err("shutting down".into());
+        }
+        if scheduler.load().capacity_slots == 0 {
+            return Err("no worker in the pool takes work".into());
+        }
+        Ok(())
+    })
 }

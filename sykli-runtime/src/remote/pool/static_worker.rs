@@ -201,8 +201,8 @@ async fn work(
         cancel,
         live: None,
         platform: String::new(),
-        metadata: None,
         operations: None,
+        metadata: None,
     };
     let response = match client.execute(&action_digest, &opts).await {
         Ok(Execution::Done { response, .. }) => *response,

@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status};
 use super::digests::{BlobDigest, function_of};
 use super::outputs::first_missing;
 use super::store::DiskStore;
+use crate::observe::metrics::Metrics;
 
 /// Logs up to this size are inlined when a client asks (`inline_stdout`/`inline_stderr`).
 const MAX_INLINE: u64 = 1024 * 1024;
@@ -37,7 +38,7 @@ impl reapi::action_cache_server::ActionCache for ActionCacheService {
         let function = function_of(req.digest_function)?;
         let action = BlobDigest::required(req.action_digest.as_ref(), "action_digest")?;
         let store = self.store.clone();
-        tokio::task::spawn_blocking(move || {
+        let answer = tokio::task::spawn_blocking(move || {
             let Some(mut result) = store.get_action(function, &action)? else {
                 return Err(Status::not_found(format!(
                     "no cached result for action {function}/{action}"
@@ -62,7 +63,13 @@ impl reapi::action_cache_server::ActionCache for ActionCacheService {
             Ok(Response::new(result))
         })
         .await
-        .map_err(|e| Status::internal(format!("store task failed: {e}")))?
+        .map_err(|e| Status::internal(format!("store task failed: {e}")))?;
+        match &answer {
+            Ok(_) => Metrics::global().cache_lookup(true),
+            Err(s) if s.code() == tonic::Code::NotFound => Metrics::global().cache_lookup(false),
+            Err(_) => {}
+        }
+        answer
     }
 
     async fn update_action_result(

@@ -34,6 +34,7 @@ use super::runner::{Job, Runner};
 use super::status;
 use super::store::{DiskStore, StoreError};
 use crate::cache::digest::DigestFunction;
+use crate::observe::metrics::Metrics;
 
 pub use crate::remote::SECRETS_METADATA;
 
@@ -266,6 +267,7 @@ impl Executions {
         }
         drop(state);
         self.running.send_modify(|n| *n += 1);
+        Metrics::global().action_queued();
         let this = self.clone();
         tokio::spawn(async move {
             let permit = tokio::select! {
@@ -273,14 +275,19 @@ impl Executions {
                 () = this.shutdown.cancelled() => None,
             };
             let response = match permit {
-                None => reapi::ExecuteResponse {
-                    status: Some(status::status(
-                        tonic::Code::Unavailable,
-                        "the worker stopped before the action ran",
-                    )),
-                    ..Default::default()
-                },
+                None => {
+                    Metrics::global().action_dropped();
+                    reapi::ExecuteResponse {
+                        status: Some(status::status(
+                            tonic::Code::Unavailable,
+                            "the worker stopped before the action ran",
+                        )),
+                        ..Default::default()
+                    }
+                }
                 Some(_permit) => {
+                    Metrics::global().action_started();
+                    let began = std::time::Instant::now();
                     let mut executing = operation(
                         &name,
                         Stage::Executing,
@@ -290,7 +297,10 @@ impl Executions {
                     );
                     with_streams(&mut executing, &log_names);
                     tx.send_replace(executing);
-                    this.runner.run(&job, this.shutdown.child_token()).await
+                    let response = this.runner.run(&job, this.shutdown.child_token()).await;
+                    Metrics::global()
+                        .action_finished(outcome(&response), began.elapsed().as_secs_f64());
+                    response
                 }
             };
             {
@@ -317,6 +327,17 @@ impl Executions {
             this.running.send_modify(|n| *n = n.saturating_sub(1));
         });
         rx
+    }
+}
+
+/// How an action ended, as `sykli_tasks_finished_total` counts it: `errored` when it did
+/// not run to completion, else `passed` (exit 0) or `failed`.
+fn outcome(response: &reapi::ExecuteResponse) -> &'static str {
+    let completed = response.status.as_ref().is_none_or(|s| s.code == 0);
+    match &response.result {
+        Some(r) if completed && r.exit_code == 0 => "passed",
+        Some(_) if completed => "failed",
+        _ => "errored",
     }
 }
 
@@ -512,13 +533,15 @@ impl reapi::execution_server::Execution for ExecutionService {
             let cached = if req.skip_cache_lookup || action.do_not_cache {
                 None
             } else {
-                store
+                let hit = store
                     .get_action(function, &action_digest)
                     .ok()
                     .flatten()
                     .filter(|r| {
                         r.exit_code == 0 && outputs::first_missing(&store, function, r).is_none()
-                    })
+                    });
+                Metrics::global().cache_lookup(hit.is_some());
+                hit
             };
             Ok::<_, Status>((action, command, cached))
         })

@@ -229,7 +229,8 @@ pub async fn bind(config: WorkerConfig) -> Result<BoundWorker, WorkerError> {
 
 /// A gRPC server builder, with the TLS identity of `tls` loaded when given.
 pub fn tls_server(tls: Option<&TlsFiles>) -> Result<Server, WorkerError> {
-    let server = Server::builder();
+    // HTTP/1 too: `/metrics`, `/healthz` and `/readyz` share the gRPC port.
+    let server = Server::builder().accept_http1(true);
     let Some(tls) = tls else {
         return Ok(server);
     };
@@ -253,6 +254,9 @@ pub fn tls_server(tls: Option<&TlsFiles>) -> Result<Server, WorkerError> {
 /// The REAPI services (Capabilities, CAS, ByteStream, ActionCache, Execution, Operations)
 /// over `store`, with `scheduler` behind Execution and Operations: `sykli worker` puts its
 /// local runner there, `sykli serve` its pool.
+/// `http` (`/metrics`, `/healthz`, `/readyz`, see [`crate::observe::http`]) is served on
+/// the same port over HTTP/1 or HTTP/2.
+#[allow(clippy::too_many_arguments)]
 pub fn reapi_router(
     server: &mut Server,
     store: Arc<DiskStore>,
@@ -261,8 +265,10 @@ pub fn reapi_router(
     scheduler: Arc<dyn execution::Scheduler>,
     auth: ServerAuth,
     observe: Arc<crate::observe::actions::ActionRuns>,
+    http: axum::Router,
 ) -> tonic::transport::server::Router {
     server
+        .add_routes(http.into())
         .add_service(reapi::capabilities_server::CapabilitiesServer::with_interceptor(
             capabilities::CapabilitiesService::new(labels),
             auth.clone(),
@@ -385,6 +391,11 @@ impl BoundWorker {
             crate::observe::actions::ActionRuns::new(
                 self.config.hub.clone(),
                 format!("sykli-worker@{}", self.addr),
+            ),
+            crate::observe::http::server_router(
+                self.config.token.clone(),
+                crate::observe::http::ready_until(&shutdown),
+                None,
             ),
         )
         .serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());
