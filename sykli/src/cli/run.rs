@@ -214,6 +214,8 @@ pub(crate) async fn run_reported(
     }
     // After the run: the journal creates the run's directory and refuses one that exists.
     let (state_dir, run_id) = (config.state_dir.clone(), config.run_id.clone());
+    // Pushed to only with the `remote` or `web` feature.
+    #[allow(unused_mut)]
     let mut extra: Vec<Arc<dyn EventSink>> = reports.sinks();
     #[cfg(feature = "remote")]
     let serving = match &opts.serve {
