@@ -246,6 +246,43 @@ fn a_plugin_target_runs_tasks_in_a_real_pipeline() {
     );
 }
 
+/// Regression: a plugin task's cache key did not carry the plugin's version, so after a new
+/// version was loaded the old version's cached result was served. The key now holds the
+/// component's digest (and the target's settings): the new version runs, then is cached.
+#[test]
+fn a_new_plugin_version_does_not_get_the_old_versions_cached_result() {
+    let dir = project(json!({"version": "1", "tasks": [
+        {"name": "hello", "command": "cat in.txt", "inputs": ["in.txt"], "target": "spawn"},
+    ]}));
+    let root = dir.path();
+    std::fs::write(root.join("in.txt"), "input\n").unwrap();
+    let guests = tempfile::tempdir().unwrap();
+    let run = |version: &str| {
+        let manifest = spawn_manifest(guests.path(), version);
+        sykli_ok(root, &["plugin", "load", manifest.to_str().unwrap()]);
+        let first = sykli_ok(root, &["run"]);
+        let again = sykli_ok(root, &["run"]);
+        (first, again)
+    };
+    let (first, again) = run("1.0.0");
+    assert!(first.contains("passed hello"), "{first}");
+    assert!(
+        task_lines(&first, "hello").contains(&"spawn plugin 1.0.0"),
+        "{first}"
+    );
+    assert!(again.contains("cached hello"), "{again}");
+    let (first, again) = run("2.0.0");
+    assert!(
+        first.contains("passed hello"),
+        "v2 was served v1's result:\n{first}"
+    );
+    assert!(
+        task_lines(&first, "hello").contains(&"spawn plugin 2.0.0"),
+        "{first}"
+    );
+    assert!(again.contains("cached hello"), "{again}");
+}
+
 /// A `sykli worker` for plugin tasks, with a job slot for every task the tests run at once
 /// (no sandbox: the tasks signal the test through files outside their input root).
 fn plugin_worker(store: &Path) -> Worker {

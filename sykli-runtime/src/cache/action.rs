@@ -40,6 +40,9 @@ pub struct Salt {
     /// Identity of a native task's code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub native_identity: Option<String>,
+    /// Identity of the executor's code (a plugin's digest and settings), when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub executor_identity: Option<String>,
     /// Output name -> path: names are what dependents refer to.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub outputs: BTreeMap<String, String>,

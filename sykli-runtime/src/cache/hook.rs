@@ -131,6 +131,7 @@ impl LocalCache {
             env: query.env.clone(),
             dependency_outputs,
             native_identity: self.native_identity.clone(),
+            executor_identity: query.executor_identity.map(str::to_owned),
         }
     }
 

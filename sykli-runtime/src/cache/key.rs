@@ -45,6 +45,9 @@ pub struct KeyContext {
     /// Identity of a native task's code (e.g. the digest of the pipeline binary). A native
     /// task without one is not cached: its code could change under the same name.
     pub native_identity: Option<String>,
+    /// Identity of the code of the executor the task runs on, when it has one (a plugin's
+    /// component digest and settings; see `Executor::code_identity`).
+    pub executor_identity: Option<String>,
 }
 
 /// The outcome of keying a task.
@@ -92,6 +95,12 @@ pub enum NotCacheable {
     NoAction,
     /// A native task, but the caller gave no [`KeyContext::native_identity`].
     NativeWithoutIdentity,
+    /// It runs through a plugin of the remote worker, whose version (swappable under the
+    /// same action) no key can hold.
+    RemotePlugin {
+        /// The plugin's name (`target`).
+        target: String,
+    },
     /// The host workdir is absolute and outside the project.
     WorkdirOutsideProject {
         /// The workdir as written.
@@ -116,6 +125,10 @@ impl fmt::Display for NotCacheable {
             NotCacheable::NativeWithoutIdentity => {
                 f.write_str("it is a native task and the pipeline binary's identity is unknown")
             }
+            NotCacheable::RemotePlugin { target } => write!(
+                f,
+                "it runs through plugin `{target}` of the remote worker, whose version no key can hold"
+            ),
             NotCacheable::WorkdirOutsideProject { workdir } => {
                 write!(f, "its workdir \"{workdir}\" is outside the project")
             }
@@ -248,8 +261,18 @@ pub fn never_cached(task: &Task) -> Option<NotCacheable> {
     } else if task.inputs.is_empty() {
         Some(NotCacheable::NoInputs)
     } else {
-        None
+        remote_plugin(task).map(|target| NotCacheable::RemotePlugin {
+            target: target.to_owned(),
+        })
     }
+}
+
+/// The plugin of the remote worker a task runs through: a remote task whose `target` is not
+/// the remote executor itself (its action carries [`SYKLI_TARGET`]; docs/plugins.md).
+fn remote_plugin(task: &Task) -> Option<&str> {
+    task.target
+        .as_deref()
+        .filter(|t| task.remote && *t != crate::exec::REMOTE_LABEL)
 }
 
 /// Where a key is computed: the project and the cache's view of it.
@@ -365,7 +388,11 @@ pub(crate) fn compute(
     env: &KeyEnv<'_>,
 ) -> Result<Keyed, CacheError> {
     let not = |reason| Ok(Keyed::NotCacheable { reason });
-    if let Some(reason) = never_cached(task) {
+    // A remote plugin task is keyed all the same: its key is its action's digest, which the
+    // remote executor sends with `do_not_cache` (and nothing stores under it).
+    if let Some(reason) =
+        never_cached(task).filter(|r| !matches!(r, NotCacheable::RemotePlugin { .. }))
+    {
         return not(reason);
     }
     let (identity, mut arguments) = match (&task.native, &task.command) {
@@ -574,13 +601,8 @@ pub(crate) fn compute(
     platform.extend(task.requires.iter().map(|l| (l.clone(), "true".to_owned())));
     // A remote task whose target is not the remote executor itself names a plugin of the
     // worker (docs/plugins.md).
-    if task.remote
-        && let Some(target) = task
-            .target
-            .as_ref()
-            .filter(|t| t.as_str() != crate::exec::REMOTE_LABEL)
-    {
-        platform.push((SYKLI_TARGET.to_owned(), target.clone()));
+    if let Some(target) = remote_plugin(task) {
+        platform.push((SYKLI_TARGET.to_owned(), target.to_owned()));
     }
     let salt_settings: BTreeMap<String, String> = settings
         .iter()
@@ -605,6 +627,7 @@ pub(crate) fn compute(
                 ActionIdentity::Native { identity, .. } => Some(identity.clone()),
                 ActionIdentity::Shell { .. } => None,
             },
+            executor_identity: ctx.executor_identity.clone(),
             outputs: task.outputs.clone(),
             secrets: secrets.iter().cloned().collect(),
             settings: salt_settings,

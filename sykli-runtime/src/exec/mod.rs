@@ -242,6 +242,14 @@ pub trait Executor: Send + Sync {
         })
     }
 
+    /// Identity of the code that carries out tasks here, when it changes their results beyond
+    /// the task's own definition (a plugin's component digest and settings): part of the
+    /// cache key of every task placed on this executor, so a new plugin version never
+    /// serves results of the old one. Default: none (the task's definition is enough).
+    fn code_identity(&self) -> Option<String> {
+        None
+    }
+
     /// Called once when the run ends (also after a cancelled run): releases what the
     /// executor keeps for the run's lifetime, such as background tasks' processes. The
     /// default has nothing to release.

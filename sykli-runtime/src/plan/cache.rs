@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::{CachePlan, Decision, Plan};
 use crate::cache::{KeyContext, Keyed, Produced, TaskCache};
+use crate::exec::ExecutorRegistry;
 use crate::graph::{Task, ValidGraph};
 
 /// What a hit restores: its outputs and where they lie.
@@ -21,11 +22,13 @@ fn key_of(
     task: &Task,
     dependency_outputs: BTreeMap<String, Restored>,
     native_identity: Option<&str>,
+    executor_identity: Option<String>,
 ) -> (CachePlan, Option<Restored>) {
     let ctx = KeyContext {
         env: crate::scheduler::task_env(graph, task),
         dependency_outputs,
         native_identity: native_identity.map(str::to_owned),
+        executor_identity,
     };
     let answer = cache.key(task, &ctx).and_then(|keyed| {
         let key = match &keyed {
@@ -47,12 +50,14 @@ fn key_of(
 
 /// Fills in the cache decision of every task the plan runs, in dependency order: a task is
 /// keyed on the outputs its dependencies' hits would restore; behind a dependency that
-/// would run, the answer waits for that run.
+/// would run, the answer waits for that run. `registry` is the one the plan placed tasks
+/// on (an executor's code identity enters the keys of tasks placed on it).
 pub fn decide(
     plan: &mut Plan,
     graph: &ValidGraph,
     cache: &TaskCache,
     native_identity: Option<&str>,
+    registry: &ExecutorRegistry,
 ) {
     let mut restored: HashMap<usize, Option<Restored>> = HashMap::new();
     for i in graph.topological_order() {
@@ -76,7 +81,22 @@ pub fn decide(
         }
         let (decision, outputs) = match waits_for {
             Some(dependency) => (CachePlan::AfterDependency { dependency }, None),
-            None => key_of(cache, graph, task, dependency_outputs, native_identity),
+            None => {
+                let executor_identity = plan
+                    .task(i)
+                    .placement
+                    .as_ref()
+                    .and_then(|p| p.executor)
+                    .and_then(|e| registry.entry(e).executor().code_identity());
+                key_of(
+                    cache,
+                    graph,
+                    task,
+                    dependency_outputs,
+                    native_identity,
+                    executor_identity,
+                )
+            }
         };
         restored.insert(i, outputs);
         plan.task_mut(i).cache = decision;

@@ -60,6 +60,17 @@ impl Executor for PluginExecutor {
         &self.name
     }
 
+    fn code_identity(&self) -> Option<String> {
+        let plugin = self.slot.load();
+        Some(format!(
+            "plugin {} {} blake3:{} settings {:?}",
+            plugin.name,
+            plugin.info.version,
+            plugin.digest,
+            self.settings.of(&self.name)
+        ))
+    }
+
     fn execute<'a>(&'a self, req: &'a ExecRequest, io: ExecIo) -> BoxFuture<'a, ExecOutcome> {
         Box::pin(async move {
             let plugin = self.slot.load_full();

@@ -24,6 +24,9 @@ pub struct CacheQuery<'a> {
     pub env: &'a BTreeMap<String, String>,
     /// The task's log file in this run.
     pub log_path: &'a Path,
+    /// [`Executor::code_identity`](crate::exec::Executor::code_identity) of the executor the
+    /// plan placed the task on.
+    pub executor_identity: Option<&'a str>,
 }
 
 /// What a cache lookup found.

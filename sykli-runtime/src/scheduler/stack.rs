@@ -35,6 +35,11 @@ impl Stacked {
         self.executor.name()
     }
 
+    /// The executor's [`Executor::code_identity`], for cache keys.
+    pub fn code_identity(&self) -> Option<String> {
+        self.executor.code_identity()
+    }
+
     /// Before the first attempt: the stored result, if a layer has one. Errors are reported
     /// by the caller and count as a miss.
     pub async fn lookup(&self, query: CacheQuery<'_>) -> Result<CacheLookup, String> {

@@ -156,6 +156,8 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
         };
     };
     let stack = &shared.executors[executor];
+    // Taken once: the key a result is stored under is the one it was looked up under.
+    let executor_identity = stack.code_identity();
     let action = match (work, &task.native, &task.command) {
         (WorkKind::Native, Some(f), _) => Action::Native(f.clone()),
         (WorkKind::Command | WorkKind::Container, _, Some(c)) => Action::Shell(c.clone()),
@@ -222,6 +224,7 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
             workdir: &workdir,
             env: &env,
             log_path: log.path(),
+            executor_identity: executor_identity.as_deref(),
         };
         match stack.lookup(query).await {
             Ok(CacheLookup::Hit(hit)) => {
@@ -355,6 +358,7 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
                             workdir: &workdir,
                             env: &req.env,
                             log_path: log.path(),
+                            executor_identity: executor_identity.as_deref(),
                         };
                         if let Err(e) = stack.passed(query, &outputs).await {
                             log.write(

@@ -62,7 +62,13 @@ pub fn explain(args: &ExplainArgs, json: bool) -> Result<(), CliError> {
             }
         })?;
     if let Some(local) = &built.local_cache {
-        plan::cache::decide(&mut planned, &valid, local.cache(), None);
+        plan::cache::decide(
+            &mut planned,
+            &valid,
+            local.cache(),
+            None,
+            &config.registry(),
+        );
     }
     let report = PlanReport::new(&valid, &planned);
     if json {

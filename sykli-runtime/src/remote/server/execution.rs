@@ -29,7 +29,7 @@ use tonic::{Request, Response, Status};
 use super::digests::{BlobDigest, function_of};
 use super::live::{LiveLogs, LiveStreams, Progress, stream_name};
 use super::outputs;
-use super::platform::Labels;
+use super::platform::{self, Labels};
 use super::runner::{Job, Runner};
 use super::status;
 use super::store::{DiskStore, StoreError};
@@ -558,7 +558,10 @@ impl reapi::execution_server::Execution for ExecutionService {
             let command_digest =
                 BlobDigest::required(action.command_digest.as_ref(), "Action.command_digest")?;
             let command: reapi::Command = load(&store, function, &command_digest, "Command")?;
-            let cached = if req.skip_cache_lookup || action.do_not_cache {
+            let cached = if req.skip_cache_lookup
+                || action.do_not_cache
+                || platform::names_plugin(&action, &command)
+            {
                 None
             } else {
                 let hit = store

@@ -185,6 +185,17 @@ fn isa(name: &str) -> String {
     }
 }
 
+/// Whether `action` (or, for older clients, its `command`) asks for a target plugin
+/// ([`SYKLI_TARGET`]): its result depends on the plugin version loaded, which its key does
+/// not hold, so it is never served from or stored in the action cache.
+pub fn names_plugin(action: &reapi::Action, command: &reapi::Command) -> bool {
+    // The same precedence as the placement of a submitted action: the Action's, else the
+    // (deprecated) Command's.
+    #[allow(deprecated)]
+    let platform = action.platform.as_ref().or(command.platform.as_ref());
+    platform.is_some_and(|p| p.properties.iter().any(|p| p.name == SYKLI_TARGET))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -289,7 +289,10 @@ impl Runner {
             .as_ref()
             .is_none_or(|s| s.code == Code::Ok as i32)
             && response.result.as_ref().is_some_and(|r| r.exit_code == 0)
-            && !job.action.do_not_cache;
+            && !job.action.do_not_cache
+            // A plugin's version is not in the action's key (it can be swapped under it):
+            // its results are never cached here (docs/plugins.md).
+            && job.placement.target.is_none();
         if let Some(result) = response.result.clone().filter(|_| cacheable) {
             let store = self.store.clone();
             let (function, key) = (job.function, job.action_digest);
