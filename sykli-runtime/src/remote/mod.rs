@@ -21,3 +21,20 @@ pub mod client;
 pub mod endpoint;
 pub mod pool;
 pub mod server;
+
+/// The answer of a hand-written gRPC service (pool, observe, admin) to a method it does not
+/// have: `UNIMPLEMENTED`, as generated servers answer.
+pub(crate) fn unimplemented_method() -> tonic::codegen::http::Response<tonic::body::Body> {
+    use tonic::codegen::http;
+    let mut response = http::Response::new(tonic::body::Body::default());
+    let headers = response.headers_mut();
+    headers.insert(
+        tonic::Status::GRPC_STATUS,
+        (tonic::Code::Unimplemented as i32).into(),
+    );
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        tonic::metadata::GRPC_CONTENT_TYPE,
+    );
+    response
+}
