@@ -139,6 +139,7 @@ fn spec(image: &str) -> ContainerSpec {
 async fn execute(exec: &DockerExecutor, req: &ExecRequest) -> (ExecOutcome, Arc<Capture>) {
     let capture = Arc::new(Capture::default());
     let io = ExecIo {
+        attempt: 1,
         output: capture.clone(),
         cancel: CancellationToken::new(),
         operations: None,
@@ -599,6 +600,7 @@ async fn cancellation_stops_task_and_removes_everything() {
         trigger.cancel();
     });
     let io = ExecIo {
+        attempt: 1,
         output: Arc::new(Capture::default()),
         cancel,
         operations: None,
@@ -630,6 +632,7 @@ async fn cancellation_at_any_point_leaves_nothing_behind() {
             trigger.cancel();
         });
         let io = ExecIo {
+            attempt: 1,
             output: Arc::new(Capture::default()),
             cancel,
             operations: None,

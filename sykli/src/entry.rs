@@ -219,6 +219,7 @@ fn exec_native(declared: &DeclaredTasks, task: &str) -> ExitCode {
             }
         });
         let io = ExecIo {
+            attempt: 1,
             output: Arc::new(Stdio),
             cancel,
             operations: None,

@@ -132,6 +132,7 @@ async fn run_native(task: &str, dir: &Path) -> (ExecOutcome, String) {
     };
     let output = Arc::new(Captured::default());
     let io = ExecIo {
+        attempt: 1,
         output: output.clone(),
         cancel: CancellationToken::new(),
         operations: None,

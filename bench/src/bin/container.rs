@@ -82,6 +82,7 @@ fn docker_run(image: &str) -> anyhow::Result<Duration> {
 
 async fn sykli_run(exec: &DockerExecutor, req: &ExecRequest) -> anyhow::Result<Duration> {
     let io = ExecIo {
+        attempt: 1,
         output: Arc::new(Discard),
         cancel: CancellationToken::new(),
         operations: None,

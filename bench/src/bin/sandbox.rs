@@ -72,6 +72,7 @@ async fn time_tasks(
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n {
         let io = ExecIo {
+            attempt: 1,
             output: Arc::new(Discard),
             cancel: CancellationToken::new(),
             operations: None,

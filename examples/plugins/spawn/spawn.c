@@ -3,7 +3,8 @@
  * environment; the task's exit code is the command's.
  *
  * Its manifest must grant `spawn = ["sh"]` and the directories tasks run in. Build with
- * `-DVERSION=1.2.3` (see ../README.md); every run starts by logging `spawn plugin VERSION`. */
+ * `-DVERSION=1.2.3` (see ../README.md); every run starts by logging `spawn plugin VERSION`
+ * (and, from the second attempt of a retried task, `spawn plugin VERSION: attempt N`). */
 #include "sykli_plugin.h"
 
 #ifndef VERSION
@@ -18,6 +19,10 @@ void exports_target_describe(target_info_t *ret) {
 
 bool exports_target_run(target_task_t *task, target_outcome_t *ret, target_error_t *err) {
     sykli_log(SYKLI_TARGET_HOST_LEVEL_INFO, "spawn plugin %s", VERSION_STR);
+    if (task->attempt > 1) {
+        sykli_log(SYKLI_TARGET_HOST_LEVEL_INFO, "spawn plugin %s: attempt %u", VERSION_STR,
+                  (unsigned)task->attempt);
+    }
 
     target_string_t args[2] = {sykli_str("-c"), task->command};
     sykli_target_host_command_t cmd = {

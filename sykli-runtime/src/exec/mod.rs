@@ -165,6 +165,8 @@ pub trait OutputSink: Send + Sync {
 /// The I/O handles of one attempt.
 #[derive(Clone)]
 pub struct ExecIo {
+    /// Which attempt of the task this is, from 1 (retries count up).
+    pub attempt: u32,
     /// Destination of stdout and stderr.
     pub output: Arc<dyn OutputSink>,
     /// Cancelled on Ctrl-C, SIGTERM or fail-fast: stop the task and return

@@ -85,7 +85,7 @@ impl Executor for PluginExecutor {
             };
             let task = TaskCall {
                 name: req.task.clone(),
-                attempt: 1,
+                attempt: io.attempt,
                 command,
                 env: req
                     .env

@@ -66,6 +66,7 @@ async fn run_cancellable(
     let log = Arc::new(Log::default());
     let dir = std::env::temp_dir();
     let io = ExecIo {
+        attempt: 1,
         output: log.clone(),
         cancel,
         operations: None,

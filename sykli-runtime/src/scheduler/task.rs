@@ -327,6 +327,7 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
         // Only the first attempt of this process re-attaches to a journalled operation.
         let reattach = shared.attached.lock().unwrap_or_else(|p| p.into_inner())[i].take();
         let io = ExecIo {
+            attempt,
             output: log.clone(),
             // The task's own token, a child of the run's: `sykli cancel RUN TASK` stops it.
             cancel: shared.task_cancels.token(&task.name, &shared.cancel),

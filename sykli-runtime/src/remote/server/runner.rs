@@ -261,6 +261,7 @@ impl Runner {
             exec.execute(
                 &req,
                 crate::exec::ExecIo {
+                    attempt: 1,
                     output: sink,
                     cancel,
                     operations: None,
@@ -633,6 +634,7 @@ impl Runner {
                 sandbox: None,
             };
             let io = ExecIo {
+                attempt: 1,
                 output: sink,
                 cancel,
                 operations: None,
