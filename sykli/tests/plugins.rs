@@ -246,6 +246,91 @@ fn a_plugin_target_runs_tasks_in_a_real_pipeline() {
     );
 }
 
+/// The `http` host call speaks https: the http-runner plugin reaches a runner served over TLS
+/// whose certificate the machine trusts (`SSL_CERT_FILE`, read like the system's roots); with
+/// another trust store the same task is errored naming the certificate, and the runner never
+/// receives the task in the clear.
+#[test]
+fn the_http_host_call_speaks_https_with_the_machines_trusted_roots() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let runner = RunnerService::start_tls(
+        &certified.cert.pem(),
+        &certified.signing_key.serialize_pem(),
+    );
+    let stranger = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = project(json!({"version": "1", "tasks": [
+        {"name": "secure", "command": "echo over tls", "target": "http-runner"},
+    ]}));
+    let root = dir.path();
+    let guests = tempfile::tempdir().unwrap();
+    let http = guest_manifest(
+        guests.path(),
+        "http-runner",
+        &format!("[grants]\nhosts = [\"localhost:{}\"]\n", runner.port()),
+    );
+    sykli_ok(root, &["plugin", "load", http.to_str().unwrap()]);
+    assert!(runner.url().starts_with("https://"), "{}", runner.url());
+    std::fs::write(
+        root.join("sykli.toml"),
+        format!("[targets.http-runner]\nrunner_url = \"{}\"\n", runner.url()),
+    )
+    .unwrap();
+    let (trusted, untrusted) = (
+        guests.path().join("ca.pem"),
+        guests.path().join("other.pem"),
+    );
+    std::fs::write(&trusted, certified.cert.pem()).unwrap();
+    std::fs::write(&untrusted, stranger.cert.pem()).unwrap();
+
+    let out = command(root, &["run", "--no-cache"])
+        .env("SSL_CERT_FILE", &untrusted)
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(all.contains("errored secure"), "{all}");
+    assert!(
+        all.contains(&format!("localhost:{}", runner.port())) && all.contains("certificate"),
+        "the error names the host and the certificate problem:\n{all}"
+    );
+    assert_eq!(
+        runner.served(),
+        0,
+        "no request was read without a trusted TLS session"
+    );
+
+    let out = command(root, &["run", "--no-cache"])
+        .env("SSL_CERT_FILE", &trusted)
+        .output()
+        .unwrap();
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(task_lines(&all, "secure").contains(&"over tls"), "{all}");
+    assert_eq!(runner.served(), 1);
+}
+
+/// Regression: a plugin was told every attempt was the first (`attempt: 1` was hard-wired in
+/// the plugin executor). A retried task's second attempt reaches the plugin as attempt 2.
+#[test]
+fn a_retried_plugin_task_reaches_the_plugin_with_its_attempt_number() {
+    let dir = project(json!({"version": "1", "tasks": [
+        {"name": "flaky", "command": "if [ -f tried ]; then echo second time lucky; else touch tried; exit 1; fi",
+         "retry": 1, "target": "spawn"},
+    ]}));
+    let root = dir.path();
+    let guests = tempfile::tempdir().unwrap();
+    let spawn = spawn_manifest(guests.path(), "1.0.0");
+    sykli_ok(root, &["plugin", "load", spawn.to_str().unwrap()]);
+    let all = sykli_ok(root, &["run", "--no-cache"]);
+    let lines = task_lines(&all, "flaky");
+    assert!(lines.contains(&"spawn plugin 1.0.0: attempt 2"), "{all}");
+    assert!(lines.contains(&"second time lucky"), "{all}");
+    assert!(
+        !lines.iter().any(|l| l.contains("attempt 3")),
+        "one retry means two attempts:\n{all}"
+    );
+}
+
 /// Regression: a plugin task's cache key did not carry the plugin's version, so after a new
 /// version was loaded the old version's cached result was served. The key now holds the
 /// component's digest (and the target's settings): the new version runs, then is cached.

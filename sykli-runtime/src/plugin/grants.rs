@@ -124,21 +124,18 @@ impl ResolvedGrants {
             .ok_or_else(|| HostError::NotFound(format!("spawn of `{program}`: not found on PATH")))
     }
 
-    /// The `(host, port)` of an `http://` URL, if granted.
+    /// The `(host, port)` of an `http://` or `https://` URL, if granted (the port defaults to
+    /// 80 or 443).
     pub fn http_target(&self, url: &str) -> Result<(String, u16), HostError> {
         let uri: hyper::Uri = url
             .parse()
             .map_err(|e| HostError::Invalid(format!("http: `{url}` is not a URL: {e}")))?;
         let default_port = match uri.scheme_str() {
             Some("http") => 80,
-            Some("https") => {
-                return Err(HostError::Invalid(format!(
-                    "http: `{url}`: https is not supported by this host yet (plain http only)"
-                )));
-            }
+            Some("https") => 443,
             _ => {
                 return Err(HostError::Invalid(format!(
-                    "http: `{url}` is not an absolute http:// URL"
+                    "http: `{url}` is not an absolute http:// or https:// URL"
                 )));
             }
         };
@@ -271,6 +268,10 @@ mod tests {
         assert!(matches!(
             r.http_target("http://example.com/"),
             Err(HostError::Denied(_))
+        ));
+        assert!(matches!(
+            r.http_target("https://example.com/"),
+            Err(HostError::Denied(m)) if m.contains("example.com:443")
         ));
         assert!(matches!(
             r.http_target("ftp://x/"),

@@ -3,10 +3,10 @@
 //! `sh -c COMMAND` with exactly that environment in that directory and answers `200` with the
 //! command's stdout then stderr as the body and its exit code in the header `x-exit-code`.
 //! A malformed request gets `400` with the reason. One thread per connection, `Connection:
-//! close`; stopped when dropped.
+//! close`; stopped when dropped. [`RunnerService::start_tls`] serves the same over https.
 #![allow(dead_code)] // each test binary uses its own subset
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::Arc;
@@ -26,11 +26,36 @@ pub struct RunnerService {
     stop: Arc<AtomicBool>,
     served: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
+    tls: bool,
 }
 
 impl RunnerService {
     /// Binds 127.0.0.1 on a free port and serves until dropped.
     pub fn start() -> RunnerService {
+        Self::serve(None)
+    }
+
+    /// Like [`RunnerService::start`], over TLS with the certificate `cert_pem` (for
+    /// `localhost`) and its key `key_pem`.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> RunnerService {
+        use rustls::pki_types::pem::PemObject;
+        let certs = rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .expect("parse the runner's certificate");
+        let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+            .expect("parse the runner's key");
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("the runner's certificate and key");
+        Self::serve(Some(Arc::new(config)))
+    }
+
+    fn serve(tls: Option<Arc<rustls::ServerConfig>>) -> RunnerService {
+        let secure = tls.is_some();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the runner service");
         let addr = listener.local_addr().unwrap().to_string();
         let stop = Arc::new(AtomicBool::new(false));
@@ -44,8 +69,9 @@ impl RunnerService {
                     }
                     let Ok(conn) = conn else { continue };
                     let served = served.clone();
+                    let tls = tls.clone();
                     std::thread::spawn(move || {
-                        let _ = handle(conn, &served);
+                        let _ = handle(conn, tls, &served);
                     });
                 }
             })
@@ -55,15 +81,29 @@ impl RunnerService {
             stop,
             served,
             thread: Some(thread),
+            tls: secure,
         }
     }
 
     /// The URL tasks are posted to (the `runner_url` setting).
     pub fn url(&self) -> String {
-        format!("http://{}/run", self.addr)
+        if self.tls {
+            format!("https://localhost:{}/run", self.port())
+        } else {
+            format!("http://{}/run", self.addr)
+        }
     }
 
-    /// Requests read so far (answered with any status; counted before the answer is sent).
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse().ok())
+            .expect("the runner's address has a port")
+    }
+
+    /// Requests read so far (answered with any status; counted before the answer is sent;
+    /// a connection that sent no byte of a request, or failed its TLS handshake, is none).
     pub fn served(&self) -> usize {
         self.served.load(Ordering::SeqCst)
     }
@@ -89,16 +129,41 @@ struct Posted {
     workdir: String,
 }
 
-/// Reads one request, counts it in `served`, answers it, closes.
-fn handle(conn: TcpStream, served: &AtomicUsize) -> std::io::Result<()> {
+/// Reads one request (over TLS when `tls` is given), counts it in `served`, answers it,
+/// closes.
+fn handle(
+    conn: TcpStream,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    served: &AtomicUsize,
+) -> std::io::Result<()> {
     conn.set_read_timeout(Some(IO_TIMEOUT))?;
     conn.set_write_timeout(Some(IO_TIMEOUT))?;
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut out = conn;
-    let (status, exit, body) = match read_request(&mut reader) {
-        Ok(posted) => run(&posted),
-        Err(reason) => (400, None, reason.into_bytes()),
+    match tls {
+        None => exchange(conn, served),
+        Some(config) => {
+            let session = rustls::ServerConnection::new(config).map_err(std::io::Error::other)?;
+            let mut stream = rustls::StreamOwned::new(session, conn);
+            exchange(&mut stream, served)?;
+            stream.conn.send_close_notify();
+            stream.flush()
+        }
+    }
+}
+
+/// One request and its answer on `stream`.
+fn exchange(mut stream: impl Read + Write, served: &AtomicUsize) -> std::io::Result<()> {
+    let (status, exit, body) = {
+        let mut reader = BufReader::new(&mut stream);
+        // A connection that sends nothing, or fails its TLS handshake, made no request.
+        if reader.fill_buf()?.is_empty() {
+            return Ok(());
+        }
+        match read_request(&mut reader) {
+            Ok(posted) => run(&posted),
+            Err(reason) => (400, None, reason.into_bytes()),
+        }
     };
+    let mut out = stream;
     served.fetch_add(1, Ordering::SeqCst);
     let reason = if status == 200 { "OK" } else { "Bad Request" };
     let mut head = format!(
