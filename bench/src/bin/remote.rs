@@ -2,7 +2,9 @@
 //!
 //! 1. per-action overhead: ACTIONS (default 1,000) distinct no-op actions placed
 //!    `remote: true`, through the real `sykli run --remote` binary, against the same tasks run
-//!    locally (targets: <= 5 ms per action, >= 300 actions/s);
+//!    locally (targets: <= 5 ms per action, >= 300 actions/s), on a worker running actions as
+//!    plain processes (as a local run does) and on one sandboxing each (its default), beside
+//!    a local run with `--sandbox`;
 //! 2. incremental uploads: a task whose input tree holds 10,000 files runs remotely, one file
 //!    changes, it runs again: the blobs and bytes the second run uploaded (target: that file
 //!    and the changed `Directory` messages, plus the new `Action`).
@@ -83,7 +85,14 @@ impl Drop for Worker {
     }
 }
 
-fn time_run(sykli: &Path, dir: &Path, jobs: usize, remote: Option<&str>) -> Result<Duration> {
+/// Times `sykli run` of `dir` (on `remote` when given; `sandbox`: `--sandbox`).
+fn time_run(
+    sykli: &Path,
+    dir: &Path,
+    jobs: usize,
+    remote: Option<&str>,
+    sandbox: bool,
+) -> Result<Duration> {
     let mut cmd = Command::new(sykli);
     cmd.arg("run")
         .arg("--jobs")
@@ -93,6 +102,9 @@ fn time_run(sykli: &Path, dir: &Path, jobs: usize, remote: Option<&str>) -> Resu
         .env("SYKLI_CACHE_DIR", dir.with_extension("cache"));
     if let Some(url) = remote {
         cmd.arg("--remote").arg(url);
+    }
+    if sandbox {
+        cmd.arg("--sandbox");
     }
     let start = Instant::now();
     let out = cmd
@@ -133,15 +145,29 @@ fn overhead(sykli: &Path, actions: usize, jobs: usize, rounds: usize) -> Result<
         Ok(dir)
     };
     let local_dir = project("local", false)?;
+    let local_sandboxed_dir = project("local-sandboxed", false)?;
     let remote_dir = project("remote", true)?;
     let sandboxed_dir = project("remote-sandboxed", true)?;
-    let (mut locals, mut remotes, mut sandboxes) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut locals, mut local_sandboxes, mut remotes, mut sandboxes) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds.max(1) {
-        locals.push(time_run(sykli, &local_dir, jobs, None)?);
-        remotes.push(time_run(sykli, &remote_dir, jobs, Some(&plain.url))?);
-        sandboxes.push(time_run(sykli, &sandboxed_dir, jobs, Some(&sandboxed.url))?);
+        locals.push(time_run(sykli, &local_dir, jobs, None, false)?);
+        local_sandboxes.push(time_run(sykli, &local_sandboxed_dir, jobs, None, true)?);
+        remotes.push(time_run(sykli, &remote_dir, jobs, Some(&plain.url), false)?);
+        sandboxes.push(time_run(
+            sykli,
+            &sandboxed_dir,
+            jobs,
+            Some(&sandboxed.url),
+            false,
+        )?);
     }
-    let (local, remote, sandboxed_run) = (median(locals), median(remotes), median(sandboxes));
+    let (local, local_sandboxed, remote, sandboxed_run) = (
+        median(locals),
+        median(local_sandboxes),
+        median(remotes),
+        median(sandboxes),
+    );
     let per = |d: Duration| d.as_secs_f64() * 1000.0 / actions as f64;
     let rate = |d: Duration| actions as f64 / d.as_secs_f64();
     println!(
@@ -152,6 +178,12 @@ fn overhead(sykli: &Path, actions: usize, jobs: usize, rounds: usize) -> Result<
         local.as_secs_f64(),
         per(local),
         rate(local)
+    );
+    println!(
+        "  local : {:>8.3} s  {:>6.2} ms/action  {:>7.0} actions/s   sandboxed (`run --sandbox`)",
+        local_sandboxed.as_secs_f64(),
+        per(local_sandboxed),
+        rate(local_sandboxed)
     );
     println!(
         "  remote: {:>8.3} s  {:>6.2} ms/action  {:>7.0} actions/s   worker --no-sandbox (target <= 5 ms/action, >= 300 actions/s: {})",
@@ -171,9 +203,10 @@ fn overhead(sykli: &Path, actions: usize, jobs: usize, rounds: usize) -> Result<
         rate(sandboxed_run)
     );
     println!(
-        "  remote overhead over local: {:+.2} ms/action (plain), {:+.2} ms/action (sandboxed)",
+        "  remote overhead over local: {:+.2} ms/action (plain over plain), {:+.2} ms/action \
+         (sandboxed over sandboxed)",
         per(remote) - per(local),
-        per(sandboxed_run) - per(local)
+        per(sandboxed_run) - per(local_sandboxed)
     );
     Ok(())
 }
