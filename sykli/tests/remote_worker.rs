@@ -1014,11 +1014,13 @@ async fn a_container_action_runs_in_its_image() {
 }
 
 /// Regression: the worker's sockets lacked TCP_NODELAY, so each streamed answer waited out
-/// the client's delayed ACK (about 40 ms per Execute, 45 ms per no-op action).
+/// the client's delayed ACK (about 40 ms per Execute, 45 ms per no-op action). Every Execute
+/// paid it, so even the fastest of 15 stayed above 40 ms; the fastest is what is asserted, so
+/// a loaded machine slowing some of them does not fail the test.
 #[tokio::test]
 async fn streamed_answers_are_not_held_back_by_delayed_acks() {
     let dir = tempfile::tempdir().unwrap();
-    let w = Worker::start(&store(&dir), &[]);
+    let w = Worker::start(&store(&dir), &["--no-sandbox"]);
     let c = Client::new(&w, BLAKE3).await;
     let root = c.input_root(&[]).await;
     let action = c.action(ActionSpec::shell("true", root)).await;
@@ -1031,10 +1033,10 @@ async fn streamed_answers_are_not_held_back_by_delayed_acks() {
         times.push(t.elapsed());
     }
     times.sort();
-    let median = times[times.len() / 2];
     assert!(
-        median < Duration::from_millis(30),
-        "a no-op Execute takes {median:?}: {times:?}"
+        times[0] < Duration::from_millis(30),
+        "the fastest no-op Execute took {:?}: {times:?}",
+        times[0]
     );
 }
 
