@@ -1,7 +1,9 @@
 //! The pool scheduler behind `sykli serve`'s Execution service: a queue per client served
 //! round-robin, leases of actions to joined workers, heartbeats, requeue with bounded
 //! attempts, in-flight deduplication, cancellation of actions nobody waits for, a queue
-//! timeout for actions no worker can take, and the durable queue ([`super::journal`]).
+//! timeout for actions no worker can take, cancellation on request (`CancelOperation`,
+//! `sykli cancel`: the lease is withdrawn and the worker kills the action), and the durable
+//! queue ([`super::journal`]).
 //!
 //! Everything lives in one [`State`] under a mutex; every change ends with
 //! [`PoolScheduler::dispatch`], which hands queued actions to free workers. A periodic
@@ -23,7 +25,8 @@ use super::proto::{self, ServeMsg, serve_msg};
 use crate::cache::digest::DigestFunction;
 use crate::remote::server::digests::{BlobDigest, function_of};
 use crate::remote::server::execution::{
-    InflightKey, RETENTION, Scheduler, Submission, operation, with_streams,
+    InflightKey, RETENTION, Scheduler, Submission, cancelled_status, not_found, operation,
+    with_streams,
 };
 use crate::remote::server::live::{LiveLogs, ProgressTx, stream_name};
 use crate::remote::server::platform::{CPU, Labels, MEMORY};
@@ -959,21 +962,7 @@ impl PoolScheduler {
             }
         }
         for name in orphans {
-            let lease = state.ops.get(&name).and_then(|op| op.lease);
-            if let Some(lease) = lease
-                && let Some(mut l) = state.leases.remove(&lease)
-            {
-                if let Some(log) = l.log.take() {
-                    log.close(&self.live);
-                }
-                if let Some(w) = state.workers.get_mut(&l.worker) {
-                    w.leases.remove(&lease);
-                    w.send(serve_msg::Kind::Cancel(proto::Cancel {
-                        lease,
-                        reason: "nobody waits for the action any more".into(),
-                    }));
-                }
-            }
+            self.withdraw(&mut state, &name, "nobody waits for the action any more");
             self.log(&format!(
                 "{name}: cancelled: nobody waited for it for {}",
                 humantime::format_duration(self.config.orphan_grace)
@@ -988,6 +977,23 @@ impl PoolScheduler {
             self.finish(&mut state, &name, response);
         }
         self.dispatch(&mut state);
+    }
+
+    /// Withdraws the lease of operation `name`, if it has one: the worker is told to stop
+    /// the action (it kills its processes and reports nothing). Returns the worker's name.
+    fn withdraw(&self, state: &mut State, name: &str, reason: &str) -> Option<String> {
+        let lease = state.ops.get(name).and_then(|op| op.lease)?;
+        let mut l = state.leases.remove(&lease)?;
+        if let Some(log) = l.log.take() {
+            log.close(&self.live);
+        }
+        let w = state.workers.get_mut(&l.worker)?;
+        w.leases.remove(&lease);
+        w.send(serve_msg::Kind::Cancel(proto::Cancel {
+            lease,
+            reason: reason.to_owned(),
+        }));
+        Some(w.name.clone())
     }
 
     /// Forgets finished operations older than [`RETENTION`] (called with the tick).
@@ -1170,6 +1176,29 @@ impl Scheduler for PoolScheduler {
             .get(name)
             .map(|op| op.tx.subscribe())
             .or_else(|| state.finished.get(name).map(watch::Sender::subscribe))
+    }
+
+    fn cancel(&self, name: &str, reason: &str) -> Result<bool, Status> {
+        let mut state = self.state();
+        if !state.ops.contains_key(name) {
+            return if state.finished.contains_key(name) {
+                Ok(false)
+            } else {
+                Err(not_found(name))
+            };
+        }
+        let server = match self.withdraw(&mut state, name, reason) {
+            Some(worker) => format!("sykli serve (its worker {worker} was told to stop it)"),
+            None => "sykli serve (before a worker ran it)".to_owned(),
+        };
+        self.log(&format!("{name}: cancelled: {reason}"));
+        let response = reapi::ExecuteResponse {
+            status: Some(cancelled_status(&server, reason)),
+            ..Default::default()
+        };
+        self.finish(&mut state, name, response);
+        self.dispatch(&mut state);
+        Ok(true)
     }
 }
 
