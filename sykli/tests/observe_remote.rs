@@ -225,6 +225,18 @@ fn cancel_on_serve_withdraws_the_lease_and_the_joined_worker_kills_the_task() {
     cancel_kills_the_remote_task_and_fails_it(p.path(), &url, "sykli serve");
 }
 
+/// Serve with a plain `sykli worker` behind `--worker URL`: the withdrawn lease is stopped on
+/// the plain worker with CancelOperation.
+#[test]
+fn cancel_on_serve_stops_the_action_on_a_static_worker_too() {
+    let p = tempfile::tempdir().unwrap();
+    let w =
+        common::worker::Worker::start(&p.path().join("store"), &["--no-sandbox", "--jobs", "4"]);
+    let pool = common::pool::Pool::start(p.path(), "1s", &["--worker", &w.url]);
+    let url = pool.url.clone();
+    cancel_kills_the_remote_task_and_fails_it(p.path(), &url, "sykli serve");
+}
+
 /// `sykli observe` lines, read on a thread.
 struct Observer {
     child: Child,
