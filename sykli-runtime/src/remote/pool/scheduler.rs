@@ -1387,6 +1387,66 @@ mod tests {
         assert_eq!(leased(&mut a).len(), 2);
     }
 
+    /// The status of a done operation.
+    fn done_status(rx: &watch::Receiver<Operation>) -> bazel_remote_apis::google::rpc::Status {
+        let op = rx.borrow().clone();
+        assert!(op.done, "{op:?}");
+        let Some(bazel_remote_apis::google::longrunning::operation::Result::Response(any)) =
+            op.result
+        else {
+            panic!("no response: {op:?}")
+        };
+        reapi::ExecuteResponse::decode(&any.value[..])
+            .unwrap()
+            .status
+            .unwrap()
+    }
+
+    #[test]
+    fn cancel_drops_a_queued_action_and_withdraws_a_running_ones_lease() {
+        let (_dir, pool) = pool();
+        // Queued (no worker yet): it finishes CANCELLED and never runs.
+        let queued = pool.clone().submit(submission(1, &[], "r")).unwrap();
+        assert!(pool.cancel("operations/op1", "asked").unwrap());
+        let st = done_status(&queued);
+        assert_eq!(st.code, Code::Cancelled as i32);
+        assert!(st.message.contains("before a worker ran it"), "{st:?}");
+        // Leased: the worker is told to stop it, the slot is free again.
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        pool.add_worker(hello("w", 2.0, 0, 1), tx);
+        assert!(
+            leased(&mut rx).is_empty(),
+            "the cancelled action is not leased"
+        );
+        let running = pool.clone().submit(submission(2, &[], "r")).unwrap();
+        let waiting = pool.clone().submit(submission(3, &[], "r")).unwrap();
+        assert_eq!(leased(&mut rx), vec!["operations/op2"]);
+        assert!(pool.cancel("operations/op2", "asked").unwrap());
+        let st = done_status(&running);
+        assert_eq!(st.code, Code::Cancelled as i32);
+        assert!(st.message.contains("its worker w was told"), "{st:?}");
+        let mut cancels = Vec::new();
+        let mut works = Vec::new();
+        while let Ok(Ok(ServeMsg { kind: Some(kind) })) = rx.try_recv() {
+            match kind {
+                serve_msg::Kind::Cancel(c) => cancels.push((c.lease, c.reason)),
+                serve_msg::Kind::Work(w) => works.push(w.operation),
+                _ => {}
+            }
+        }
+        assert_eq!(cancels, vec![(1, "asked".to_owned())]);
+        assert_eq!(
+            works,
+            vec!["operations/op3"],
+            "the freed slot runs the next"
+        );
+        assert!(!waiting.borrow().done);
+        // Done already: nothing to cancel; unknown: NOT_FOUND.
+        assert!(!pool.cancel("operations/op2", "again").unwrap());
+        let err = pool.cancel("operations/nope", "x").unwrap_err();
+        assert_eq!(err.code(), Code::NotFound);
+    }
+
     #[test]
     fn resources_parse_cores_and_memory_units() {
         assert_eq!(parse_resource(CPU, "0.5"), Ok(0.5));
