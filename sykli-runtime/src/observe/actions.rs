@@ -148,11 +148,14 @@ impl ActionRuns {
             let mut runs = self.lock();
             let a = runs.entry(run.clone()).or_insert_with(|| {
                 let handle = self.hub.register(&run);
-                let me: Weak<ActionRuns> = Arc::downgrade(self);
-                let id = run.clone();
-                handle.set_cancel(Arc::new(move |task: Option<&str>| {
-                    me.upgrade().is_some_and(|me| me.cancel(&id, task))
-                }));
+                // Without a scheduler the run is not cancellable (the hub says so).
+                if self.server.get().is_some() {
+                    let me: Weak<ActionRuns> = Arc::downgrade(self);
+                    let id = run.clone();
+                    handle.set_cancel(Arc::new(move |task: Option<&str>| {
+                        me.upgrade().is_some_and(|me| me.cancel(&id, task))
+                    }));
+                }
                 Active {
                     handle,
                     running: 0,

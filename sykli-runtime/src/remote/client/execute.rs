@@ -402,7 +402,14 @@ impl RemoteClient {
                 }
                 Some(operation::Result::Error(st)) => {
                     let code = tonic::Code::from_i32(st.code);
-                    if code == tonic::Code::NotFound {
+                    if code == tonic::Code::Cancelled {
+                        // Cancelled on the server (CancelOperation there): an answer, as a
+                        // response with that status is (never executed again).
+                        StreamEnd::Done(Box::new(reapi::ExecuteResponse {
+                            status: Some(st),
+                            ..Default::default()
+                        }))
+                    } else if code == tonic::Code::NotFound {
                         StreamEnd::Lost
                     } else if retry::transient(code) {
                         StreamEnd::Broken(tonic::Status::new(code, st.message))
