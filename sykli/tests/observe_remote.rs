@@ -225,6 +225,48 @@ fn cancel_on_serve_withdraws_the_lease_and_the_joined_worker_kills_the_task() {
     cancel_kills_the_remote_task_and_fails_it(p.path(), &url, "sykli serve");
 }
 
+/// `sykli cancel WORKER RUN` (no task) cancels every action of the run on the worker.
+#[test]
+fn cancel_of_a_whole_run_on_a_worker_cancels_each_of_its_actions() {
+    let p = tempfile::tempdir().unwrap();
+    let dir = p.path();
+    let w = common::worker::Worker::start(&dir.join("store"), &["--no-sandbox", "--jobs", "4"]);
+    let project = dir.join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let never = wait_for(&dir.join("never"));
+    let tasks: Vec<serde_json::Value> = ["a", "b"]
+        .iter()
+        .map(|t| {
+            json!({"name": t, "remote": true, "command": format!(
+                "echo $$ > '{}'; {never}", dir.join(format!("{t}.pid")).display())})
+        })
+        .collect();
+    write_pipeline(&project, json!(tasks));
+    let run = ClientRun::start(&project, &w.url);
+    let run_id = running_run(dir, &w.url, "a");
+    let groups = [read_pid(&dir.join("a.pid")), read_pid(&dir.join("b.pid"))];
+    let out = common::sykli(dir, &["cancel", &w.url, &run_id]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    for g in groups {
+        assert!(
+            wait_group_gone(g, Duration::from_secs(20)),
+            "group {g} is still alive"
+        );
+    }
+    let (code, v) = run.finish();
+    assert_eq!(code, Some(1), "{v}");
+    for t in v["data"]["tasks"].as_array().unwrap() {
+        assert_eq!(t["status"], "errored", "{t}");
+        assert!(
+            t["message"]
+                .as_str()
+                .unwrap()
+                .contains("cancelled on the server"),
+            "{t}"
+        );
+    }
+}
+
 /// Serve with a plain `sykli worker` behind `--worker URL`: the withdrawn lease is stopped on
 /// the plain worker with CancelOperation.
 #[test]
