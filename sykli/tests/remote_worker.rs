@@ -1428,3 +1428,91 @@ fn a_bad_tls_file_fails_the_start_before_the_listen_line() {
         "{stderr}"
     );
 }
+
+/// REAPI `Operations.CancelOperation` stops a running action: its process group (a
+/// grandchild included) is killed and the operation finishes CANCELLED naming the worker;
+/// cancelling it again, or an unknown operation, changes nothing / is NOT_FOUND.
+#[tokio::test]
+async fn cancel_operation_kills_the_running_action_and_finishes_it_cancelled() {
+    use bazel_remote_apis::google::longrunning::CancelOperationRequest;
+    use bazel_remote_apis::google::longrunning::operations_client::OperationsClient;
+    let dir = tempfile::tempdir().unwrap();
+    // The action writes a pid file on the host: no sandbox.
+    let w = Worker::start(&store(&dir), &["--no-sandbox"]);
+    let c = Client::new(&w, BLAKE3).await;
+    let root = c.input_root(&[]).await;
+    let pidfile = dir.path().join("grandchild.pid");
+    let pidfile_s = pidfile.to_string_lossy().into_owned();
+    let mut spec = ActionSpec::shell(
+        "sleep 1000 & echo $! > \"$PIDFILE\"; echo started; wait",
+        root,
+    );
+    spec.env = vec![("PIDFILE", &pidfile_s)];
+    let action = c.action(spec).await;
+    let mut exec = ExecutionClient::new(c.ch.clone());
+    let mut stream = exec
+        .execute(reapi::ExecuteRequest {
+            action_digest: Some(action.clone()),
+            digest_function: BLAKE3,
+            ..Default::default()
+        })
+        .await
+        .expect("Execute")
+        .into_inner();
+    let first = stream.message().await.unwrap().expect("a first operation");
+    let pid = read_pid(&pidfile, Duration::from_secs(30));
+    let mut ops = OperationsClient::new(c.ch.clone());
+    ops.cancel_operation(CancelOperationRequest {
+        name: first.name.clone(),
+    })
+    .await
+    .expect("CancelOperation");
+    assert!(
+        wait_dead(pid, Duration::from_secs(10)),
+        "grandchild {pid} was left running"
+    );
+    // Bounded by the stream: it ends with the done operation.
+    let mut last = first;
+    while let Some(op) = stream.message().await.expect("the operation stream") {
+        last = op;
+    }
+    assert!(last.done);
+    let Some(operation::Result::Response(any)) = last.result else {
+        panic!("no response: {last:?}")
+    };
+    let r = reapi::ExecuteResponse::decode(&any.value[..]).unwrap();
+    let st = r.status.clone().unwrap();
+    assert_eq!(st.code, tonic::Code::Cancelled as i32, "{st:?}");
+    assert!(
+        st.message.contains("cancelled on sykli-worker@") && st.message.contains("CancelOperation"),
+        "{}",
+        st.message
+    );
+    let stdout = c
+        .read(r.result.as_ref().unwrap().stdout_digest.as_ref().unwrap())
+        .await;
+    assert_eq!(stdout, b"started\n", "the output up to the cancel is kept");
+    // Done already: nothing to do, still OK (best effort, as google.longrunning says).
+    ops.cancel_operation(CancelOperationRequest {
+        name: last.name.clone(),
+    })
+    .await
+    .expect("a second CancelOperation");
+    let err = ops
+        .cancel_operation(CancelOperationRequest {
+            name: "operations/unknown".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
+    // A cancelled action is not cached.
+    let err = ActionCacheClient::new(c.ch.clone())
+        .get_action_result(reapi::GetActionResultRequest {
+            action_digest: Some(action),
+            digest_function: BLAKE3,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound, "{err:?}");
+}

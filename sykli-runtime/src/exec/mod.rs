@@ -214,6 +214,10 @@ pub enum ExecOutcome {
     },
 }
 
+/// The stage of an [`ExecOutcome::Errored`] whose task was cancelled on request on the
+/// remote server that ran it (`sykli cancel` there): it failed, and is not tried again.
+pub const CANCELLED_REMOTELY: &str = "running on the remote server, which cancelled it";
+
 impl ExecOutcome {
     /// An [`ExecOutcome::Errored`] from a stage and a message.
     pub fn errored(stage: impl Into<String>, message: impl std::fmt::Display) -> Self {

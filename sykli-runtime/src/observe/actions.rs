@@ -5,9 +5,15 @@
 //! its operation is done, numbered by the hub. A run with no action for [`IDLE`] ends (its
 //! streams close; it stays listed as `ended`). Actions without metadata (other clients) are
 //! grouped under their peer.
+//!
+//! Once [`ActionRuns::serve`] gave it the server's scheduler and live logs, a run also
+//! carries its actions' live output (`TaskOutput`, masked as the logs are), resource
+//! samples of actions running on this machine (`TaskResources`), and a cancel hook:
+//! `sykli cancel ADDR RUN` cancels every action of the run here, `sykli cancel ADDR RUN
+//! TASK` the actions of that task ([`Scheduler::cancel`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use bazel_remote_apis::build::bazel::remote::execution::v2 as reapi;
@@ -17,17 +23,31 @@ use tokio::sync::watch;
 
 use super::hub::{Hub, RunHandle};
 use crate::TaskStatus;
-use crate::events::{Event, TaskReport};
+use crate::events::{Event, EventSink, TaskReport};
+use crate::exec::OutputStream;
+use crate::logs::MAX_EVENT_LINE;
 use crate::remote::client::execute::REQUEST_METADATA;
+use crate::remote::server::execution::Scheduler;
+use crate::remote::server::live::LiveLogs;
 
 /// How long a run of actions stays open with nothing running.
 pub const IDLE: Duration = Duration::from_secs(30);
+
+/// The reason a cancel through the hub gives the scheduler.
+const CANCEL_REASON: &str = "cancelled on request (sykli cancel)";
 
 /// The runs of a server's actions.
 pub struct ActionRuns {
     hub: Hub,
     host: String,
     runs: Mutex<HashMap<String, Active>>,
+    server: OnceLock<Served>,
+}
+
+/// What the server gives its runs: how to cancel and watch actions.
+struct Served {
+    scheduler: Arc<dyn Scheduler>,
+    live: Arc<LiveLogs>,
 }
 
 struct Active {
@@ -35,6 +55,8 @@ struct Active {
     running: usize,
     /// Bumped on every action: an idle timer only closes the run it was started for.
     generation: u64,
+    /// The actions not finished: (task, operation name), by a number of this run.
+    actions: HashMap<u64, (String, String)>,
 }
 
 impl std::fmt::Debug for ActionRuns {
@@ -71,7 +93,38 @@ impl ActionRuns {
             hub,
             host: host.into(),
             runs: Mutex::new(HashMap::new()),
+            server: OnceLock::new(),
         })
+    }
+
+    /// Lets runs cancel their actions through `scheduler` and stream their live output
+    /// from `live` (set once, by the server that owns both).
+    pub fn serve(&self, scheduler: Arc<dyn Scheduler>, live: Arc<LiveLogs>) {
+        let _ = self.server.set(Served { scheduler, live });
+    }
+
+    /// Cancels the unfinished actions of `run` (all, or those of `task`); whether one was
+    /// stopped.
+    fn cancel(&self, run: &str, task: Option<&str>) -> bool {
+        let Some(server) = self.server.get() else {
+            return false;
+        };
+        let ops: Vec<String> = {
+            let runs = self.lock();
+            let Some(a) = runs.get(run) else {
+                return false;
+            };
+            a.actions
+                .values()
+                .filter(|(t, _)| task.is_none_or(|want| want == t))
+                .map(|(_, op)| op.clone())
+                .collect()
+        };
+        let mut any = false;
+        for op in ops {
+            any |= server.scheduler.cancel(&op, CANCEL_REASON).unwrap_or(false);
+        }
+        any
     }
 
     /// The hub.
@@ -90,16 +143,31 @@ impl ActionRuns {
 
     /// Follows the operation `rx` of `task` of `run` until it is done.
     pub fn track(self: &Arc<Self>, run: String, task: String, mut rx: watch::Receiver<Operation>) {
-        let handle = {
+        let op_name = rx.borrow().name.clone();
+        let (handle, id) = {
             let mut runs = self.lock();
-            let a = runs.entry(run.clone()).or_insert_with(|| Active {
-                handle: self.hub.register(&run),
-                running: 0,
-                generation: 0,
+            let a = runs.entry(run.clone()).or_insert_with(|| {
+                let handle = self.hub.register(&run);
+                // Without a scheduler the run is not cancellable (the hub says so).
+                if self.server.get().is_some() {
+                    let me: Weak<ActionRuns> = Arc::downgrade(self);
+                    let id = run.clone();
+                    handle.set_cancel(Arc::new(move |task: Option<&str>| {
+                        me.upgrade().is_some_and(|me| me.cancel(&id, task))
+                    }));
+                }
+                Active {
+                    handle,
+                    running: 0,
+                    generation: 0,
+                    actions: HashMap::new(),
+                }
             });
             a.running += 1;
             a.generation += 1;
-            a.handle.clone()
+            a.actions
+                .insert(a.generation, (task.clone(), op_name.clone()));
+            (a.handle.clone(), a.generation)
         };
         handle.publish(Event::TaskStarted {
             task: task.clone(),
@@ -110,15 +178,28 @@ impl ActionRuns {
         let me = self.clone();
         let started = Instant::now();
         tokio::spawn(async move {
+            // Serve gives a requeued action new logs: each is followed.
+            let mut watched: Option<[String; 2]> = None;
+            let mut followers = Vec::new();
             let op = loop {
                 let op = rx.borrow_and_update().clone();
                 if op.done {
                     break Some(op);
                 }
+                if let Some(streams) = executing(&op)
+                    && watched.as_ref() != Some(&streams)
+                {
+                    watched = Some(streams.clone());
+                    followers.extend(me.watch(&handle, &task, &op.name, streams));
+                }
                 if rx.changed().await.is_err() {
                     break None;
                 }
             };
+            // The output goes out before the finish (the logs end with the action).
+            for f in followers {
+                let _ = tokio::time::timeout(FOLLOW_LIMIT, f).await;
+            }
             let (status, exit_code, message) = match op.as_ref().and_then(response_of) {
                 Some(r) => outcome(&r),
                 None => (
@@ -136,15 +217,77 @@ impl ActionRuns {
                 message,
             }));
             drop(handle);
-            me.finished(&run);
+            me.finished(&run, id);
         });
     }
 
-    /// An action of `run` finished: when none is left, the run ends after [`IDLE`].
-    fn finished(self: &Arc<Self>, run: &str) {
+    /// Streams the live output of the running operation `op` of `task` into the run as
+    /// `TaskOutput` lines, and samples its processes when they run here. Returns the
+    /// output followers (they end with the logs).
+    fn watch(
+        &self,
+        handle: &RunHandle,
+        task: &str,
+        op: &str,
+        streams: [String; 2],
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let Some(server) = self.server.get() else {
+            return Vec::new();
+        };
+        let mut followers = Vec::new();
+        for (name, stream) in streams
+            .iter()
+            .zip([OutputStream::Stdout, OutputStream::Stderr])
+        {
+            // A log already gone (a quick action) has nothing to stream: its result has it.
+            let Some(Ok(mut chunks)) = server.live.read(name, 0) else {
+                continue;
+            };
+            let (handle, task) = (handle.clone(), task.to_owned());
+            followers.push(tokio::spawn(async move {
+                use futures::StreamExt;
+                let mut lines = Lines::default();
+                // Bounded by the log: the stream ends when the action does.
+                while let Some(Ok(chunk)) = chunks.next().await {
+                    lines.push(&chunk.data, |line| {
+                        handle.publish(Event::TaskOutput {
+                            task: task.clone(),
+                            stream,
+                            line,
+                        });
+                    });
+                }
+                lines.finish(|line| {
+                    handle.publish(Event::TaskOutput {
+                        task: task.clone(),
+                        stream,
+                        line,
+                    });
+                });
+            }));
+        }
+        if let Some(mut pgid) = server.scheduler.processes(op) {
+            let (handle, task) = (handle.clone(), task.to_owned());
+            tokio::spawn(async move {
+                // Bounded: the sender goes with the operation.
+                let Ok(id) = pgid.wait_for(Option::is_some).await.map(|p| *p) else {
+                    return;
+                };
+                if let Some(id) = id {
+                    let sink: Arc<dyn EventSink> = Arc::new(handle);
+                    super::resources::watch_group(task, id, sink);
+                }
+            });
+        }
+        followers
+    }
+
+    /// Action `id` of `run` finished: when none is left, the run ends after [`IDLE`].
+    fn finished(self: &Arc<Self>, run: &str, id: u64) {
         let generation = {
             let mut runs = self.lock();
             let Some(a) = runs.get_mut(run) else { return };
+            a.actions.remove(&id);
             a.running = a.running.saturating_sub(1);
             if a.running > 0 {
                 return;
@@ -164,6 +307,60 @@ impl ActionRuns {
                 a.handle.close();
             }
         });
+    }
+}
+
+/// How long a finished action's output followers may take to deliver the rest.
+const FOLLOW_LIMIT: Duration = Duration::from_secs(5);
+
+/// The live log names of an operation that is executing, when the server gives them.
+fn executing(op: &Operation) -> Option<[String; 2]> {
+    use reapi::execution_stage::Value;
+    let meta = reapi::ExecuteOperationMetadata::decode(&op.metadata.as_ref()?.value[..]).ok()?;
+    (meta.stage == Value::Executing as i32 && !meta.stdout_stream_name.is_empty())
+        .then_some([meta.stdout_stream_name, meta.stderr_stream_name])
+}
+
+/// Splits a byte stream into lines of at most [`MAX_EVENT_LINE`] bytes (the rest of a
+/// longer line is counted, as the task log's events do).
+#[derive(Default)]
+struct Lines {
+    line: Vec<u8>,
+    dropped: usize,
+}
+
+impl Lines {
+    fn push(&mut self, mut bytes: &[u8], mut emit: impl FnMut(String)) {
+        while let Some(nl) = bytes.iter().position(|b| *b == b'\n') {
+            self.append(&bytes[..nl]);
+            emit(self.take());
+            bytes = &bytes[nl + 1..];
+        }
+        self.append(bytes);
+    }
+
+    fn finish(&mut self, emit: impl FnOnce(String)) {
+        if !self.line.is_empty() || self.dropped > 0 {
+            emit(self.take());
+        }
+    }
+
+    fn append(&mut self, part: &[u8]) {
+        let room = MAX_EVENT_LINE.saturating_sub(self.line.len());
+        let take = room.min(part.len());
+        self.line.extend_from_slice(&part[..take]);
+        self.dropped += part.len() - take;
+    }
+
+    fn take(&mut self) -> String {
+        let line = std::mem::take(&mut self.line);
+        let line = line.strip_suffix(b"\r").unwrap_or(&line);
+        let mut text = String::from_utf8_lossy(line).into_owned();
+        let dropped = std::mem::take(&mut self.dropped);
+        if dropped > 0 {
+            text.push_str(&format!(" [... {dropped} more bytes in the log]"));
+        }
+        text
     }
 }
 
@@ -197,5 +394,30 @@ fn outcome(r: &reapi::ExecuteResponse) -> (TaskStatus, Option<i32>, Option<Strin
             Some(code),
             Some(format!("exited with code {code}")),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_split_across_chunks_and_long_ones_are_cut() {
+        let mut got = Vec::new();
+        let mut l = Lines::default();
+        l.push(b"one\ntw", |s| got.push(s));
+        l.push(b"o\r\nthr", |s| got.push(s));
+        l.finish(|s| got.push(s));
+        assert_eq!(got, ["one", "two", "thr"]);
+        let mut got = Vec::new();
+        let long = vec![b'x'; MAX_EVENT_LINE + 10];
+        l.push(&long, |s| got.push(s));
+        l.push(b"\n", |s| got.push(s));
+        assert_eq!(got.len(), 1);
+        assert!(
+            got[0].ends_with(" [... 10 more bytes in the log]"),
+            "{}",
+            &got[0][MAX_EVENT_LINE..]
+        );
     }
 }

@@ -393,6 +393,8 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
         let retryable = end.status != TaskStatus::Passed
             && !cancelled_alone
             && !matches!(outcome, ExecOutcome::Cancelled)
+            && !matches!(&outcome, ExecOutcome::Errored { stage, .. }
+                if stage == crate::exec::CANCELLED_REMOTELY)
             && !shared.cancel.is_cancelled();
         if !retryable || attempt >= max_attempts {
             break;

@@ -154,6 +154,18 @@ enum StreamEnd {
 }
 
 impl RemoteClient {
+    /// Asks the server to stop the operation `name` (REAPI `Operations.CancelOperation`):
+    /// a sykli worker kills the action and finishes it `CANCELLED`.
+    pub async fn cancel_operation(&self, name: &str) -> Result<(), RemoteError> {
+        let mut ops = longrunning::operations_client::OperationsClient::new(self.channel());
+        ops.cancel_operation(self.request(longrunning::CancelOperationRequest {
+            name: name.to_owned(),
+        }))
+        .await
+        .map(|_| ())
+        .map_err(|s| self.rpc_error("CancelOperation", s))
+    }
+
     /// Executes `action` (its blobs must be in the CAS) until the server answers,
     /// recovering from broken streams and restarts of the server.
     pub async fn execute(
@@ -390,7 +402,14 @@ impl RemoteClient {
                 }
                 Some(operation::Result::Error(st)) => {
                     let code = tonic::Code::from_i32(st.code);
-                    if code == tonic::Code::NotFound {
+                    if code == tonic::Code::Cancelled {
+                        // Cancelled on the server (CancelOperation there): an answer, as a
+                        // response with that status is (never executed again).
+                        StreamEnd::Done(Box::new(reapi::ExecuteResponse {
+                            status: Some(st),
+                            ..Default::default()
+                        }))
+                    } else if code == tonic::Code::NotFound {
                         StreamEnd::Lost
                     } else if retry::transient(code) {
                         StreamEnd::Broken(tonic::Status::new(code, st.message))

@@ -397,10 +397,10 @@ async fn work(
     let dir_name = format!("pool-{:032x}", rand::random::<u128>());
     let logs = LiveLogs::default();
     let dir = bot.store.root().join("exec").join(&dir_name);
-    let streams = LiveStreams {
-        stdout: Arc::new(logs.register("logs/l/stdout".into(), dir.join("stdout"))),
-        stderr: Arc::new(logs.register("logs/l/stderr".into(), dir.join("stderr"))),
-    };
+    let streams = LiveStreams::new(
+        logs.register("logs/l/stdout".into(), dir.join("stdout")),
+        logs.register("logs/l/stderr".into(), dir.join("stderr")),
+    );
     let mut followers = Vec::new();
     for (name, stderr) in [("logs/l/stdout", false), ("logs/l/stderr", true)] {
         let Some(Ok(mut chunks)) = logs.read(name, 0) else {

@@ -1,7 +1,9 @@
 //! The pool scheduler behind `sykli serve`'s Execution service: a queue per client served
 //! round-robin, leases of actions to joined workers, heartbeats, requeue with bounded
 //! attempts, in-flight deduplication, cancellation of actions nobody waits for, a queue
-//! timeout for actions no worker can take, and the durable queue ([`super::journal`]).
+//! timeout for actions no worker can take, cancellation on request (`CancelOperation`,
+//! `sykli cancel`: the lease is withdrawn and the worker kills the action), and the durable
+//! queue ([`super::journal`]).
 //!
 //! Everything lives in one [`State`] under a mutex; every change ends with
 //! [`PoolScheduler::dispatch`], which hands queued actions to free workers. A periodic
@@ -23,7 +25,8 @@ use super::proto::{self, ServeMsg, serve_msg};
 use crate::cache::digest::DigestFunction;
 use crate::remote::server::digests::{BlobDigest, function_of};
 use crate::remote::server::execution::{
-    InflightKey, RETENTION, Scheduler, Submission, operation, with_streams,
+    InflightKey, RETENTION, Scheduler, Submission, cancelled_status, not_found, operation,
+    with_streams,
 };
 use crate::remote::server::live::{LiveLogs, ProgressTx, stream_name};
 use crate::remote::server::platform::{CPU, Labels, MEMORY};
@@ -959,21 +962,7 @@ impl PoolScheduler {
             }
         }
         for name in orphans {
-            let lease = state.ops.get(&name).and_then(|op| op.lease);
-            if let Some(lease) = lease
-                && let Some(mut l) = state.leases.remove(&lease)
-            {
-                if let Some(log) = l.log.take() {
-                    log.close(&self.live);
-                }
-                if let Some(w) = state.workers.get_mut(&l.worker) {
-                    w.leases.remove(&lease);
-                    w.send(serve_msg::Kind::Cancel(proto::Cancel {
-                        lease,
-                        reason: "nobody waits for the action any more".into(),
-                    }));
-                }
-            }
+            self.withdraw(&mut state, &name, "nobody waits for the action any more");
             self.log(&format!(
                 "{name}: cancelled: nobody waited for it for {}",
                 humantime::format_duration(self.config.orphan_grace)
@@ -988,6 +977,23 @@ impl PoolScheduler {
             self.finish(&mut state, &name, response);
         }
         self.dispatch(&mut state);
+    }
+
+    /// Withdraws the lease of operation `name`, if it has one: the worker is told to stop
+    /// the action (it kills its processes and reports nothing). Returns the worker's name.
+    fn withdraw(&self, state: &mut State, name: &str, reason: &str) -> Option<String> {
+        let lease = state.ops.get(name).and_then(|op| op.lease)?;
+        let mut l = state.leases.remove(&lease)?;
+        if let Some(log) = l.log.take() {
+            log.close(&self.live);
+        }
+        let w = state.workers.get_mut(&l.worker)?;
+        w.leases.remove(&lease);
+        w.send(serve_msg::Kind::Cancel(proto::Cancel {
+            lease,
+            reason: reason.to_owned(),
+        }));
+        Some(w.name.clone())
     }
 
     /// Forgets finished operations older than [`RETENTION`] (called with the tick).
@@ -1170,6 +1176,29 @@ impl Scheduler for PoolScheduler {
             .get(name)
             .map(|op| op.tx.subscribe())
             .or_else(|| state.finished.get(name).map(watch::Sender::subscribe))
+    }
+
+    fn cancel(&self, name: &str, reason: &str) -> Result<bool, Status> {
+        let mut state = self.state();
+        if !state.ops.contains_key(name) {
+            return if state.finished.contains_key(name) {
+                Ok(false)
+            } else {
+                Err(not_found(name))
+            };
+        }
+        let server = match self.withdraw(&mut state, name, reason) {
+            Some(worker) => format!("sykli serve (its worker {worker} was told to stop it)"),
+            None => "sykli serve (before a worker ran it)".to_owned(),
+        };
+        self.log(&format!("{name}: cancelled: {reason}"));
+        let response = reapi::ExecuteResponse {
+            status: Some(cancelled_status(&server, reason)),
+            ..Default::default()
+        };
+        self.finish(&mut state, name, response);
+        self.dispatch(&mut state);
+        Ok(true)
     }
 }
 
@@ -1356,6 +1385,66 @@ mod tests {
         assert!(leased(&mut b).is_empty(), "b holds nothing of warm");
         // Without the preference the idle b would have taken them (a already runs one).
         assert_eq!(leased(&mut a).len(), 2);
+    }
+
+    /// The status of a done operation.
+    fn done_status(rx: &watch::Receiver<Operation>) -> bazel_remote_apis::google::rpc::Status {
+        let op = rx.borrow().clone();
+        assert!(op.done, "{op:?}");
+        let Some(bazel_remote_apis::google::longrunning::operation::Result::Response(any)) =
+            op.result
+        else {
+            panic!("no response: {op:?}")
+        };
+        reapi::ExecuteResponse::decode(&any.value[..])
+            .unwrap()
+            .status
+            .unwrap()
+    }
+
+    #[test]
+    fn cancel_drops_a_queued_action_and_withdraws_a_running_ones_lease() {
+        let (_dir, pool) = pool();
+        // Queued (no worker yet): it finishes CANCELLED and never runs.
+        let queued = pool.clone().submit(submission(1, &[], "r")).unwrap();
+        assert!(pool.cancel("operations/op1", "asked").unwrap());
+        let st = done_status(&queued);
+        assert_eq!(st.code, Code::Cancelled as i32);
+        assert!(st.message.contains("before a worker ran it"), "{st:?}");
+        // Leased: the worker is told to stop it, the slot is free again.
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        pool.add_worker(hello("w", 2.0, 0, 1), tx);
+        assert!(
+            leased(&mut rx).is_empty(),
+            "the cancelled action is not leased"
+        );
+        let running = pool.clone().submit(submission(2, &[], "r")).unwrap();
+        let waiting = pool.clone().submit(submission(3, &[], "r")).unwrap();
+        assert_eq!(leased(&mut rx), vec!["operations/op2"]);
+        assert!(pool.cancel("operations/op2", "asked").unwrap());
+        let st = done_status(&running);
+        assert_eq!(st.code, Code::Cancelled as i32);
+        assert!(st.message.contains("its worker w was told"), "{st:?}");
+        let mut cancels = Vec::new();
+        let mut works = Vec::new();
+        while let Ok(Ok(ServeMsg { kind: Some(kind) })) = rx.try_recv() {
+            match kind {
+                serve_msg::Kind::Cancel(c) => cancels.push((c.lease, c.reason)),
+                serve_msg::Kind::Work(w) => works.push(w.operation),
+                _ => {}
+            }
+        }
+        assert_eq!(cancels, vec![(1, "asked".to_owned())]);
+        assert_eq!(
+            works,
+            vec!["operations/op3"],
+            "the freed slot runs the next"
+        );
+        assert!(!waiting.borrow().done);
+        // Done already: nothing to cancel; unknown: NOT_FOUND.
+        assert!(!pool.cancel("operations/op2", "again").unwrap());
+        let err = pool.cancel("operations/nope", "x").unwrap_err();
+        assert_eq!(err.code(), Code::NotFound);
     }
 
     #[test]

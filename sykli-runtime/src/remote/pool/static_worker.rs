@@ -3,7 +3,8 @@
 //! serve joins the scheduler on its behalf like a joined worker, heartbeats while its
 //! `GetCapabilities` answers, and for each lease copies the action's blobs to the worker's
 //! CAS, executes it there, and copies the outputs and logs back to serve's CAS before
-//! reporting the result. Its labels are those the worker lists in `GetCapabilities`.
+//! reporting the result. Its labels are those the worker lists in `GetCapabilities`. A
+//! withdrawn lease is stopped on the worker with `CancelOperation`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -194,6 +195,7 @@ async fn work(
     let secrets = (!w.secrets.is_empty())
         .then(|| serde_json::to_vec(&w.secrets).ok())
         .flatten();
+    let operation = Arc::new(LastOperation::default());
     let opts = ExecuteOptions {
         skip_cache_lookup: true,
         secrets,
@@ -201,12 +203,22 @@ async fn work(
         cancel,
         live: None,
         platform: String::new(),
-        operations: None,
+        operations: Some(operation.clone()),
         metadata: None,
     };
     let response = match client.execute(&action_digest, &opts).await {
         Ok(Execution::Done { response, .. }) => *response,
         Ok(Execution::Cancelled) => {
+            // The lease was withdrawn: the plain worker stops the action too (best effort:
+            // a server without CancelOperation finishes it for nobody).
+            let name = operation
+                .0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some(name) = name {
+                let _ = client.cancel_operation(&name).await;
+            }
             return failed(tonic::Code::Unavailable, "the lease was cancelled".into());
         }
         Err(e) => return failed(tonic::Code::Unavailable, crate::error_chain(&e)),
@@ -217,6 +229,20 @@ async fn work(
         return failed(tonic::Code::Unavailable, m);
     }
     response
+}
+
+/// The operation a lease runs as on the plain worker, once it is known.
+#[derive(Default)]
+struct LastOperation(std::sync::Mutex<Option<String>>);
+
+impl crate::exec::OperationJournal for LastOperation {
+    fn reattach(&self) -> Option<String> {
+        None
+    }
+    fn attached(&self, operation: &str, _reattached: bool) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some(operation.to_owned());
+    }
+    fn reattach_failed(&self, _operation: &str, _reason: &str) {}
 }
 
 /// The Action, its Command and its whole input tree, as blobs of serve's store.

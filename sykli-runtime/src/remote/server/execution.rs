@@ -1,5 +1,5 @@
 //! The Execution and Operations services: `Execute` (with the operation stream),
-//! `WaitExecution`, `GetOperation`/`WaitOperation`.
+//! `WaitExecution`, `GetOperation`/`WaitOperation`, `CancelOperation`.
 //!
 //! Every execution is an operation held as data ([`Executions`]): a `watch` channel of its
 //! latest `Operation`, which streams subscribe to. Executions of the same action (same
@@ -7,7 +7,9 @@
 //! unless the action says `do_not_cache`. A cached result answers at once
 //! (`cached_result`) unless the request says `skip_cache_lookup`. At most `--jobs` actions
 //! run at once; the rest wait `QUEUED`. Finished operations stay visible for
-//! [`RETENTION`].
+//! [`RETENTION`]. `CancelOperation` (and `sykli cancel` through the observe hub) stops a
+//! queued or running action: its process group is killed as a timeout kills it, and the
+//! operation finishes with a `CANCELLED` status naming the worker.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -93,6 +95,25 @@ pub trait Scheduler: Send + Sync + 'static {
     fn finished(self: Arc<Self>, op: Operation) -> watch::Receiver<Operation>;
     /// The operation called `name`, when known.
     fn subscribe(&self, name: &str) -> Option<watch::Receiver<Operation>>;
+    /// Cancels the operation called `name`: a queued action never runs, a running one is
+    /// stopped (its processes killed as a timeout kills them); the operation finishes with
+    /// a `CANCELLED` status saying `reason`. `Ok(false)` when it had already finished;
+    /// `NOT_FOUND` when the operation is not known here.
+    fn cancel(&self, name: &str, reason: &str) -> Result<bool, Status>;
+    /// The process group of the operation's action once it runs on this machine (for
+    /// resource samples); none when it runs elsewhere.
+    fn processes(&self, name: &str) -> Option<watch::Receiver<Option<u32>>> {
+        let _ = name;
+        None
+    }
+}
+
+/// The status of an action cancelled on request on `server` (a worker or serve).
+pub fn cancelled_status(server: &str, reason: &str) -> bazel_remote_apis::google::rpc::Status {
+    status::status(
+        tonic::Code::Cancelled,
+        format!("the action was cancelled on {server}: {reason}"),
+    )
 }
 
 /// What makes two executions the same action in flight (they then share one operation).
@@ -118,6 +139,18 @@ impl InflightKey {
 struct State {
     ops: HashMap<String, watch::Sender<Operation>>,
     inflight: HashMap<InflightKey, String>,
+    /// Operations queued or running: how to stop them.
+    active: HashMap<String, Control>,
+}
+
+/// How a queued or running operation is stopped, and where its processes are.
+struct Control {
+    /// Cancelled by shutdown or by a cancel request.
+    token: CancellationToken,
+    /// Why it was cancelled on request (unset: not cancelled, or the worker stops).
+    reason: Arc<std::sync::OnceLock<String>>,
+    /// The action's process group once it started.
+    pgid: watch::Receiver<Option<u32>>,
 }
 
 /// The executions of a worker: operations, in-flight deduplication, the job limit.
@@ -173,6 +206,23 @@ impl Scheduler for Executions {
 
     fn subscribe(&self, name: &str) -> Option<watch::Receiver<Operation>> {
         self.state().ops.get(name).map(watch::Sender::subscribe)
+    }
+
+    fn cancel(&self, name: &str, reason: &str) -> Result<bool, Status> {
+        let state = self.state();
+        match state.active.get(name) {
+            Some(c) => {
+                let first = c.reason.set(reason.to_owned()).is_ok();
+                c.token.cancel();
+                Ok(first)
+            }
+            None if state.ops.contains_key(name) => Ok(false),
+            None => Err(not_found(name)),
+        }
+    }
+
+    fn processes(&self, name: &str) -> Option<watch::Receiver<Option<u32>>> {
+        self.state().active.get(name).map(|c| c.pgid.clone())
     }
 }
 
@@ -278,17 +328,23 @@ impl Executions {
             stream_name(&job.dir_name, "stderr"),
         ];
         let exec_dir = self.store.root().join("exec").join(&job.dir_name);
-        let streams = LiveStreams {
-            stdout: Arc::new(
-                self.live
-                    .register(log_names[0].clone(), exec_dir.join("stdout")),
-            ),
-            stderr: Arc::new(
-                self.live
-                    .register(log_names[1].clone(), exec_dir.join("stderr")),
-            ),
-        };
+        let streams = LiveStreams::new(
+            self.live
+                .register(log_names[0].clone(), exec_dir.join("stdout")),
+            self.live
+                .register(log_names[1].clone(), exec_dir.join("stderr")),
+        );
         job.live = Some(streams.clone());
+        let token = self.shutdown.child_token();
+        let reason = Arc::new(std::sync::OnceLock::new());
+        state.active.insert(
+            name.clone(),
+            Control {
+                token: token.clone(),
+                reason: reason.clone(),
+                pgid: streams.pgid.subscribe(),
+            },
+        );
         state.ops.insert(name.clone(), tx.clone());
         if dedup {
             state.inflight.insert(key.clone(), name.clone());
@@ -300,9 +356,18 @@ impl Executions {
         tokio::spawn(async move {
             let permit = tokio::select! {
                 p = this.jobs.clone().acquire_owned() => p.ok(),
-                () = this.shutdown.cancelled() => None,
+                () = token.cancelled() => None,
             };
+            let worker = this.runner.worker();
             let response = match permit {
+                None if reason.get().is_some() => {
+                    Metrics::global().action_dropped();
+                    let why = reason.get().map_or("", String::as_str);
+                    reapi::ExecuteResponse {
+                        status: Some(cancelled_status(worker, &format!("{why} (before it ran)"))),
+                        ..Default::default()
+                    }
+                }
                 None => {
                     Metrics::global().action_dropped();
                     reapi::ExecuteResponse {
@@ -325,7 +390,18 @@ impl Executions {
                     );
                     with_streams(&mut executing, &log_names);
                     tx.send_replace(executing);
-                    let response = this.runner.run(&job, this.shutdown.child_token()).await;
+                    let mut response = this.runner.run(&job, token.clone()).await;
+                    // Cancelled on request, not by the worker stopping: say so (the logs
+                    // of what it did stay in the result).
+                    if let Some(why) = reason.get()
+                        && !this.shutdown.is_cancelled()
+                        && response
+                            .status
+                            .as_ref()
+                            .is_some_and(|s| s.code == tonic::Code::Unavailable as i32)
+                    {
+                        response.status = Some(cancelled_status(worker, why));
+                    }
                     Metrics::global()
                         .action_finished(outcome(&response), began.elapsed().as_secs_f64());
                     response
@@ -336,6 +412,7 @@ impl Executions {
                 if state.inflight.get(&key) == Some(&name) {
                     state.inflight.remove(&key);
                 }
+                state.active.remove(&name);
             }
             tx.send_replace(operation(
                 &name,
@@ -638,7 +715,7 @@ pub fn not_found(name: &str) -> Status {
     ))
 }
 
-/// The `Operations` service (`GetOperation`, `WaitOperation`).
+/// The `Operations` service (`GetOperation`, `WaitOperation`, `CancelOperation`).
 #[derive(Clone)]
 pub struct OperationsService {
     inner: Arc<dyn Scheduler>,
@@ -682,13 +759,15 @@ impl lr::operations_server::Operations for OperationsService {
         ))
     }
 
+    /// Stops the operation's action (queued or running); it finishes `CANCELLED`. An
+    /// operation already finished is left as it is (google.longrunning: best effort).
     async fn cancel_operation(
         &self,
-        _request: Request<CancelOperationRequest>,
+        request: Request<CancelOperationRequest>,
     ) -> Result<Response<Empty>, Status> {
-        Err(Status::unimplemented(
-            "CancelOperation is not supported by sykli worker",
-        ))
+        let name = request.into_inner().name;
+        self.inner.cancel(&name, "CancelOperation was called")?;
+        Ok(Response::new(Empty {}))
     }
 
     async fn wait_operation(

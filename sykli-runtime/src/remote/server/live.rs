@@ -110,11 +110,25 @@ fn follow(path: PathBuf, rx: watch::Receiver<Progress>, offset: u64) -> BoxStrea
     }))
 }
 
-/// The live logs of one action: where its log sink reports progress.
+/// The live logs of one action: where its log sink reports progress, and the process
+/// group its command started as (for resource samples of observers).
 #[derive(Debug, Clone)]
 pub struct LiveStreams {
     /// Stdout's progress.
     pub stdout: Arc<ProgressTx>,
     /// Stderr's progress.
     pub stderr: Arc<ProgressTx>,
+    /// The process group of the action's command once it started (host actions).
+    pub pgid: Arc<watch::Sender<Option<u32>>>,
+}
+
+impl LiveStreams {
+    /// The live logs `stdout` and `stderr`, no process group yet.
+    pub fn new(stdout: ProgressTx, stderr: ProgressTx) -> LiveStreams {
+        LiveStreams {
+            stdout: Arc::new(stdout),
+            stderr: Arc::new(stderr),
+            pgid: Arc::new(watch::Sender::new(None)),
+        }
+    }
 }

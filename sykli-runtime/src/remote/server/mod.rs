@@ -318,6 +318,7 @@ pub fn reapi_router(
     observe: Arc<crate::observe::actions::ActionRuns>,
     http: axum::Router,
 ) -> tonic::transport::server::Router {
+    observe.serve(scheduler.clone(), live.clone());
     server
         .add_routes(http.into())
         .add_service(reapi::capabilities_server::CapabilitiesServer::with_interceptor(

@@ -171,6 +171,11 @@ pub fn timestamp(t: SystemTime) -> Timestamp {
 }
 
 impl Runner {
+    /// The name this runner reports as `ExecutedActionMetadata.worker`.
+    pub fn worker(&self) -> &str {
+        &self.worker
+    }
+
     /// A runner over `store`; `docker` runs `container-image` actions.
     pub fn new(
         store: Arc<DiskStore>,
@@ -687,6 +692,7 @@ struct LogSink {
 struct LogState {
     stdout: (File, StreamRedactor, Option<Arc<ProgressTx>>),
     stderr: (File, StreamRedactor, Option<Arc<ProgressTx>>),
+    pgid: Option<Arc<tokio::sync::watch::Sender<Option<u32>>>>,
     buf: Vec<u8>,
     error: Option<StoreError>,
 }
@@ -734,9 +740,9 @@ impl LogSink {
                 source,
             })
         };
-        let (out_live, err_live) = match live {
-            Some(l) => (Some(l.stdout), Some(l.stderr)),
-            None => (None, None),
+        let (out_live, err_live, pgid) = match live {
+            Some(l) => (Some(l.stdout), Some(l.stderr), Some(l.pgid)),
+            None => (None, None, None),
         };
         Ok(LogSink {
             state: Mutex::new(LogState {
@@ -746,6 +752,7 @@ impl LogSink {
                     out_live,
                 ),
                 stderr: (open("stderr")?, StreamRedactor::new(secrets), err_live),
+                pgid,
                 buf: Vec::new(),
                 error: None,
             }),
@@ -787,5 +794,12 @@ impl OutputSink for LogSink {
         };
         redactor.push(bytes, &mut state.buf);
         state.emit(stream);
+    }
+
+    fn processes_started(&self, pgid: u32) {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = &state.pgid {
+            tx.send_replace(Some(pgid));
+        }
     }
 }
