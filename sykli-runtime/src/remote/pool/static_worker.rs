@@ -96,6 +96,9 @@ async fn member(
             cpus,
             memory,
             version: "static".into(),
+            // Its plugins and config are its own (`sykli plugin push --to` it directly).
+            plugins: Vec::new(),
+            admin: false,
         },
         tx,
     );
