@@ -318,3 +318,165 @@ impl crate::plugin::admin::Fanout for PoolScheduler {
         self.push_config(toml).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::mpsc;
+    use tonic::Status;
+
+    use super::super::{PoolConfig, PoolScheduler};
+    use crate::cache::digest::DigestFunction;
+    use crate::remote::pool::proto::{self, ServeMsg, serve_msg, worker_msg};
+    use crate::remote::server::digests::BlobDigest;
+    use crate::remote::server::execution::{Scheduler, Submission};
+    use crate::remote::server::live::LiveLogs;
+    use crate::remote::server::store::DiskStore;
+    use bazel_remote_apis::build::bazel::remote::execution::v2 as reapi;
+
+    type Rx = mpsc::UnboundedReceiver<Result<ServeMsg, Status>>;
+
+    fn pool() -> (tempfile::TempDir, Arc<PoolScheduler>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(DiskStore::open(dir.path()).unwrap());
+        let live = Arc::new(LiveLogs::default());
+        let pool = PoolScheduler::new(store, live, PoolConfig::default(), None);
+        (dir, pool)
+    }
+
+    fn join(pool: &PoolScheduler, name: &str, plugins: &[&str]) -> (u64, Rx) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let hello = proto::Hello {
+            name: name.into(),
+            jobs: 2,
+            plugins: plugins.iter().map(|p| p.to_string()).collect(),
+            admin: true,
+            ..Default::default()
+        };
+        (pool.add_worker(hello, tx), rx)
+    }
+
+    fn plugin_action(n: u32, target: &str) -> Submission {
+        let action = reapi::Action {
+            platform: Some(reapi::Platform {
+                properties: vec![reapi::platform::Property {
+                    name: "sykli-target".into(),
+                    value: target.into(),
+                }],
+            }),
+            do_not_cache: true,
+            ..Default::default()
+        };
+        Submission {
+            function: DigestFunction::Blake3,
+            action_digest: BlobDigest::of(DigestFunction::Blake3, format!("a{n}").as_bytes()),
+            action,
+            command: reapi::Command::default(),
+            secrets: Default::default(),
+            secrets_hash: [0; 32],
+            id: format!("op{n}"),
+            client: "c".into(),
+        }
+    }
+
+    /// Everything sent to a worker so far.
+    fn sent(rx: &mut Rx) -> Vec<serve_msg::Kind> {
+        let mut out = Vec::new();
+        while let Ok(Ok(ServeMsg { kind: Some(kind) })) = rx.try_recv() {
+            out.push(kind);
+        }
+        out
+    }
+
+    fn leases(msgs: &[serve_msg::Kind]) -> usize {
+        msgs.iter()
+            .filter(|k| matches!(k, serve_msg::Kind::Work(_)))
+            .count()
+    }
+
+    #[test]
+    fn a_plugin_action_waits_for_a_worker_with_the_version_serve_holds() {
+        let (_dir, pool) = pool();
+        pool.remember_plugin("spawn", "new", "name = \"spawn\"", vec![1]);
+        let (old, mut old_rx) = join(&pool, "old", &["spawn@old"]);
+        let (_none, mut none_rx) = join(&pool, "none", &[]);
+        // Both got the plugin on joining.
+        for rx in [&mut old_rx, &mut none_rx] {
+            let msgs = sent(rx);
+            assert!(
+                msgs.iter().any(
+                    |k| matches!(k, serve_msg::Kind::Plugin(p) if p.name == "spawn" && !p.remove)
+                ),
+                "no plugin sent on join"
+            );
+        }
+        let _op = pool.clone().submit(plugin_action(1, "spawn")).unwrap();
+        assert_eq!(leases(&sent(&mut old_rx)), 0, "leased to an old version");
+        assert_eq!(leases(&sent(&mut none_rx)), 0, "leased without the plugin");
+        pool.message(
+            old,
+            worker_msg::Kind::Applied(proto::Applied {
+                jobs: 2,
+                plugins: vec!["spawn@new".into()],
+                ..Default::default()
+            }),
+        );
+        assert_eq!(leases(&sent(&mut old_rx)), 1, "not leased once loaded");
+        assert_eq!(pool.status().workers[0].plugins, ["spawn@new"]);
+    }
+
+    /// The request number of the `Plugin` message a worker gets (bounded wait).
+    async fn plugin_request(rx: &mut Rx) -> u64 {
+        for _ in 0..400 {
+            if let Some(serve_msg::Kind::Plugin(p)) = sent(rx).pop() {
+                return p.request;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        panic!("no Plugin message sent within 2 s");
+    }
+
+    #[tokio::test]
+    async fn a_push_answers_once_every_worker_did_naming_those_that_refused() {
+        let (_dir, pool) = pool();
+        let (a, mut a_rx) = join(&pool, "a", &[]);
+        let (b, mut b_rx) = join(&pool, "b", &[]);
+        let push = tokio::spawn({
+            let pool = pool.clone();
+            async move {
+                pool.push_plugin("spawn", "d1", "name = \"spawn\"", vec![1])
+                    .await
+            }
+        });
+        let (ra, rb) = (
+            plugin_request(&mut a_rx).await,
+            plugin_request(&mut b_rx).await,
+        );
+        pool.message(
+            a,
+            worker_msg::Kind::Applied(proto::Applied {
+                request: ra,
+                jobs: 2,
+                plugins: vec!["spawn@d1".into()],
+                ..Default::default()
+            }),
+        );
+        assert!(!push.is_finished(), "answered before worker b did");
+        pool.message(
+            b,
+            worker_msg::Kind::Applied(proto::Applied {
+                request: rb,
+                error: "plugin `spawn`: grants.dirs: no such directory".into(),
+                jobs: 2,
+                ..Default::default()
+            }),
+        );
+        let refusals = push.await.unwrap();
+        assert_eq!(refusals.len(), 1, "{refusals:?}");
+        assert!(
+            refusals[0].starts_with("worker 2 (b): plugin `spawn`"),
+            "{refusals:?}"
+        );
+    }
+}
