@@ -326,3 +326,51 @@ async fn an_action_for_a_plugin_no_worker_has_times_out_naming_the_plugin() {
     let status = pool.status();
     assert_eq!(status["completed"], 0, "nothing ran: {status}");
 }
+
+/// A plain `sykli worker` that serve drives (`--worker URL`) gets plugin actions only once
+/// its own admin service lists the plugin (pushed to it directly): before, the action times
+/// out naming the plugin; after, it runs there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_static_worker_gets_plugin_actions_once_it_has_the_plugin() {
+    use sykli_runtime::plugin::fixture::{Behaviour, component};
+    let tmp = tempfile::tempdir().unwrap();
+    let w = common::worker::Worker::start(&tmp.path().join("plain"), &["--no-sandbox"]);
+    let pool = Pool::start(
+        tmp.path(),
+        HEARTBEAT,
+        &["--worker", &w.url, "--queue-timeout", "1s"],
+    );
+    pool.wait_status("the static worker in the pool", DEADLINE, |s| {
+        s["workers"].as_array().is_some_and(|w| w.len() == 1)
+    });
+    let c = client(&pool.url).await;
+    let a = shell_action(&c, "echo before", &[("sykli-target", "fx")], true).await;
+    let (code, _, message) = outcome(&execute(&c, &a).await);
+    assert_eq!(code, tonic::Code::FailedPrecondition as i32, "{message}");
+    assert!(message.contains("plugin `fx`"), "{message}");
+
+    let src = tmp.path().join("fx");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(
+        src.join("fx.wasm"),
+        component("fx", "1.0.0", Behaviour::Exit(0)).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        src.join("plugin.toml"),
+        "name = \"fx\"\ncomponent = \"fx.wasm\"\n",
+    )
+    .unwrap();
+    let manifest = src.join("plugin.toml");
+    sykli_ok(
+        tmp.path(),
+        &["plugin", "push", manifest.to_str().unwrap(), "--to", &w.url],
+    );
+    pool.wait_status("the static worker to list fx", DEADLINE, |s| {
+        loaded(s, "fx").first().is_some_and(Option::is_some)
+    });
+    let b = shell_action(&c, "echo after", &[("sykli-target", "fx")], true).await;
+    let resp = execute(&c, &b).await;
+    let (code, exit, message) = outcome(&resp);
+    assert_eq!((code, exit), (0, Some(0)), "{message}");
+}

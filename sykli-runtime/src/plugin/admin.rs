@@ -459,9 +459,13 @@ pub struct AdminClient {
 impl AdminClient {
     /// Connects (with the token of `opts`).
     pub async fn connect(opts: &ClientOptions) -> Result<AdminClient, RemoteError> {
-        let client = RemoteClient::connect(opts).await?;
+        Ok(AdminClient::over(RemoteClient::connect(opts).await?))
+    }
+
+    /// Over an already connected client (its channel and token).
+    pub fn over(client: RemoteClient) -> AdminClient {
         let grpc = tonic::client::Grpc::new(client.channel()).max_encoding_message_size(256 << 20);
-        Ok(AdminClient { client, grpc })
+        AdminClient { client, grpc }
     }
 
     async fn call<Req, Resp>(
