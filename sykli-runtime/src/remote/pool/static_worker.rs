@@ -3,9 +3,7 @@
 //! serve joins the scheduler on its behalf like a joined worker, heartbeats while its
 //! `GetCapabilities` answers, and for each lease copies the action's blobs to the worker's
 //! CAS, executes it there, and copies the outputs and logs back to serve's CAS before
-//! reporting the result. Its labels are those the worker lists in `GetCapabilities`; its
-//! target plugins those its admin service lists (asked at each heartbeat: they change with
-//! `sykli plugin push --to` it), so plugin actions go to it only when it has the plugin.
+//! reporting the result. Its labels are those the worker lists in `GetCapabilities`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,7 +76,8 @@ async fn labels_of(client: &RemoteClient) -> Option<Vec<String>> {
 }
 
 /// The target plugins the plain worker has loaded, `NAME@DIGEST` (none when its admin service
-/// does not answer).
+/// does not answer). Asked at each heartbeat (they change with `sykli plugin push --to` it):
+/// plugin actions go to it only when it has the plugin.
 async fn plugins_of(client: &RemoteClient) -> Vec<String> {
     #[cfg(feature = "plugins")]
     {
