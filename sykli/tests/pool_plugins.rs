@@ -180,10 +180,12 @@ fn a_plugin_pushed_to_serve_runs_on_every_worker_and_swaps_without_stopping_task
         (1..=4).all(|i| signals.join(format!("started-{i}")).exists())
     });
 
+    let started = Instant::now();
     let swapped = sykli_ok(
         tmp.path(),
         &["plugin", "push", v2.to_str().unwrap(), "--to", &url],
     );
+    let push_took = started.elapsed();
     assert!(swapped.contains("2.0.0"), "{swapped}");
     let listed = sykli_ok(tmp.path(), &["plugin", "list", "--to", &url]);
     assert!(
@@ -254,9 +256,15 @@ fn a_plugin_pushed_to_serve_runs_on_every_worker_and_swaps_without_stopping_task
     // A good one reaches every worker: job slots and labels change, nothing restarts.
     let good = tmp.path().join("good.toml");
     std::fs::write(&good, "concurrency = 5\n[labels]\npool = \"fast\"\n").unwrap();
+    let started = Instant::now();
     sykli_ok(
         tmp.path(),
         &["config", "push", &url, good.to_str().unwrap()],
+    );
+    println!(
+        "pool: plugin push (v2, 2 workers, 4 tasks running) answered in {push_took:?}; \
+         config push to applied on 2 workers in {:?} (each the whole `sykli` command)",
+        started.elapsed()
     );
     let shown = sykli_ok(tmp.path(), &["config", "show", &url]);
     assert!(shown.contains("concurrency = 5"), "{shown}");
@@ -373,4 +381,44 @@ async fn a_static_worker_gets_plugin_actions_once_it_has_the_plugin() {
     let resp = execute(&c, &b).await;
     let (code, exit, message) = outcome(&resp);
     assert_eq!((code, exit), (0, Some(0)), "{message}");
+}
+
+/// Serve validates a pushed config itself (not only the CLI): a config with bad keys, sent
+/// straight to its admin service, is refused naming each key, and nothing changes; a plugin
+/// that is not a component is refused naming the plugin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn serve_refuses_a_bad_config_whole_and_a_bad_plugin_naming_it() {
+    use sykli_runtime::plugin::admin::AdminClient;
+    use sykli_runtime::remote::client::ClientOptions;
+    use sykli_runtime::remote::endpoint::Endpoint;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut pool = Pool::start(tmp.path(), HEARTBEAT, &[]);
+    pool.add_worker(2, &[]);
+    let opts = ClientOptions::new(Endpoint::parse(&pool.url).unwrap());
+    let mut admin = AdminClient::connect(&opts).await.unwrap();
+    admin.push_config("concurrency = 4\n").await.unwrap();
+    let err = admin
+        .push_config("concurrency = 9\ncolour = \"red\"\n[labels]\ngpu = true\n")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("colour"), "{err}");
+    assert!(err.contains("labels.gpu"), "{err}");
+    assert_eq!(admin.show_config().await.unwrap(), "concurrency = 4\n");
+    let status = pool.status();
+    assert_eq!(status["workers"][0]["jobs"], 4, "{status}");
+
+    let bad = sykli_runtime::plugin::PluginSource {
+        manifest: sykli_runtime::plugin::Manifest::parse(
+            "name = \"broken\"\ncomponent = \"x.wasm\"\n",
+            "test",
+        )
+        .unwrap(),
+        manifest_text: "name = \"broken\"\ncomponent = \"x.wasm\"\n".into(),
+        wasm: b"not wasm".to_vec(),
+    };
+    let err = admin.push_plugin(&bad).await.unwrap_err().to_string();
+    assert!(err.contains("broken"), "{err}");
+    let listed = admin.list_plugins().await.unwrap();
+    assert!(listed.plugins.is_empty(), "{listed:?}");
 }
