@@ -172,3 +172,33 @@ fn watch_shows_a_broken_pipeline_and_keeps_watching_until_it_is_fixed() {
     assert_eq!(starts(d, "a"), 0);
     w.stop();
 }
+
+/// Regression: `sykli watch` did not register the project's plugins (`.sykli/plugins/`), so a
+/// task with `target: NAME` failed as an unknown target under watch while `sykli run` ran it.
+#[test]
+fn watch_registers_the_projects_plugins_as_run_does() {
+    use sykli_runtime::plugin::fixture::{Behaviour, component};
+    let dir = project(vec![json!({"name": "through", "inputs": ["a/*.txt"],
+                                  "command": "echo hi", "target": "fx"})]);
+    let d = dir.path();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(
+        src.path().join("fx.wasm"),
+        component("fx", "1.0.0", Behaviour::Exit(0)).unwrap(),
+    )
+    .unwrap();
+    let manifest = src.path().join("plugin.toml");
+    std::fs::write(&manifest, "name = \"fx\"\ncomponent = \"fx.wasm\"\n").unwrap();
+    let out = common::sykli(d, &["plugin", "load", manifest.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let mut w = Watch::start(d);
+    write(d, "a/one.txt", "2\n");
+    w.wait_for("watch: run finished");
+    let last = w.seen.last().cloned().unwrap_or_default();
+    assert!(
+        last.contains("(passed)"),
+        "the plugin task did not pass under watch:\n{}",
+        w.seen.join("\n")
+    );
+    w.stop();
+}

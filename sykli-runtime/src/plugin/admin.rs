@@ -1,7 +1,11 @@
-//! The admin service of a running `sykli worker` (`sykli.admin.v1.Admin`, gRPC on the
-//! worker's own port, behind the same bearer token as its REAPI services): push, list and
-//! remove plugins; push and show the hot configuration. Messages are derived with prost (no
-//! `protoc`), as `sykli.pool.v1.Pool`'s are.
+//! The admin service of a running `sykli worker` or `sykli serve` (`sykli.admin.v1.Admin`,
+//! gRPC on the server's own port, behind the same bearer token as its REAPI services): push,
+//! list and remove plugins; push and show the hot configuration. Messages are derived with
+//! prost (no `protoc`), as `sykli.pool.v1.Pool`'s are.
+//!
+//! On `sykli serve` a [`Fanout`] (the pool) goes with it: what serve loads or applies goes on
+//! to every joined worker, and a call answers once they all answered (naming each worker that
+//! refused, and why).
 //!
 //! | method | request | reply |
 //! | --- | --- | --- |
@@ -142,6 +146,18 @@ pub trait ConfigTarget: Send + Sync {
     fn set_labels(&self, labels: &std::collections::BTreeMap<String, String>);
 }
 
+/// Where a server hands what it loaded or applied on (`sykli serve`: to its pool's workers).
+/// Each returns the refusals, one line each naming the worker and why.
+#[tonic::async_trait]
+pub trait Fanout: Send + Sync {
+    /// Plugin `name` (component `digest`) was loaded from `source`.
+    async fn plugin(&self, name: &str, digest: &str, source: &PluginSource) -> Vec<String>;
+    /// Plugin `name` was removed.
+    async fn removed(&self, name: &str) -> Vec<String>;
+    /// This (validated) config's TOML was applied.
+    async fn config(&self, toml: &str) -> Vec<String>;
+}
+
 /// The hot configuration of a server: the last applied config and where it goes.
 pub struct LiveConfig {
     current: Mutex<ServerConfig>,
@@ -193,6 +209,8 @@ pub struct AdminServer {
     plugins: Plugins,
     config: Arc<LiveConfig>,
     store_dir: Option<PathBuf>,
+    fanout: Option<Arc<dyn Fanout>>,
+    config_file: Option<PathBuf>,
 }
 
 impl AdminServer {
@@ -203,7 +221,38 @@ impl AdminServer {
             plugins,
             config,
             store_dir,
+            fanout: None,
+            config_file: None,
         }
+    }
+
+    /// Also hands what it loads or applies to `fanout`, and stores each applied config in
+    /// `config_file` (see [`load_config_file`]).
+    pub fn with_fanout(mut self, fanout: Arc<dyn Fanout>, config_file: PathBuf) -> Self {
+        self.fanout = Some(fanout);
+        self.config_file = Some(config_file);
+        self
+    }
+
+    async fn push_config(&self, text: &str) -> Result<ConfigText, tonic::Status> {
+        // Validated whole before anything is applied or handed on.
+        let applied = self
+            .config
+            .apply(text)
+            .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
+        let toml = applied.to_toml();
+        if let Some(path) = &self.config_file {
+            std::fs::write(path, &toml).map_err(|e| {
+                tonic::Status::internal(format!("storing the config in {}: {e}", path.display()))
+            })?;
+        }
+        if let Some(fanout) = &self.fanout {
+            let refusals = fanout.config(&toml).await;
+            if !refusals.is_empty() {
+                return Err(refused("the config", &refusals));
+            }
+        }
+        Ok(ConfigText { toml })
     }
 
     async fn push(&self, req: PushPluginRequest) -> Result<PluginsReply, tonic::Status> {
@@ -217,7 +266,7 @@ impl AdminServer {
         let plugins = self.plugins.clone();
         let store_dir = self.store_dir.clone();
         // Compiling is CPU work: off the async executor, never on a task's path.
-        tokio::task::spawn_blocking(move || {
+        let loaded = tokio::task::spawn_blocking(move || {
             let loaded = Arc::new(
                 plugins
                     .host()
@@ -229,16 +278,30 @@ impl AdminServer {
                     .map_err(|e| tonic::Status::internal(e.to_string()))?;
             }
             let swapped = plugins.put(loaded);
-            Ok(PluginsReply {
-                plugins: vec![PluginEntry::from(&swapped.plugin)],
-                replaced: swapped.replaced,
-            })
+            Ok::<_, tonic::Status>((
+                PluginsReply {
+                    plugins: vec![PluginEntry::from(&swapped.plugin)],
+                    replaced: swapped.replaced,
+                },
+                source,
+            ))
         })
         .await
-        .map_err(|e| tonic::Status::internal(format!("loading the plugin: {e}")))?
+        .map_err(|e| tonic::Status::internal(format!("loading the plugin: {e}")))??;
+        let (reply, source) = loaded;
+        if let Some(fanout) = &self.fanout
+            && let Some(p) = reply.plugins.first()
+        {
+            let refusals = fanout.plugin(&p.name, &p.digest, &source).await;
+            if !refusals.is_empty() {
+                let what = format!("plugin `{}` {}", p.name, p.version);
+                return Err(refused(&what, &refusals));
+            }
+        }
+        Ok(reply)
     }
 
-    fn remove(&self, name: &str) -> Result<PluginsReply, tonic::Status> {
+    async fn remove(&self, name: &str) -> Result<PluginsReply, tonic::Status> {
         let removed = self
             .plugins
             .remove(name)
@@ -246,10 +309,41 @@ impl AdminServer {
         if let Some(dir) = &self.store_dir {
             Plugins::unstore(dir, name).map_err(|e| tonic::Status::internal(e.to_string()))?;
         }
+        if let Some(fanout) = &self.fanout {
+            let refusals = fanout.removed(name).await;
+            if !refusals.is_empty() {
+                return Err(refused(&format!("removing plugin `{name}`"), &refusals));
+            }
+        }
         Ok(PluginsReply {
             plugins: vec![PluginEntry::from(&removed)],
             replaced: None,
         })
+    }
+}
+
+/// `what` was done on this server but refused by the workers of `refusals`.
+fn refused(what: &str, refusals: &[String]) -> tonic::Status {
+    tonic::Status::failed_precondition(format!(
+        "{what} was applied on serve, but {} worker(s) refused it: {}",
+        refusals.len(),
+        refusals.join("; ")
+    ))
+}
+
+/// The config stored in `path` by an earlier push, validated; `None` when there is none.
+pub fn load_config_file(path: &std::path::Path) -> Result<Option<ServerConfig>, ConfigError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => ServerConfig::parse(&text).map(Some).map_err(|mut e| {
+            for p in &mut e.problems {
+                *p = format!("{}: {p}", path.display());
+            }
+            e
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(ConfigError {
+            problems: vec![format!("reading {}: {e}", path.display())],
+        }),
     }
 }
 
@@ -329,22 +423,14 @@ where
             REMOVE_PLUGIN => Box::pin(async move {
                 Ok(unary(req, move |r: PluginName| {
                     let this = this.clone();
-                    async move { this.remove(&r.name) }
+                    async move { this.remove(&r.name).await }
                 })
                 .await)
             }),
             PUSH_CONFIG => Box::pin(async move {
                 Ok(unary(req, move |r: ConfigText| {
                     let this = this.clone();
-                    async move {
-                        let applied = this
-                            .config
-                            .apply(&r.toml)
-                            .map_err(|e| tonic::Status::invalid_argument(e.to_string()))?;
-                        Ok(ConfigText {
-                            toml: applied.to_toml(),
-                        })
-                    }
+                    async move { this.push_config(&r.toml).await }
                 })
                 .await)
             }),
@@ -373,9 +459,13 @@ pub struct AdminClient {
 impl AdminClient {
     /// Connects (with the token of `opts`).
     pub async fn connect(opts: &ClientOptions) -> Result<AdminClient, RemoteError> {
-        let client = RemoteClient::connect(opts).await?;
+        Ok(AdminClient::over(RemoteClient::connect(opts).await?))
+    }
+
+    /// Over an already connected client (its channel and token).
+    pub fn over(client: RemoteClient) -> AdminClient {
         let grpc = tonic::client::Grpc::new(client.channel()).max_encoding_message_size(256 << 20);
-        Ok(AdminClient { client, grpc })
+        AdminClient { client, grpc }
     }
 
     async fn call<Req, Resp>(

@@ -1,6 +1,7 @@
 //! `sykli config push ADDR FILE` and `sykli config show ADDR`: the hot configuration of a
-//! running `sykli worker` (concurrency, labels, `[targets.NAME]` settings, plugin grants;
-//! docs/plugins.md), validated by the server whole and applied at once, no task interrupted.
+//! running `sykli worker` or `sykli serve` (concurrency, labels, `[targets.NAME]` settings,
+//! plugin grants; docs/plugins.md), validated by the server whole and applied at once, no task
+//! interrupted; serve hands it on to every worker of its pool, and to those that join later.
 
 use std::path::PathBuf;
 

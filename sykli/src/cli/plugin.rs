@@ -4,7 +4,8 @@
 //! `.sykli/plugins/NAME/` (compiled code cached in `.sykli/plugins/.cache/`), where every
 //! `sykli run` registers it as target NAME; `list` and `remove NAME` work on that directory.
 //! With `--to ADDR` (and `push MANIFEST --to ADDR`) the same go to a running `sykli worker`
-//! through its admin service, hot-swapping a loaded plugin of the same name.
+//! or `sykli serve` through its admin service, hot-swapping a loaded plugin of the same name
+//! (serve hands it on to every worker of its pool, and to those that join later).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -32,13 +33,14 @@ pub struct PluginArgs {
 #[derive(Debug, Clone, Subcommand)]
 pub enum PluginCommand {
     /// Check, compile and store a plugin in the project (target NAME for `sykli run`), or
-    /// with --to load it into a running worker.
+    /// with --to load it into a running worker or serve.
     Load(LoadArgs),
-    /// Load (or hot-swap) a plugin into a running `sykli worker`.
+    /// Load (or hot-swap) a plugin into a running `sykli worker`, or `sykli serve` and every
+    /// worker of its pool.
     Push(PushArgs),
-    /// List the project's plugins, or with --to a worker's.
+    /// List the project's plugins, or with --to a worker's or serve's.
     List(ListArgs),
-    /// Remove a plugin from the project, or with --to from a worker.
+    /// Remove a plugin from the project, or with --to from a worker or serve (and its pool).
     Remove(RemoveArgs),
 }
 
@@ -48,8 +50,8 @@ pub struct PlaceArgs {
     /// Project directory (holding `.sykli/`).
     #[arg(short = 'C', long = "project", value_name = "DIR", default_value = ".")]
     pub project: PathBuf,
-    /// A running `sykli worker` (grpc://HOST:PORT or grpcs://HOST:PORT) instead of the
-    /// project.
+    /// A running `sykli worker` or `sykli serve` (grpc://HOST:PORT or grpcs://HOST:PORT)
+    /// instead of the project.
     #[arg(long = "to", value_name = "ADDR")]
     pub to: Option<String>,
     /// Send this bearer token to the server (else SYKLI_TOKEN when set).

@@ -298,6 +298,7 @@ pub fn workers_command(args: &WorkersArgs, json: bool) -> ExitCode {
                     "memory": w.memory,
                     "version": w.version,
                     "last_seen_ms": w.last_seen_ms,
+                    "plugins": w.plugins,
                 })
             })
             .collect();
@@ -325,19 +326,28 @@ pub fn workers_command(args: &WorkersArgs, json: bool) -> ExitCode {
         status.discarded
     );
     out.push_str(&format!(
-        "{:>4}  {:<24}  {:<8}  {:>7}  {:>9}  {:>9}  LABELS\n",
+        "{:>4}  {:<24}  {:<8}  {:>7}  {:>9}  {:>9}  LABELS  PLUGINS\n",
         "ID", "NAME", "STATE", "LOAD", "COMPLETED", "SEEN"
     ));
     for w in &status.workers {
         out.push_str(&format!(
-            "{:>4}  {:<24}  {:<8}  {:>7}  {:>9}  {:>7}ms  {}\n",
+            "{:>4}  {:<24}  {:<8}  {:>7}  {:>9}  {:>7}ms  {}  {}\n",
             w.id,
             w.name,
             w.state,
             format!("{}/{}", w.running, w.jobs),
             w.completed,
             w.last_seen_ms,
-            w.labels.join(",")
+            w.labels.join(","),
+            // NAME@DIGEST shortened to NAME@ and 12 digits.
+            w.plugins
+                .iter()
+                .map(|p| p
+                    .chars()
+                    .take(p.find('@').map_or(p.len(), |i| i + 13))
+                    .collect())
+                .collect::<Vec<String>>()
+                .join(",")
         ));
     }
     print_out(&out);

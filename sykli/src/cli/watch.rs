@@ -286,6 +286,16 @@ fn start(
     let builder = builder_for(root, opts)
         .signals(Signals::Noop)
         .affected(Some(found));
+    // The project's target plugins, registered as `sykli run` registers them (loaded again
+    // for each run: `sykli plugin load` while watching takes effect on the next change).
+    #[cfg(feature = "plugins")]
+    let builder = match super::plugin::with_local_plugins(builder, root) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("watch: error: {e}");
+            return None;
+        }
+    };
     let config = build_config(builder);
     // The plan also runs what the affected tasks depend on.
     if let Ok(plan) = config.plan(graph, &config.registry()) {

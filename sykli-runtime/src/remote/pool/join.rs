@@ -16,6 +16,7 @@ use prost::Message;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::member_admin::{MemberAdmin, spawn_applier};
 use super::proto::{
     self, Draining, Heartbeat, Hello, LeaseResult, PoolClient, PoolStatus, StatusRequest,
     WorkerMsg, serve_msg, worker_msg,
@@ -69,6 +70,9 @@ pub enum JoinError {
         #[source]
         source: StoreError,
     },
+    /// The plugins stored in the worker's store could not be loaded.
+    #[error("failed to load the worker's plugins: {0}")]
+    Plugins(String),
     /// Joining kept failing.
     #[error("joining {endpoint} failed {attempts} times in a row; last: {last}")]
     Rejoin {
@@ -121,6 +125,7 @@ struct Worker {
     client: RemoteClient,
     bots: HashMap<i32, Arc<Bot>>,
     hello: Hello,
+    admin: Arc<MemberAdmin>,
 }
 
 /// The CPU cores and memory (bytes; 0 when unknown) of this host.
@@ -154,6 +159,19 @@ pub async fn run(
             source,
         })?;
     let labels = Labels::new(config.labels.clone(), false);
+    let jobs = config.jobs.max(1) as u32;
+    #[cfg(feature = "plugins")]
+    let plugins = {
+        let root = config.store.clone();
+        tokio::task::spawn_blocking(move || crate::remote::server::stored_plugins(&root))
+            .await
+            .map_err(|e| JoinError::Plugins(e.to_string()))?
+            .map_err(|e| JoinError::Plugins(crate::error_chain(&e)))?
+    };
+    #[cfg(feature = "plugins")]
+    let admin = Arc::new(MemberAdmin::new(plugins.clone(), jobs, labels.clone()));
+    #[cfg(not(feature = "plugins"))]
+    let admin = Arc::new(MemberAdmin::new(jobs, labels.clone()));
     let mut bots = HashMap::new();
     for f in [DigestFunction::Blake3, DigestFunction::Sha256] {
         if !client.info().supports(f) {
@@ -175,6 +193,11 @@ pub async fn run(
                 config.kill_grace,
             ),
         };
+        #[cfg(feature = "plugins")]
+        let bot = Bot {
+            runner: bot.runner.with_plugins(plugins.clone()),
+            ..bot
+        };
         bots.insert(f.reapi_value(), Arc::new(bot));
     }
     let (cpus, memory) = host_capacity();
@@ -184,11 +207,14 @@ pub async fn run(
         hello: Hello {
             name: config.name.clone(),
             labels: labels.advertised(),
-            jobs: config.jobs.max(1) as u32,
+            jobs,
             cpus,
             memory,
             version: env!("CARGO_PKG_VERSION").into(),
+            plugins: Vec::new(),
+            admin: false,
         },
+        admin,
     };
     let mut held: VecDeque<String> = VecDeque::new();
     let mut failures = 0u32;
@@ -235,7 +261,8 @@ impl Worker {
     ) -> Result<End, String> {
         let (out, out_rx) = mpsc::channel::<WorkerMsg>(256);
         let say = |kind: worker_msg::Kind| WorkerMsg { kind: Some(kind) };
-        out.send(say(worker_msg::Kind::Hello(self.hello.clone())))
+        // What it offers now: serve's pushes may have changed it since the last session.
+        out.send(say(worker_msg::Kind::Hello(self.admin.hello(&self.hello))))
             .await
             .map_err(|e| e.to_string())?;
         let request = self
@@ -264,6 +291,7 @@ impl Worker {
         let mut running: HashMap<u64, CancellationToken> = HashMap::new();
         let mut withdrawn: HashMap<u64, String> = HashMap::new();
         let mut draining = false;
+        let applier = spawn_applier(self.admin.clone(), out.clone());
         // Bounded by the stream: each turn handles one message, tick or finished lease.
         loop {
             if draining && running.is_empty() {
@@ -289,6 +317,11 @@ impl Worker {
                             t.cancel();
                             withdrawn.insert(c.lease, c.reason);
                         }
+                    }
+                    Ok(Some(proto::ServeMsg {
+                        kind: Some(k @ (serve_msg::Kind::Plugin(_) | serve_msg::Kind::Config(_))),
+                    })) => {
+                        let _ = applier.send(k);
                     }
                     Ok(Some(_)) => {}
                     Ok(None) | Err(_) => {

@@ -3,9 +3,15 @@
 //! Execution and Operations sits the [`scheduler::PoolScheduler`] instead of a local runner.
 //! Workers join over one outbound stream ([`proto`], [`join`]); the queue is durable
 //! ([`journal`]).
+//!
+//! With plugin support serve also serves `sykli.admin.v1.Admin` ([`crate::plugin::admin`]):
+//! plugins pushed to it are stored in `plugins/` of its store (compiled code cached by
+//! digest), loaded again after a restart, and handed to every worker that joins; a pushed
+//! config is stored as `config.toml` and handed on the same way ([`scheduler`]'s fanout).
 
 pub mod join;
 pub mod journal;
+pub mod member_admin;
 pub mod proto;
 pub mod scheduler;
 pub mod static_worker;
@@ -55,6 +61,10 @@ pub enum ServeError {
     /// The queue log could not be opened.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// The plugins or config serve stored could not be loaded.
+    #[cfg(feature = "plugins")]
+    #[error("failed to load serve's stored plugins and config: {0}")]
+    Admin(String),
 }
 
 /// Serve bound to its address, its queue recovered, not serving yet.
@@ -70,6 +80,8 @@ pub struct BoundServe {
     static_workers: Vec<(super::client::ClientOptions, u32)>,
     hub: crate::observe::Hub,
     ui: bool,
+    #[cfg(feature = "plugins")]
+    admin: crate::plugin::admin::AdminServer,
 }
 
 impl std::fmt::Debug for BoundServe {
@@ -117,6 +129,13 @@ pub async fn bind(config: ServeConfig) -> Result<BoundServe, ServeError> {
         config.pool.clone(),
         Some(journal),
     );
+    #[cfg(feature = "plugins")]
+    let admin = {
+        let (root, scheduler) = (config.store.clone(), scheduler.clone());
+        tokio::task::spawn_blocking(move || admin_of(&root, scheduler))
+            .await
+            .map_err(|e| ServeError::Admin(e.to_string()))??
+    };
     Ok(BoundServe {
         listener,
         server,
@@ -129,7 +148,37 @@ pub async fn bind(config: ServeConfig) -> Result<BoundServe, ServeError> {
         static_workers: config.static_workers,
         hub: config.hub,
         ui: config.ui,
+        #[cfg(feature = "plugins")]
+        admin,
     })
+}
+
+/// Serve's admin service: the plugins and config it stored loaded again (and remembered for
+/// the workers that join), later pushes handed to the pool.
+#[cfg(feature = "plugins")]
+fn admin_of(
+    store: &std::path::Path,
+    scheduler: Arc<PoolScheduler>,
+) -> Result<crate::plugin::admin::AdminServer, ServeError> {
+    use crate::plugin::admin::{AdminServer, LiveConfig, load_config_file};
+    fn err(e: &(dyn std::error::Error + 'static)) -> ServeError {
+        ServeError::Admin(crate::error_chain(e))
+    }
+    let plugins = super::server::stored_plugins(store).map_err(|e| err(&e))?;
+    let dir = store.join("plugins");
+    for p in plugins.list() {
+        let source = crate::plugin::PluginSource::read(&dir.join(&p.name).join("plugin.toml"))
+            .map_err(|e| err(&e))?;
+        scheduler.remember_plugin(&p.name, &p.digest, &source.manifest_text, source.wasm);
+    }
+    let config = Arc::new(LiveConfig::new(plugins.clone(), None));
+    let config_file = store.join("config.toml");
+    if let Some(stored) = load_config_file(&config_file).map_err(|e| err(&e))? {
+        let toml = stored.to_toml();
+        config.apply(&toml).map_err(|e| err(&e))?;
+        scheduler.remember_config(&toml);
+    }
+    Ok(AdminServer::new(plugins, config, Some(dir)).with_fanout(scheduler, config_file))
 }
 
 impl BoundServe {
@@ -205,8 +254,14 @@ impl BoundServe {
         )
         .add_service(tonic::service::interceptor::InterceptedService::new(
             proto::PoolServer::from_arc(Arc::new(PoolService::new(self.scheduler.clone()))),
-            auth,
+            auth.clone(),
         ));
+        #[cfg(feature = "plugins")]
+        let router = router.add_service(tonic::service::interceptor::InterceptedService::new(
+            self.admin, auth,
+        ));
+        #[cfg(not(feature = "plugins"))]
+        drop(auth);
         // Workers' streams stay open: after shutdown, connections get a moment, not more.
         let served =
             router.serve_with_incoming_shutdown(incoming, shutdown.clone().cancelled_owned());

@@ -24,7 +24,7 @@ pub const SERVICE_NAME: &str = "sykli.pool.v1.Pool";
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct WorkerMsg {
     /// What it says.
-    #[prost(oneof = "worker_msg::Kind", tags = "1, 2, 3, 4, 5")]
+    #[prost(oneof = "worker_msg::Kind", tags = "1, 2, 3, 4, 5, 10")]
     pub kind: Option<worker_msg::Kind>,
 }
 
@@ -48,6 +48,9 @@ pub mod worker_msg {
         /// Output of a running lease, as it comes (masked).
         #[prost(message, tag = "5")]
         Output(super::Output),
+        /// A `Plugin` or `Config` applied (or refused), and what the worker offers now.
+        #[prost(message, tag = "10")]
+        Applied(super::Applied),
     }
 }
 
@@ -72,6 +75,12 @@ pub struct Hello {
     /// The sykli version it runs.
     #[prost(string, tag = "6")]
     pub version: String,
+    /// The target plugins it has loaded, `NAME@DIGEST` (BLAKE3 of the component).
+    #[prost(string, repeated, tag = "7")]
+    pub plugins: Vec<String>,
+    /// It applies `Plugin` and `Config` messages (answering each with `Applied`).
+    #[prost(bool, tag = "8")]
+    pub admin: bool,
 }
 
 /// A worker is alive.
@@ -121,7 +130,7 @@ pub struct Draining {}
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct ServeMsg {
     /// What serve says.
-    #[prost(oneof = "serve_msg::Kind", tags = "1, 2, 3")]
+    #[prost(oneof = "serve_msg::Kind", tags = "1, 2, 3, 10, 11")]
     pub kind: Option<serve_msg::Kind>,
 }
 
@@ -139,6 +148,12 @@ pub mod serve_msg {
         /// Stop this lease (nobody waits for it, or it was given away).
         #[prost(message, tag = "3")]
         Cancel(super::Cancel),
+        /// Load (or hot-swap, or remove) a target plugin.
+        #[prost(message, tag = "10")]
+        Plugin(super::PluginPush),
+        /// Apply these worker-level settings.
+        #[prost(message, tag = "11")]
+        Config(super::ConfigPush),
     }
 }
 
@@ -182,6 +197,59 @@ pub struct Cancel {
     /// Why.
     #[prost(string, tag = "2")]
     pub reason: String,
+}
+
+/// A target plugin for a worker: loaded (a name already loaded is swapped, its running
+/// tasks finishing on the old version), or removed.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct PluginPush {
+    /// Answered by the `Applied` of the same number.
+    #[prost(uint64, tag = "1")]
+    pub request: u64,
+    /// The target name.
+    #[prost(string, tag = "2")]
+    pub name: String,
+    /// The manifest (`plugin.toml`) text; empty with `remove`.
+    #[prost(string, tag = "3")]
+    pub manifest: String,
+    /// The component's bytes; empty with `remove`.
+    #[prost(bytes = "vec", tag = "4")]
+    pub component: Vec<u8>,
+    /// Unload `name` instead.
+    #[prost(bool, tag = "5")]
+    pub remove: bool,
+}
+
+/// The worker-level settings of `sykli config push` (concurrency, labels, target settings,
+/// grant overrides), as the config's TOML.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ConfigPush {
+    /// Answered by the `Applied` of the same number.
+    #[prost(uint64, tag = "1")]
+    pub request: u64,
+    /// The whole config (it replaces the previous one).
+    #[prost(string, tag = "2")]
+    pub toml: String,
+}
+
+/// A worker's answer to a `Plugin` or `Config`, with what it offers now.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Applied {
+    /// The request answered.
+    #[prost(uint64, tag = "1")]
+    pub request: u64,
+    /// Why it refused; empty when applied.
+    #[prost(string, tag = "2")]
+    pub error: String,
+    /// Its job slots now.
+    #[prost(uint32, tag = "3")]
+    pub jobs: u32,
+    /// Its labels now, `K=V`.
+    #[prost(string, repeated, tag = "4")]
+    pub labels: Vec<String>,
+    /// Its loaded plugins now, `NAME@DIGEST`.
+    #[prost(string, repeated, tag = "5")]
+    pub plugins: Vec<String>,
 }
 
 /// `Status`'s request.
@@ -250,6 +318,9 @@ pub struct WorkerStatus {
     /// Memory in bytes.
     #[prost(uint64, tag = "11")]
     pub memory: u64,
+    /// Its loaded target plugins, `NAME@DIGEST`.
+    #[prost(string, repeated, tag = "12")]
+    pub plugins: Vec<String>,
 }
 
 /// What serve does with joins and status requests.

@@ -33,6 +33,8 @@ use crate::remote::server::platform::{CPU, Labels, MEMORY};
 use crate::remote::server::status;
 use crate::remote::server::store::{DiskStore, remove_tree};
 
+mod fanout;
+
 /// How many queued actions of one client are looked at per round for a worker that fits.
 const SCAN: usize = 32;
 /// How many input roots a worker is remembered to hold.
@@ -126,6 +128,10 @@ struct WorkerEntry {
     leases: BTreeSet<u64>,
     held: VecDeque<String>,
     completed: u64,
+    /// Its loaded target plugins: name to component digest.
+    plugins: BTreeMap<String, String>,
+    /// It applies `Plugin` and `Config` messages.
+    admin: bool,
 }
 
 impl WorkerEntry {
@@ -223,6 +229,8 @@ struct State {
     requeued: u64,
     discarded: u64,
     completed: u64,
+    /// Plugins and config pushed to the pool (see [`fanout`]).
+    admin: fanout::AdminState,
 }
 
 /// The pool scheduler.
@@ -365,6 +373,7 @@ impl PoolScheduler {
                     last_seen_ms: w.last_seen.elapsed().as_millis() as u64,
                     cpus: w.cpus,
                     memory: w.memory,
+                    plugins: fanout::named(&w.plugins),
                 })
                 .collect(),
         }
@@ -727,6 +736,8 @@ impl PoolScheduler {
             leases: BTreeSet::new(),
             held: VecDeque::new(),
             completed: 0,
+            plugins: fanout::parse_named(&hello.plugins),
+            admin: hello.admin,
         };
         entry.send(serve_msg::Kind::Welcome(proto::Welcome {
             worker: id,
@@ -740,6 +751,7 @@ impl PoolScheduler {
             entry.advertised.join(",")
         ));
         state.workers.insert(id, entry);
+        fanout::catch_up(&mut state, id);
         self.dispatch(&mut state);
         id
     }
@@ -807,6 +819,9 @@ impl PoolScheduler {
                 }
                 // Output changes no placement.
                 return;
+            }
+            Kind::Applied(a) => {
+                fanout::applied(&mut state, id, a, &self.config.log);
             }
             Kind::Draining(_) => {
                 if w.state == WorkerState::Ready {
@@ -899,6 +914,7 @@ impl PoolScheduler {
             self.requeue(&mut state, l, why);
         }
         state.workers.remove(&id);
+        fanout::forget_worker(&mut state, id);
         self.dispatch(&mut state);
     }
 
@@ -1070,7 +1086,7 @@ fn best_worker(state: &State, op: &Op) -> Option<u64> {
         if w.state != WorkerState::Ready || w.leases.len() >= w.jobs as usize {
             continue;
         }
-        if w.labels.place(Some(&platform)).is_err() {
+        if w.labels.place(Some(&platform)).is_err() || !fanout::has_plugins(state, w, op) {
             continue;
         }
         let (mut cpu, mut mem) = (0.0, 0u64);
@@ -1111,12 +1127,16 @@ fn unplaceable(state: &State, op: &Op) -> Option<String> {
         w.labels.place(Some(&platform)).is_ok()
             && (op.cpu <= 0.0 || w.cpus <= 0.0 || op.cpu <= w.cpus + 1e-9)
             && (op.memory == 0 || w.memory == 0 || op.memory <= w.memory)
+            && fanout::has_plugins(state, w, op)
     };
     if live.iter().any(fits) {
         return None;
     }
     if live.is_empty() {
         return Some("no worker is in the pool".into());
+    }
+    if let Some(m) = fanout::missing_plugins(state, &live, op) {
+        return Some(m);
     }
     let missing: Vec<String> = op
         .platform
@@ -1273,6 +1293,7 @@ mod tests {
             cpus,
             memory,
             version: "test".into(),
+            ..Default::default()
         }
     }
 

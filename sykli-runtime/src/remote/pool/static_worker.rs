@@ -76,6 +76,31 @@ async fn labels_of(client: &RemoteClient) -> Option<Vec<String>> {
     )
 }
 
+/// The target plugins the plain worker has loaded, `NAME@DIGEST` (none when its admin service
+/// does not answer). Asked at each heartbeat (they change with `sykli plugin push --to` it):
+/// plugin actions go to it only when it has the plugin.
+async fn plugins_of(client: &RemoteClient) -> Vec<String> {
+    #[cfg(feature = "plugins")]
+    {
+        let mut admin = crate::plugin::admin::AdminClient::over(client.clone());
+        let mut all: Vec<String> = match admin.list_plugins().await {
+            Ok(reply) => reply
+                .plugins
+                .iter()
+                .map(|p| format!("{}@{}", p.name, p.digest))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        all.sort();
+        all
+    }
+    #[cfg(not(feature = "plugins"))]
+    {
+        let _ = client;
+        Vec::new()
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn member(
     scheduler: &Arc<PoolScheduler>,
@@ -89,14 +114,18 @@ async fn member(
 ) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Result<ServeMsg, Status>>();
     let (cpus, memory) = (0.0, 0);
+    let mut plugins = plugins_of(&client).await;
     let id = scheduler.add_worker(
         proto::Hello {
             name: url.to_owned(),
-            labels,
+            labels: labels.clone(),
             jobs,
             cpus,
             memory,
             version: "static".into(),
+            // Its plugins and config are its own (`sykli plugin push --to` it directly).
+            plugins: plugins.clone(),
+            admin: false,
         },
         tx,
     );
@@ -141,6 +170,17 @@ async fn member(
                         running: running.keys().copied().collect(),
                         held: Vec::new(),
                     }));
+                    let now = plugins_of(&client).await;
+                    if now != plugins {
+                        plugins = now;
+                        scheduler.message(id, worker_msg::Kind::Applied(proto::Applied {
+                            request: 0,
+                            error: String::new(),
+                            jobs,
+                            labels: labels.clone(),
+                            plugins: plugins.clone(),
+                        }));
+                    }
                 } else if scheduler.is_lost(id) {
                     break "it stopped answering".to_owned();
                 }
