@@ -135,6 +135,37 @@ fn loaded(status: &Value, name: &str) -> Vec<Option<String>> {
 /// on both; v2 pushed while they run leaves them on v1 and gives a new task v2; config push
 /// is refused whole on a bad key and applied on the workers when good; a worker joining after
 /// the pushes gets v2 and the config; a restarted serve still holds both.
+/// The attempt of a retried task travels through serve to the joined worker's plugin (the
+/// `attempt` of the pool's `Work`): its second attempt is attempt 2 there too.
+#[test]
+fn a_retried_plugin_task_on_serve_reaches_the_joined_workers_plugin_as_attempt_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut pool = Pool::start(tmp.path(), HEARTBEAT, &[]);
+    pool.add_worker(2, &["--no-sandbox"]);
+    let v1 = spawn_manifest(tmp.path(), "1.0.0");
+    let url = pool.url.clone();
+    sykli_ok(
+        tmp.path(),
+        &["plugin", "push", v1.to_str().unwrap(), "--to", &url],
+    );
+    let marker = tmp.path().join("tried");
+    let mut task = remote_task(
+        "flaky",
+        &format!(
+            "if [ -f {m} ]; then echo second time lucky; else touch {m}; exit 1; fi",
+            m = marker.display()
+        ),
+    );
+    task["retry"] = json!(1);
+    let (_project, run) = start_remote_run(json!({"version": "1", "tasks": [task]}), &url);
+    let out = finish(run, "the retried run");
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    let lines = task_lines(&all, "flaky");
+    assert!(lines.contains(&"spawn plugin 1.0.0: attempt 2"), "{all}");
+    assert!(lines.contains(&"second time lucky"), "{all}");
+}
+
 #[test]
 fn a_plugin_pushed_to_serve_runs_on_every_worker_and_swaps_without_stopping_tasks() {
     let tmp = tempfile::tempdir().unwrap();

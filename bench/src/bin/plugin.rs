@@ -185,6 +185,7 @@ async fn config_push(n: usize, sykli: &Path, dir: &Path) -> Result<(Duration, Du
         let (client, stop) = (client.clone(), stop.clone());
         tokio::spawn(async move {
             let opts = ExecuteOptions {
+                attempt: 1,
                 skip_cache_lookup: true,
                 secrets: None,
                 queue_timeout: Duration::from_secs(600),

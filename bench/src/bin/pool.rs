@@ -179,6 +179,7 @@ async fn upload_action(client: &RemoteClient, script: &str) -> Result<reapi::Dig
 
 async fn execute(client: &RemoteClient, action: &reapi::Digest) -> Result<i32> {
     let opts = ExecuteOptions {
+        attempt: 1,
         skip_cache_lookup: true,
         secrets: None,
         queue_timeout: Duration::from_secs(600),

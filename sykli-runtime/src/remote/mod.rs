@@ -9,6 +9,10 @@
 /// Request metadata carrying a task's secret values on `Execute`, toward a sykli worker only
 /// (binary, JSON `{NAME: VALUE}`): secrets travel beside the action, never in it.
 pub const SECRETS_METADATA: &str = "x-sykli-secrets-bin";
+/// Request metadata carrying which attempt of its task an `Execute` is (ASCII, from 1), so a
+/// worker hands plugins the same attempt a local run would; outside the action, so every
+/// attempt has the same digest.
+pub const ATTEMPT_METADATA: &str = "x-sykli-attempt";
 /// Response metadata by which a `sykli worker` says it is one (on `GetCapabilities`).
 pub const WORKER_METADATA: &str = "x-sykli-worker";
 /// Response metadata listing a `sykli worker`'s labels (`K=V`, comma-separated).

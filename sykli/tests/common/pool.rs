@@ -354,6 +354,7 @@ pub async fn shell_action(
 /// Executes `action` to its response (skipping the cache).
 pub async fn execute(client: &RemoteClient, action: &reapi::Digest) -> reapi::ExecuteResponse {
     let opts = ExecuteOptions {
+        attempt: 1,
         skip_cache_lookup: true,
         secrets: None,
         queue_timeout: Duration::from_secs(120),
@@ -413,6 +414,7 @@ pub async fn execute_live(
 ) -> (reapi::ExecuteResponse, Vec<u8>, Duration) {
     let sink = std::sync::Arc::new(Collect::default());
     let opts = ExecuteOptions {
+        attempt: 1,
         skip_cache_lookup: true,
         secrets: None,
         queue_timeout: Duration::from_secs(120),

@@ -285,7 +285,7 @@ impl Bot {
     /// Runs `lease` and records its outcome on it (`COMPLETED`, with a result or a status).
     async fn work(&self, lease: &mut Lease, cancel: CancellationToken) -> Result<i32, String> {
         let outcome = self
-            .execute(lease.payload.as_ref(), Default::default(), None, cancel)
+            .execute(lease.payload.as_ref(), Default::default(), 1, None, cancel)
             .await;
         let reported = match outcome {
             Ok((result, st)) => {
@@ -317,6 +317,7 @@ impl Bot {
         &self,
         payload: Option<&Any>,
         secrets: std::collections::BTreeMap<String, String>,
+        attempt: u32,
         live: Option<(String, super::server::live::LiveStreams)>,
         cancel: CancellationToken,
     ) -> Result<(reapi::ActionResult, rpc::Status), rpc::Status> {
@@ -370,6 +371,7 @@ impl Bot {
             command,
             placement,
             secrets,
+            attempt,
             // The scheduler streams no logs from its bots; the result carries them.
             dir_name: live.as_ref().map_or_else(
                 || format!("bot-{:032x}", rand::random::<u128>()),

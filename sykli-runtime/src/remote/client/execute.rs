@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::{MAX_DECODE, RemoteClient, RemoteError, retry};
 use crate::exec::{OperationJournal, OutputSink, OutputStream};
 
-use crate::remote::SECRETS_METADATA;
+use crate::remote::{ATTEMPT_METADATA, SECRETS_METADATA};
 
 /// Broken streams, unavailable servers and lost operations retried before giving up.
 pub const MAX_RECOVERIES: u32 = 30;
@@ -26,6 +26,8 @@ pub struct ExecuteOptions {
     pub skip_cache_lookup: bool,
     /// Secrets as a JSON object, sent as [`SECRETS_METADATA`] metadata (a sykli worker only).
     pub secrets: Option<Vec<u8>>,
+    /// Which attempt of its task this is (from 1), sent as [`ATTEMPT_METADATA`].
+    pub attempt: u32,
     /// How long the action may stay queued before no worker taking it is an error.
     pub queue_timeout: Duration,
     /// Stop waiting when cancelled.
@@ -215,6 +217,10 @@ impl RemoteClient {
                             tonic::metadata::MetadataValue::from_bytes(&m.encode_to_vec()),
                         );
                     }
+                    req.metadata_mut().insert(
+                        ATTEMPT_METADATA,
+                        tonic::metadata::MetadataValue::from(opts.attempt.max(1)),
+                    );
                     if let Some(secrets) = &opts.secrets {
                         req.metadata_mut().insert_bin(
                             SECRETS_METADATA,

@@ -269,6 +269,7 @@ impl RemoteExecutor {
         let opts = ExecuteOptions {
             skip_cache_lookup: p.do_not_cache,
             secrets,
+            attempt: io.attempt,
             queue_timeout: self.opts.queue_timeout,
             cancel: io.cancel.clone(),
             live: Some(io.output.clone()),

@@ -461,6 +461,7 @@ async fn work(
         .execute(
             Some(&payload),
             secrets,
+            w.attempt.max(1),
             Some((dir_name, streams.clone())),
             cancel,
         )

@@ -31,6 +31,13 @@ pub struct Queued {
     pub size: i64,
     /// Who asked (for fair sharing).
     pub client: String,
+    /// Which attempt of its task the client said it is (1 in logs written before it was kept).
+    #[serde(default = "first_attempt")]
+    pub attempt: u32,
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -153,6 +160,7 @@ mod tests {
             hash: "ab".into(),
             size: 3,
             client: "c".into(),
+            attempt: 1,
         }
     }
 

@@ -186,6 +186,9 @@ pub struct Work {
     /// The operation it answers, for logs.
     #[prost(string, tag = "5")]
     pub operation: String,
+    /// Which attempt of its task the client said this is (from 1; 0 from an older serve).
+    #[prost(uint32, tag = "6")]
+    pub attempt: u32,
 }
 
 /// Stop a lease.

@@ -161,6 +161,8 @@ struct Op {
     memory: u64,
     do_not_cache: bool,
     secrets: BTreeMap<String, String>,
+    /// The client's attempt of the task (not serve's leases of the action: `attempts`).
+    task_attempt: u32,
     key: Option<InflightKey>,
     client: String,
     queued_at: Instant,
@@ -402,6 +404,7 @@ impl PoolScheduler {
                 action,
                 command,
                 secrets: BTreeMap::new(),
+                attempt: q.attempt,
                 secrets_hash: [0; 32],
                 id: q.id.clone(),
                 client: q.client.clone(),
@@ -472,6 +475,7 @@ impl PoolScheduler {
                 hash: sub.action_digest.hash.to_hex(),
                 size: sub.action_digest.size as i64,
                 client: sub.client.clone(),
+                attempt: sub.attempt,
             };
             if let Some(j) = self
                 .journal
@@ -511,6 +515,7 @@ impl PoolScheduler {
             memory,
             do_not_cache: sub.action.do_not_cache,
             secrets: sub.secrets,
+            task_attempt: sub.attempt,
             key: key.clone(),
             client: sub.client.clone(),
             queued_at: Instant::now(),
@@ -612,6 +617,7 @@ impl PoolScheduler {
             action_digest: Some(op.action_digest.to_reapi()),
             secrets: op.secrets.clone(),
             operation: name.to_owned(),
+            attempt: op.task_attempt,
         };
         let (cpu, memory, attempt, client) = (op.cpu, op.memory, op.attempts, op.client.clone());
         state.leases.insert(
@@ -1321,6 +1327,7 @@ mod tests {
             action,
             command: reapi::Command::default(),
             secrets: BTreeMap::new(),
+            attempt: 1,
             secrets_hash: [0; 32],
             id: format!("op{n}"),
             client: "c".into(),

@@ -239,6 +239,7 @@ async fn work(
     let opts = ExecuteOptions {
         skip_cache_lookup: true,
         secrets,
+        attempt: w.attempt.max(1),
         queue_timeout: Duration::from_secs(24 * 3600),
         cancel,
         live: None,

@@ -38,7 +38,7 @@ use super::store::{DiskStore, StoreError};
 use crate::cache::digest::DigestFunction;
 use crate::observe::metrics::Metrics;
 
-pub use crate::remote::SECRETS_METADATA;
+pub use crate::remote::{ATTEMPT_METADATA, SECRETS_METADATA};
 
 /// How long a finished operation stays visible to `WaitExecution`/`GetOperation`.
 pub const RETENTION: Duration = Duration::from_secs(600);
@@ -60,6 +60,8 @@ pub struct Submission {
     pub command: reapi::Command,
     /// Secret values for its environment (never stored).
     pub secrets: BTreeMap<String, String>,
+    /// Which attempt of its task the client says this is (from 1; [`ATTEMPT_METADATA`]).
+    pub attempt: u32,
     /// A hash of the secret values (part of the in-flight key), zeros when none.
     pub secrets_hash: [u8; 32],
     /// A unique id (the operation is `operations/{id}`).
@@ -189,6 +191,7 @@ impl Scheduler for Executions {
             command: sub.command,
             placement,
             secrets: sub.secrets,
+            attempt: sub.attempt,
             dir_name: sub.id,
             queued: SystemTime::now(),
             live: None,
@@ -533,6 +536,23 @@ fn client_of<T>(request: &Request<T>) -> String {
     }
 }
 
+/// The attempt from [`ATTEMPT_METADATA`] (1 when absent, as from clients other than sykli).
+pub fn attempt_of(metadata: &tonic::metadata::MetadataMap) -> Result<u32, Status> {
+    let Some(value) = metadata.get(ATTEMPT_METADATA) else {
+        return Ok(1);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|n| *n >= 1)
+        .ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "{ATTEMPT_METADATA} metadata must be a whole number from 1, got {value:?}"
+            ))
+        })
+}
+
 /// Secret values from `x-sykli-secrets-bin` (none when absent). Errors never echo values.
 pub fn secrets_of(
     metadata: &tonic::metadata::MetadataMap,
@@ -622,6 +642,7 @@ impl reapi::execution_server::Execution for ExecutionService {
         request: Request<reapi::ExecuteRequest>,
     ) -> Result<Response<Self::ExecuteStream>, Status> {
         let secrets = secrets_of(request.metadata())?;
+        let attempt = attempt_of(request.metadata())?;
         let who = client_of(&request);
         let tagged = crate::observe::actions::run_and_task(request.metadata());
         let req = request.into_inner();
@@ -686,6 +707,7 @@ impl reapi::execution_server::Execution for ExecutionService {
             action,
             command,
             secrets,
+            attempt,
             secrets_hash,
             id,
             client,

@@ -79,6 +79,8 @@ pub struct Job {
     pub placement: Placement,
     /// Secret values for its environment (never stored; masked in its logs).
     pub secrets: BTreeMap<String, String>,
+    /// Which attempt of its task this is (from 1), for plugins.
+    pub attempt: u32,
     /// A unique name for its directory under `exec/`.
     pub dir_name: String,
     /// When it was queued.
@@ -266,7 +268,7 @@ impl Runner {
             exec.execute(
                 &req,
                 crate::exec::ExecIo {
-                    attempt: 1,
+                    attempt: job.attempt,
                     output: sink,
                     cancel,
                     operations: None,
@@ -639,7 +641,7 @@ impl Runner {
                 sandbox: None,
             };
             let io = ExecIo {
-                attempt: 1,
+                attempt: job.attempt,
                 output: sink,
                 cancel,
                 operations: None,

@@ -374,6 +374,7 @@ mod tests {
             action,
             command: reapi::Command::default(),
             secrets: Default::default(),
+            attempt: 1,
             secrets_hash: [0; 32],
             id: format!("op{n}"),
             client: "c".into(),
