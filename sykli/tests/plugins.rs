@@ -3,12 +3,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::plugins;
+use common::plugins::{self, guest_manifest, spawn_manifest};
 use common::runner_service::RunnerService;
+use common::runs::{finish, start_remote_run, task_lines, wait_for};
 use common::worker::Worker;
 use common::{command, project, text};
 use serde_json::{Value, json};
@@ -103,52 +103,12 @@ fn the_runner_service_runs_posted_commands() {
 // ---------------------------------------------------------------------------------------------
 // End to end: the real `sykli` binary loads the guests, locally and into a running worker.
 
-/// How long any one thing the tests wait for may take.
-const DEADLINE: Duration = Duration::from_secs(120);
-
-/// What the `spawn` plugin needs: `sh`, and the directory its tasks run in.
-const SPAWN_GRANTS: &str = "[grants]\nspawn = [\"sh\"]\ndirs = [{ path = \".\", write = true }]\n";
-
-/// A manifest for `spawn` built at `version`, in its own directory under `dir`.
-fn spawn_manifest(dir: &Path, version: &str) -> PathBuf {
-    let wasm = plugins::build_plugin("spawn", &[("VERSION", version)]);
-    plugins::manifest(
-        &dir.join(format!("spawn-{version}")),
-        "spawn",
-        &wasm,
-        SPAWN_GRANTS,
-    )
-}
-
-/// A manifest for guest `name` (no VERSION define) with `extra` grants and limits.
-fn guest_manifest(dir: &Path, name: &str, extra: &str) -> PathBuf {
-    let wasm = plugins::build_plugin(name, &[]);
-    plugins::manifest(&dir.join(name), name, &wasm, extra)
-}
-
 /// Runs `sykli ARGS` in `dir`, asserting it exits 0; its output.
 fn sykli_ok(dir: &Path, args: &[&str]) -> String {
     let out = command(dir, args).output().unwrap();
     let all = text(&out);
     assert_eq!(out.status.code(), Some(0), "sykli {args:?}:\n{all}");
     all
-}
-
-/// Polls `done` until it holds, panicking with `what` after [`DEADLINE`].
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let until = Instant::now() + DEADLINE;
-    while !done() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The lines of `all` that task `task` printed (`[task] ...`).
-fn task_lines<'a>(all: &'a str, task: &str) -> Vec<&'a str> {
-    let prefix = format!("[{task}] ");
-    all.lines()
-        .filter_map(|l| l.trim_start().strip_prefix(&prefix))
-        .collect()
 }
 
 /// A pipeline of plugin tasks, run locally: files written by one task are read by the next,
@@ -378,36 +338,6 @@ fn plugin_worker(store: &Path) -> Worker {
 fn remote_task(name: &str, command: &str, target: &str) -> Value {
     json!({"name": name, "command": command, "target": target, "remote": true,
            "env": {"PATH": "/usr/local/bin:/usr/bin:/bin"}})
-}
-
-/// `sykli run --remote URL` of `graph` in a fresh project, started in the background.
-fn start_remote_run(graph: Value, url: &str) -> (tempfile::TempDir, Child) {
-    let dir = project(graph);
-    let child = command(
-        dir.path(),
-        &["run", "--remote", url, "--keep-going", "--jobs", "8"],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    (dir, child)
-}
-
-/// Waits (bounded) for `child` to exit; its output.
-fn finish(mut child: Child, what: &str) -> Output {
-    let until = Instant::now() + DEADLINE;
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if Instant::now() > until {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("{what} did not finish within {DEADLINE:?}:\n{}", text(&out));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Regression: a worker told its plugins every remote attempt was the first. The attempt now

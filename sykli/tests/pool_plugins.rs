@@ -9,31 +9,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Instant;
 
+use common::plugins::spawn_manifest;
 use common::pool::{Pool, client, execute, outcome, shell_action};
-use common::{command, plugins, project, text};
+use common::runs::{DEADLINE, finish, start_remote_run, task_lines, wait_for};
+use common::{command, text};
 use serde_json::{Value, json};
 
 const HEARTBEAT: &str = "200ms";
-/// How long any one thing the tests wait for may take.
-const DEADLINE: Duration = Duration::from_secs(120);
-/// What the `spawn` plugin needs: `sh`, and the directory its tasks run in.
-const SPAWN_GRANTS: &str = "[grants]\nspawn = [\"sh\"]\ndirs = [{ path = \".\", write = true }]\n";
-
-/// A manifest for `spawn` built at `version`, in its own directory under `dir`.
-fn spawn_manifest(dir: &Path, version: &str) -> PathBuf {
-    let wasm = plugins::build_plugin("spawn", &[("VERSION", version)]);
-    plugins::manifest(
-        &dir.join(format!("spawn-{version}")),
-        "spawn",
-        &wasm,
-        SPAWN_GRANTS,
-    )
-}
-
 /// `sykli ARGS` in `dir`, bounded by [`DEADLINE`]: its exit code and output.
 fn sykli(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
     let child = command(dir, args)
@@ -56,53 +42,6 @@ fn sykli_ok(dir: &Path, args: &[&str]) -> String {
 fn remote_task(name: &str, command: &str) -> Value {
     json!({"name": name, "command": command, "target": "spawn", "remote": true,
            "env": {"PATH": "/usr/local/bin:/usr/bin:/bin"}})
-}
-
-/// `sykli run --remote URL` of `graph` in a fresh project, started in the background.
-fn start_remote_run(graph: Value, url: &str) -> (tempfile::TempDir, Child) {
-    let dir = project(graph);
-    let child = command(
-        dir.path(),
-        &["run", "--remote", url, "--keep-going", "--jobs", "8"],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    (dir, child)
-}
-
-/// Waits (bounded) for `child` to exit; its output.
-fn finish(mut child: Child, what: &str) -> Output {
-    let until = Instant::now() + DEADLINE;
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if Instant::now() > until {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("{what} did not finish within {DEADLINE:?}:\n{}", text(&out));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Polls `done` until it holds, panicking with `what` after [`DEADLINE`].
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let until = Instant::now() + DEADLINE;
-    while !done() {
-        assert!(Instant::now() < until, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The lines of `all` that task `task` printed (`[task] ...`).
-fn task_lines<'a>(all: &'a str, task: &str) -> Vec<&'a str> {
-    let prefix = format!("[{task}] ");
-    all.lines()
-        .filter_map(|l| l.trim_start().strip_prefix(&prefix))
-        .collect()
 }
 
 /// The worker pid a task printed (`worker PID`).

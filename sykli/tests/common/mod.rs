@@ -5,6 +5,7 @@
 pub mod peers;
 pub mod plugins;
 pub mod runner_service;
+pub mod runs;
 
 use std::path::Path;
 use std::process::{Command, Output};

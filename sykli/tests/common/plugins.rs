@@ -419,3 +419,25 @@ impl Toolchain {
         Ok(())
     }
 }
+
+/// What the `spawn` plugin needs: `sh`, and the directory its tasks run in.
+pub const SPAWN_GRANTS: &str =
+    "[grants]\nspawn = [\"sh\"]\ndirs = [{ path = \".\", write = true }]\n";
+
+/// A manifest for `spawn` built at `version`, in its own directory under `dir`.
+pub fn spawn_manifest(dir: &Path, version: &str) -> PathBuf {
+    let wasm = build_plugin("spawn", &[("VERSION", version)]);
+    manifest(
+        &dir.join(format!("spawn-{version}")),
+        "spawn",
+        &wasm,
+        SPAWN_GRANTS,
+    )
+}
+
+/// A manifest for guest `name` (no VERSION define) with `extra` grants and limits, in its own
+/// directory under `dir`.
+pub fn guest_manifest(dir: &Path, name: &str, extra: &str) -> PathBuf {
+    let wasm = build_plugin(name, &[]);
+    manifest(&dir.join(name), name, &wasm, extra)
+}
