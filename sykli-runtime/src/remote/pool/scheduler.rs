@@ -10,7 +10,7 @@
 //! [`PoolScheduler::tick`] expires leases, times out the queue and cancels orphans.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bazel_remote_apis::build::bazel::remote::execution::v2 as reapi;
@@ -23,6 +23,7 @@ use tonic::{Code, Status};
 use super::journal::{Journal, Queued};
 use super::proto::{self, ServeMsg, serve_msg};
 use crate::cache::digest::DigestFunction;
+use crate::observe::resources::Sample;
 use crate::remote::server::digests::{BlobDigest, function_of};
 use crate::remote::server::execution::{
     InflightKey, RETENTION, Scheduler, Submission, cancelled_status, not_found, operation,
@@ -233,6 +234,10 @@ struct State {
     admin: fanout::AdminState,
 }
 
+/// Where serve sends the resource samples of running leases: the operation's name and the
+/// sample (see [`PoolScheduler::on_resources`]).
+pub type ResourceSink = Arc<dyn Fn(&str, Sample) + Send + Sync>;
+
 /// The pool scheduler.
 pub struct PoolScheduler {
     store: Arc<DiskStore>,
@@ -240,6 +245,7 @@ pub struct PoolScheduler {
     config: PoolConfig,
     state: Mutex<State>,
     journal: Mutex<Option<Journal>>,
+    resources: OnceLock<ResourceSink>,
 }
 
 impl std::fmt::Debug for PoolScheduler {
@@ -299,6 +305,7 @@ impl PoolScheduler {
             config,
             state: Mutex::new(State::default()),
             journal: Mutex::new(journal),
+            resources: OnceLock::new(),
         });
         for q in recovered {
             this.recover(q);
@@ -756,6 +763,12 @@ impl PoolScheduler {
         id
     }
 
+    /// Sends the resource samples workers report for their running leases to `sink`, by
+    /// operation (set once, by serve's observe side).
+    pub fn on_resources(&self, sink: ResourceSink) {
+        let _ = self.resources.set(sink);
+    }
+
     /// A message from worker `id` (as a joined worker's stream delivers it).
     pub fn message(&self, id: u64, kind: proto::worker_msg::Kind) {
         self.on_message(id, kind);
@@ -818,6 +831,26 @@ impl PoolScheduler {
                     log.append(o.stderr, &o.data);
                 }
                 // Output changes no placement.
+                return;
+            }
+            Kind::Resources(r) => {
+                // Only the lease's holder speaks for it; a lease that ended has no samples.
+                let Some(op) = state
+                    .leases
+                    .get(&r.lease)
+                    .filter(|l| l.worker == id)
+                    .map(|l| l.op.clone())
+                else {
+                    return;
+                };
+                drop(state);
+                if let Some(sink) = self.resources.get() {
+                    let sample = Sample {
+                        cpu_percent: r.cpu_percent,
+                        rss_bytes: r.rss_bytes,
+                    };
+                    sink(&op, sample);
+                }
                 return;
             }
             Kind::Applied(a) => {
