@@ -426,6 +426,36 @@ fn outcome(r: &reapi::ExecuteResponse) -> (TaskStatus, Option<i32>, Option<Strin
 mod tests {
     use super::*;
 
+    /// A sample relayed for an operation lands on the task of the run waiting for it; one
+    /// for an operation no run tracks is dropped.
+    #[tokio::test]
+    async fn relayed_samples_reach_the_task_of_the_run_waiting_for_the_operation() {
+        let hub = Hub::new();
+        let runs = ActionRuns::new(hub.clone(), "serve");
+        let (_tx, rx) = watch::channel(Operation {
+            name: "operations/x".into(),
+            ..Default::default()
+        });
+        runs.track("run1".into(), "build".into(), rx);
+        let sample = |rss_bytes| Sample {
+            cpu_percent: 12.5,
+            rss_bytes,
+        };
+        runs.resources("operations/other", sample(1));
+        let task = |hub: &Hub| {
+            hub.run("run1")
+                .unwrap()
+                .tasks
+                .into_iter()
+                .find(|t| t.name == "build")
+                .unwrap()
+        };
+        assert_eq!(task(&hub).rss_bytes, None, "not its operation");
+        runs.resources("operations/x", sample(4096));
+        let t = task(&hub);
+        assert_eq!((t.cpu_percent, t.rss_bytes), (Some(12.5), Some(4096)));
+    }
+
     #[test]
     fn lines_split_across_chunks_and_long_ones_are_cut() {
         let mut got = Vec::new();

@@ -1512,4 +1512,45 @@ mod tests {
         assert!(parse_resource(CPU, "-1").unwrap_err().contains("cpu=-1"));
         assert!(parse_resource(MEMORY, "3 parsecs").is_err());
     }
+
+    /// Serve-side mapping of joined workers' samples: a lease's sample reaches the sink
+    /// under its operation, only from the worker holding the lease and only while it runs.
+    #[test]
+    fn resource_samples_reach_the_sink_by_operation_only_while_their_lease_runs() {
+        let (_dir, pool) = pool();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let sink = got.clone();
+        pool.on_resources(Arc::new(move |op: &str, s: Sample| {
+            sink.lock().unwrap().push((op.to_owned(), s.rss_bytes));
+        }));
+        let (a_tx, mut a) = mpsc::unbounded_channel();
+        let (b_tx, _b) = mpsc::unbounded_channel();
+        let ida = pool.add_worker(hello("a", 2.0, 0, 1), a_tx);
+        let idb = pool.add_worker(hello("b", 2.0, 0, 1), b_tx);
+        let _op = pool.clone().submit(submission(1, &[], "r")).unwrap();
+        let mut lease = None;
+        while let Ok(Ok(ServeMsg { kind: Some(kind) })) = a.try_recv() {
+            if let serve_msg::Kind::Work(w) = kind {
+                lease = Some(w.lease);
+            }
+        }
+        let lease = lease.expect("a got the lease");
+        let sample = |lease, rss_bytes| {
+            proto::worker_msg::Kind::Resources(proto::Resources {
+                lease,
+                cpu_percent: 50.0,
+                rss_bytes,
+            })
+        };
+        pool.message(idb, sample(lease, 1));
+        pool.message(ida, sample(lease, 2));
+        pool.message(ida, sample(lease + 99, 3));
+        assert!(pool.cancel("operations/op1", "asked").unwrap());
+        pool.message(ida, sample(lease, 4));
+        assert_eq!(
+            *got.lock().unwrap(),
+            vec![("operations/op1".to_owned(), 2)],
+            "only the holder's sample of the running lease"
+        );
+    }
 }
