@@ -1,8 +1,9 @@
 //! Observing and cancelling the runs a `sykli worker` or a `sykli serve` executes for a
 //! client elsewhere: `sykli cancel SERVER RUN TASK` kills the remote action's processes on
 //! the server and the client's task fails saying it was cancelled there; `sykli observe
-//! SERVER --task T` shows the remote task's output lines (and, on a worker, its resource
-//! samples) while it still runs. Real binaries, loopback only, deadlines not sleeps.
+//! SERVER --task T` shows the remote task's output lines and its resource samples (on serve,
+//! those its joined worker relays) while it still runs. Real binaries, loopback only,
+//! deadlines not sleeps.
 
 mod common;
 
@@ -31,6 +32,13 @@ fn write_pipeline(dir: &Path, tasks: serde_json::Value) {
         json!({"version": "2", "tasks": tasks}).to_string(),
     )
     .unwrap();
+}
+
+/// A busy loop (it burns CPU, so it has resource samples to show) that ends once FILE exists
+/// (bounded: 30,000,000 rounds), then checks it.
+fn burn_until(file: &Path) -> String {
+    let f = file.display();
+    format!("i=0; while [ ! -e '{f}' ] && [ $i -lt 30000000 ]; do i=$((i+1)); done; test -e '{f}'")
 }
 
 /// `sykli --json run --remote URL --no-cache --keep-going` in `project`, its stdout read to
@@ -332,15 +340,16 @@ impl Drop for Observer {
 
 /// `sykli observe SERVER --task talk` shows the line the remote task printed while the task
 /// still runs (it waits for a file the test creates only after the observer saw the line),
-/// and `expect_resources`: a CPU/memory sample of it.
-fn observe_shows_remote_output_while_it_runs(dir: &Path, url: &str, expect_resources: bool) {
+/// and a CPU/memory sample of it naming it, with memory in use (the task burns CPU while it
+/// waits).
+fn observe_shows_remote_output_and_resources_while_it_runs(dir: &Path, url: &str) {
     let project = dir.join("project");
     std::fs::create_dir_all(&project).unwrap();
     let go = dir.join("go");
     write_pipeline(
         &project,
         json!([{"name": "talk", "remote": true, "command": format!(
-            "echo first-line; {}; echo second-line", wait_for(&go))}]),
+            "echo first-line; {}; echo second-line", burn_until(&go))}]),
     );
     let run = ClientRun::start(&project, url);
     let run_id = running_run(dir, url, "talk");
@@ -349,10 +358,9 @@ fn observe_shows_remote_output_while_it_runs(dir: &Path, url: &str, expect_resou
         l.contains("task_output talk: first-line")
     });
     assert!(!go.exists());
-    if expect_resources {
-        let sample = obs.until("a resource sample", |l| l.contains("task_resources talk"));
-        assert!(sample.contains("rss"), "{sample}");
-    }
+    let sample = obs.until("a resource sample", |l| l.contains("task_resources talk:"));
+    assert!(!go.exists(), "sampled while it runs");
+    assert!(rss_mib(&sample) > 0.0, "memory in use: {sample}");
     std::fs::write(&go, "").unwrap();
     obs.until("the second line", |l| {
         l.contains("task_output talk: second-line")
@@ -363,18 +371,38 @@ fn observe_shows_remote_output_while_it_runs(dir: &Path, url: &str, expect_resou
     assert_eq!(code, Some(0), "{v}");
 }
 
+/// The memory of an observe `task_resources` line (`... cpu 98% rss 3M`), in MiB.
+fn rss_mib(line: &str) -> f64 {
+    let rss = line
+        .rsplit_once(" rss ")
+        .unwrap_or_else(|| panic!("no rss in {line}"))
+        .1
+        .trim();
+    let (num, mult) = match rss.strip_suffix('G') {
+        Some(n) => (n, 1024.0),
+        None => (
+            rss.strip_suffix('M')
+                .unwrap_or_else(|| panic!("no unit in {line}")),
+            1.0,
+        ),
+    };
+    num.parse::<f64>().unwrap_or_else(|e| panic!("{e}: {line}")) * mult
+}
+
 #[test]
 fn observe_on_a_worker_shows_a_remote_tasks_output_and_resources_while_it_runs() {
     let p = tempfile::tempdir().unwrap();
     let w = common::worker::Worker::start(&p.path().join("store"), &["--no-sandbox"]);
-    observe_shows_remote_output_while_it_runs(p.path(), &w.url, true);
+    observe_shows_remote_output_and_resources_while_it_runs(p.path(), &w.url);
 }
 
+/// Serve has no processes of its own to sample: the joined worker samples the lease's and
+/// serve relays them to its observers.
 #[test]
-fn observe_on_serve_shows_a_remote_tasks_output_while_it_runs() {
+fn observe_on_serve_shows_a_joined_workers_remote_task_output_and_resources_while_it_runs() {
     let p = tempfile::tempdir().unwrap();
     let mut pool = common::pool::Pool::start(p.path(), "1s", &[]);
     pool.add_worker(2, &[]);
     let url = pool.url.clone();
-    observe_shows_remote_output_while_it_runs(p.path(), &url, false);
+    observe_shows_remote_output_and_resources_while_it_runs(p.path(), &url);
 }

@@ -8,9 +8,10 @@
 //!
 //! Once [`ActionRuns::serve`] gave it the server's scheduler and live logs, a run also
 //! carries its actions' live output (`TaskOutput`, masked as the logs are), resource
-//! samples of actions running on this machine (`TaskResources`), and a cancel hook:
-//! `sykli cancel ADDR RUN` cancels every action of the run here, `sykli cancel ADDR RUN
-//! TASK` the actions of that task ([`Scheduler::cancel`]).
+//! samples of its actions (`TaskResources`: sampled here for actions running on this
+//! machine, relayed by [`ActionRuns::resources`] for those of serve's joined workers), and a
+//! cancel hook: `sykli cancel ADDR RUN` cancels every action of the run here, `sykli cancel
+//! ADDR RUN TASK` the actions of that task ([`Scheduler::cancel`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -22,6 +23,7 @@ use prost::Message;
 use tokio::sync::watch;
 
 use super::hub::{Hub, RunHandle};
+use super::resources::Sample;
 use crate::TaskStatus;
 use crate::events::{Event, EventSink, TaskReport};
 use crate::exec::OutputStream;
@@ -125,6 +127,29 @@ impl ActionRuns {
             any |= server.scheduler.cancel(&op, CANCEL_REASON).unwrap_or(false);
         }
         any
+    }
+
+    /// A resource sample of the running operation `operation` measured elsewhere (serve's
+    /// joined workers report them): a `TaskResources` of its task in each run that waits
+    /// for it. An operation no run tracks (finished, or not started here) is ignored.
+    pub fn resources(&self, operation: &str, sample: Sample) {
+        let targets: Vec<(RunHandle, String)> = self
+            .lock()
+            .values()
+            .flat_map(|a| {
+                a.actions
+                    .values()
+                    .filter(|(_, op)| op == operation)
+                    .map(|(task, _)| (a.handle.clone(), task.clone()))
+            })
+            .collect();
+        for (handle, task) in targets {
+            handle.publish(Event::TaskResources {
+                task,
+                cpu_percent: sample.cpu_percent,
+                rss_bytes: sample.rss_bytes,
+            });
+        }
     }
 
     /// The hub.
@@ -400,6 +425,36 @@ fn outcome(r: &reapi::ExecuteResponse) -> (TaskStatus, Option<i32>, Option<Strin
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sample relayed for an operation lands on the task of the run waiting for it; one
+    /// for an operation no run tracks is dropped.
+    #[tokio::test]
+    async fn relayed_samples_reach_the_task_of_the_run_waiting_for_the_operation() {
+        let hub = Hub::new();
+        let runs = ActionRuns::new(hub.clone(), "serve");
+        let (_tx, rx) = watch::channel(Operation {
+            name: "operations/x".into(),
+            ..Default::default()
+        });
+        runs.track("run1".into(), "build".into(), rx);
+        let sample = |rss_bytes| Sample {
+            cpu_percent: 12.5,
+            rss_bytes,
+        };
+        runs.resources("operations/other", sample(1));
+        let task = |hub: &Hub| {
+            hub.run("run1")
+                .unwrap()
+                .tasks
+                .into_iter()
+                .find(|t| t.name == "build")
+                .unwrap()
+        };
+        assert_eq!(task(&hub).rss_bytes, None, "not its operation");
+        runs.resources("operations/x", sample(4096));
+        let t = task(&hub);
+        assert_eq!((t.cpu_percent, t.rss_bytes), (Some(12.5), Some(4096)));
+    }
 
     #[test]
     fn lines_split_across_chunks_and_long_ones_are_cut() {

@@ -22,47 +22,75 @@ pub struct Reading {
     pub rss_bytes: u64,
 }
 
+/// One sample of a process group, as [`Event::TaskResources`] carries it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// CPU used since the previous sample, in percent of one core (one decimal).
+    pub cpu_percent: f64,
+    /// Resident memory now, in bytes.
+    pub rss_bytes: u64,
+}
+
 /// Samples the process group `pgid` of `task` every [`INTERVAL`] until no process of it is
 /// left, emitting [`Event::TaskResources`] to `events`. Spawned on the current tokio
 /// runtime; does nothing outside one or off Linux.
 pub fn watch_group(task: String, pgid: u32, events: Arc<dyn EventSink>) {
-    if !cfg!(target_os = "linux") {
-        return;
-    }
     let Ok(rt) = tokio::runtime::Handle::try_current() else {
         return;
     };
     rt.spawn(async move {
-        // The processes just started: nothing used yet. The first read is a second later,
-        // so a short task costs a timer, not a scan of /proc.
-        let mut last = (
-            Reading {
-                cpu_us: 0,
-                rss_bytes: 0,
-            },
-            std::time::Instant::now(),
-        );
-        let mut tick = tokio::time::interval(INTERVAL);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            // /proc reads are quick but blocking: off the scheduler's thread.
-            let read = tokio::task::spawn_blocking(move || read_group(pgid))
-                .await
-                .ok()
-                .flatten();
-            let Some(now) = read else { return };
-            let at = std::time::Instant::now();
-            let elapsed = at.duration_since(last.1).as_secs_f64().max(1e-3);
-            let used = now.cpu_us.saturating_sub(last.0.cpu_us) as f64 / 1e6;
+        use futures::StreamExt;
+        let mut samples = std::pin::pin!(samples(pgid));
+        while let Some(s) = samples.next().await {
             events.emit(&Event::TaskResources {
                 task: task.clone(),
-                cpu_percent: (used / elapsed * 100.0 * 10.0).round() / 10.0,
-                rss_bytes: now.rss_bytes,
+                cpu_percent: s.cpu_percent,
+                rss_bytes: s.rss_bytes,
             });
-            last = (now, at);
         }
     });
+}
+
+/// The samples of the process group `pgid`, one every [`INTERVAL`] (the first a second
+/// after the call), ending when no process of it is left. Empty off Linux.
+pub fn samples(pgid: u32) -> impl futures::Stream<Item = Sample> + Send + 'static {
+    // The processes just started: nothing used yet. The first read is a second later,
+    // so a short task costs a timer, not a scan of /proc.
+    let start = (
+        Reading {
+            cpu_us: 0,
+            rss_bytes: 0,
+        },
+        std::time::Instant::now(),
+        None::<tokio::time::Interval>,
+    );
+    futures::stream::unfold(start, move |(last, last_at, tick)| async move {
+        if !cfg!(target_os = "linux") {
+            return None;
+        }
+        let mut tick = match tick {
+            Some(t) => t,
+            None => {
+                let mut t = tokio::time::interval(INTERVAL);
+                t.tick().await;
+                t
+            }
+        };
+        tick.tick().await;
+        // /proc reads are quick but blocking: off the scheduler's thread.
+        let now = tokio::task::spawn_blocking(move || read_group(pgid))
+            .await
+            .ok()
+            .flatten()?;
+        let at = std::time::Instant::now();
+        let elapsed = at.duration_since(last_at).as_secs_f64().max(1e-3);
+        let used = now.cpu_us.saturating_sub(last.cpu_us) as f64 / 1e6;
+        let sample = Sample {
+            cpu_percent: (used / elapsed * 100.0 * 10.0).round() / 10.0,
+            rss_bytes: now.rss_bytes,
+        };
+        Some((sample, (now, at, Some(tick))))
+    })
 }
 
 /// The group's reading: its cgroup's counters when the leader is in a sykli cgroup, else

@@ -457,6 +457,12 @@ async fn work(
             }
         }));
     }
+    let sampler = tokio::spawn(send_samples(
+        w.lease,
+        streams.pgid.subscribe(),
+        cancel.clone(),
+        out.clone(),
+    ));
     let outcome = bot
         .execute(
             Some(&payload),
@@ -466,6 +472,9 @@ async fn work(
             cancel,
         )
         .await;
+    // No sample after the lease ended: the result follows.
+    sampler.abort();
+    let _ = sampler.await;
     // The output goes out before the result (an action that never started wrote none).
     for p in [&streams.stdout, &streams.stderr] {
         p.send_modify(|p| p.done = true);
@@ -497,6 +506,42 @@ async fn work(
         .and_then(|a| a.input_root_digest.map(|r| r.hash))
         .unwrap_or_default();
     (w.lease, root, response)
+}
+
+/// Sends serve a [`proto::Resources`] sample of lease `lease`'s processes about once a
+/// second, once its process group is known (`pgid`), until the group is gone, the lease is
+/// cancelled, or the task is aborted (the lease ended).
+async fn send_samples(
+    lease: u64,
+    mut pgid: tokio::sync::watch::Receiver<Option<u32>>,
+    cancel: CancellationToken,
+    out: mpsc::Sender<WorkerMsg>,
+) {
+    use futures::StreamExt;
+    let sampling = async {
+        // Bounded: the sender goes with the lease.
+        let Ok(group) = pgid.wait_for(Option::is_some).await.map(|p| *p) else {
+            return;
+        };
+        let Some(group) = group else { return };
+        let mut samples = std::pin::pin!(crate::observe::resources::samples(group));
+        while let Some(s) = samples.next().await {
+            let msg = WorkerMsg {
+                kind: Some(worker_msg::Kind::Resources(proto::Resources {
+                    lease,
+                    cpu_percent: s.cpu_percent,
+                    rss_bytes: s.rss_bytes,
+                })),
+            };
+            if out.send(msg).await.is_err() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        () = sampling => {}
+        () = cancel.cancelled() => {}
+    }
 }
 
 /// The pool's snapshot from the serve at `opts`.

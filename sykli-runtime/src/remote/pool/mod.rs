@@ -225,6 +225,17 @@ impl BoundServe {
                 workers: Some(l.workers),
             }
         }));
+        let runs = crate::observe::actions::ActionRuns::new(
+            self.hub.clone(),
+            format!("sykli-serve@{}", self.addr),
+        );
+        // Joined workers' resource samples go to the runs that wait for their actions.
+        let weak = Arc::downgrade(&runs);
+        self.scheduler.on_resources(Arc::new(move |op, sample| {
+            if let Some(runs) = weak.upgrade() {
+                runs.resources(op, sample);
+            }
+        }));
         let incoming = tonic::transport::server::TcpIncoming::from(self.listener)
             .with_nodelay(Some(true))
             .with_keepalive(Some(Duration::from_secs(60)));
@@ -235,10 +246,7 @@ impl BoundServe {
             Arc::new(Labels::announced(&[])),
             self.scheduler.clone(),
             auth.clone(),
-            crate::observe::actions::ActionRuns::new(
-                self.hub.clone(),
-                format!("sykli-serve@{}", self.addr),
-            ),
+            runs,
             crate::observe::http::server_router(
                 self.token.clone(),
                 pool_readiness(self.scheduler.clone(), &shutdown),

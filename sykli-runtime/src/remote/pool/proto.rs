@@ -24,7 +24,7 @@ pub const SERVICE_NAME: &str = "sykli.pool.v1.Pool";
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct WorkerMsg {
     /// What it says.
-    #[prost(oneof = "worker_msg::Kind", tags = "1, 2, 3, 4, 5, 10")]
+    #[prost(oneof = "worker_msg::Kind", tags = "1, 2, 3, 4, 5, 10, 11")]
     pub kind: Option<worker_msg::Kind>,
 }
 
@@ -51,6 +51,9 @@ pub mod worker_msg {
         /// A `Plugin` or `Config` applied (or refused), and what the worker offers now.
         #[prost(message, tag = "10")]
         Applied(super::Applied),
+        /// A resource sample of a running lease's processes (about once a second).
+        #[prost(message, tag = "11")]
+        Resources(super::Resources),
     }
 }
 
@@ -120,6 +123,21 @@ pub struct Output {
     /// The bytes, following the previous chunk of that stream.
     #[prost(bytes = "vec", tag = "3")]
     pub data: Vec<u8>,
+}
+
+/// A sample of a running lease's processes, as `task_resources` carries it
+/// ([`crate::observe::resources::Sample`]).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Resources {
+    /// The lease.
+    #[prost(uint64, tag = "1")]
+    pub lease: u64,
+    /// CPU used since the previous sample, in percent of one core.
+    #[prost(double, tag = "2")]
+    pub cpu_percent: f64,
+    /// Resident memory of its processes now, in bytes.
+    #[prost(uint64, tag = "3")]
+    pub rss_bytes: u64,
 }
 
 /// The worker drains.

@@ -10,7 +10,7 @@
 //! [`PoolScheduler::tick`] expires leases, times out the queue and cancels orphans.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bazel_remote_apis::build::bazel::remote::execution::v2 as reapi;
@@ -23,6 +23,7 @@ use tonic::{Code, Status};
 use super::journal::{Journal, Queued};
 use super::proto::{self, ServeMsg, serve_msg};
 use crate::cache::digest::DigestFunction;
+use crate::observe::resources::Sample;
 use crate::remote::server::digests::{BlobDigest, function_of};
 use crate::remote::server::execution::{
     InflightKey, RETENTION, Scheduler, Submission, cancelled_status, not_found, operation,
@@ -235,6 +236,10 @@ struct State {
     admin: fanout::AdminState,
 }
 
+/// Where serve sends the resource samples of running leases: the operation's name and the
+/// sample (see [`PoolScheduler::on_resources`]).
+pub type ResourceSink = Arc<dyn Fn(&str, Sample) + Send + Sync>;
+
 /// The pool scheduler.
 pub struct PoolScheduler {
     store: Arc<DiskStore>,
@@ -242,6 +247,7 @@ pub struct PoolScheduler {
     config: PoolConfig,
     state: Mutex<State>,
     journal: Mutex<Option<Journal>>,
+    resources: OnceLock<ResourceSink>,
 }
 
 impl std::fmt::Debug for PoolScheduler {
@@ -301,6 +307,7 @@ impl PoolScheduler {
             config,
             state: Mutex::new(State::default()),
             journal: Mutex::new(journal),
+            resources: OnceLock::new(),
         });
         for q in recovered {
             this.recover(q);
@@ -762,6 +769,12 @@ impl PoolScheduler {
         id
     }
 
+    /// Sends the resource samples workers report for their running leases to `sink`, by
+    /// operation (set once, by serve's observe side).
+    pub fn on_resources(&self, sink: ResourceSink) {
+        let _ = self.resources.set(sink);
+    }
+
     /// A message from worker `id` (as a joined worker's stream delivers it).
     pub fn message(&self, id: u64, kind: proto::worker_msg::Kind) {
         self.on_message(id, kind);
@@ -824,6 +837,26 @@ impl PoolScheduler {
                     log.append(o.stderr, &o.data);
                 }
                 // Output changes no placement.
+                return;
+            }
+            Kind::Resources(r) => {
+                // Only the lease's holder speaks for it; a lease that ended has no samples.
+                let Some(op) = state
+                    .leases
+                    .get(&r.lease)
+                    .filter(|l| l.worker == id)
+                    .map(|l| l.op.clone())
+                else {
+                    return;
+                };
+                drop(state);
+                if let Some(sink) = self.resources.get() {
+                    let sample = Sample {
+                        cpu_percent: r.cpu_percent,
+                        rss_bytes: r.rss_bytes,
+                    };
+                    sink(&op, sample);
+                }
                 return;
             }
             Kind::Applied(a) => {
@@ -1485,5 +1518,46 @@ mod tests {
         assert_eq!(parse_resource(MEMORY, "512M"), Ok(512e6));
         assert!(parse_resource(CPU, "-1").unwrap_err().contains("cpu=-1"));
         assert!(parse_resource(MEMORY, "3 parsecs").is_err());
+    }
+
+    /// Serve-side mapping of joined workers' samples: a lease's sample reaches the sink
+    /// under its operation, only from the worker holding the lease and only while it runs.
+    #[test]
+    fn resource_samples_reach_the_sink_by_operation_only_while_their_lease_runs() {
+        let (_dir, pool) = pool();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let sink = got.clone();
+        pool.on_resources(Arc::new(move |op: &str, s: Sample| {
+            sink.lock().unwrap().push((op.to_owned(), s.rss_bytes));
+        }));
+        let (a_tx, mut a) = mpsc::unbounded_channel();
+        let (b_tx, _b) = mpsc::unbounded_channel();
+        let ida = pool.add_worker(hello("a", 2.0, 0, 1), a_tx);
+        let idb = pool.add_worker(hello("b", 2.0, 0, 1), b_tx);
+        let _op = pool.clone().submit(submission(1, &[], "r")).unwrap();
+        let mut lease = None;
+        while let Ok(Ok(ServeMsg { kind: Some(kind) })) = a.try_recv() {
+            if let serve_msg::Kind::Work(w) = kind {
+                lease = Some(w.lease);
+            }
+        }
+        let lease = lease.expect("a got the lease");
+        let sample = |lease, rss_bytes| {
+            proto::worker_msg::Kind::Resources(proto::Resources {
+                lease,
+                cpu_percent: 50.0,
+                rss_bytes,
+            })
+        };
+        pool.message(idb, sample(lease, 1));
+        pool.message(ida, sample(lease, 2));
+        pool.message(ida, sample(lease + 99, 3));
+        assert!(pool.cancel("operations/op1", "asked").unwrap());
+        pool.message(ida, sample(lease, 4));
+        assert_eq!(
+            *got.lock().unwrap(),
+            vec![("operations/op1".to_owned(), 2)],
+            "only the holder's sample of the running lease"
+        );
     }
 }
