@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use common::observer::Observer;
 use serde_json::json;
 use sykli::runtime::state::journal::{journal_path, read_journal};
 
@@ -78,14 +79,6 @@ impl Drop for Served {
     }
 }
 
-/// An observer left behind by a failed test is killed.
-impl Drop for Observer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Waits for `child` to exit (killing it past the deadline), returning its exit code.
 fn wait(child: &mut Child) -> Option<i32> {
     let until = Instant::now() + DEADLINE;
@@ -101,71 +94,9 @@ fn wait(child: &mut Child) -> Option<i32> {
     }
 }
 
-/// `sykli observe ADDR ARGS` with stdout lines sent to a channel (and stderr collected).
-struct Observer {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    stderr: Arc<std::sync::Mutex<String>>,
-}
-
+/// `sykli observe ADDR ARGS` in `dir`.
 fn observe(dir: &Path, addr: &str, args: &[&str]) -> Observer {
-    let mut child = common::command(dir, &["observe", addr])
-        .args(args)
-        .env_remove("SYKLI_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let stderr = Arc::new(std::sync::Mutex::new(String::new()));
-    let mut err = child.stderr.take().unwrap();
-    let collected = stderr.clone();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = err.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            collected
-                .lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    Observer {
-        child,
-        lines: rx,
-        stderr,
-    }
-}
-
-impl Observer {
-    /// The next line, within the deadline.
-    fn next(&self) -> String {
-        self.lines
-            .recv_timeout(DEADLINE)
-            .unwrap_or_else(|_| panic!("no line from sykli observe; stderr: {}", self.stderr()))
-    }
-
-    /// Every remaining line, until it exits.
-    fn rest(mut self) -> (Vec<String>, Option<i32>, String) {
-        let code = wait(&mut self.child);
-        let lines: Vec<String> = self.lines.iter().collect();
-        (lines, code, self.stderr())
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
+    Observer::start(dir, addr, args)
 }
 
 /// The `#SEQ KIND TASK` of an observer line.

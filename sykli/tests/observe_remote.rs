@@ -7,12 +7,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::observer::Observer;
 use serde_json::json;
 
 const DEADLINE: Duration = Duration::from_secs(120);
@@ -285,57 +286,6 @@ fn cancel_on_serve_stops_the_action_on_a_static_worker_too() {
     let pool = common::pool::Pool::start(p.path(), "1s", &["--worker", &w.url]);
     let url = pool.url.clone();
     cancel_kills_the_remote_task_and_fails_it(p.path(), &url, "sykli serve");
-}
-
-/// `sykli observe` lines, read on a thread.
-struct Observer {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Observer {
-    fn start(dir: &Path, url: &str, args: &[&str]) -> Observer {
-        let mut child = common::command(dir, &["observe", url])
-            .args(args)
-            .env_remove("SYKLI_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Observer { child, lines: rx }
-    }
-
-    /// Reads lines until `pred` holds for one (within the deadline); returns it.
-    fn until(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let until = Instant::now() + DEADLINE;
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("sykli observe never showed {what}"));
-            if pred(&line) {
-                return line;
-            }
-        }
-    }
-}
-
-impl Drop for Observer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `sykli observe SERVER --task talk` shows the line the remote task printed while the task

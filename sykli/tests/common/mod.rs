@@ -2,6 +2,7 @@
 //! binary run in it, and its output as text.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod observer;
 pub mod peers;
 pub mod plugins;
 pub mod runner_service;
