@@ -348,28 +348,7 @@ fn remote_task(name: &str, command: &str, target: &str) -> Value {
 fn a_retried_remote_plugin_task_reaches_the_workers_plugin_with_its_attempt_number() {
     let tmp = tempfile::tempdir().unwrap();
     let worker = plugin_worker(&tmp.path().join("store"));
-    let v1 = spawn_manifest(tmp.path(), "1.0.0");
-    sykli_ok(
-        tmp.path(),
-        &["plugin", "push", v1.to_str().unwrap(), "--to", &worker.url],
-    );
-    let marker = tmp.path().join("tried");
-    let mut task = remote_task(
-        "flaky",
-        &format!(
-            "if [ -f {m} ]; then echo second time lucky; else touch {m}; exit 1; fi",
-            m = marker.display()
-        ),
-        "spawn",
-    );
-    task["retry"] = json!(1);
-    let (_dir, child) = start_remote_run(json!({"version": "1", "tasks": [task]}), &worker.url);
-    let out = finish(child, "the remote run");
-    let all = text(&out);
-    assert!(out.status.success(), "{all}");
-    let lines = task_lines(&all, "flaky");
-    assert!(lines.contains(&"spawn plugin 1.0.0: attempt 2"), "{all}");
-    assert!(lines.contains(&"second time lucky"), "{all}");
+    plugins::assert_a_retried_remote_task_reaches_the_plugin_as_attempt_2(tmp.path(), &worker.url);
 }
 
 /// Pushing version 2 of a plugin into a running worker while a pipeline of five tasks runs on

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Instant;
 
-use common::plugins::spawn_manifest;
+use common::plugins::{self, spawn_manifest};
 use common::pool::{Pool, client, execute, outcome, shell_action};
 use common::runs::{DEADLINE, finish, start_remote_run, task_lines, wait_for};
 use common::{command, text};
@@ -81,28 +81,7 @@ fn a_retried_plugin_task_on_serve_reaches_the_joined_workers_plugin_as_attempt_2
     let tmp = tempfile::tempdir().unwrap();
     let mut pool = Pool::start(tmp.path(), HEARTBEAT, &[]);
     pool.add_worker(2, &["--no-sandbox"]);
-    let v1 = spawn_manifest(tmp.path(), "1.0.0");
-    let url = pool.url.clone();
-    sykli_ok(
-        tmp.path(),
-        &["plugin", "push", v1.to_str().unwrap(), "--to", &url],
-    );
-    let marker = tmp.path().join("tried");
-    let mut task = remote_task(
-        "flaky",
-        &format!(
-            "if [ -f {m} ]; then echo second time lucky; else touch {m}; exit 1; fi",
-            m = marker.display()
-        ),
-    );
-    task["retry"] = json!(1);
-    let (_project, run) = start_remote_run(json!({"version": "1", "tasks": [task]}), &url);
-    let out = finish(run, "the retried run");
-    let all = text(&out);
-    assert!(out.status.success(), "{all}");
-    let lines = task_lines(&all, "flaky");
-    assert!(lines.contains(&"spawn plugin 1.0.0: attempt 2"), "{all}");
-    assert!(lines.contains(&"second time lucky"), "{all}");
+    plugins::assert_a_retried_remote_task_reaches_the_plugin_as_attempt_2(tmp.path(), &pool.url);
 }
 
 #[test]

@@ -676,22 +676,28 @@ fn read_pid(path: &Path, deadline: Duration) -> i32 {
     }
 }
 
-#[tokio::test]
-async fn a_timed_out_action_is_deadline_exceeded_and_leaves_no_process() {
-    let dir = tempfile::tempdir().unwrap();
-    // The action writes a pid or counter file on the host: no sandbox.
-    let w = Worker::start(&store(&dir), &["--no-sandbox"]);
-    let c = Client::new(&w, BLAKE3).await;
+/// An action that starts a grandchild (`sleep 1000`), writes its pid to `pidfile` on the host
+/// (the worker must not sandbox), prints `started` and waits; `timeout_secs` its timeout.
+async fn grandchild_action(c: &Client, pidfile: &Path, timeout_secs: Option<i64>) -> reapi::Digest {
     let root = c.input_root(&[]).await;
-    let pidfile = dir.path().join("grandchild.pid");
     let pidfile_s = pidfile.to_string_lossy().into_owned();
     let mut spec = ActionSpec::shell(
         "sleep 1000 & echo $! > \"$PIDFILE\"; echo started; wait",
         root,
     );
     spec.env = vec![("PIDFILE", &pidfile_s)];
-    spec.timeout_secs = Some(1);
-    let action = c.action(spec).await;
+    spec.timeout_secs = timeout_secs;
+    c.action(spec).await
+}
+
+#[tokio::test]
+async fn a_timed_out_action_is_deadline_exceeded_and_leaves_no_process() {
+    let dir = tempfile::tempdir().unwrap();
+    // The action writes a pid or counter file on the host: no sandbox.
+    let w = Worker::start(&store(&dir), &["--no-sandbox"]);
+    let c = Client::new(&w, BLAKE3).await;
+    let pidfile = dir.path().join("grandchild.pid");
+    let action = grandchild_action(&c, &pidfile, Some(1)).await;
     let started = Instant::now();
     let r = c.execute(&action, false).await;
     let st = r.status.clone().unwrap();
@@ -1440,15 +1446,8 @@ async fn cancel_operation_kills_the_running_action_and_finishes_it_cancelled() {
     // The action writes a pid file on the host: no sandbox.
     let w = Worker::start(&store(&dir), &["--no-sandbox"]);
     let c = Client::new(&w, BLAKE3).await;
-    let root = c.input_root(&[]).await;
     let pidfile = dir.path().join("grandchild.pid");
-    let pidfile_s = pidfile.to_string_lossy().into_owned();
-    let mut spec = ActionSpec::shell(
-        "sleep 1000 & echo $! > \"$PIDFILE\"; echo started; wait",
-        root,
-    );
-    spec.env = vec![("PIDFILE", &pidfile_s)];
-    let action = c.action(spec).await;
+    let action = grandchild_action(&c, &pidfile, None).await;
     let mut exec = ExecutionClient::new(c.ch.clone());
     let mut stream = exec
         .execute(reapi::ExecuteRequest {

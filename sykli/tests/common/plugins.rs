@@ -441,3 +441,30 @@ pub fn guest_manifest(dir: &Path, name: &str, extra: &str) -> PathBuf {
     let wasm = build_plugin(name, &[]);
     manifest(&dir.join(name), name, &wasm, extra)
 }
+
+/// Pushes `spawn` 1.0.0 to the server at `url` (a worker or serve), runs a remote task on it
+/// that fails its first attempt and passes its second (`retry: 1`), and asserts the plugin saw
+/// attempt 2 (the spawn guest logs it) and the task passed.
+pub fn assert_a_retried_remote_task_reaches_the_plugin_as_attempt_2(dir: &Path, url: &str) {
+    use super::runs::{finish, start_remote_run, task_lines};
+    let v1 = spawn_manifest(dir, "1.0.0");
+    let pushed = super::sykli(dir, &["plugin", "push", v1.to_str().unwrap(), "--to", url]);
+    assert!(pushed.status.success(), "{}", super::text(&pushed));
+    let marker = dir.join("tried");
+    let task = serde_json::json!({
+        "name": "flaky", "target": "spawn", "remote": true, "retry": 1,
+        "env": {"PATH": "/usr/local/bin:/usr/bin:/bin"},
+        "command": format!(
+            "if [ -f {m} ]; then echo second time lucky; else touch {m}; exit 1; fi",
+            m = marker.display()
+        ),
+    });
+    let (_project, run) =
+        start_remote_run(serde_json::json!({"version": "1", "tasks": [task]}), url);
+    let out = finish(run, "the retried remote run");
+    let all = super::text(&out);
+    assert!(out.status.success(), "{all}");
+    let lines = task_lines(&all, "flaky");
+    assert!(lines.contains(&"spawn plugin 1.0.0: attempt 2"), "{all}");
+    assert!(lines.contains(&"second time lucky"), "{all}");
+}
