@@ -215,8 +215,8 @@ pub enum ExecOutcome {
 }
 
 /// The stage of an [`ExecOutcome::Errored`] whose task was cancelled on request on the
-/// remote server that ran it (`sykli cancel` there): it failed, and is not tried again.
-pub const CANCELLED_REMOTELY: &str = "running on the remote server, which cancelled it";
+/// remote server that ran it ([`ExecOutcome::cancelled_remotely`]).
+const CANCELLED_REMOTELY: &str = "running on the remote server, which cancelled it";
 
 impl ExecOutcome {
     /// An [`ExecOutcome::Errored`] from a stage and a message.
@@ -224,6 +224,22 @@ impl ExecOutcome {
         ExecOutcome::Errored {
             stage: stage.into(),
             message: message.to_string(),
+        }
+    }
+
+    /// The task was cancelled on request on the remote server that ran it (`sykli cancel`
+    /// there, REAPI `CancelOperation`): it is errored with `message`, and not tried again.
+    pub fn cancelled_remotely(message: impl std::fmt::Display) -> Self {
+        ExecOutcome::errored(CANCELLED_REMOTELY, message)
+    }
+
+    /// Whether the task was stopped on request (the run's cancel here, or a cancel on the
+    /// remote server that ran it): such an outcome is final, never retried.
+    pub fn was_cancelled(&self) -> bool {
+        match self {
+            ExecOutcome::Cancelled => true,
+            ExecOutcome::Errored { stage, .. } => stage == CANCELLED_REMOTELY,
+            ExecOutcome::Exited { .. } | ExecOutcome::TimedOut => false,
         }
     }
 }

@@ -392,9 +392,7 @@ async fn drive(shared: &Shared, i: usize, task: &Task, mask: &mut Arc<SecretSet>
         };
         let retryable = end.status != TaskStatus::Passed
             && !cancelled_alone
-            && !matches!(outcome, ExecOutcome::Cancelled)
-            && !matches!(&outcome, ExecOutcome::Errored { stage, .. }
-                if stage == crate::exec::CANCELLED_REMOTELY)
+            && !outcome.was_cancelled()
             && !shared.cancel.is_cancelled();
         if !retryable || attempt >= max_attempts {
             break;

@@ -312,14 +312,11 @@ impl RemoteExecutor {
             // Stopped on the server on request (`sykli cancel` there, CancelOperation): the
             // task failed there, it is not an outage to run again.
             if code == tonic::Code::Cancelled {
-                return Ok(ExecOutcome::errored(
-                    crate::exec::CANCELLED_REMOTELY,
-                    format!(
-                        "cancelled on the server {} ({})",
-                        self.client.endpoint(),
-                        st.message
-                    ),
-                ));
+                return Ok(ExecOutcome::cancelled_remotely(format!(
+                    "cancelled on the server {} ({})",
+                    self.client.endpoint(),
+                    st.message
+                )));
             }
             let mut message = format!(
                 "{}: {}",
