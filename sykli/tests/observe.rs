@@ -560,3 +560,50 @@ fn a_container_tasks_resources_come_from_the_engine_stats() {
     );
     check(&lines, dir, &run.run_id);
 }
+
+/// A remote task's resource samples reach the run that shipped it: the server puts them in
+/// the action's operation, the client's task reports them as its own `task_resources`, and an
+/// observer of `sykli run --remote URL --serve` sees them while the task still runs (it burns
+/// CPU until the test creates `go`, only after the sample was seen).
+fn a_remote_tasks_samples_reach_the_coordinating_run(dir: &Path, url: &str) {
+    let go = dir.join("go");
+    let g = go.display();
+    write_pipeline(
+        dir,
+        json!([{"name": "burn", "remote": true, "command": format!(
+            "i=0; while [ ! -e '{g}' ] && [ $i -lt 30000000 ]; do i=$((i+1)); done; test -e '{g}'")}]),
+    );
+    let mut run = spawn_run(dir, &["--remote", url, "--no-cache"]);
+    let obs = observe(dir, &run.addr, &["--task", "burn"]);
+    let sample = obs.until("a resource sample of the remote task", |l| {
+        l.contains("task_resources burn:")
+    });
+    assert!(!go.exists(), "sampled while it runs: {sample}");
+    assert!(!sample.contains("rss 0M"), "memory in use: {sample}");
+    std::fs::write(&go, "").unwrap();
+    let done = obs.until("the task's end", |l| l.contains("task_finished burn"));
+    assert!(done.contains("passed"), "{done}");
+    assert_eq!(wait(&mut run.child), Some(0));
+}
+
+#[test]
+fn a_remote_tasks_resource_samples_from_a_worker_reach_the_coordinating_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = common::worker::Worker::start(&dir.path().join("store"), &["--no-sandbox"]);
+    let project = dir.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    a_remote_tasks_samples_reach_the_coordinating_run(&project, &w.url);
+}
+
+/// Through serve: the joined worker reports the lease's samples, serve puts them in the
+/// operation.
+#[test]
+fn a_remote_tasks_resource_samples_through_serve_reach_the_coordinating_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut pool = common::pool::Pool::start(dir.path(), "1s", &[]);
+    pool.add_worker(2, &["--no-sandbox"]);
+    let project = dir.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let url = pool.url.clone();
+    a_remote_tasks_samples_reach_the_coordinating_run(&project, &url);
+}

@@ -8,9 +8,9 @@
 //!
 //! Once [`ActionRuns::serve`] gave it the server's scheduler and live logs, a run also
 //! carries its actions' live output (`TaskOutput`, masked as the logs are), resource
-//! samples of its actions (`TaskResources`: sampled here for actions running on this
-//! machine, relayed by [`ActionRuns::resources`] for those of serve's joined workers), and a
-//! cancel hook: `sykli cancel ADDR RUN` cancels every action of the run here, `sykli cancel
+//! samples of its actions (`TaskResources`: those the server puts in each running
+//! operation, [`crate::remote::resources`], whether it measured them here or a joined worker
+//! reported them), and a cancel hook: `sykli cancel ADDR RUN` cancels every action of the run here, `sykli cancel
 //! ADDR RUN TASK` the actions of that task ([`Scheduler::cancel`]).
 
 use std::collections::HashMap;
@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use super::hub::{Hub, RunHandle};
 use super::resources::Sample;
 use crate::TaskStatus;
-use crate::events::{Event, EventSink, TaskReport};
+use crate::events::{Event, TaskReport};
 use crate::exec::OutputStream;
 use crate::logs::MAX_EVENT_LINE;
 use crate::remote::client::execute::REQUEST_METADATA;
@@ -129,29 +129,6 @@ impl ActionRuns {
         any
     }
 
-    /// A resource sample of the running operation `operation` measured elsewhere (serve's
-    /// joined workers report them): a `TaskResources` of its task in each run that waits
-    /// for it. An operation no run tracks (finished, or not started here) is ignored.
-    pub fn resources(&self, operation: &str, sample: Sample) {
-        let targets: Vec<(RunHandle, String)> = self
-            .lock()
-            .values()
-            .flat_map(|a| {
-                a.actions
-                    .values()
-                    .filter(|(_, op)| op == operation)
-                    .map(|(task, _)| (a.handle.clone(), task.clone()))
-            })
-            .collect();
-        for (handle, task) in targets {
-            handle.publish(Event::TaskResources {
-                task,
-                cpu_percent: sample.cpu_percent,
-                rss_bytes: sample.rss_bytes,
-            });
-        }
-    }
-
     /// The hub.
     pub fn hub(&self) -> &Hub {
         &self.hub
@@ -205,6 +182,7 @@ impl ActionRuns {
         tokio::spawn(async move {
             // Serve gives a requeued action new logs: each is followed.
             let mut watched: Option<[String; 2]> = None;
+            let mut last_sample: Option<Sample> = None;
             let mut followers = Vec::new();
             let op = loop {
                 let op = rx.borrow_and_update().clone();
@@ -215,7 +193,17 @@ impl ActionRuns {
                     && watched.as_ref() != Some(&streams)
                 {
                     watched = Some(streams.clone());
-                    followers.extend(me.watch(&handle, &task, &op.name, streams));
+                    followers.extend(me.watch(&handle, &task, streams));
+                }
+                if let Some(sample) = crate::remote::resources::of_operation(&op)
+                    && last_sample != Some(sample)
+                {
+                    last_sample = Some(sample);
+                    handle.publish(Event::TaskResources {
+                        task: task.clone(),
+                        cpu_percent: sample.cpu_percent,
+                        rss_bytes: sample.rss_bytes,
+                    });
                 }
                 if rx.changed().await.is_err() {
                     break None;
@@ -246,14 +234,12 @@ impl ActionRuns {
         });
     }
 
-    /// Streams the live output of the running operation `op` of `task` into the run as
-    /// `TaskOutput` lines, and samples its processes when they run here. Returns the
-    /// output followers (they end with the logs).
+    /// Streams the live output `streams` of a running operation of `task` into the run as
+    /// `TaskOutput` lines. Returns the output followers (they end with the logs).
     fn watch(
         &self,
         handle: &RunHandle,
         task: &str,
-        op: &str,
         streams: [String; 2],
     ) -> Vec<tokio::task::JoinHandle<()>> {
         let Some(server) = self.server.get() else {
@@ -290,19 +276,6 @@ impl ActionRuns {
                     });
                 });
             }));
-        }
-        if let Some(mut pgid) = server.scheduler.processes(op) {
-            let (handle, task) = (handle.clone(), task.to_owned());
-            tokio::spawn(async move {
-                // Bounded: the sender goes with the operation.
-                let Ok(id) = pgid.wait_for(Option::is_some).await.map(|p| *p) else {
-                    return;
-                };
-                if let Some(id) = id {
-                    let sink: Arc<dyn EventSink> = Arc::new(handle);
-                    super::resources::watch_group(task, id, sink);
-                }
-            });
         }
         followers
     }
@@ -426,22 +399,25 @@ fn outcome(r: &reapi::ExecuteResponse) -> (TaskStatus, Option<i32>, Option<Strin
 mod tests {
     use super::*;
 
-    /// A sample relayed for an operation lands on the task of the run waiting for it; one
-    /// for an operation no run tracks is dropped.
+    /// A sample the server put in an operation lands on the task of the run waiting for it.
     #[tokio::test]
-    async fn relayed_samples_reach_the_task_of_the_run_waiting_for_the_operation() {
+    async fn samples_in_the_operation_reach_the_task_of_the_run_waiting_for_it() {
+        use crate::cache::digest::DigestFunction;
+        use crate::remote::server::digests::BlobDigest;
+        use crate::remote::server::execution::operation;
+        use reapi::execution_stage::Value as Stage;
         let hub = Hub::new();
         let runs = ActionRuns::new(hub.clone(), "serve");
-        let (_tx, rx) = watch::channel(Operation {
-            name: "operations/x".into(),
-            ..Default::default()
-        });
+        let action = BlobDigest::of(DigestFunction::Blake3, b"a");
+        let executing = operation(
+            "operations/x",
+            Stage::Executing,
+            DigestFunction::Blake3,
+            &action,
+            None,
+        );
+        let (tx, rx) = watch::channel(executing);
         runs.track("run1".into(), "build".into(), rx);
-        let sample = |rss_bytes| Sample {
-            cpu_percent: 12.5,
-            rss_bytes,
-        };
-        runs.resources("operations/other", sample(1));
         let task = |hub: &Hub| {
             hub.run("run1")
                 .unwrap()
@@ -450,8 +426,21 @@ mod tests {
                 .find(|t| t.name == "build")
                 .unwrap()
         };
-        assert_eq!(task(&hub).rss_bytes, None, "not its operation");
-        runs.resources("operations/x", sample(4096));
+        assert_eq!(task(&hub).rss_bytes, None);
+        tx.send_modify(|op| {
+            crate::remote::resources::attach(
+                op,
+                Sample {
+                    cpu_percent: 12.5,
+                    rss_bytes: 4096,
+                },
+            );
+        });
+        let until = Instant::now() + Duration::from_secs(10);
+        while task(&hub).rss_bytes.is_none() {
+            assert!(Instant::now() < until, "the sample never reached the task");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let t = task(&hub);
         assert_eq!((t.cpu_percent, t.rss_bytes), (Some(12.5), Some(4096)));
     }

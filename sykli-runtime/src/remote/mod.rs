@@ -24,6 +24,7 @@ pub mod bots;
 pub mod client;
 pub mod endpoint;
 pub mod pool;
+pub mod resources;
 pub mod server;
 
 /// The answer of a hand-written gRPC service (pool, observe, admin) to a method it does not

@@ -32,7 +32,8 @@ pub struct ExecuteOptions {
     pub queue_timeout: Duration,
     /// Stop waiting when cancelled.
     pub cancel: CancellationToken,
-    /// Where live output goes when the server offers `stdout_stream_name`.
+    /// Where live output goes when the server offers `stdout_stream_name`, and the resource
+    /// samples a sykli server puts in the operation ([`crate::remote::resources`]).
     pub live: Option<Arc<dyn OutputSink>>,
     /// The action's platform, for the queue-timeout message.
     pub platform: String,
@@ -379,6 +380,10 @@ impl RemoteClient {
                 if let Some(sink) = &opts.live {
                     live.start(self, sink, &meta.stdout_stream_name, OutputStream::Stdout);
                     live.start(self, sink, &meta.stderr_stream_name, OutputStream::Stderr);
+                    // A sykli server's sample of the action's processes: the task's own.
+                    if let Some(s) = crate::remote::resources::read(&meta) {
+                        sink.resource_sample(s.cpu_percent, s.rss_bytes);
+                    }
                 }
             }
             if !op.done {

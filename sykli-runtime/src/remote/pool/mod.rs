@@ -229,13 +229,6 @@ impl BoundServe {
             self.hub.clone(),
             format!("sykli-serve@{}", self.addr),
         );
-        // Joined workers' resource samples go to the runs that wait for their actions.
-        let weak = Arc::downgrade(&runs);
-        self.scheduler.on_resources(Arc::new(move |op, sample| {
-            if let Some(runs) = weak.upgrade() {
-                runs.resources(op, sample);
-            }
-        }));
         let incoming = tonic::transport::server::TcpIncoming::from(self.listener)
             .with_nodelay(Some(true))
             .with_keepalive(Some(Duration::from_secs(60)));

@@ -10,7 +10,7 @@
 //! [`PoolScheduler::tick`] expires leases, times out the queue and cancels orphans.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bazel_remote_apis::build::bazel::remote::execution::v2 as reapi;
@@ -236,10 +236,6 @@ struct State {
     admin: fanout::AdminState,
 }
 
-/// Where serve sends the resource samples of running leases: the operation's name and the
-/// sample (see [`PoolScheduler::on_resources`]).
-pub type ResourceSink = Arc<dyn Fn(&str, Sample) + Send + Sync>;
-
 /// The pool scheduler.
 pub struct PoolScheduler {
     store: Arc<DiskStore>,
@@ -247,7 +243,6 @@ pub struct PoolScheduler {
     config: PoolConfig,
     state: Mutex<State>,
     journal: Mutex<Option<Journal>>,
-    resources: OnceLock<ResourceSink>,
 }
 
 impl std::fmt::Debug for PoolScheduler {
@@ -307,7 +302,6 @@ impl PoolScheduler {
             config,
             state: Mutex::new(State::default()),
             journal: Mutex::new(journal),
-            resources: OnceLock::new(),
         });
         for q in recovered {
             this.recover(q);
@@ -769,12 +763,6 @@ impl PoolScheduler {
         id
     }
 
-    /// Sends the resource samples workers report for their running leases to `sink`, by
-    /// operation (set once, by serve's observe side).
-    pub fn on_resources(&self, sink: ResourceSink) {
-        let _ = self.resources.set(sink);
-    }
-
     /// A message from worker `id` (as a joined worker's stream delivers it).
     pub fn message(&self, id: u64, kind: proto::worker_msg::Kind) {
         self.on_message(id, kind);
@@ -841,21 +829,20 @@ impl PoolScheduler {
             }
             Kind::Resources(r) => {
                 // Only the lease's holder speaks for it; a lease that ended has no samples.
-                let Some(op) = state
+                // The sample rides in the operation (`remote::resources`): serve's observers
+                // and the client that waits for it both see it there.
+                if let Some(op) = state
                     .leases
                     .get(&r.lease)
                     .filter(|l| l.worker == id)
-                    .map(|l| l.op.clone())
-                else {
-                    return;
-                };
-                drop(state);
-                if let Some(sink) = self.resources.get() {
+                    .and_then(|l| state.ops.get(&l.op))
+                {
                     let sample = Sample {
                         cpu_percent: r.cpu_percent,
                         rss_bytes: r.rss_bytes,
                     };
-                    sink(&op, sample);
+                    op.tx
+                        .send_if_modified(|o| crate::remote::resources::attach(o, sample));
                 }
                 return;
             }
@@ -1520,21 +1507,16 @@ mod tests {
         assert!(parse_resource(MEMORY, "3 parsecs").is_err());
     }
 
-    /// Serve-side mapping of joined workers' samples: a lease's sample reaches the sink
-    /// under its operation, only from the worker holding the lease and only while it runs.
+    /// Serve-side mapping of joined workers' samples: a lease's sample rides in its
+    /// operation, only from the worker holding the lease and only while it runs.
     #[test]
-    fn resource_samples_reach_the_sink_by_operation_only_while_their_lease_runs() {
+    fn resource_samples_ride_in_the_operation_only_from_the_lease_holder_while_it_runs() {
         let (_dir, pool) = pool();
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let sink = got.clone();
-        pool.on_resources(Arc::new(move |op: &str, s: Sample| {
-            sink.lock().unwrap().push((op.to_owned(), s.rss_bytes));
-        }));
         let (a_tx, mut a) = mpsc::unbounded_channel();
         let (b_tx, _b) = mpsc::unbounded_channel();
         let ida = pool.add_worker(hello("a", 2.0, 0, 1), a_tx);
         let idb = pool.add_worker(hello("b", 2.0, 0, 1), b_tx);
-        let _op = pool.clone().submit(submission(1, &[], "r")).unwrap();
+        let op = pool.clone().submit(submission(1, &[], "r")).unwrap();
         let mut lease = None;
         while let Ok(Ok(ServeMsg { kind: Some(kind) })) = a.try_recv() {
             if let serve_msg::Kind::Work(w) = kind {
@@ -1549,15 +1531,20 @@ mod tests {
                 rss_bytes,
             })
         };
+        let carried = || crate::remote::resources::of_operation(&op.borrow()).map(|s| s.rss_bytes);
         pool.message(idb, sample(lease, 1));
+        assert_eq!(
+            carried(),
+            None,
+            "not from a worker that does not hold the lease"
+        );
         pool.message(ida, sample(lease, 2));
+        assert_eq!(carried(), Some(2));
         pool.message(ida, sample(lease + 99, 3));
+        assert_eq!(carried(), Some(2), "not for another lease");
         assert!(pool.cancel("operations/op1", "asked").unwrap());
         pool.message(ida, sample(lease, 4));
-        assert_eq!(
-            *got.lock().unwrap(),
-            vec![("operations/op1".to_owned(), 2)],
-            "only the holder's sample of the running lease"
-        );
+        assert!(op.borrow().done);
+        assert_ne!(carried(), Some(4), "not after the lease ended");
     }
 }

@@ -102,12 +102,6 @@ pub trait Scheduler: Send + Sync + 'static {
     /// a `CANCELLED` status saying `reason`. `Ok(false)` when it had already finished;
     /// `NOT_FOUND` when the operation is not known here.
     fn cancel(&self, name: &str, reason: &str) -> Result<bool, Status>;
-    /// The process group of the operation's action once it runs on this machine (for
-    /// resource samples); none when it runs elsewhere.
-    fn processes(&self, name: &str) -> Option<watch::Receiver<Option<u32>>> {
-        let _ = name;
-        None
-    }
 }
 
 /// The status of an action cancelled on request on `server` (a worker or serve).
@@ -145,14 +139,12 @@ struct State {
     active: HashMap<String, Control>,
 }
 
-/// How a queued or running operation is stopped, and where its processes are.
+/// How a queued or running operation is stopped.
 struct Control {
     /// Cancelled by shutdown or by a cancel request.
     token: CancellationToken,
     /// Why it was cancelled on request (unset: not cancelled, or the worker stops).
     reason: Arc<std::sync::OnceLock<String>>,
-    /// The action's process group once it started.
-    pgid: watch::Receiver<Option<u32>>,
 }
 
 /// The executions of a worker: operations, in-flight deduplication, the job limit.
@@ -222,10 +214,6 @@ impl Scheduler for Executions {
             None if state.ops.contains_key(name) => Ok(false),
             None => Err(not_found(name)),
         }
-    }
-
-    fn processes(&self, name: &str) -> Option<watch::Receiver<Option<u32>>> {
-        self.state().active.get(name).map(|c| c.pgid.clone())
     }
 }
 
@@ -345,7 +333,6 @@ impl Executions {
             Control {
                 token: token.clone(),
                 reason: reason.clone(),
-                pgid: streams.pgid.subscribe(),
             },
         );
         state.ops.insert(name.clone(), tx.clone());
@@ -393,7 +380,10 @@ impl Executions {
                     );
                     with_streams(&mut executing, &log_names);
                     tx.send_replace(executing);
+                    let sampler =
+                        tokio::spawn(publish_samples(tx.clone(), streams.pgid.subscribe()));
                     let mut response = this.runner.run(&job, token.clone()).await;
+                    sampler.abort();
                     // Cancelled on request, not by the worker stopping: say so (the logs
                     // of what it did stay in the result).
                     if let Some(why) = reason.get()
@@ -488,6 +478,23 @@ pub fn with_streams(op: &mut Operation, names: &[String; 2]) {
         meta.stdout_stream_name = names[0].clone();
         meta.stderr_stream_name = names[1].clone();
         any.value = meta.encode_to_vec();
+    }
+}
+
+/// Puts resource samples of the action's process group (once it started on this machine)
+/// into its operation about once a second ([`crate::remote::resources`]), until the group is
+/// gone or the operation is done; a done operation is never changed.
+async fn publish_samples(tx: watch::Sender<Operation>, mut pgid: watch::Receiver<Option<u32>>) {
+    use futures::StreamExt;
+    // Bounded: the sender goes with the operation.
+    let Ok(Some(id)) = pgid.wait_for(Option::is_some).await.map(|p| *p) else {
+        return;
+    };
+    let mut samples = std::pin::pin!(crate::observe::resources::samples(id));
+    while let Some(sample) = samples.next().await {
+        if !tx.send_if_modified(|op| crate::remote::resources::attach(op, sample)) {
+            break;
+        }
     }
 }
 
