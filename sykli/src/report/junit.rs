@@ -304,13 +304,14 @@ pub(crate) fn text(s: &str) -> String {
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
         if c == '\u{1b}' && chars.peek() == Some(&'[') {
-            // CSI: ESC [ parameters/intermediates, then one final byte in @..~.
+            // CSI: ESC [, parameter and intermediate bytes (0x20-0x3f), one final byte in
+            // @..~. A sequence cut short ends at the first other character, which is kept.
             chars.next();
-            for c in chars.by_ref() {
-                if ('@'..='~').contains(&c) {
-                    break;
-                }
-            }
+            while chars
+                .next_if(|c| ('\u{20}'..='\u{3f}').contains(c))
+                .is_some()
+            {}
+            chars.next_if(|c| ('@'..='~').contains(c));
             continue;
         }
         if xml_char(c) {
@@ -354,6 +355,15 @@ mod tests {
             total_lines: tail.len() as u64,
             ..Default::default()
         }
+    }
+
+    /// Regression (found by the round-trip property): an ESC [ cut short swallowed everything
+    /// up to the next letter, newlines and following lines included.
+    #[test]
+    fn an_unterminated_colour_sequence_swallows_nothing_after_it() {
+        assert_eq!(text("\u{1b}[\nnext line"), "\nnext line");
+        assert_eq!(text("a\u{1b}[31"), "a");
+        assert_eq!(text("\u{1b}[1;31mred\u{1b}[0m"), "red");
     }
 
     #[test]
