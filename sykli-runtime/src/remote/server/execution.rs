@@ -815,3 +815,28 @@ impl lr::operations_server::Operations for OperationsService {
         Ok(Response::new(op))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The attempt header: absent is 1 (other REAPI clients); a whole number from 1 is taken;
+    /// anything else is INVALID_ARGUMENT naming the header and the value, never a panic.
+    #[test]
+    fn the_attempt_header_is_read_or_refused_naming_it() {
+        let mut m = tonic::metadata::MetadataMap::new();
+        assert_eq!(attempt_of(&m).unwrap(), 1);
+        m.insert(ATTEMPT_METADATA, "3".parse().unwrap());
+        assert_eq!(attempt_of(&m).unwrap(), 3);
+        for bad in ["0", "-1", "two", "99999999999"] {
+            m.insert(ATTEMPT_METADATA, bad.parse().unwrap());
+            let e = attempt_of(&m).unwrap_err();
+            assert_eq!(e.code(), tonic::Code::InvalidArgument);
+            assert!(
+                e.message().contains(ATTEMPT_METADATA) && e.message().contains(bad),
+                "{}",
+                e.message()
+            );
+        }
+    }
+}
