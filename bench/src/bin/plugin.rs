@@ -14,15 +14,13 @@
 //! `cargo build --release -p sykli -p sykli-bench`, then `target/release/plugin [N]`. The
 //! `sykli` binary is `$SYKLI_BIN` or the one next to this benchmark.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bazel_remote_apis::build::bazel::remote::execution::v2 as reapi;
 use prost::Message;
-use sykli_bench::sykli_bin;
+use sykli_bench::{Worker, sykli_bin};
 use sykli_runtime::plugin::admin::AdminClient;
 use sykli_runtime::plugin::fixture::{Behaviour, component};
 use sykli_runtime::plugin::{Manifest, PluginHost, PluginSource, Plugins};
@@ -85,56 +83,6 @@ fn hot_swap(n: usize, cache: &Path) -> Result<(Duration, Duration)> {
     Ok(stats(samples))
 }
 
-/// A `sykli worker` killed on drop.
-struct Worker(Child, String);
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_worker(sykli: &Path, store: &Path) -> Result<Worker> {
-    let mut child = Command::new(sykli)
-        .args([
-            "worker",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-sandbox",
-            "--jobs",
-        ])
-        .arg(WORKER_JOBS.to_string())
-        .arg("--store")
-        .arg(store)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("failed to start sykli worker")?;
-    let stdout = child.stdout.take().context("no stdout")?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        if let Some(Ok(l)) = lines.next() {
-            let _ = tx.send(l);
-        }
-        for _ in lines {}
-    });
-    let line = match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(l) => l,
-        Err(_) => {
-            let _ = child.kill();
-            bail!("sykli worker printed no listen line in 30 s");
-        }
-    };
-    let url = line
-        .strip_prefix("sykli worker: listening on ")
-        .context("unexpected first line from sykli worker")?
-        .to_owned();
-    Ok(Worker(child, url))
-}
-
 async fn busy_action(client: &RemoteClient, i: usize) -> Result<reapi::Digest> {
     let f = client.function();
     let script =
@@ -175,8 +123,13 @@ async fn busy_action(client: &RemoteClient, i: usize) -> Result<reapi::Digest> {
 }
 
 async fn config_push(n: usize, sykli: &Path, dir: &Path) -> Result<(Duration, Duration)> {
-    let worker = start_worker(sykli, &dir.join("store"))?;
-    let opts = ClientOptions::new(Endpoint::parse(&worker.1)?);
+    let jobs = WORKER_JOBS.to_string();
+    let worker = Worker::start(
+        sykli,
+        &dir.join("store"),
+        &["--no-sandbox", "--jobs", &jobs],
+    )?;
+    let opts = ClientOptions::new(Endpoint::parse(&worker.url)?);
     let client = RemoteClient::connect(&opts).await?;
     // Load: twice as many CPU-bound actions as slots (all slots busy, a queue behind).
     let stop = CancellationToken::new();

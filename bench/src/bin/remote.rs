@@ -13,14 +13,13 @@
 //! `target/release/remote [ACTIONS] [JOBS] [ROUNDS]` (defaults 1000, 16, 3). The `sykli`
 //! binary is `$SYKLI_BIN` or the one next to this benchmark.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use sykli_bench::sykli_bin;
+use sykli_bench::{Worker, sykli_bin};
 use sykli_runtime::events::{Event, EventSink};
 use sykli_runtime::graph::{Graph, validate_owned};
 use sykli_runtime::remote::client::{
@@ -33,56 +32,6 @@ struct Quiet;
 
 impl EventSink for Quiet {
     fn emit(&self, _event: &Event) {}
-}
-
-/// A `sykli worker` on 127.0.0.1, killed on drop.
-struct Worker {
-    child: Child,
-    url: String,
-}
-
-impl Worker {
-    /// Starts a worker on `store`; `sandbox` false passes `--no-sandbox` (host actions as
-    /// plain processes, as a local run executes them).
-    fn start(sykli: &Path, store: &Path, sandbox: bool) -> Result<Worker> {
-        let mut command = Command::new(sykli);
-        command
-            .args(["worker", "--listen", "127.0.0.1:0", "--store"])
-            .arg(store);
-        if !sandbox {
-            command.arg("--no-sandbox");
-        }
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("failed to start sykli worker")?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(l)) = lines.next() {
-                let _ = tx.send(l);
-            }
-            for _ in lines {}
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .context("sykli worker printed no listen line within 60s")?;
-        let url = line
-            .strip_prefix("sykli worker: listening on ")
-            .with_context(|| format!("unexpected line from sykli worker: {line:?}"))?
-            .to_owned();
-        Ok(Worker { child, url })
-    }
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// Times `sykli run` of `dir` (on `remote` when given; `sandbox`: `--sandbox`).
@@ -128,8 +77,8 @@ fn overhead(sykli: &Path, actions: usize, jobs: usize, rounds: usize) -> Result<
     let tmp = tempfile::tempdir()?;
     // The same actions on a worker running them as plain processes (what the local run
     // does: the protocol's overhead) and on one sandboxing them (its default).
-    let plain = Worker::start(sykli, &tmp.path().join("store-plain"), false)?;
-    let sandboxed = Worker::start(sykli, &tmp.path().join("store-sandboxed"), true)?;
+    let plain = Worker::start(sykli, &tmp.path().join("store-plain"), &["--no-sandbox"])?;
+    let sandboxed = Worker::start(sykli, &tmp.path().join("store-sandboxed"), &[])?;
     let project = |name: &str, remote: bool| -> Result<std::path::PathBuf> {
         let dir = tmp.path().join(name);
         std::fs::create_dir_all(&dir)?;
@@ -245,7 +194,7 @@ async fn run_in_process(
 
 async fn incremental(sykli: &Path, files: usize) -> Result<()> {
     let tmp = tempfile::tempdir()?;
-    let worker = Worker::start(sykli, &tmp.path().join("store"), true)?;
+    let worker = Worker::start(sykli, &tmp.path().join("store"), &[])?;
     let dir = tmp.path().join("project");
     let dirs = files.div_ceil(100);
     for d in 0..dirs {
